@@ -1,0 +1,62 @@
+/** Which way plaintext moved, seen from the traced process. */
+export type Direction = 'read' | 'write';
+
+/** The TLS library functions tlstap probes, in the order of `enum tlstap_func` in bpf/tlstap.h. */
+export const TLS_FUNCTIONS = ['SSL_read', 'SSL_write', 'SSL_read_ex', 'SSL_write_ex'] as const;
+
+/** A probed TLS library function. */
+export type TlsFunction = (typeof TLS_FUNCTIONS)[number];
+
+/** One TLS library call with its chunks joined back together. */
+export interface TlsCall {
+  /** CLOCK_MONOTONIC nanoseconds at the call's return. */
+  tsNs: bigint;
+  pid: number;
+  tid: number;
+  uid: number;
+  comm: string;
+  func: TlsFunction;
+  dir: Direction;
+  /** Address of the TLS object (SSL *) the call was made on. */
+  ssl: bigint;
+  /** Index of the probed file in the capture's file list (CaptureContext.files). */
+  fileIndex: number;
+  /** Bytes the call moved, captured or not. */
+  totalLen: number;
+  /** The captured plaintext: totalLen minus truncated minus lost bytes. */
+  data: Buffer;
+  /** Bytes beyond the per-call cap (--max-bytes), never copied. */
+  truncated: number;
+  /** Bytes that were copied in the kernel but lost on the way (ring buffer full, unreadable memory). */
+  lost: number;
+}
+
+/** What output formats need to know about the capture besides the calls. */
+export interface CaptureContext {
+  /** Probed files, indexed by TlsCall.fileIndex. */
+  files: readonly string[];
+  /** Wall-clock nanoseconds since the epoch for a CLOCK_MONOTONIC timestamp. */
+  wallClockNs(monotonicNs: bigint): bigint;
+}
+
+/** Totals for the end-of-run summary; every loss has its own count. */
+export interface CaptureStats {
+  calls: number;
+  bytes: number;
+  /** Ring-buffer records the kernel had no room for. */
+  eventsDropped: number;
+  /** Payload bytes of those records. */
+  bytesDropped: number;
+  /** Bytes beyond the per-call cap. */
+  bytesTruncated: number;
+  /** Records lost because the traced process's memory could not be read. */
+  readFaults: number;
+  readFaultBytes: number;
+}
+
+/** A consumer of joined calls: an output format or a file writer. */
+export interface CallSink {
+  write(call: TlsCall): void;
+  /** Flushes and closes; resolves when every byte is written. */
+  close(): Promise<void>;
+}
