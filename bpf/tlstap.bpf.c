@@ -137,7 +137,8 @@ int BPF_KRETPROBE(probe_return)
 	__u32 func = TLSTAP_COOKIE_FUNC(cookie);
 	struct tlstap_data_event *ev;
 	struct call_args args, *found;
-	__u32 zero = 0, captured, off;
+	__u32 zero = 0;
+	__u64 captured;
 	struct staging *st;
 	__u64 len;
 
@@ -159,7 +160,7 @@ int BPF_KRETPROBE(probe_return)
 		return 0;
 	ev = (struct tlstap_data_event *)st->raw;
 
-	captured = len < max_call_bytes ? (__u32)len : max_call_bytes;
+	captured = len < max_call_bytes ? len : max_call_bytes;
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->ssl = args.ssl;
 	ev->cookie = cookie;
@@ -175,20 +176,17 @@ int BPF_KRETPROBE(probe_return)
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 
 	for (int i = 0; i < TLSTAP_MAX_CHUNKS; i++) {
-		__u32 n;
+		/* 64-bit arithmetic keeps the verifier's bounds on n unsigned and exact. */
+		__u64 off = (__u64)i * TLSTAP_CHUNK_SIZE;
+		__u64 n;
 
-		off = (__u32)i * TLSTAP_CHUNK_SIZE;
 		if (off >= captured)
 			break;
 		n = captured - off;
 		if (n > TLSTAP_CHUNK_SIZE)
 			n = TLSTAP_CHUNK_SIZE;
-		/* Keep the verifier's view of n bounded whatever clang made of the clamp. */
-		asm volatile("%[n] &= %[mask]" : [n] "+r"(n) : [mask] "i"(2 * TLSTAP_CHUNK_SIZE - 1));
-		if (n > TLSTAP_CHUNK_SIZE)
-			n = TLSTAP_CHUNK_SIZE;
-		ev->chunk_offset = off;
-		ev->chunk_len = n;
+		ev->chunk_offset = (__u32)off;
+		ev->chunk_len = (__u32)n;
 		if (bpf_probe_read_user(ev->data, n, (void *)(args.buf + off))) {
 			count(TLSTAP_CTR_READ_FAULTS, 1);
 			count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);

@@ -1,0 +1,365 @@
+#include "bpf_session.h"
+
+#include "errors.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <cstring>
+#include <linux/bpf.h>
+
+namespace tlstap {
+
+namespace {
+
+// A batch travelling from the polling thread to JS. data is null for the final "stopped" call.
+struct Delivery {
+	std::vector<uint8_t> *data;
+	uint32_t count;
+	int error;
+};
+
+// Each record in a batch is framed as [u32 little-endian length][bytes].
+void AppendRecord(std::vector<uint8_t> &batch, const void *data, size_t size)
+{
+	uint32_t len = static_cast<uint32_t>(size);
+	const uint8_t *len_bytes = reinterpret_cast<const uint8_t *>(&len);
+	batch.insert(batch.end(), len_bytes, len_bytes + sizeof(len));
+	batch.insert(batch.end(), static_cast<const uint8_t *>(data), static_cast<const uint8_t *>(data) + size);
+}
+
+int ErrnoOf(int ret)
+{
+	if (ret < 0)
+		return -ret;
+	return errno ? errno : EINVAL;
+}
+
+// Where a global of a data section (.rodata/.data/.bss) lives, from the object's BTF.
+bool FindGlobal(struct bpf_object *obj, const char *section, const std::string &name, __u32 *offset, __u32 *size)
+{
+	struct btf *btf = bpf_object__btf(obj);
+	if (!btf)
+		return false;
+	int sec_id = btf__find_by_name_kind(btf, section, BTF_KIND_DATASEC);
+	if (sec_id < 0)
+		return false;
+	const struct btf_type *sec = btf__type_by_id(btf, sec_id);
+	const struct btf_var_secinfo *vars = btf_var_secinfos(sec);
+	for (int i = 0; i < btf_vlen(sec); i++) {
+		const struct btf_type *var = btf__type_by_id(btf, vars[i].type);
+		if (name == btf__name_by_offset(btf, var->name_off)) {
+			*offset = vars[i].offset;
+			*size = vars[i].size;
+			return true;
+		}
+	}
+	return false;
+}
+
+} // namespace
+
+Napi::Function BpfSession::Define(Napi::Env env)
+{
+	return DefineClass(env, "BpfSession",
+			   {
+				   InstanceMethod("setGlobal", &BpfSession::SetGlobal),
+				   InstanceMethod("setMapMaxEntries", &BpfSession::SetMapMaxEntries),
+				   InstanceMethod("load", &BpfSession::Load),
+				   InstanceMethod("attachUprobe", &BpfSession::AttachUprobe),
+				   InstanceMethod("startPolling", &BpfSession::StartPolling),
+				   InstanceMethod("stopPolling", &BpfSession::StopPolling),
+				   InstanceMethod("sumPercpuArray", &BpfSession::SumPercpuArray),
+				   InstanceMethod("detachAll", &BpfSession::DetachAll),
+				   InstanceMethod("close", &BpfSession::Close),
+			   });
+}
+
+// new BpfSession(objectPath)
+BpfSession::BpfSession(const Napi::CallbackInfo &info) : Napi::ObjectWrap<BpfSession>(info)
+{
+	std::string path = info[0].As<Napi::String>();
+	ClearLibbpfLog();
+	obj_ = bpf_object__open_file(path.c_str(), nullptr);
+	if (!obj_) {
+		int err = errno;
+		obj_ = nullptr;
+		ThrowBpfError(info.Env(), "bpf_object__open_file", err, path);
+	}
+}
+
+BpfSession::~BpfSession()
+{
+	ReleaseAll();
+}
+
+void BpfSession::RequireOpen(Napi::Env env, const char *op) const
+{
+	if (!obj_)
+		ThrowBpfError(env, op, EBADF, "the session is closed");
+}
+
+// setGlobal(section, name, bytes): writes a `const volatile` setting before load.
+void BpfSession::SetGlobal(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	std::string section = info[0].As<Napi::String>();
+	std::string name = info[1].As<Napi::String>();
+	Napi::Buffer<uint8_t> value = info[2].As<Napi::Buffer<uint8_t>>();
+	__u32 offset = 0, size = 0;
+	size_t map_size = 0;
+
+	RequireOpen(env, "setGlobal");
+	if (loaded_)
+		ThrowBpfError(env, "setGlobal", EBUSY, name + ": settings must be written before load");
+	struct bpf_map *map = bpf_object__find_map_by_name(obj_, section.c_str());
+	if (!map || !FindGlobal(obj_, section.c_str(), name, &offset, &size))
+		ThrowBpfError(env, "setGlobal", ENOENT, "no global " + name + " in " + section);
+	if (value.Length() != size)
+		ThrowBpfError(env, "setGlobal", EINVAL,
+			      name + " is " + std::to_string(size) + " bytes, got " + std::to_string(value.Length()));
+	// Before load, libbpf keeps the section's initial image in writable memory.
+	uint8_t *image = static_cast<uint8_t *>(const_cast<void *>(bpf_map__initial_value(map, &map_size)));
+	if (!image || offset + size > map_size)
+		ThrowBpfError(env, "setGlobal", EINVAL, "initial image of " + section + " is unavailable");
+	memcpy(image + offset, value.Data(), size);
+}
+
+// setMapMaxEntries(name, entries): e.g. the ring buffer's size in bytes.
+void BpfSession::SetMapMaxEntries(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	std::string name = info[0].As<Napi::String>();
+	uint32_t entries = info[1].As<Napi::Number>().Uint32Value();
+
+	RequireOpen(env, "setMapMaxEntries");
+	struct bpf_map *map = bpf_object__find_map_by_name(obj_, name.c_str());
+	if (!map)
+		ThrowBpfError(env, "setMapMaxEntries", ENOENT, "no map " + name);
+	int ret = bpf_map__set_max_entries(map, entries);
+	if (ret)
+		ThrowBpfError(env, "bpf_map__set_max_entries", ErrnoOf(ret), name);
+}
+
+void BpfSession::Load(const Napi::CallbackInfo &info)
+{
+	RequireOpen(info.Env(), "load");
+	ClearLibbpfLog();
+	int ret = bpf_object__load(obj_);
+	if (ret)
+		ThrowBpfError(info.Env(), "bpf_object__load", ErrnoOf(ret), "");
+	loaded_ = true;
+}
+
+// attachUprobe(program, binaryPath, fileOffset: bigint, pid (-1 = all), retprobe, cookie: bigint) -> link index
+Napi::Value BpfSession::AttachUprobe(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	std::string prog_name = info[0].As<Napi::String>();
+	std::string binary = info[1].As<Napi::String>();
+	bool lossless = false;
+	uint64_t offset = info[2].As<Napi::BigInt>().Uint64Value(&lossless);
+	int pid = info[3].As<Napi::Number>().Int32Value();
+	bool retprobe = info[4].As<Napi::Boolean>().Value();
+	uint64_t cookie = info[5].As<Napi::BigInt>().Uint64Value(&lossless);
+
+	RequireOpen(env, "attachUprobe");
+	struct bpf_program *prog = bpf_object__find_program_by_name(obj_, prog_name.c_str());
+	if (!prog)
+		ThrowBpfError(env, "attachUprobe", ENOENT, "no program " + prog_name);
+	LIBBPF_OPTS(bpf_uprobe_opts, opts, .bpf_cookie = cookie, .retprobe = retprobe);
+	ClearLibbpfLog();
+	struct bpf_link *link =
+		bpf_program__attach_uprobe_opts(prog, pid, binary.c_str(), static_cast<size_t>(offset), &opts);
+	if (!link) {
+		int err = errno;
+		ThrowBpfError(env, retprobe ? "attach uretprobe" : "attach uprobe", err,
+			      binary + "+0x" + [&] {
+				      char hex[32];
+				      snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(offset));
+				      return std::string(hex);
+			      }());
+	}
+	links_.push_back(link);
+	return Napi::Number::New(env, static_cast<double>(links_.size() - 1));
+}
+
+int BpfSession::OnSample(void *ctx, void *data, size_t size)
+{
+	auto *self = static_cast<BpfSession *>(ctx);
+	if (!self->batch_) {
+		self->batch_ = new std::vector<uint8_t>();
+		self->batch_->reserve(std::min(self->batch_limit_, static_cast<size_t>(1 << 20)));
+	}
+	AppendRecord(*self->batch_, data, size);
+	self->batch_count_++;
+	if (self->batch_->size() >= self->batch_limit_)
+		self->FlushBatch();
+	return 0;
+}
+
+// Hands the current batch to JS. Blocks while JS is behind (bounded queue): the kernel then
+// counts what the full ring buffer cannot take, rather than this process growing without bound.
+void BpfSession::FlushBatch()
+{
+	if (!batch_)
+		return;
+	auto *delivery = new Delivery{batch_, batch_count_, 0};
+	batch_ = nullptr;
+	batch_count_ = 0;
+	auto deliver = [](Napi::Env env, Napi::Function callback, Delivery *d) {
+		if (env == nullptr) { // the function is being torn down: nobody to deliver to
+			delete d->data;
+			delete d;
+			return;
+		}
+		std::vector<uint8_t> *bytes = d->data;
+		Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
+			env, bytes->data(), bytes->size(), [](Napi::Env, uint8_t *, std::vector<uint8_t> *owner) { delete owner; },
+			bytes);
+		uint32_t count = d->count;
+		delete d;
+		callback.Call({buffer, Napi::Number::New(env, count)});
+	};
+	if (deliver_.BlockingCall(delivery, deliver) != napi_ok) {
+		delete delivery->data;
+		delete delivery;
+	}
+}
+
+void BpfSession::PollLoop()
+{
+	while (!stop_.load(std::memory_order_relaxed)) {
+		int ret = ring_buffer__poll(ring_, poll_timeout_ms_);
+		if (ret < 0 && ret != -EINTR) {
+			poll_error_ = -ret;
+			break;
+		}
+		FlushBatch();
+	}
+	// Whatever the kernel wrote before stop (probes are detached first) is still delivered.
+	ring_buffer__consume(ring_);
+	FlushBatch();
+	deliver_.Release();
+}
+
+// startPolling(ringMap, onBatch(buffer, count), {batchBytes, timeoutMs})
+Napi::Value BpfSession::StartPolling(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	std::string map_name = info[0].As<Napi::String>();
+	Napi::Function on_batch = info[1].As<Napi::Function>();
+	Napi::Object opts = info[2].As<Napi::Object>();
+
+	RequireOpen(env, "startPolling");
+	if (!loaded_ || polling_)
+		ThrowBpfError(env, "startPolling", EBUSY, polling_ ? "already polling" : "load first");
+	batch_limit_ = opts.Get("batchBytes").As<Napi::Number>().Uint32Value();
+	poll_timeout_ms_ = opts.Get("timeoutMs").As<Napi::Number>().Int32Value();
+	struct bpf_map *map = bpf_object__find_map_by_name(obj_, map_name.c_str());
+	if (!map)
+		ThrowBpfError(env, "startPolling", ENOENT, "no map " + map_name);
+	ring_ = ring_buffer__new(bpf_map__fd(map), OnSample, this, nullptr);
+	if (!ring_)
+		ThrowBpfError(env, "ring_buffer__new", errno, map_name);
+
+	auto *stopped = new Napi::Promise::Deferred(env);
+	Napi::Promise promise = stopped->Promise();
+	stop_ = false;
+	deliver_ = Napi::ThreadSafeFunction::New(
+		env, on_batch, "tlstap-ring-buffer", 16, 1, stopped, [this](Napi::Env env, Napi::Promise::Deferred *done) {
+			// Runs on the JS thread once the polling thread released the function.
+			if (poller_.joinable())
+				poller_.join();
+			polling_ = false;
+			if (poll_error_)
+				done->Resolve(Napi::String::New(env, std::string("ring_buffer__poll: ") + strerror(poll_error_)));
+			else
+				done->Resolve(env.Undefined());
+			delete done;
+		});
+	polling_ = true;
+	poller_ = std::thread(&BpfSession::PollLoop, this);
+	// Resolves after the final batch was delivered; with an error string if polling failed.
+	return promise;
+}
+
+// stopPolling(): asks the thread to drain and finish; the promise from startPolling settles.
+Napi::Value BpfSession::StopPolling(const Napi::CallbackInfo &info)
+{
+	stop_ = true;
+	return info.Env().Undefined();
+}
+
+// sumPercpuArray(map) -> bigint[]: each key's value summed over every possible CPU.
+Napi::Value BpfSession::SumPercpuArray(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	std::string name = info[0].As<Napi::String>();
+
+	RequireOpen(env, "sumPercpuArray");
+	struct bpf_map *map = bpf_object__find_map_by_name(obj_, name.c_str());
+	if (!map || bpf_map__type(map) != BPF_MAP_TYPE_PERCPU_ARRAY || bpf_map__value_size(map) != 8)
+		ThrowBpfError(env, "sumPercpuArray", EINVAL, name + " is not a per-CPU array of u64");
+	int cpus = libbpf_num_possible_cpus();
+	if (cpus <= 0)
+		ThrowBpfError(env, "libbpf_num_possible_cpus", -cpus, "");
+	std::vector<uint64_t> values(cpus);
+	Napi::Array sums = Napi::Array::New(env);
+	for (uint32_t key = 0; key < bpf_map__max_entries(map); key++) {
+		int ret = bpf_map__lookup_elem(map, &key, sizeof(key), values.data(), values.size() * 8, 0);
+		if (ret)
+			ThrowBpfError(env, "bpf_map__lookup_elem", ErrnoOf(ret), name);
+		uint64_t sum = 0;
+		for (uint64_t v : values)
+			sum += v;
+		sums.Set(key, Napi::BigInt::New(env, sum));
+	}
+	return sums;
+}
+
+// detachAll(): destroys the probe links, newest first.
+void BpfSession::DetachAll(const Napi::CallbackInfo &info)
+{
+	while (!links_.empty()) {
+		bpf_link__destroy(links_.back());
+		links_.pop_back();
+	}
+}
+
+void BpfSession::ReleaseAll()
+{
+	// Reverse order of acquisition: links, polling thread, ring buffer, object.
+	while (!links_.empty()) {
+		bpf_link__destroy(links_.back());
+		links_.pop_back();
+	}
+	if (poller_.joinable()) {
+		stop_ = true;
+		// Only reached when JS never waited for the stop (teardown): the function is aborted
+		// so a blocked delivery returns, then the thread ends.
+		deliver_.Abort();
+		poller_.join();
+	}
+	if (ring_) {
+		ring_buffer__free(ring_);
+		ring_ = nullptr;
+	}
+	delete batch_;
+	batch_ = nullptr;
+	if (obj_) {
+		bpf_object__close(obj_);
+		obj_ = nullptr;
+	}
+}
+
+// close(): releases everything; call after the polling promise settled.
+void BpfSession::Close(const Napi::CallbackInfo &info)
+{
+	if (polling_)
+		ThrowBpfError(info.Env(), "close", EBUSY, "stop polling and wait for it first");
+	ReleaseAll();
+}
+
+} // namespace tlstap

@@ -1,0 +1,58 @@
+// One loaded BPF object: settings before load, uprobe links, ring-buffer polling thread, counters.
+#pragma once
+#include <napi.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+struct bpf_object;
+struct bpf_link;
+struct ring_buffer;
+
+namespace tlstap {
+
+class BpfSession : public Napi::ObjectWrap<BpfSession> {
+public:
+	static Napi::Function Define(Napi::Env env);
+	explicit BpfSession(const Napi::CallbackInfo &info);
+	~BpfSession() override;
+
+private:
+	// JS methods, in the order a session uses them.
+	void SetGlobal(const Napi::CallbackInfo &info);
+	void SetMapMaxEntries(const Napi::CallbackInfo &info);
+	void Load(const Napi::CallbackInfo &info);
+	Napi::Value AttachUprobe(const Napi::CallbackInfo &info);
+	Napi::Value StartPolling(const Napi::CallbackInfo &info);
+	Napi::Value StopPolling(const Napi::CallbackInfo &info);
+	Napi::Value SumPercpuArray(const Napi::CallbackInfo &info);
+	void DetachAll(const Napi::CallbackInfo &info);
+	void Close(const Napi::CallbackInfo &info);
+
+	// Polling thread side.
+	static int OnSample(void *ctx, void *data, size_t size);
+	void PollLoop();
+	void FlushBatch();
+
+	void RequireOpen(Napi::Env env, const char *op) const;
+	void ReleaseAll();
+
+	struct bpf_object *obj_ = nullptr;
+	bool loaded_ = false;
+	std::vector<struct bpf_link *> links_;
+
+	struct ring_buffer *ring_ = nullptr;
+	std::thread poller_;
+	std::atomic<bool> stop_{false};
+	bool polling_ = false;
+	Napi::ThreadSafeFunction deliver_;
+	size_t batch_limit_ = 4 << 20;
+	int poll_timeout_ms_ = 100;
+	std::vector<uint8_t> *batch_ = nullptr; // owned by the polling thread until handed to JS
+	uint32_t batch_count_ = 0;
+	int poll_error_ = 0;
+};
+
+} // namespace tlstap

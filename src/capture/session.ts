@@ -1,0 +1,142 @@
+import { bpfObjectPath, loadAddon } from '../native/binding.js';
+import type { NativeBpfSession } from '../native/binding.js';
+import { EVENT_LAYOUT, makeCookie } from '../events/layout.js';
+import { TLS_FUNCTIONS } from '../events/types.js';
+import type { TlsFunction } from '../events/types.js';
+
+/** A file to probe and the functions in it (a ProbeTarget from src/targets fits). */
+export interface AttachFile {
+  path: string;
+  functions: readonly { name: TlsFunction; fileOffset: bigint }[];
+}
+
+/** Settings applied in the kernel, fixed at load time. */
+export interface KernelSettings {
+  /** Only this process (also narrows the uprobes to it). */
+  pid?: number;
+  uid?: number;
+  /** Only threads with this name; the kernel keeps 15 bytes of it. */
+  comm?: string;
+  /** Bytes copied per call at most; the rest is counted as truncated. */
+  maxCallBytes: number;
+  /** Ring buffer size in bytes: a power of two, at least one page. */
+  ringBufferBytes: number;
+}
+
+/** The kernel-side counters, summed over CPUs. */
+export interface KernelCounters {
+  droppedEvents: number;
+  droppedBytes: number;
+  readFaults: number;
+  readFaultBytes: number;
+  calls: number;
+}
+
+const C = EVENT_LAYOUT.constants;
+const ENTRY_PROGRAM = 'probe_enter';
+const RETURN_PROGRAM = 'probe_return';
+
+function u32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(value >>> 0);
+  return b;
+}
+
+function u8(value: number): Buffer {
+  return Buffer.from([value & 0xff]);
+}
+
+/** The comm as the kernel stores it: at most 15 bytes and a NUL, zero-padded to 16. */
+export function kernelComm(comm: string): Buffer {
+  const bytes = Buffer.alloc(C.COMM_LEN);
+  Buffer.from(comm, 'utf8').copy(bytes, 0, 0, C.COMM_LEN - 1);
+  return bytes;
+}
+
+/**
+ * A loaded and attached tlstap BPF program streaming batches of records. Resources are
+ * released in reverse order: probes, polling thread, ring buffer, object.
+ */
+export class CaptureSession {
+  private polling: Promise<string | undefined> | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly native: NativeBpfSession,
+    /** Number of uprobes and uretprobes attached. */
+    readonly probeCount: number,
+  ) {}
+
+  /** Loads the program with `settings`, attaches every function of every file, starts polling. */
+  static open(
+    files: readonly AttachFile[],
+    settings: KernelSettings,
+    onBatch: (batch: Buffer, count: number) => void,
+    objectName = 'tlstap.bpf.o',
+  ): CaptureSession {
+    const addon = loadAddon();
+    const native = new addon.BpfSession(bpfObjectPath(objectName));
+    try {
+      applySettings(native, settings);
+      native.load();
+      let probes = 0;
+      files.forEach((file, fileIndex) => {
+        for (const fn of file.functions) {
+          const cookie = makeCookie(fileIndex, TLS_FUNCTIONS.indexOf(fn.name));
+          const pid = settings.pid ?? -1;
+          native.attachUprobe(ENTRY_PROGRAM, file.path, fn.fileOffset, pid, false, cookie);
+          native.attachUprobe(RETURN_PROGRAM, file.path, fn.fileOffset, pid, true, cookie);
+          probes += 2;
+        }
+      });
+      const session = new CaptureSession(native, probes);
+      session.polling = native.startPolling('events', onBatch, { batchBytes: 4 << 20, timeoutMs: 50 });
+      return session;
+    } catch (err) {
+      native.close();
+      throw err;
+    }
+  }
+
+  /** Current kernel counters. */
+  counters(): KernelCounters {
+    const sums = this.native.sumPercpuArray('counters').map(Number);
+    return {
+      droppedEvents: sums[C.CTR_RINGBUF_DROPPED_EVENTS] ?? 0,
+      droppedBytes: sums[C.CTR_RINGBUF_DROPPED_BYTES] ?? 0,
+      readFaults: sums[C.CTR_READ_FAULTS] ?? 0,
+      readFaultBytes: sums[C.CTR_READ_FAULT_BYTES] ?? 0,
+      calls: sums[C.CTR_CALLS] ?? 0,
+    };
+  }
+
+  /**
+   * Detaches the probes, delivers every record still in the ring buffer, and closes.
+   * Resolves with the final counters.
+   */
+  async stop(): Promise<KernelCounters> {
+    if (this.closed) throw new Error('capture session already stopped');
+    this.closed = true;
+    this.native.detachAll();
+    this.native.stopPolling();
+    const pollError = await this.polling;
+    const final = this.counters();
+    this.native.close();
+    if (pollError) throw new Error(`polling the ring buffer failed: ${pollError}`);
+    return final;
+  }
+}
+
+function applySettings(native: NativeBpfSession, settings: KernelSettings): void {
+  if (settings.pid !== undefined) native.setGlobal('.rodata', 'targ_pid', u32(settings.pid));
+  if (settings.uid !== undefined) {
+    native.setGlobal('.rodata', 'targ_uid', u32(settings.uid));
+    native.setGlobal('.rodata', 'filter_uid', u8(1));
+  }
+  if (settings.comm !== undefined) {
+    native.setGlobal('.rodata', 'targ_comm', kernelComm(settings.comm));
+    native.setGlobal('.rodata', 'filter_comm', u8(1));
+  }
+  native.setGlobal('.rodata', 'max_call_bytes', u32(settings.maxCallBytes));
+  native.setMapMaxEntries('events', settings.ringBufferBytes);
+}

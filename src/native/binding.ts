@@ -1,0 +1,120 @@
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A libbpf failure: the operation, the errno and libbpf's last messages (e.g. the verifier log). */
+export class BpfError extends Error {
+  readonly op: string;
+  readonly errno: number;
+  readonly code: string;
+  readonly libbpfLog: string;
+  constructor(message: string, details: { op: string; errno: number; libbpfLog?: string }) {
+    super(message);
+    this.name = 'BpfError';
+    this.op = details.op;
+    this.errno = details.errno;
+    this.code = errnoName(details.errno);
+    this.libbpfLog = details.libbpfLog ?? '';
+  }
+  /** What a user can do about it. */
+  get hint(): string {
+    switch (this.errno) {
+      case 1: // EPERM
+      case 13: // EACCES
+        return 'run tlstap as root (it needs CAP_BPF and CAP_PERFMON); `tlstap doctor` checks the details';
+      case 2: // ENOENT
+        return 'the file or program is missing: rebuild with `npm run build`, or check the path';
+      case 7: // E2BIG
+      case 12: // ENOMEM
+        return 'the kernel refused the memory: try a smaller --ring-buffer';
+      default:
+        return 'run `tlstap doctor`; set TLSTAP_LIBBPF_DEBUG=1 to see libbpf\'s messages';
+    }
+  }
+}
+
+function errnoName(errno: number): string {
+  const names: Record<number, string> = {
+    1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 7: 'E2BIG', 9: 'EBADF', 12: 'ENOMEM', 13: 'EACCES',
+    16: 'EBUSY', 22: 'EINVAL', 95: 'EOPNOTSUPP', 524: 'ENOTSUPP',
+  };
+  return names[errno] ?? `errno ${errno}`;
+}
+
+/** sizeof/offsetof of struct tlstap_data_event and the header's constants, as compiled into the addon. */
+export interface NativeLayout {
+  headerSize: number;
+  fields: Record<string, { offset: number; size: number }>;
+  constants: Record<string, number>;
+}
+
+/** One loaded BPF object (native/src/bpf_session.cc). Call order: setGlobal/setMapMaxEntries, load, attach, poll, close. */
+export interface NativeBpfSession {
+  setGlobal(section: string, name: string, value: Buffer): void;
+  setMapMaxEntries(map: string, entries: number): void;
+  load(): void;
+  attachUprobe(program: string, binaryPath: string, fileOffset: bigint, pid: number, retprobe: boolean, cookie: bigint): number;
+  /** Resolves (with an error text if polling failed) once the final batch after stopPolling() was delivered. */
+  startPolling(
+    ringMap: string,
+    onBatch: (batch: Buffer, count: number) => void,
+    options: { batchBytes: number; timeoutMs: number },
+  ): Promise<string | undefined>;
+  stopPolling(): void;
+  sumPercpuArray(map: string): bigint[];
+  detachAll(): void;
+  close(): void;
+}
+
+/** The addon's whole interface. */
+export interface NativeAddon {
+  init(classes: { BpfError: typeof BpfError }): void;
+  layout(): NativeLayout;
+  numPossibleCpus(): number;
+  BpfSession: new (objectPath: string) => NativeBpfSession;
+}
+
+/** The package root (where package.json, build/ and native/ live). */
+export function packageRoot(): string {
+  // dist/src/native/binding.js -> three levels up
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+}
+
+/** Paths tried for the compiled addon, in order. */
+export function addonCandidates(root = packageRoot()): string[] {
+  return [
+    join(root, 'native', 'build', 'Release', 'tlstap_native.node'),
+    join(root, 'native', 'build', 'Debug', 'tlstap_native.node'),
+  ];
+}
+
+let loaded: NativeAddon | undefined;
+
+/** Loads the addon once; the error lists every path tried and how to build it. */
+export function loadAddon(): NativeAddon {
+  if (loaded) return loaded;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const path of addonCandidates()) {
+    tried.push(path);
+    if (!existsSync(path)) continue;
+    const addon = require(path) as NativeAddon;
+    addon.init({ BpfError });
+    loaded = addon;
+    return addon;
+  }
+  throw new Error(
+    `tlstap's native addon is not built; tried:\n  ${tried.join('\n  ')}\n` +
+      'build it with `npm run build` (needs libbpf-dev, pkg-config and a C++ compiler: see README)',
+  );
+}
+
+/** Path of a compiled BPF object in build/. */
+export function bpfObjectPath(name = 'tlstap.bpf.o', root = packageRoot()): string {
+  const path = join(root, 'build', name);
+  if (!existsSync(path)) {
+    throw new Error(`BPF object ${path} is missing: build it with \`npm run build:bpf\` (needs clang)`);
+  }
+  return path;
+}
