@@ -23,6 +23,9 @@ const volatile char targ_comm[TLSTAP_COMM_LEN] = {};
 const volatile __u8 filter_comm = 0;
 const volatile __u32 max_call_bytes = TLSTAP_DEFAULT_CALL_BYTES;
 
+/* Keeps struct tlstap_data_event in the object's BTF, where tests check its layout. */
+const volatile struct tlstap_data_event *const event_type_for_btf = 0;
+
 struct call_args {
 	__u64 ssl;
 	__u64 buf;

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../util/package-root.js';
 
 /** A libbpf failure: the operation, the errno and libbpf's last messages (e.g. the verifier log). */
 export class BpfError extends Error {
@@ -73,12 +73,6 @@ export interface NativeAddon {
   layout(): NativeLayout;
   numPossibleCpus(): number;
   BpfSession: new (objectPath: string) => NativeBpfSession;
-}
-
-/** The package root (where package.json, build/ and native/ live). */
-export function packageRoot(): string {
-  // dist/src/native/binding.js -> three levels up
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
 
 /** Paths tried for the compiled addon, in order. */

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Sets up tlstap on Debian bookworm as root, idempotently: system packages (only the missing
+# ones), npm packages, the BPF object, the native addon, the TypeScript, the bench load generator.
+#   bash scripts/setup.sh          set up only
+#   bash scripts/setup.sh demo     set up, then run `tlstap demo`
+#   bash scripts/setup.sh test     set up, then run every test (what .ci/run does)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+action=${1:-}
+
+# Build: clang (BPF), libbpf/libelf/zlib (addon), pkg-config, make/g++ (node-gyp), libssl-dev (loadgen).
+# Run and test: curl and openssl (demo, clients), bpftool (layout check), binutils (ELF tests).
+packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
+	curl openssl ca-certificates bpftool binutils)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup: missing packages: ${missing[*]}; run as root (or: apt-get install ${missing[*]})" >&2
+		exit 1
+	fi
+	echo "setup: installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+	npm ci --no-audit --no-fund
+fi
+# node-gyp builds against the installed Node's headers; nothing is downloaded.
+if [ -d /usr/include/node ]; then export npm_config_nodedir=/usr; fi
+npm run --silent build
+bash bench/build.sh
+
+case "$action" in
+"") echo "setup: done. Try: node dist/src/cli.js demo" ;;
+demo) exec node dist/src/cli.js demo ;;
+test) exec npm test --silent ;;
+*) echo "setup: unknown action '$action' (expected: demo, test)" >&2; exit 2 ;;
+esac

@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// The command line: commander wired to the functions in src/commands/. Nothing else lives here.
+import { Command, Option } from 'commander';
+import { runCapture } from './commands/capture.js';
+import { runDemo } from './commands/demo.js';
+import { runLibs } from './commands/libs.js';
+import { runReplay } from './commands/replay.js';
+import { captureOptions } from './commands/options.js';
+import type { CaptureOptions } from './commands/options.js';
+import { reportFatal } from './commands/report.js';
+import { formatDoctor, runDoctor } from './doctor/index.js';
+import { FORMAT_NAMES } from './output/index.js';
+import type { FormatName } from './output/index.js';
+import { tlstapVersion } from './version.js';
+
+function pidOption(): Option {
+  return captureOptions().find((o) => o.long === '--pid')!;
+}
+
+function libOption(): Option {
+  return captureOptions().find((o) => o.long === '--lib')!;
+}
+
+const program = new Command('tlstap')
+  .description('Shows the plaintext inside TLS connections with eBPF uprobes: no proxy, no keys.')
+  .version(tlstapVersion())
+  .enablePositionalOptions()
+  .showHelpAfterError('(run tlstap --help for the options)');
+for (const option of captureOptions()) program.addOption(option);
+program.action(async (opts: CaptureOptions) => {
+  await runCapture(opts);
+});
+
+program
+  .command('libs')
+  .description('list what would be probed: file, flavour, version, each function with its offset')
+  .addOption(pidOption())
+  .addOption(libOption())
+  .option('--json', 'print JSON', false)
+  .action(async (opts: { pid?: number; lib: string[]; json: boolean }) => {
+    process.stdout.write(`${await runLibs(opts)}\n`);
+  });
+
+program
+  .command('doctor')
+  .description('check privileges, BTF, uprobe and ring buffer support, and say how to fix what is missing')
+  .action(async () => {
+    const checks = await runDoctor();
+    process.stdout.write(`${formatDoctor(checks, process.stdout.isTTY === true && !process.env.NO_COLOR)}\n`);
+    if (checks.some((c) => c.status === 'fail')) process.exitCode = 1;
+  });
+
+program
+  .command('demo')
+  .description('start a local HTTPS server, fetch from it with curl and node, and show the captured plaintext')
+  .action(async () => {
+    const defaults = program.opts<CaptureOptions>();
+    await runDemo({ maxBytes: defaults.maxBytes, ringBuffer: defaults.ringBuffer });
+  });
+
+program
+  .command('replay')
+  .description('run a --record file through the output formats (no privileges needed)')
+  .argument('<file>', 'a file written by tlstap --record')
+  .addOption(new Option('-f, --format <format>', 'output format').choices(FORMAT_NAMES).default('text'))
+  .option('-o, --output <file>', 'write the output to a file (mode 0600) instead of stdout')
+  .action(async (file: string, opts: { format: FormatName; output?: string }) => {
+    await runReplay(file, opts);
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.exitCode = reportFatal(err, process.stderr);
+});

@@ -1,0 +1,85 @@
+import { InvalidArgumentError, Option } from 'commander';
+import { EVENT_LAYOUT } from '../events/layout.js';
+import { FORMAT_NAMES } from '../output/index.js';
+import type { FormatName } from '../output/index.js';
+
+
+/** Parsed options of a capture (and, where they apply, of replay). */
+export interface CaptureOptions {
+  pid?: number;
+  uid?: number;
+  comm?: string;
+  lib: string[];
+  maxBytes: number;
+  format: FormatName;
+  output?: string;
+  record?: string;
+  ringBuffer: number;
+  duration?: number;
+  verbose: boolean;
+}
+
+const MIB = 1024 * 1024;
+const PAGE = 4096;
+
+/** Parses `123`, `64k`, `16m` into bytes. */
+export function parseSize(text: string): number {
+  const match = /^(\d+)([kmg]i?b?)?$/i.exec(text.trim());
+  if (!match) throw new InvalidArgumentError('expected a size such as 65536, 64k or 16m');
+  const unit = (match[2] ?? '').charAt(0).toLowerCase();
+  const scale = unit === 'k' ? 1024 : unit === 'm' ? MIB : unit === 'g' ? 1024 * MIB : 1;
+  return Number(match[1]) * scale;
+}
+
+function parseNonNegativeInt(text: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number');
+  return Number(text);
+}
+
+function parsePid(text: string): number {
+  const pid = parseNonNegativeInt(text);
+  if (pid < 1) throw new InvalidArgumentError('a process id is 1 or more');
+  return pid;
+}
+
+function parseMaxBytes(text: string): number {
+  const bytes = parseSize(text);
+  const max = EVENT_LAYOUT.constants.MAX_CALL_BYTES;
+  if (bytes < 1 || bytes > max) throw new InvalidArgumentError(`must be between 1 and ${max} (4m) bytes per call`);
+  return bytes;
+}
+
+function parseRingBuffer(text: string): number {
+  const bytes = parseSize(text);
+  if (bytes < PAGE || bytes > 1024 * MIB || (bytes & (bytes - 1)) !== 0) {
+    throw new InvalidArgumentError('must be a power of two between 4k and 1g, e.g. 64m');
+  }
+  return bytes;
+}
+
+function parseSeconds(text: string): number {
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+  return seconds;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** The capture options, declared once for commander (and so for --help). */
+export function captureOptions(): Option[] {
+  return [
+    new Option('-p, --pid <pid>', 'only this process; probes every TLS library it has mapped, its executable included').argParser(parsePid),
+    new Option('--uid <uid>', 'only processes of this user id (filtered in the kernel)').argParser(parseNonNegativeInt),
+    new Option('--comm <name>', 'only threads with this name (first 15 bytes, as the kernel keeps them)'),
+    new Option('--lib <path>', 'also probe this library or statically linked program (repeatable)').argParser(collect).default([]),
+    new Option('--max-bytes <size>', 'bytes copied per call at most; the rest is counted as truncated').argParser(parseMaxBytes).default(EVENT_LAYOUT.constants.DEFAULT_CALL_BYTES, '1m'),
+    new Option('-f, --format <format>', 'output format').choices(FORMAT_NAMES).default('text'),
+    new Option('-o, --output <file>', 'write the output to a file (mode 0600) instead of stdout'),
+    new Option('--record <file>', 'also write the raw event stream to a file for `tlstap replay`'),
+    new Option('--ring-buffer <size>', 'kernel ring buffer size, a power of two').argParser(parseRingBuffer).default(64 * MIB, '64m'),
+    new Option('--duration <seconds>', 'stop after this many seconds').argParser(parseSeconds),
+    new Option('-v, --verbose', 'print a stats line on stderr every second').default(false),
+  ];
+}
