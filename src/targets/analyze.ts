@@ -1,0 +1,111 @@
+// Looks inside one file: which TLS functions it defines, where, and which library they come from.
+import { access } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { withElfFile } from '../elf/index.js';
+import type { ElfFile } from '../elf/index.js';
+import { TLS_FUNCTIONS } from '../events/types.js';
+import type { TlsFunction } from '../events/types.js';
+import { detectFlavour } from './flavour.js';
+import type { ProbeFunction, ProbeTarget } from './types.js';
+
+/** What a file holds, independent of the path it was reached by. */
+export interface FileAnalysis {
+  functions: ProbeFunction[];
+  missing: TlsFunction[];
+  flavour: ProbeTarget['flavour'];
+  version?: string;
+  buildId?: string;
+}
+
+/** A file found somewhere, identified by device and inode, not yet looked into. */
+export interface Candidate {
+  /** The path to open and attach through. */
+  openPath: string;
+  displayPath: string;
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  source: ProbeTarget['source'];
+  /** Directories to look in for a DT_NEEDED companion (libcrypto) besides the file's own. */
+  searchDirs?: readonly string[];
+}
+
+// Results by file identity and version, so repeated discovery (and a process's libraries that the
+// system scan already read) costs one ELF parse per file.
+const cache = new Map<string, Promise<FileAnalysis>>();
+const CACHE_LIMIT = 512;
+
+async function openCompanionIn<T>(
+  dirs: readonly string[],
+  name: string,
+  fn: (companion: ElfFile) => Promise<T>,
+): Promise<T | undefined> {
+  for (const dir of dirs) {
+    const path = join(dir, name);
+    if (await access(path).then(() => true, () => false)) return withElfFile(path, fn);
+  }
+  return undefined;
+}
+
+async function analyzeUncached(openPath: string, searchDirs: readonly string[]): Promise<FileAnalysis> {
+  return withElfFile(openPath, async (elf) => {
+    const found = await elf.findFunctions(TLS_FUNCTIONS);
+    const functions: ProbeFunction[] = [];
+    const missing: TlsFunction[] = [];
+    for (const name of TLS_FUNCTIONS) {
+      const fn = found.get(name);
+      if (fn === undefined) {
+        missing.push(name);
+        continue;
+      }
+      const probe: ProbeFunction = { name, fileOffset: fn.fileOffset, address: fn.address };
+      if (fn.version !== undefined) probe.version = fn.version;
+      functions.push(probe);
+    }
+    // No TLS function: nothing to probe, so skip the flavour scan and the build-id read.
+    if (functions.length === 0) return { functions, missing, flavour: 'unknown' };
+    const dirs = [dirname(openPath), ...searchDirs.filter((d) => d !== dirname(openPath))];
+    const info = await detectFlavour(elf, (name, fn) => openCompanionIn(dirs, name, fn));
+    const analysis: FileAnalysis = { functions, missing, flavour: info.flavour };
+    if (info.version !== undefined) analysis.version = info.version;
+    const buildId = await elf.buildId();
+    if (buildId !== undefined) analysis.buildId = buildId;
+    return analysis;
+  });
+}
+
+/** Looks into a candidate file (cached by device, inode, size and mtime); rejects with ElfError. */
+export function analyzeFile(c: Candidate): Promise<FileAnalysis> {
+  const key = `${c.dev}:${c.ino}:${c.size}:${c.mtimeNs}`;
+  let result = cache.get(key);
+  if (result === undefined) {
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    result = analyzeUncached(c.openPath, c.searchDirs ?? []);
+    cache.set(key, result);
+    result.catch(() => cache.delete(key));
+  }
+  return result;
+}
+
+/** Forgets every cached analysis (for tests and long-running embedders). */
+export function clearAnalysisCache(): void {
+  cache.clear();
+}
+
+/** A target from a candidate and what is in it. */
+export function toTarget(c: Candidate, a: FileAnalysis): ProbeTarget {
+  const target: ProbeTarget = {
+    path: c.openPath,
+    displayPath: c.displayPath,
+    dev: c.dev,
+    ino: c.ino,
+    flavour: a.flavour,
+    functions: a.functions.map((f) => ({ ...f })),
+    missing: [...a.missing],
+    source: c.source,
+  };
+  if (a.version !== undefined) target.version = a.version;
+  if (a.buildId !== undefined) target.buildId = a.buildId;
+  return target;
+}

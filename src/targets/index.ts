@@ -1,0 +1,13 @@
+// Target discovery: which files hold TLS functions to probe, and where in them.
+export type { TlsFlavour, ProbeFunction, ProbeTarget } from './types.js';
+export { TargetError } from './errors.js';
+export { systemTargets, processTargets, fileTarget, libraryDirs, LIBRARY_DIRS, LIBSSL_NAME, EXECUTABLE_NAMES } from './discover.js';
+export type { SystemDiscoveryOptions, ProcessDiscoveryOptions } from './discover.js';
+export { dedupeTargets } from './dedupe.js';
+export { clearAnalysisCache } from './analyze.js';
+export { readLdCache, parseLdCache, parseLdconfigOutput, LdCacheFormatError, LD_CACHE_PATH } from './ld-cache.js';
+export type { LdCache, LdCacheEntry } from './ld-cache.js';
+export { parseProcMaps, mappedFiles, readProcMaps } from './proc-maps.js';
+export type { MapRegion, MappedFile } from './proc-maps.js';
+export { FLAVOUR_RULES, detectFlavour, flavourFromText } from './flavour.js';
+export type { FlavourRule, FlavourInfo } from './flavour.js';

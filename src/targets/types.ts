@@ -1,0 +1,36 @@
+// What tlstap probes: one file that holds the TLS functions, and where they are in it.
+import type { TlsFunction } from '../events/types.js';
+
+/** The TLS library a file carries, as far as its symbols and read-only data tell. */
+export type TlsFlavour = 'OpenSSL' | 'BoringSSL' | 'LibreSSL' | 'unknown';
+
+/** One TLS function to attach a uprobe to. */
+export interface ProbeFunction {
+  name: TlsFunction;
+  /** Where the function's first instruction is in the file (what uprobes attach by). */
+  fileOffset: bigint;
+  /** The symbol's virtual address, for messages and checks. */
+  address: bigint;
+  /** The symbol version (e.g. OPENSSL_3.0.0), when the library versions its symbols. */
+  version?: string;
+}
+
+/** A file to probe, found on the system, in a process, or named by the user. */
+export interface ProbeTarget {
+  /** Path to attach through (may be /proc/PID/root/... for a file only a container sees). */
+  path: string;
+  /** How a user knows the file. */
+  displayPath: string;
+  /** Device and inode of the real file: one file reached by several paths is one target. */
+  dev: bigint;
+  ino: bigint;
+  flavour: TlsFlavour;
+  version?: string;
+  buildId?: string;
+  /** The TLS functions found, in TLS_FUNCTIONS order. */
+  functions: ProbeFunction[];
+  /** The TLS functions the file does not define. */
+  missing: TlsFunction[];
+  /** How the target was found. */
+  source: 'system' | 'process' | 'lib-option' | 'executable';
+}
