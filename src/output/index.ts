@@ -1,0 +1,127 @@
+// The stdout formats (text, hex, jsonl) as CallSinks, and the summary lines for stderr.
+
+import type { CallSink, CaptureContext, TlsCall } from '../events/types.js';
+import { BatchWriter } from './batch.js';
+import type { OutputStream } from './batch.js';
+import { JsonlFormat } from './jsonl.js';
+import { HexFormat, TextFormat } from './text.js';
+import type { CallEncoder } from './text.js';
+
+export { isBrokenPipe } from './batch.js';
+export type { OutputStream } from './batch.js';
+export { summaryRecord } from './jsonl.js';
+export type { DataRecord, SummaryRecord } from './jsonl.js';
+export { formatBytes, formatStatsLine, formatSummary } from './summary.js';
+export { escapePayload } from './escape.js';
+export { hexdump } from './hexdump.js';
+export { previewEnd } from './escape.js';
+
+/** The stdout formats with a one-line description each, for the CLI help. */
+export const FORMATS = {
+  text: 'a header line per call, then the plaintext; control and non-UTF-8 bytes shown as \\xNN',
+  hex: 'a header line per call, then a hex dump with an ASCII column',
+  jsonl: 'one JSON object per call (payload as text when UTF-8, else base64), a summary line at the end',
+} as const;
+
+/** An output format name. */
+export type FormatName = keyof typeof FORMATS;
+
+/** The format names, in help order. */
+export const FORMAT_NAMES = Object.keys(FORMATS) as FormatName[];
+
+/** Options of createFormatSink. */
+export interface FormatSinkOptions {
+  /** ANSI colour on header lines (text and hex only). */
+  color: boolean;
+  /** Captured bytes shown per call by text and hex (jsonl always carries every captured byte). */
+  maxPreviewBytes?: number;
+  /** Called once when the stream fails; `isBrokenPipe(error)` means the reader went away. */
+  onClosed?: (error: NodeJS.ErrnoException) => void;
+  /** Batched bytes that trigger a write (default 64 KiB). */
+  flushBytes?: number;
+  /** Longest delay before batched text is written (default 20 ms). */
+  flushDelayMs?: number;
+}
+
+/** A format sink: a CallSink that batches writes and exposes the stream's backpressure. */
+export interface FormatSink extends CallSink {
+  /** True while the stream wants the producer to pause; await drained() before writing more. */
+  readonly needsDrain: boolean;
+  /** Resolves when the stream can take more (at once if it already can, or after a failure). */
+  drained(): Promise<void>;
+  /** Writes a line of the caller's own (e.g. the jsonl summary) in order with the calls. */
+  writeLine(line: string): void;
+  /** The error that ended output (EPIPE, ...), if any; later calls are discarded. */
+  readonly error: NodeJS.ErrnoException | undefined;
+}
+
+class EncodingSink implements FormatSink {
+  constructor(
+    private readonly encoder: CallEncoder,
+    private readonly writer: BatchWriter,
+  ) {}
+
+  get needsDrain(): boolean {
+    return this.writer.needsDrain;
+  }
+
+  get error(): NodeJS.ErrnoException | undefined {
+    return this.writer.error;
+  }
+
+  write(call: TlsCall): void {
+    if (this.writer.error !== undefined) return;
+    this.encoder.encode(call, this.writer);
+    this.writer.commit();
+  }
+
+  writeLine(line: string): void {
+    if (this.writer.error !== undefined) return;
+    this.writer.writeString(line.endsWith('\n') ? line : `${line}\n`);
+    this.writer.commit();
+  }
+
+  drained(): Promise<void> {
+    return this.writer.drained();
+  }
+
+  close(): Promise<void> {
+    return this.writer.close();
+  }
+}
+
+/** Whether `name` is one of FORMATS. */
+export function isFormatName(name: string): name is FormatName {
+  return Object.prototype.hasOwnProperty.call(FORMATS, name);
+}
+
+/** A sink that writes every call to `out` in `format`; close() flushes but does not end `out`. */
+export function createFormatSink(
+  format: FormatName,
+  out: OutputStream,
+  ctx: CaptureContext,
+  opts: FormatSinkOptions,
+): FormatSink {
+  const preview = opts.maxPreviewBytes ?? Number.POSITIVE_INFINITY;
+  if (!(preview >= 0)) throw new RangeError(`maxPreviewBytes must be >= 0, got ${opts.maxPreviewBytes}`);
+  let encoder: CallEncoder;
+  switch (format) {
+    case 'text':
+      encoder = new TextFormat(ctx, opts.color, preview);
+      break;
+    case 'hex':
+      encoder = new HexFormat(ctx, opts.color, preview);
+      break;
+    case 'jsonl':
+      encoder = new JsonlFormat(ctx);
+      break;
+    default:
+      throw new RangeError(`unknown output format ${String(format)} (one of ${FORMAT_NAMES.join(', ')})`);
+  }
+  const writer = new BatchWriter(out, {
+    onClosed: opts.onClosed,
+    flushBytes: opts.flushBytes,
+    flushDelayMs: opts.flushDelayMs,
+  });
+  return new EncodingSink(encoder, writer);
+}
