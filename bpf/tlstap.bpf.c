@@ -22,6 +22,8 @@ const volatile __u8 filter_uid = 0;
 const volatile char targ_comm[TLSTAP_COMM_LEN] = {};
 const volatile __u8 filter_comm = 0;
 const volatile __u32 max_call_bytes = TLSTAP_DEFAULT_CALL_BYTES;
+/* Wake the reader only once this much is waiting; it also polls on a short timer. */
+const volatile __u32 wakeup_bytes = 256 * 1024;
 
 /* Keeps struct tlstap_data_event in the object's BTF, where tests check its layout. */
 const volatile struct tlstap_data_event *const event_type_for_btf = 0;
@@ -69,6 +71,16 @@ static __always_inline void count(__u32 counter, __u64 n)
 
 	if (value)
 		*value += n;
+}
+
+/*
+ * A wakeup per record costs the traced thread an interrupt and the reader a context switch;
+ * under load, wake it only for a sizeable backlog.
+ */
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									    : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline int comm_matches(void)
@@ -195,7 +207,7 @@ int BPF_KRETPROBE(probe_return)
 			count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
 			break;
 		}
-		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + n, 0)) {
+		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + n, wakeup_flag())) {
 			/* No room: this chunk and every later one of the call are lost, and counted. */
 			count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS,
 			      (captured - off + TLSTAP_CHUNK_SIZE - 1) / TLSTAP_CHUNK_SIZE);

@@ -236,6 +236,12 @@ void BpfSession::PollLoop()
 			poll_error_ = -ret;
 			break;
 		}
+		// The program wakes us only for a backlog; what came in quietly is read on the timer.
+		ret = ring_buffer__consume(ring_);
+		if (ret < 0) {
+			poll_error_ = -ret;
+			break;
+		}
 		FlushBatch();
 	}
 	// Whatever the kernel wrote before stop (probes are detached first) is still delivered.

@@ -90,7 +90,7 @@ export class CaptureSession {
         }
       });
       const session = new CaptureSession(native, probes);
-      session.polling = native.startPolling('events', onBatch, { batchBytes: 4 << 20, timeoutMs: 50 });
+      session.polling = native.startPolling('events', onBatch, { batchBytes: 4 << 20, timeoutMs: 20 });
       return session;
     } catch (err) {
       native.close();
