@@ -7,6 +7,40 @@ export const TLS_FUNCTIONS = ['SSL_read', 'SSL_write', 'SSL_read_ex', 'SSL_write
 /** A probed TLS library function. */
 export type TlsFunction = (typeof TLS_FUNCTIONS)[number];
 
+/** One side of a connection. */
+export interface Endpoint {
+  /** IPv4 dotted quad or IPv6 text form (RFC 5952). */
+  ip: string;
+  port: number;
+}
+
+/** Which connection a call belongs to: one per (pid, TLS object) within a run. */
+export interface ConnectionInfo {
+  /** Unique within a run, even when an fd number or an SSL * address is reused. */
+  id: number;
+  pid: number;
+  /** The TLS object (SSL *) this connection is. */
+  ssl: bigint;
+  /** The socket's fd in the process, or -1 when unknown. */
+  fd: number;
+  /** Addresses when the socket is INET/INET6 and was seen; absent when unknown. */
+  local?: Endpoint;
+  remote?: Endpoint;
+  /** Why the addresses are unknown (memory BIO, not a socket, not yet seen ...). */
+  unknownReason?: string;
+}
+
+/** A connection's lifecycle: first sighting and end. */
+export interface ConnectionEvent {
+  type: 'open' | 'close';
+  /** CLOCK_MONOTONIC nanoseconds. */
+  tsNs: bigint;
+  conn: ConnectionInfo;
+  comm: string;
+  /** For close: what ended it (SSL_free, SSL_shutdown, close of the fd, end of capture). */
+  reason?: string;
+}
+
 /** One TLS library call with its chunks joined back together. */
 export interface TlsCall {
   /** CLOCK_MONOTONIC nanoseconds at the call's return. */
@@ -29,6 +63,8 @@ export interface TlsCall {
   truncated: number;
   /** Bytes that were copied in the kernel but lost on the way (ring buffer full, unreadable memory). */
   lost: number;
+  /** The connection; always set once the call has passed the connection tracker. */
+  conn?: ConnectionInfo;
 }
 
 /** What output formats need to know about the capture besides the calls. */
@@ -57,6 +93,8 @@ export interface CaptureStats {
 /** A consumer of joined calls: an output format or a file writer. */
 export interface CallSink {
   write(call: TlsCall): void;
+  /** Connection lifecycle records, before the first call of a connection and after its last. */
+  connection?(event: ConnectionEvent): void;
   /** Flushes and closes; resolves when every byte is written. */
   close(): Promise<void>;
 }
