@@ -1,0 +1,148 @@
+import {
+  SHN_UNDEF,
+  STB_GLOBAL,
+  STB_LOCAL,
+  STB_WEAK,
+  STT_COMMON,
+  STT_FUNC,
+  STT_OBJECT,
+  SYM_SIZE,
+} from './constants.js';
+import type { ElfSection } from './header.js';
+import { Decoder } from './reader.js';
+import type { FileSource } from './reader.js';
+import type { StringTable } from './strings.js';
+
+/** Most entries we accept in one symbol table (node's .symtab has ~110k). */
+export const MAX_SYMBOLS = 1 << 22;
+/** Symbols read per positional read when walking a table. */
+export const SYMBOL_CHUNK = 4096;
+
+/** Which symbol table a symbol came from. */
+export type SymbolTableName = 'dynsym' | 'symtab';
+
+/** One symbol, as callers see it. */
+export interface ElfSymbolInfo {
+  /** Name without the version suffix. */
+  name: string;
+  /** GNU version name, e.g. 'OPENSSL_3.0.0'. */
+  version?: string;
+  /** '@@' (true) vs hidden '@' (false); true when unversioned. */
+  isDefaultVersion: boolean;
+  /** st_value. */
+  address: bigint;
+  size: bigint;
+  kind: 'func' | 'object' | 'other';
+  binding: 'local' | 'global' | 'weak' | 'other';
+  /** st_shndx != SHN_UNDEF. */
+  defined: boolean;
+  table: SymbolTableName;
+}
+
+/** A symbol table entry before its name and version are looked up. */
+export interface RawSymbol {
+  index: number;
+  nameOffset: number;
+  value: bigint;
+  size: bigint;
+  info: number;
+  shndx: number;
+}
+
+/** The `kind` of an st_info byte. STT_GNU_IFUNC is 'other': its address is a resolver, not the function. */
+export function symbolKind(info: number): ElfSymbolInfo['kind'] {
+  const type = info & 0xf;
+  if (type === STT_FUNC) return 'func';
+  if (type === STT_OBJECT || type === STT_COMMON) return 'object';
+  return 'other';
+}
+
+/** The `binding` of an st_info byte. */
+export function symbolBinding(info: number): ElfSymbolInfo['binding'] {
+  switch (info >> 4) {
+    case STB_LOCAL:
+      return 'local';
+    case STB_GLOBAL:
+      return 'global';
+    case STB_WEAK:
+      return 'weak';
+    default:
+      return 'other';
+  }
+}
+
+/** True for a defined function symbol: what findFunctions looks for. */
+export function isDefinedFunction(info: number, shndx: number): boolean {
+  return (info & 0xf) === STT_FUNC && shndx !== SHN_UNDEF;
+}
+
+/** A .dynsym or .symtab section with its string table; entries are read on demand. */
+export class SymbolTable {
+  /** Number of entries, including the null entry 0. */
+  readonly count: number;
+  private readonly offset: number;
+  private readonly entsize: number;
+
+  constructor(
+    private readonly src: FileSource,
+    private readonly bits: 32 | 64,
+    private readonly littleEndian: boolean,
+    section: ElfSection,
+    readonly strings: StringTable,
+    readonly table: SymbolTableName,
+  ) {
+    const min = SYM_SIZE[bits];
+    if (section.entsize !== 0n && (section.entsize < BigInt(min) || section.entsize > 1024n)) {
+      src.fail(`.${table} has an invalid entry size ${section.entsize}`);
+    }
+    this.entsize = section.entsize === 0n ? min : Number(section.entsize);
+    const where = src.range(section.offset, section.size, `.${table}`);
+    this.offset = where.offset;
+    this.count = Math.floor(where.size / this.entsize);
+    if (this.count > MAX_SYMBOLS) src.fail(`.${table} has too many symbols (${this.count})`);
+  }
+
+  /**
+   * Entries `start` to `end` (exclusive) that pass `keep(info, shndx, nameOffset)`, read in chunks
+   * of SYMBOL_CHUNK entries; `keep` sees each entry before any object is made for it.
+   */
+  async scan(
+    start: number,
+    end: number,
+    keep: (info: number, shndx: number, nameOffset: number) => boolean,
+  ): Promise<RawSymbol[]> {
+    const out: RawSymbol[] = [];
+    const last = Math.min(end, this.count);
+    for (let first = Math.max(0, start); first < last; first += SYMBOL_CHUNK) {
+      const n = Math.min(SYMBOL_CHUNK, last - first);
+      const buf = await this.src.read(this.offset + first * this.entsize, n * this.entsize, `.${this.table}`);
+      const d = new Decoder(buf, this.littleEndian, this.bits);
+      for (let i = 0; i < n; i++) {
+        const at = i * this.entsize;
+        const info = this.bits === 64 ? d.u8(at + 4) : d.u8(at + 12);
+        const shndx = this.bits === 64 ? d.u16(at + 6) : d.u16(at + 14);
+        if (keep(info, shndx, d.u32(at))) out.push(this.decode(d, at, first + i, info, shndx));
+      }
+    }
+    return out;
+  }
+
+  /** The entry at `index`. */
+  async get(index: number): Promise<RawSymbol> {
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.count) {
+      this.src.corrupt(`symbol index ${index} is outside .${this.table} (${this.count} entries)`);
+    }
+    const buf = await this.src.read(this.offset + index * this.entsize, SYM_SIZE[this.bits], `.${this.table}`);
+    const d = new Decoder(buf, this.littleEndian, this.bits);
+    return this.bits === 64
+      ? this.decode(d, 0, index, d.u8(4), d.u16(6))
+      : this.decode(d, 0, index, d.u8(12), d.u16(14));
+  }
+
+  private decode(d: Decoder, at: number, index: number, info: number, shndx: number): RawSymbol {
+    if (this.bits === 64) {
+      return { index, nameOffset: d.u32(at), value: d.u64(at + 8), size: d.u64(at + 16), info, shndx };
+    }
+    return { index, nameOffset: d.u32(at), value: BigInt(d.u32(at + 4)), size: BigInt(d.u32(at + 8)), info, shndx };
+  }
+}
