@@ -1,0 +1,533 @@
+// TLS plaintext as TCP/IP packets, so Wireshark's TCP reassembly, Follow Stream and HTTP
+// dissectors work on it. Each connection becomes one TCP stream: a synthesized three-way handshake
+// at its first call, data segments with per-direction sequence and acknowledgement numbers, and a
+// FIN/ACK exchange when it closes (or when the capture ends).
+//
+// Addresses: the connection's real local/remote endpoints when both are known (the traced
+// process's own endpoint is `local`). When they are not, placeholders on loopback:
+//   the process's endpoint  127.1.<(pid >> 8) & 255>.<pid & 255>  (pid modulo 65536)
+//   the peer                127.2.0.1
+//   the server's port       443
+//   the client's port       32768 + (connection number mod 28232), i.e. in Linux's ephemeral range
+// and every packet of such a connection says `addr=placeholder` in its comment (the SYN says why).
+//
+// Nothing here reads a clock or a random source: the same calls give the same packets. Initial
+// sequence numbers are a hash of the connection number.
+
+import type { ConnectionEvent, ConnectionInfo, Endpoint, TlsCall } from '../events/types.js';
+
+/** TCP flag bits. */
+export const TCP_FIN = 0x01;
+/** TCP SYN flag. */
+export const TCP_SYN = 0x02;
+/** TCP PSH flag. */
+export const TCP_PSH = 0x08;
+/** TCP ACK flag. */
+export const TCP_ACK = 0x10;
+
+/** The longest IP packet tlstap writes (the IPv4 total-length and IPv6 payload-length limit). */
+export const MAX_IP_PACKET = 65535;
+/** Window-scale shift announced in the SYNs, so a long one-way transfer never fills the window. */
+const WINDOW_SHIFT = 14;
+/** Unacknowledged bytes after which the receiver sends a pure ACK (far below 65535 << 14). */
+const ACK_EVERY = 1 << 28;
+/** The server port of placeholder addresses. */
+export const PLACEHOLDER_SERVER_PORT = 443;
+
+/** An IP address as bytes: 4 for IPv4, 16 for IPv6. */
+export interface IpAddress {
+  family: 4 | 6;
+  bytes: Buffer;
+}
+
+/** One side of a synthesized connection. */
+export interface TcpEndpoint {
+  ip: IpAddress;
+  port: number;
+}
+
+/** Parses IPv4 dotted quads and IPv6 text (with `::` and an embedded IPv4 tail); undefined if invalid. */
+export function parseIp(text: string): IpAddress | undefined {
+  const v4 = parseIpv4(text);
+  if (v4 !== undefined) return { family: 4, bytes: v4 };
+  const v6 = parseIpv6(text);
+  if (v6 !== undefined) return { family: 6, bytes: v6 };
+  return undefined;
+}
+
+function parseIpv4(text: string): Buffer | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  const out = Buffer.alloc(4);
+  for (let i = 0; i < 4; i++) {
+    const p = parts[i]!;
+    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined;
+    out[i] = Number(p);
+  }
+  return out;
+}
+
+function parseIpv6(text: string): Buffer | undefined {
+  const zone = text.indexOf('%');
+  if (zone >= 0) text = text.slice(0, zone);
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const words = (s: string): number[] | undefined => {
+    if (s === '') return [];
+    const out: number[] = [];
+    const groups = s.split(':');
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i]!;
+      if (i === groups.length - 1 && g.includes('.')) {
+        const v4 = parseIpv4(g);
+        if (v4 === undefined) return undefined;
+        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+      } else {
+        if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
+        out.push(parseInt(g, 16));
+      }
+    }
+    return out;
+  };
+  const head = words(halves[0]!);
+  const tail = halves.length === 2 ? words(halves[1]!) : [];
+  if (head === undefined || tail === undefined) return undefined;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
+  const all = [...head, ...new Array<number>(missing).fill(0), ...tail];
+  const out = Buffer.alloc(16);
+  all.forEach((w, i) => out.writeUInt16BE(w, i * 2));
+  return out;
+}
+
+/** An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as IPv4; any other address unchanged. */
+export function unmapIpv4(ip: IpAddress): IpAddress {
+  if (ip.family === 6 && ip.bytes.subarray(0, 10).every((b) => b === 0) && ip.bytes[10] === 0xff && ip.bytes[11] === 0xff) {
+    return { family: 4, bytes: Buffer.from(ip.bytes.subarray(12)) };
+  }
+  return ip;
+}
+
+/** An IPv4 address as IPv4-mapped IPv6 (for a connection whose other side is IPv6). */
+function mapToIpv6(ip: IpAddress): IpAddress {
+  if (ip.family === 6) return ip;
+  const bytes = Buffer.alloc(16);
+  bytes[10] = 0xff;
+  bytes[11] = 0xff;
+  ip.bytes.copy(bytes, 12);
+  return { family: 6, bytes };
+}
+
+/** Text form of an address (IPv6 with the longest zero run compressed, RFC 5952). */
+export function formatIp(ip: IpAddress): string {
+  if (ip.family === 4) return Array.from(ip.bytes).join('.');
+  const w: number[] = [];
+  for (let i = 0; i < 16; i += 2) w.push(ip.bytes.readUInt16BE(i));
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (w[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = w.map((x) => x.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+/** Adds the 16-bit big-endian words of `buf[start, end)` to `sum` (odd tails padded with zero). */
+export function sum16(buf: Buffer, start: number, end: number, sum = 0): number {
+  let i = start;
+  const even = end - ((end - start) & 1);
+  for (; i < even; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
+  if (i < end) sum += buf[i]! << 8;
+  // Fold now and then so the sum stays well inside exact integers.
+  return (sum & 0xffff) + Math.floor(sum / 0x10000);
+}
+
+/** The Internet checksum (RFC 1071) of an accumulated sum. */
+export function finishChecksum(sum: number): number {
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return ~sum & 0xffff;
+}
+
+/** One synthesized TCP segment, ready to be written as an IP packet. */
+export interface Segment {
+  /** Wall-clock nanoseconds. */
+  tsNs: bigint;
+  src: TcpEndpoint;
+  dst: TcpEndpoint;
+  seq: number;
+  ack: number;
+  flags: number;
+  payload: Buffer;
+  /** True when the traced process sent it (epb_flags outbound). */
+  outbound: boolean;
+  /** IPv4 identification (ignored for IPv6). */
+  ipId: number;
+  /** The packet comment, UTF-8. */
+  comment: Buffer;
+}
+
+const IPV4_HEADER = 20;
+const IPV6_HEADER = 40;
+const TCP_HEADER = 20;
+/** NOP + window scale: the only option, on SYN and SYN/ACK. */
+const SYN_OPTIONS = 4;
+
+function tcpHeaderLength(flags: number): number {
+  return TCP_HEADER + ((flags & TCP_SYN) !== 0 ? SYN_OPTIONS : 0);
+}
+
+/** Payload bytes that fit one segment of the family without passing MAX_IP_PACKET. */
+export function maxSegmentPayload(family: 4 | 6): number {
+  return MAX_IP_PACKET - (family === 4 ? IPV4_HEADER : IPV6_HEADER) - TCP_HEADER;
+}
+
+/** Bytes of the IP packet that carries `seg`. */
+export function packetLength(seg: Segment): number {
+  return (seg.src.ip.family === 4 ? IPV4_HEADER : IPV6_HEADER) + tcpHeaderLength(seg.flags) + seg.payload.length;
+}
+
+/** Writes the IP packet of `seg` at `off` (packetLength(seg) bytes), checksums included. */
+export function writePacket(buf: Buffer, off: number, seg: Segment): void {
+  const tcpLen = tcpHeaderLength(seg.flags) + seg.payload.length;
+  let t: number;
+  let pseudo: number;
+  if (seg.src.ip.family === 4) {
+    buf[off] = 0x45; // version 4, header length 5 words
+    buf[off + 1] = 0;
+    buf.writeUInt16BE(IPV4_HEADER + tcpLen, off + 2);
+    buf.writeUInt16BE(seg.ipId & 0xffff, off + 4);
+    buf.writeUInt16BE(0x4000, off + 6); // don't fragment
+    buf[off + 8] = 64; // TTL
+    buf[off + 9] = 6; // TCP
+    buf.writeUInt16BE(0, off + 10);
+    seg.src.ip.bytes.copy(buf, off + 12);
+    seg.dst.ip.bytes.copy(buf, off + 16);
+    buf.writeUInt16BE(finishChecksum(sum16(buf, off, off + IPV4_HEADER)), off + 10);
+    // Pseudo-header: addresses, zero, protocol, TCP length.
+    pseudo = sum16(buf, off + 12, off + 20, 6 + tcpLen);
+    t = off + IPV4_HEADER;
+  } else {
+    buf.writeUInt32BE(0x60000000, off); // version 6, no traffic class or flow label
+    buf.writeUInt16BE(tcpLen, off + 4);
+    buf[off + 6] = 6; // next header: TCP
+    buf[off + 7] = 64; // hop limit
+    seg.src.ip.bytes.copy(buf, off + 8);
+    seg.dst.ip.bytes.copy(buf, off + 24);
+    // Pseudo-header: addresses, upper-layer length (32 bits), zeros, next header.
+    pseudo = sum16(buf, off + 8, off + 40, 6 + (tcpLen >>> 16) + (tcpLen & 0xffff));
+    t = off + IPV6_HEADER;
+  }
+  const hdr = tcpHeaderLength(seg.flags);
+  buf.writeUInt16BE(seg.src.port, t);
+  buf.writeUInt16BE(seg.dst.port, t + 2);
+  buf.writeUInt32BE(seg.seq >>> 0, t + 4);
+  buf.writeUInt32BE((seg.flags & TCP_ACK) !== 0 ? seg.ack >>> 0 : 0, t + 8);
+  buf[t + 12] = (hdr / 4) << 4;
+  buf[t + 13] = seg.flags;
+  buf.writeUInt16BE(0xffff, t + 14); // window (scaled by 2^14 after the handshake)
+  buf.writeUInt32BE(0, t + 16); // checksum, urgent pointer
+  if (hdr > TCP_HEADER) {
+    buf[t + 20] = 1; // NOP
+    buf[t + 21] = 3; // window scale
+    buf[t + 22] = 3;
+    buf[t + 23] = WINDOW_SHIFT;
+  }
+  seg.payload.copy(buf, t + hdr);
+  buf.writeUInt16BE(finishChecksum(sum16(buf, t, t + tcpLen, pseudo)), t + 16);
+}
+
+/** A 32-bit integer hash (the murmur3 finalizer): initial sequence numbers from connection numbers. */
+function mix32(x: number): number {
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/** Application protocol seen on a connection, for Wireshark's decode-as. */
+export type StreamProtocol = 'http' | 'http2';
+
+/** A server port and the protocol its streams carry. */
+export interface DecodeAs {
+  port: number;
+  protocol: StreamProtocol;
+}
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+const HTTP1_REQUEST = /^[A-Z][A-Z-]{0,19} \S+ HTTP\/1\.[01]\r?\n/;
+
+/** The protocol a client's first bytes announce: the HTTP/2 preface or an HTTP/1 request line. */
+export function detectProtocol(firstClientBytes: Buffer): StreamProtocol | undefined {
+  if (firstClientBytes.length >= H2_PREFACE.length && firstClientBytes.subarray(0, H2_PREFACE.length).equals(H2_PREFACE)) {
+    return 'http2';
+  }
+  const head = firstClientBytes.toString('latin1', 0, Math.min(firstClientBytes.length, 2048));
+  return HTTP1_REQUEST.test(head) ? 'http' : undefined;
+}
+
+/** Per-direction state: the next sequence number and what the other side last acknowledged. */
+interface Side {
+  ep: TcpEndpoint;
+  next: number;
+  acked: number;
+  ipId: number;
+  /** Bytes skipped (not captured) since this side's last segment, for the next comment. */
+  gap: number;
+}
+
+interface Flow {
+  key: string;
+  /** The connection number shown as conn=N (the tracker's id, or our own count). */
+  num: number;
+  hasId: boolean;
+  ssl: bigint;
+  pid: number;
+  comm: string;
+  client: Side;
+  server: Side;
+  processIsClient: boolean;
+  /** `addr=placeholder` when the addresses are made up, else ''. */
+  addrTag: string;
+  /** Why the addresses are placeholders (on the SYN's comment). */
+  placeholderReason?: string;
+  protocolChecked: boolean;
+}
+
+/** Where synthesized segments go, in order. */
+export type SegmentSink = (seg: Segment) => void;
+
+/** Ports at or above this that are not the other side's are taken for the client's (Linux's range). */
+const EPHEMERAL_LOW = 32768;
+const EPHEMERAL_HIGH = 60999;
+
+/**
+ * Which side of a known connection is the server, judged by the ports: a port below 1024 against
+ * one above, else a port outside the ephemeral range against one inside. Undefined when the ports
+ * do not say.
+ */
+export function processIsServerByPorts(local: number, remote: number): boolean | undefined {
+  if (local === remote) return undefined;
+  if (local < 1024 !== remote < 1024) return local < 1024;
+  const eph = (p: number): boolean => p >= EPHEMERAL_LOW && p <= EPHEMERAL_HIGH;
+  if (eph(local) !== eph(remote)) return eph(remote);
+  return undefined;
+}
+
+/** Turns calls and connection events into TCP segments (see the top of this file). */
+export class TcpSynthesizer {
+  private readonly flows = new Map<string, Flow>();
+  private readonly pendingOpen = new Map<string, ConnectionEvent>();
+  private readonly protocols = new Map<number, Set<StreamProtocol>>();
+  private nextOwnNum = 1;
+  private lastTsNs: bigint | undefined;
+
+  constructor(
+    private readonly emit: SegmentSink,
+    private readonly wallClockNs: (monotonicNs: bigint) => bigint,
+  ) {}
+
+  /** Connections seen so far whose server port carries HTTP, for decode-as options. */
+  get decodeAs(): DecodeAs[] {
+    const out: DecodeAs[] = [];
+    for (const [port, set] of [...this.protocols].sort((a, b) => a[0] - b[0])) {
+      // A port with both: Wireshark's HTTP dissector hands a stream that opens with the HTTP/2
+      // preface to the HTTP/2 dissector, but not the other way round.
+      out.push({ port, protocol: set.has('http') ? 'http' : 'http2' });
+    }
+    return out;
+  }
+
+  /** Open events are remembered (addresses); close events end the stream with FIN/ACK. */
+  connection(event: ConnectionEvent): void {
+    const key = `c${event.conn.id}`;
+    const ts = this.wallClockNs(event.tsNs);
+    this.noteTs(ts);
+    if (event.type === 'open') {
+      this.pendingOpen.set(key, event);
+      return;
+    }
+    this.pendingOpen.delete(key);
+    const flow = this.flows.get(key);
+    if (flow === undefined) return;
+    this.close(flow, ts, event.reason ?? 'connection closed');
+  }
+
+  /** One call's plaintext as data segments from its sender (the handshake first, if new). */
+  call(call: TlsCall): void {
+    const ts = this.wallClockNs(call.tsNs);
+    this.noteTs(ts);
+    const key = call.conn !== undefined ? `c${call.conn.id}` : `${call.pid}:${call.ssl.toString(16)}`;
+    let flow = this.flows.get(key);
+    if (flow === undefined) {
+      flow = this.open(key, call, ts);
+      this.flows.set(key, flow);
+    }
+    const fromProcess = call.dir === 'write';
+    const fromClient = fromProcess === flow.processIsClient;
+    const sender = fromClient ? flow.client : flow.server;
+    const data = call.data;
+    if (fromClient && !flow.protocolChecked && data.length > 0) {
+      flow.protocolChecked = true;
+      const protocol = detectProtocol(data);
+      if (protocol !== undefined) {
+        let set = this.protocols.get(flow.server.ep.port);
+        if (set === undefined) this.protocols.set(flow.server.ep.port, (set = new Set()));
+        set.add(protocol);
+      }
+    }
+    const missing = call.lost + call.truncated;
+    if (data.length > 0) {
+      let text =
+        `pid=${call.pid} tid=${call.tid} comm=${call.comm} uid=${call.uid} func=${call.func} ` +
+        (flow.hasId ? `conn=${flow.num}` : `ssl=0x${flow.ssl.toString(16)}`);
+      if (call.truncated > 0) text += ` truncated=${call.truncated}`;
+      if (call.lost > 0) text += ` lost=${call.lost}`;
+      if (flow.addrTag !== '') text += ` ${flow.addrTag}`;
+      const comment = Buffer.from(text, 'utf8');
+      const max = maxSegmentPayload(sender.ep.ip.family);
+      for (let off = 0; off < data.length; off += max) {
+        const end = Math.min(data.length, off + max);
+        let segComment = comment;
+        if (sender.gap > 0) {
+          segComment = Buffer.from(`${text} gap=${sender.gap} (bytes before this segment were not captured)`, 'utf8');
+          sender.gap = 0;
+        }
+        this.segment(flow, fromClient, ts, end === data.length ? TCP_PSH | TCP_ACK : TCP_ACK, data.subarray(off, end), fromProcess, segComment);
+      }
+    }
+    if (missing > 0) {
+      // Skip the bytes that were not captured, so Wireshark shows a gap, not misaligned data.
+      sender.next = (sender.next + missing) >>> 0;
+      sender.gap += missing;
+    }
+    if (((sender.next - sender.acked) >>> 0) >= ACK_EVERY) {
+      this.segment(flow, !fromClient, ts, TCP_ACK, EMPTY, !fromProcess, this.note(flow, 'synthesized ACK'));
+    }
+  }
+
+  /** Closes every connection still open (end of capture), stamped with the latest time seen. */
+  finish(reason = 'end of capture'): void {
+    const ts = this.lastTsNs ?? 0n;
+    for (const flow of [...this.flows.values()]) this.close(flow, ts, reason);
+    this.pendingOpen.clear();
+  }
+
+  private noteTs(ts: bigint): void {
+    if (this.lastTsNs === undefined || ts > this.lastTsNs) this.lastTsNs = ts;
+  }
+
+  private note(flow: Flow, what: string): Buffer {
+    const id = flow.hasId ? `conn=${flow.num}` : `ssl=0x${flow.ssl.toString(16)}`;
+    return Buffer.from(`pid=${flow.pid} comm=${flow.comm} ${id} ${what}${flow.addrTag !== '' ? ` ${flow.addrTag}` : ''}`, 'utf8');
+  }
+
+  private open(key: string, call: TlsCall, ts: bigint): Flow {
+    const conn: ConnectionInfo | undefined = call.conn ?? this.pendingOpen.get(key)?.conn;
+    this.pendingOpen.delete(key);
+    const hasId = conn !== undefined;
+    const num = hasId ? conn.id : this.nextOwnNum++;
+    const firstIsWrite = call.dir === 'write';
+    let processIsClient = firstIsWrite;
+    let local: TcpEndpoint | undefined;
+    let remote: TcpEndpoint | undefined;
+    let reason: string | undefined;
+    if (conn?.local !== undefined && conn.remote !== undefined) {
+      const l = endpointOf(conn.local);
+      const r = endpointOf(conn.remote);
+      if (l === undefined || r === undefined) {
+        reason = `unparseable address ${l === undefined ? conn.local.ip : conn.remote.ip}`;
+      } else {
+        if (l.ip.family !== r.ip.family) {
+          l.ip = mapToIpv6(l.ip);
+          r.ip = mapToIpv6(r.ip);
+        }
+        local = l;
+        remote = r;
+        const server = processIsServerByPorts(l.port, r.port);
+        if (server !== undefined) processIsClient = !server;
+      }
+    } else {
+      reason = conn?.unknownReason ?? (conn === undefined ? 'no connection information' : 'addresses not known');
+    }
+    let placeholder: string | undefined;
+    if (local === undefined || remote === undefined) {
+      const own: IpAddress = { family: 4, bytes: Buffer.from([127, 1, (call.pid >>> 8) & 255, call.pid & 255]) };
+      const peer: IpAddress = { family: 4, bytes: Buffer.from([127, 2, 0, 1]) };
+      const clientPort = EPHEMERAL_LOW + (num % (EPHEMERAL_HIGH - EPHEMERAL_LOW + 1));
+      local = { ip: own, port: processIsClient ? clientPort : PLACEHOLDER_SERVER_PORT };
+      remote = { ip: peer, port: processIsClient ? PLACEHOLDER_SERVER_PORT : clientPort };
+      placeholder = reason ?? 'addresses not known';
+    }
+    const clientEp = processIsClient ? local : remote;
+    const serverEp = processIsClient ? remote : local;
+    const isnClient = mix32(num * 2 + 1);
+    const isnServer = mix32(num * 2 + 2);
+    const flow: Flow = {
+      key,
+      num,
+      hasId,
+      ssl: call.ssl,
+      pid: call.pid,
+      comm: call.comm,
+      client: { ep: clientEp, next: isnClient, acked: isnClient, ipId: isnClient & 0xffff, gap: 0 },
+      server: { ep: serverEp, next: isnServer, acked: isnServer, ipId: isnServer & 0xffff, gap: 0 },
+      processIsClient,
+      addrTag: placeholder !== undefined ? 'addr=placeholder' : '',
+      placeholderReason: placeholder,
+      protocolChecked: false,
+    };
+    const why =
+      placeholder !== undefined
+        ? `; addresses unknown (${placeholder}): placeholders ${formatEp(clientEp)} -> ${formatEp(serverEp)}`
+        : '';
+    const role = processIsClient ? 'the process is the client' : 'the process is the server';
+    this.segment(flow, true, ts, TCP_SYN, EMPTY, processIsClient, this.note(flow, `synthesized SYN: first sighting of the connection, ${role}${why}`));
+    this.segment(flow, false, ts, TCP_SYN | TCP_ACK, EMPTY, !processIsClient, this.note(flow, 'synthesized SYN/ACK'));
+    this.segment(flow, true, ts, TCP_ACK, EMPTY, processIsClient, this.note(flow, 'synthesized ACK'));
+    return flow;
+  }
+
+  private close(flow: Flow, ts: bigint, reason: string): void {
+    this.flows.delete(flow.key);
+    const fromClient = flow.processIsClient; // the process's side closes first
+    const note = this.note(flow, `synthesized close: ${reason}`);
+    this.segment(flow, fromClient, ts, TCP_FIN | TCP_ACK, EMPTY, true, note);
+    this.segment(flow, !fromClient, ts, TCP_FIN | TCP_ACK, EMPTY, false, note);
+    this.segment(flow, fromClient, ts, TCP_ACK, EMPTY, true, note);
+  }
+
+  /** Emits one segment from the client (or server) side and advances its sequence number. */
+  private segment(flow: Flow, fromClient: boolean, tsNs: bigint, flags: number, payload: Buffer, outbound: boolean, comment: Buffer): void {
+    const s = fromClient ? flow.client : flow.server;
+    const r = fromClient ? flow.server : flow.client;
+    const ack = r.next;
+    this.emit({ tsNs, src: s.ep, dst: r.ep, seq: s.next, ack, flags, payload, outbound, ipId: s.ipId, comment });
+    s.ipId = (s.ipId + 1) & 0xffff;
+    let len = payload.length;
+    if ((flags & (TCP_SYN | TCP_FIN)) !== 0) len += 1; // SYN and FIN take one sequence number each
+    s.next = (s.next + len) >>> 0;
+    if ((flags & TCP_ACK) !== 0) r.acked = ack;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function endpointOf(e: Endpoint): TcpEndpoint | undefined {
+  const ip = parseIp(e.ip);
+  if (ip === undefined || !Number.isInteger(e.port) || e.port < 0 || e.port > 65535) return undefined;
+  return { ip: unmapIpv4(ip), port: e.port };
+}
+
+function formatEp(e: TcpEndpoint): string {
+  return e.ip.family === 4 ? `${formatIp(e.ip)}:${e.port}` : `[${formatIp(e.ip)}]:${e.port}`;
+}
