@@ -1,0 +1,332 @@
+// HAR 1.2 (http://www.softwareishard.com/blog/har-12-spec/) from decoded exchanges: entries with
+// timings from the capture timestamps, written to a 0600 file when the capture ends.
+
+import type { CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
+import { decodeBody } from '../http/body.js';
+import { headerValue } from '../http/message.js';
+import { redactHeaders } from '../http/redact.js';
+import { HttpTracker } from '../http/tracker.js';
+import type { HttpExchange, HttpHeader, HttpStats, HttpVersion } from '../http/types.js';
+import { BatchWriter } from '../output/batch.js';
+import { createPrivateWriteStream } from '../util/private-file.js';
+import { tlstapVersion } from '../version.js';
+
+/** A HAR name/value pair (headers, query string, form parameters). */
+export interface HarNameValue {
+  name: string;
+  value: string;
+}
+
+/** A HAR cookie. */
+export interface HarCookie {
+  name: string;
+  value: string;
+  path?: string;
+  domain?: string;
+  expires?: string;
+  httpOnly?: boolean;
+  secure?: boolean;
+}
+
+/** A HAR request. */
+export interface HarRequest {
+  method: string;
+  url: string;
+  httpVersion: string;
+  cookies: HarCookie[];
+  headers: HarNameValue[];
+  queryString: HarNameValue[];
+  postData?: { mimeType: string; params: HarNameValue[]; text: string; comment?: string };
+  headersSize: number;
+  bodySize: number;
+  comment?: string;
+}
+
+/** A HAR response. */
+export interface HarResponse {
+  status: number;
+  statusText: string;
+  httpVersion: string;
+  cookies: HarCookie[];
+  headers: HarNameValue[];
+  content: { size: number; compression?: number; mimeType: string; text?: string; encoding?: string; comment?: string };
+  redirectURL: string;
+  headersSize: number;
+  bodySize: number;
+  comment?: string;
+}
+
+/** A HAR entry. */
+export interface HarEntry {
+  startedDateTime: string;
+  time: number;
+  request: HarRequest;
+  response: HarResponse;
+  cache: Record<string, never>;
+  timings: { blocked: number; dns: number; connect: number; send: number; wait: number; receive: number; ssl: number };
+  serverIPAddress?: string;
+  connection?: string;
+  comment?: string;
+}
+
+/** A whole HAR document. */
+export interface HarLog {
+  log: {
+    version: '1.2';
+    creator: { name: string; version: string };
+    entries: HarEntry[];
+    comment?: string;
+  };
+}
+
+/** Options for HAR entries and files. */
+export interface HarOptions {
+  /** Mask credential headers and cookies (--redact). */
+  redact: boolean;
+}
+
+function harVersion(v: HttpVersion): string {
+  return v === 'HTTP/2' ? 'HTTP/2.0' : v;
+}
+
+function nameValues(headers: HttpHeader[]): HarNameValue[] {
+  return headers.map((h) => ({ name: h.name, value: h.value }));
+}
+
+/** Milliseconds between two monotonic timestamps, never negative, to the microsecond. */
+function msBetween(from: bigint, to: bigint): number {
+  return to > from ? Number((to - from) / 1000n) / 1000 : 0;
+}
+
+/** Request line or status line plus header lines plus the blank line, in bytes (HTTP/1.x only). */
+function headersSize(firstLine: string, headers: HttpHeader[], version: HttpVersion): number {
+  if (version === 'HTTP/2') return -1;
+  let n = Buffer.byteLength(firstLine) + 2 + 2;
+  for (const h of headers) n += Buffer.byteLength(h.name) + 2 + Buffer.byteLength(h.value) + 2;
+  return n;
+}
+
+function requestCookies(headers: HttpHeader[]): HarCookie[] {
+  const out: HarCookie[] = [];
+  for (const h of headers) {
+    if (h.name.toLowerCase() !== 'cookie') continue;
+    for (const pair of h.value.split(';')) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) continue;
+      out.push({ name: pair.slice(0, eq).trim(), value: pair.slice(eq + 1).trim() });
+    }
+  }
+  return out;
+}
+
+function responseCookies(headers: HttpHeader[]): HarCookie[] {
+  const out: HarCookie[] = [];
+  for (const h of headers) {
+    if (h.name.toLowerCase() !== 'set-cookie') continue;
+    const [first, ...attrs] = h.value.split(';');
+    const eq = first!.indexOf('=');
+    if (eq <= 0) continue;
+    const cookie: HarCookie = { name: first!.slice(0, eq).trim(), value: first!.slice(eq + 1).trim() };
+    for (const attr of attrs) {
+      const i = attr.indexOf('=');
+      const key = (i < 0 ? attr : attr.slice(0, i)).trim().toLowerCase();
+      const value = i < 0 ? '' : attr.slice(i + 1).trim();
+      if (key === 'path') cookie.path = value;
+      else if (key === 'domain') cookie.domain = value;
+      else if (key === 'expires') {
+        const d = new Date(value);
+        if (!Number.isNaN(d.getTime())) cookie.expires = d.toISOString();
+      } else if (key === 'httponly') cookie.httpOnly = true;
+      else if (key === 'secure') cookie.secure = true;
+    }
+    out.push(cookie);
+  }
+  return out;
+}
+
+function queryString(url: string): HarNameValue[] {
+  try {
+    return [...new URL(url).searchParams].map(([name, value]) => ({ name, value }));
+  } catch {
+    return [];
+  }
+}
+
+/** The HAR entry for one exchange. */
+export function harEntry(ex: HttpExchange, ctx: CaptureContext, opts: HarOptions): HarEntry {
+  const t = ex.timings;
+  const req = ex.request;
+  const res = ex.response;
+  const reqHeaders = redactHeaders(req.headers, opts.redact);
+  const request: HarRequest = {
+    method: req.method,
+    url: req.url,
+    httpVersion: harVersion(req.httpVersion),
+    cookies: requestCookies(reqHeaders),
+    headers: nameValues(reqHeaders),
+    queryString: queryString(req.url),
+    headersSize: headersSize(`${req.method} ${req.target} ${req.httpVersion}`, req.headers, req.httpVersion),
+    bodySize: req.body.size,
+  };
+  if (req.body.size > 0) {
+    const mimeType = headerValue(req.headers, 'content-type') ?? '';
+    const decoded = decodeBody(req.body, req.headers);
+    const text = decoded.text ? decoded.bytes.toString('utf8') : decoded.bytes.toString('base64');
+    const params = /^application\/x-www-form-urlencoded/i.test(mimeType) && decoded.text
+      ? [...new URLSearchParams(text)].map(([name, value]) => ({ name, value }))
+      : [];
+    request.postData = { mimeType, params, text };
+    const notes = [decoded.text ? '' : 'base64-encoded binary data', req.body.complete ? '' : 'incomplete', decoded.note ?? ''].filter((s) => s !== '');
+    if (notes.length > 0) request.postData.comment = notes.join('; ');
+  }
+  let response: HarResponse;
+  if (res === undefined) {
+    response = {
+      status: 0,
+      statusText: '',
+      httpVersion: '',
+      cookies: [],
+      headers: [],
+      content: { size: 0, mimeType: 'x-unknown' },
+      redirectURL: '',
+      headersSize: -1,
+      bodySize: -1,
+      comment: ex.incomplete ?? 'no response captured',
+    };
+  } else {
+    const resHeaders = redactHeaders(res.headers, opts.redact);
+    const decoded = decodeBody(res.body, res.headers);
+    const content: HarResponse['content'] = {
+      size: decoded.encoding !== undefined ? decoded.bytes.length : res.body.size,
+      mimeType: headerValue(res.headers, 'content-type') ?? 'x-unknown',
+    };
+    if (decoded.encoding !== undefined) content.compression = content.size - res.body.size;
+    if (decoded.bytes.length > 0) {
+      if (decoded.text) content.text = decoded.bytes.toString('utf8');
+      else {
+        content.text = decoded.bytes.toString('base64');
+        content.encoding = 'base64';
+      }
+    }
+    const notes = [res.body.complete ? '' : 'incomplete body', decoded.note ?? ''].filter((s) => s !== '');
+    if (notes.length > 0) content.comment = notes.join('; ');
+    response = {
+      status: res.status,
+      statusText: res.statusText,
+      httpVersion: harVersion(res.httpVersion),
+      cookies: responseCookies(resHeaders),
+      headers: nameValues(resHeaders),
+      content,
+      redirectURL: headerValue(res.headers, 'location') ?? '',
+      headersSize: headersSize(`${res.httpVersion} ${res.status} ${res.statusText}`, res.headers, res.httpVersion),
+      bodySize: res.body.size,
+    };
+  }
+  const send = msBetween(t.requestStartNs, t.requestEndNs);
+  const wait = t.responseStartNs === undefined ? 0 : msBetween(t.requestEndNs, t.responseStartNs);
+  const receive = t.responseStartNs === undefined || t.responseEndNs === undefined ? 0 : msBetween(t.responseStartNs, t.responseEndNs);
+  const entry: HarEntry = {
+    startedDateTime: new Date(Number(ctx.wallClockNs(t.requestStartNs) / 1_000_000n)).toISOString(),
+    time: Math.round((send + wait + receive) * 1000) / 1000,
+    request,
+    response,
+    cache: {},
+    timings: { blocked: -1, dns: -1, connect: -1, send, wait, receive, ssl: -1 },
+  };
+  const server = ex.conn.role === 'client' ? ex.conn.remote : ex.conn.local;
+  if (server !== undefined) entry.serverIPAddress = server.ip;
+  const client = ex.conn.role === 'client' ? ex.conn.local : ex.conn.remote;
+  if (ex.conn.id !== undefined) entry.connection = String(ex.conn.id);
+  else if (client !== undefined) entry.connection = String(client.port);
+  const comments = [`${ex.conn.comm} pid ${ex.conn.pid}`];
+  if (ex.streamId !== undefined) comments.push(`stream ${ex.streamId}${ex.pushed ? ' (server push)' : ''}`);
+  if (ex.incomplete !== undefined) comments.push(`incomplete: ${ex.incomplete}`);
+  comments.push(...ex.notes);
+  entry.comment = comments.join('; ');
+  return entry;
+}
+
+/** A HAR document holding `entries` (ordered by start time). */
+export function harLog(entries: HarEntry[], comment?: string): HarLog {
+  const log: HarLog['log'] = { version: '1.2', creator: { name: 'tlstap', version: tlstapVersion() }, entries };
+  if (comment !== undefined) log.comment = comment;
+  return { log };
+}
+
+/** Options of createHarSink. */
+export interface HarSinkOptions extends HarOptions {
+  /** A tracker shared with other HTTP sinks (e.g. `-f http`), so calls are decoded once. */
+  tracker?: HttpTracker;
+}
+
+/** A CallSink writing a HAR file when closed. */
+export interface HarSink {
+  write(call: TlsCall): void;
+  connection(event: ConnectionEvent): void;
+  /** Writes the file; resolves when it is on disk (rejects when writing failed). */
+  close(): Promise<void>;
+  readonly path: string;
+  readonly tracker: HttpTracker;
+  readonly stats: HttpStats;
+  /** Entries collected so far. */
+  readonly entries: number;
+}
+
+/**
+ * A sink that decodes HTTP and writes HAR 1.2 to `path` at close. The file is created at once with
+ * mode 0600 and without following a symlink (so a bad path fails before the capture starts).
+ */
+export function createHarSink(path: string, ctx: CaptureContext, opts: HarSinkOptions): HarSink {
+  const stream = createPrivateWriteStream(path);
+  const tracker = opts.tracker ?? new HttpTracker();
+  const collected: { start: bigint; seq: number; json: string }[] = [];
+  tracker.subscribe({
+    exchange(ex) {
+      collected.push({ start: ex.timings.requestStartNs, seq: ex.seq, json: JSON.stringify(harEntry(ex, ctx, opts)) });
+    },
+  });
+  let closing: Promise<void> | undefined;
+  const write = async (): Promise<void> => {
+    await tracker.close();
+    collected.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.seq - b.seq));
+    let failure: NodeJS.ErrnoException | undefined;
+    const writer = new BatchWriter(stream, { onClosed: (e) => (failure = e), flushDelayMs: 0 });
+    const s = tracker.stats;
+    const comment = `captured by tlstap: ${s.exchanges} exchanges, ${s.incompleteExchanges} incomplete`;
+    const head = JSON.stringify(harLog([], comment));
+    // `{"log":{...,"entries":[` + entries + `],"comment":...}}`, one entry per line.
+    const cut = head.indexOf('"entries":[') + '"entries":['.length;
+    writer.writeString(head.slice(0, cut));
+    for (let i = 0; i < collected.length; i++) {
+      writer.writeString(`${i === 0 ? '\n' : ',\n'}${collected[i]!.json}`);
+      writer.commit();
+      if (writer.needsDrain) await writer.drained();
+    }
+    writer.writeString(`${collected.length > 0 ? '\n' : ''}${head.slice(cut)}\n`);
+    await writer.close();
+    await new Promise<void>((resolve) => {
+      stream.end(() => resolve());
+    });
+    if (failure !== undefined) throw failure;
+  };
+  return {
+    path,
+    tracker,
+    get stats() {
+      return tracker.stats;
+    },
+    get entries() {
+      return collected.length;
+    },
+    write(call) {
+      tracker.write(call);
+    },
+    connection(event) {
+      tracker.connection(event);
+    },
+    close() {
+      closing ??= write();
+      return closing;
+    },
+  };
+}

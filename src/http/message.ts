@@ -1,0 +1,94 @@
+// Pieces shared by the HTTP/1.x and HTTP/2 decoders: body accumulation, the error that sends a
+// connection to raw, and building the URL of a request.
+
+import type { FallbackReason, HttpBody, HttpConnection, HttpExchange, HttpHeader, HttpVersion } from './types.js';
+
+/** Stops decoding a connection: it is shown raw from here on, for `reason`. */
+export class HttpDecodeError extends Error {
+  constructor(
+    readonly reason: FallbackReason,
+    message: string,
+    /** Bytes of the current call after the point where HTTP ended (an upgrade), to show raw. */
+    readonly rest?: Buffer,
+  ) {
+    super(message);
+    this.name = 'HttpDecodeError';
+  }
+}
+
+/** What a protocol decoder hands its exchanges to. */
+export interface ExchangeOut {
+  /** Emits a finished or given-up exchange (`incomplete` set in the latter case). */
+  emitExchange(exchange: HttpExchange): void;
+}
+
+/** Settings shared by the decoders. */
+export interface DecoderOptions {
+  /** Body bytes kept per message; the size is counted beyond it (default 16 MiB). */
+  maxBodyBytes: number;
+  /** Scheme for HTTP/1.x URLs (`https`: tlstap sees TLS plaintext). */
+  defaultScheme: string;
+}
+
+/** A body while it arrives: copies of the chunks up to a cap, and the total size. */
+export class BodyBuilder {
+  private chunks: Buffer[] = [];
+  private kept = 0;
+  size = 0;
+
+  constructor(private readonly max: number) {}
+
+  /** Adds `data[start, end)`, copying what is kept (the call's buffer may be reused). */
+  add(data: Buffer, start: number, end: number): void {
+    const n = end - start;
+    if (n <= 0) return;
+    this.size += n;
+    const room = this.max - this.kept;
+    if (room <= 0) return;
+    const take = Math.min(room, n);
+    this.chunks.push(Buffer.from(data.subarray(start, start + take)));
+    this.kept += take;
+  }
+
+  /** The body as the exchange carries it. */
+  finish(complete: boolean): HttpBody {
+    const bytes = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.kept);
+    return { bytes, size: this.size, complete };
+  }
+}
+
+/** An empty, complete body. */
+export function emptyBody(): HttpBody {
+  return { bytes: Buffer.alloc(0), size: 0, complete: true };
+}
+
+/** The value of the first header named `name` (case-insensitive), or undefined. */
+export function headerValue(headers: readonly HttpHeader[], name: string): string | undefined {
+  for (const h of headers) if (h.name.length === name.length && h.name.toLowerCase() === name) return h.value;
+  return undefined;
+}
+
+/** `ip:port`, with brackets for IPv6. */
+export function endpointText(ep: { ip: string; port: number }): string {
+  return ep.ip.includes(':') ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
+}
+
+/** The server's address as an authority, when the connection tracker knows it. */
+export function serverAuthority(conn: HttpConnection): string | undefined {
+  const server = conn.role === 'client' ? conn.remote : conn.local;
+  return server ? endpointText(server) : undefined;
+}
+
+/** scheme://authority + target; an absolute-form target (proxies) is already a URL. */
+export function buildUrl(scheme: string, authority: string | undefined, target: string, conn: HttpConnection): string {
+  if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(target)) return target;
+  const host = authority ?? serverAuthority(conn) ?? 'unknown-host';
+  // CONNECT carries an authority, OPTIONS may carry `*`.
+  if (!target.startsWith('/')) return target === '*' ? `${scheme}://${host}` : `${scheme}://${target}`;
+  return `${scheme}://${host}${target}`;
+}
+
+/** HTTP/1.x version text from the parser's numbers. */
+export function http1Version(major: number, minor: number): HttpVersion {
+  return major === 1 && minor === 0 ? 'HTTP/1.0' : 'HTTP/1.1';
+}
