@@ -41,3 +41,15 @@ int BPF_KRETPROBE(probe_return)
 {
 	return 0;
 }
+
+SEC("tracepoint")
+int syscall_fd_io(void *ctx)
+{
+	return 0;
+}
+
+SEC("tracepoint")
+int syscall_close(void *ctx)
+{
+	return 0;
+}

@@ -1,19 +1,31 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * tlstap: plaintext of TLS library calls, captured at the call's return.
+ * tlstap: plaintext of TLS library calls, captured at the call's return, and the
+ * connection each call belongs to.
  *
  * probe_enter (uprobe) remembers the buffer and, for the _ex functions, the
- * size_t * out-parameter, keyed by thread. probe_return (uretprobe) learns the
- * real byte count and copies the plaintext, chunk by chunk, through a per-CPU
- * staging buffer into the ring buffer. It never writes to user memory.
+ * size_t * out-parameter, keyed by thread. While the thread is inside the call,
+ * the socket syscalls it makes (syscall tracepoints) reveal the fd. probe_return
+ * (uretprobe) learns the real byte count, finds or creates the connection of
+ * (process, SSL *), and copies the plaintext chunk by chunk through a per-CPU
+ * staging buffer into the ring buffer. It never writes to user memory, and it
+ * reads no TLS library struct: the fd comes from syscalls, the addresses from
+ * the kernel's socket (CO-RE), so no per-version offsets exist.
  */
 #include <linux/bpf.h>
 #include <linux/ptrace.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 #include "tlstap.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define S_IFMT 0170000
+#define S_IFSOCK 0140000
 
 /* Settings, written by user space before load. */
 const volatile __u32 targ_pid = 0; /* 0: every process */
@@ -24,14 +36,100 @@ const volatile __u8 filter_comm = 0;
 const volatile __u32 max_call_bytes = TLSTAP_DEFAULT_CALL_BYTES;
 /* Wake the reader only once this much is waiting; it also polls on a short timer. */
 const volatile __u32 wakeup_bytes = 256 * 1024;
+/* --port / --host: keep only connections with a matching local or remote side. */
+const volatile __u16 targ_port = 0;
+const volatile __u16 targ_host_family = 0;
+const volatile __u8 targ_host[16] = {};
 
-/* Keeps struct tlstap_data_event in the object's BTF, where tests check its layout. */
-const volatile struct tlstap_data_event *const event_type_for_btf = 0;
+/* Keeps struct tlstap_data_event and tlstap_conn_event in the object's BTF, where tests check their layout. */
+const volatile struct tlstap_data_event *const data_event_type_for_btf = 0;
+const volatile struct tlstap_conn_event *const conn_event_type_for_btf = 0;
+
+/* Connection ids, unique within a run. */
+__u64 next_conn_id = 0;
+
+/* The kernel structs read to go from an fd to its socket's addresses; only the fields used. */
+struct tlstap_in6 {
+	__u8 bytes[16];
+};
+
+struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	__u16 skc_num;
+	unsigned short skc_family;
+	struct tlstap_in6 skc_v6_daddr;
+	struct tlstap_in6 skc_v6_rcv_saddr;
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+} __attribute__((preserve_access_index));
+
+struct socket {
+	struct sock *sk;
+} __attribute__((preserve_access_index));
+
+struct inode {
+	unsigned short i_mode;
+} __attribute__((preserve_access_index));
+
+struct file {
+	struct inode *f_inode;
+	void *private_data;
+} __attribute__((preserve_access_index));
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __attribute__((preserve_access_index));
+
+struct files_struct {
+	struct fdtable *fdt;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct files_struct *files;
+} __attribute__((preserve_access_index));
+
+/* The format of every syscalls:sys_enter_* tracepoint. */
+struct syscall_enter {
+	__u64 common;
+	__s64 nr;
+	__u64 args[6];
+};
 
 struct call_args {
 	__u64 ssl;
 	__u64 buf;
 	__u64 out_len; /* size_t * of the _ex functions, else 0 */
+	__s32 fd;      /* the socket fd the call used, -1 until a syscall shows it */
+	__u32 flags;   /* TLSTAP_FLAG_* */
+};
+
+struct conn_key {
+	__u32 pid;
+	__u32 pad;
+	__u64 ssl;
+};
+
+struct conn_state {
+	__u64 id;
+	__u32 seq;
+	__s32 fd;
+	__u16 family;
+	__u16 lport;
+	__u16 rport;
+	__u8 reason;
+	__u8 pad;
+	__u8 laddr[16];
+	__u8 raddr[16];
+};
+
+struct fd_key {
+	__u32 pid;
+	__s32 fd;
 };
 
 struct {
@@ -40,6 +138,21 @@ struct {
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct call_args);
 } inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLSTAP_MAX_CONNS);
+	__type(key, struct conn_key);
+	__type(value, struct conn_state);
+} conns SEC(".maps");
+
+/* (process, fd) -> SSL *, to end a connection when its fd is closed. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLSTAP_MAX_CONNS);
+	__type(key, struct fd_key);
+	__type(value, __u64);
+} fd_conns SEC(".maps");
 
 struct staging {
 	__u8 raw[sizeof(struct tlstap_data_event) + TLSTAP_CHUNK_SIZE];
@@ -113,19 +226,247 @@ static __always_inline int is_ex(__u32 func)
 	return func == TLSTAP_FUNC_SSL_READ_EX || func == TLSTAP_FUNC_SSL_WRITE_EX;
 }
 
+static __always_inline void fill_header(struct tlstap_event_header *h, __u32 kind, __u64 pid_tgid, __u64 ssl,
+					__u64 cookie, __u64 conn_id)
+{
+	h->ts_ns = bpf_ktime_get_ns();
+	h->ssl = ssl;
+	h->cookie = cookie;
+	h->conn_id = conn_id;
+	h->kind = kind;
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* The socket behind fd in the current process, or 0 with the reason. */
+static __always_inline struct sock *socket_of_fd(__s32 fd, __u8 *reason)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = 0;
+	struct socket *sock;
+
+	*reason = TLSTAP_REASON_FD_UNREADABLE;
+	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return 0;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK) {
+		*reason = TLSTAP_REASON_NOT_SOCKET;
+		return 0;
+	}
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return 0;
+	*reason = TLSTAP_REASON_NONE;
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* Fills the state's addresses from its fd's socket (or the reason they are unknown). */
+static __always_inline void resolve_addresses(struct conn_state *st)
+{
+	struct sock *sk = socket_of_fd(st->fd, &st->reason);
+	__u16 family;
+
+	st->family = 0;
+	if (!sk)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == AF_INET) {
+		BPF_CORE_READ_INTO((__be32 *)st->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__be32 *)st->raddr, sk, __sk_common.skc_daddr);
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO((struct tlstap_in6 *)st->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO((struct tlstap_in6 *)st->raddr, sk, __sk_common.skc_v6_daddr);
+	} else {
+		st->reason = TLSTAP_REASON_NOT_INET;
+		return;
+	}
+	st->family = family;
+	st->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	st->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+}
+
+static __always_inline void emit_conn_event(__u32 kind, __u64 pid_tgid, __u64 ssl, __u64 cookie,
+					    const struct conn_state *st, __u8 reason)
+{
+	struct tlstap_conn_event ev = {};
+
+	fill_header(&ev.h, kind, pid_tgid, ssl, cookie, st->id);
+	ev.fd = st->fd;
+	ev.family = st->family;
+	ev.lport = st->lport;
+	ev.rport = st->rport;
+	ev.reason = reason;
+	ev.seq = st->seq;
+	__builtin_memcpy(ev.laddr, st->laddr, sizeof(ev.laddr));
+	__builtin_memcpy(ev.raddr, st->raddr, sizeof(ev.raddr));
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag()))
+		count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS, 1);
+}
+
+/* Remembers fd for this connection, resolves its addresses, and lets close() of the fd end it. */
+static __always_inline void learn_fd(struct conn_state *st, __s32 fd, __u64 pid_tgid, __u64 ssl)
+{
+	struct fd_key fk = { .pid = pid_tgid >> 32, .fd = fd };
+
+	st->fd = fd;
+	resolve_addresses(st);
+	bpf_map_update_elem(&fd_conns, &fk, &ssl, BPF_ANY);
+}
+
+/*
+ * The connection of (process, ssl), created on first sighting with a new id. fd is the
+ * socket the current call used (-1: none seen); a new or changed fd is learnt and announced.
+ */
+static __always_inline struct conn_state *find_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __s32 fd)
+{
+	struct conn_key key = { .pid = pid_tgid >> 32, .ssl = ssl };
+	struct conn_state *st = bpf_map_lookup_elem(&conns, &key);
+	struct conn_state fresh = {};
+
+	if (!st) {
+		fresh.id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+		fresh.fd = -1;
+		fresh.reason = TLSTAP_REASON_NO_FD;
+		if (fd >= 0)
+			learn_fd(&fresh, fd, pid_tgid, ssl);
+		emit_conn_event(TLSTAP_EVENT_CONN_OPEN, pid_tgid, ssl, cookie, &fresh, fresh.reason);
+		bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
+		return bpf_map_lookup_elem(&conns, &key);
+	}
+	if (fd >= 0 && fd != st->fd) {
+		learn_fd(st, fd, pid_tgid, ssl);
+		emit_conn_event(TLSTAP_EVENT_CONN_FD, pid_tgid, ssl, cookie, st, st->reason);
+	}
+	return st;
+}
+
+static __always_inline void end_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __u8 reason)
+{
+	struct conn_key key = { .pid = pid_tgid >> 32, .ssl = ssl };
+	struct conn_state *st = bpf_map_lookup_elem(&conns, &key);
+	struct fd_key fk = { .pid = pid_tgid >> 32 };
+
+	if (!st)
+		return;
+	emit_conn_event(TLSTAP_EVENT_CONN_CLOSE, pid_tgid, ssl, cookie, st, reason);
+	fk.fd = st->fd;
+	if (st->fd >= 0)
+		bpf_map_delete_elem(&fd_conns, &fk);
+	bpf_map_delete_elem(&conns, &key);
+}
+
+static __always_inline int address_matches(const struct conn_state *st)
+{
+	int len = targ_host_family == AF_INET ? 4 : 16;
+	int local = 1, remote = 1;
+
+	if (targ_port && st->lport != targ_port && st->rport != targ_port)
+		return 0;
+	if (!targ_host_family)
+		return 1;
+	if (st->family != targ_host_family)
+		return 0;
+	for (int i = 0; i < 16; i++) {
+		if (i >= len)
+			break;
+		if (st->laddr[i] != targ_host[i])
+			local = 0;
+		if (st->raddr[i] != targ_host[i])
+			remote = 0;
+	}
+	return local || remote;
+}
+
+static __always_inline int filtered_out(const struct conn_state *st)
+{
+	if (!targ_port && !targ_host_family)
+		return 0;
+	/* A connection whose addresses are unknown cannot match an address filter. */
+	return !st->family || !address_matches(st);
+}
+
 SEC("uprobe")
 int BPF_KPROBE(probe_enter, void *ssl, void *buf, __u64 num, void *out_len)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 func = TLSTAP_COOKIE_FUNC(bpf_get_attach_cookie(ctx));
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 func = TLSTAP_COOKIE_FUNC(cookie);
 	struct call_args args = {};
 
 	if (!wanted(pid_tgid))
 		return 0;
+	switch (func) {
+	case TLSTAP_FUNC_SSL_SET_FD:
+	case TLSTAP_FUNC_SSL_SET_RFD:
+	case TLSTAP_FUNC_SSL_SET_WFD:
+		/* The second argument is the fd; it is a socket for every normal program. */
+		find_conn(pid_tgid, (__u64)ssl, cookie, (__s32)(__u64)buf);
+		return 0;
+	case TLSTAP_FUNC_SSL_SHUTDOWN:
+		end_conn(pid_tgid, (__u64)ssl, cookie, TLSTAP_REASON_SHUTDOWN);
+		return 0;
+	case TLSTAP_FUNC_SSL_FREE:
+		end_conn(pid_tgid, (__u64)ssl, cookie, TLSTAP_REASON_FREE);
+		return 0;
+	}
 	args.ssl = (__u64)ssl;
 	args.buf = (__u64)buf;
 	args.out_len = is_ex(func) ? (__u64)out_len : 0;
+	args.fd = -1;
 	bpf_map_update_elem(&inflight, &pid_tgid, &args, BPF_ANY);
+	return 0;
+}
+
+/*
+ * A socket syscall of a thread inside a TLS call tells the call's fd (the first argument).
+ * Reads of other files (a library reading /dev/urandom, say) are not the connection.
+ */
+SEC("tracepoint")
+int syscall_fd_io(struct syscall_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct call_args *args = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	__u8 reason;
+	__s32 fd;
+
+	if (!args)
+		return 0;
+	fd = (__s32)ctx->args[0];
+	if (fd == args->fd || !socket_of_fd(fd, &reason))
+		return 0;
+	if (args->fd < 0)
+		args->fd = fd;
+	else
+		args->flags |= TLSTAP_FLAG_FD_CONFLICT;
+	return 0;
+}
+
+/* close() of a connection's fd ends the connection. */
+SEC("tracepoint")
+int syscall_close(struct syscall_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct fd_key fk = { .pid = pid_tgid >> 32, .fd = (__s32)ctx->args[0] };
+	struct conn_key key = { .pid = fk.pid };
+	struct conn_state *st;
+	__u64 *ssl;
+
+	ssl = bpf_map_lookup_elem(&fd_conns, &fk);
+	if (!ssl)
+		return 0;
+	key.ssl = *ssl;
+	bpf_map_delete_elem(&fd_conns, &fk);
+	st = bpf_map_lookup_elem(&conns, &key);
+	if (!st || st->fd != fk.fd)
+		return 0;
+	emit_conn_event(TLSTAP_EVENT_CONN_CLOSE, pid_tgid, key.ssl, 0, st, TLSTAP_REASON_FD_CLOSED);
+	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
 
@@ -152,10 +493,10 @@ int BPF_KRETPROBE(probe_return)
 	__u32 func = TLSTAP_COOKIE_FUNC(cookie);
 	struct tlstap_data_event *ev;
 	struct call_args args, *found;
-	__u32 zero = 0;
-	__u64 captured;
-	struct staging *st;
-	__u64 len;
+	struct conn_state *st;
+	__u32 zero = 0, seq;
+	struct staging *stage;
+	__u64 captured, len;
 
 	found = bpf_map_lookup_elem(&inflight, &pid_tgid);
 	if (!found)
@@ -166,29 +507,32 @@ int BPF_KRETPROBE(probe_return)
 	len = call_length(ctx, func, &args);
 	if (!len)
 		return 0;
-	count(TLSTAP_CTR_CALLS, 1);
 	if (len > 0xffffffffULL)
 		len = 0xffffffffULL;
 
-	st = bpf_map_lookup_elem(&staging, &zero);
+	st = find_conn(pid_tgid, args.ssl, cookie, args.fd);
 	if (!st)
 		return 0;
-	ev = (struct tlstap_data_event *)st->raw;
+	if (filtered_out(st))
+		return 0;
+	count(TLSTAP_CTR_CALLS, 1);
+	seq = __sync_fetch_and_add(&st->seq, 1);
+
+	stage = bpf_map_lookup_elem(&staging, &zero);
+	if (!stage)
+		return 0;
+	ev = (struct tlstap_data_event *)stage->raw;
 
 	captured = len < max_call_bytes ? len : max_call_bytes;
-	ev->ts_ns = bpf_ktime_get_ns();
-	ev->ssl = args.ssl;
-	ev->cookie = cookie;
-	ev->kind = TLSTAP_EVENT_DATA;
-	ev->pid = pid_tgid >> 32;
-	ev->tid = (__u32)pid_tgid;
-	ev->uid = (__u32)bpf_get_current_uid_gid();
+	fill_header(&ev->h, TLSTAP_EVENT_DATA, pid_tgid, args.ssl, cookie, st->id);
 	ev->total_len = (__u32)len;
-	ev->truncated = (__u32)len - captured;
+	ev->truncated = (__u32)(len - captured);
+	ev->seq = seq;
+	ev->fd = st->fd;
 	ev->func = func;
 	ev->dir = (func == TLSTAP_FUNC_SSL_WRITE || func == TLSTAP_FUNC_SSL_WRITE_EX) ? TLSTAP_DIR_WRITE
 										   : TLSTAP_DIR_READ;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	ev->flags = args.flags;
 
 	for (int i = 0; i < TLSTAP_MAX_CHUNKS; i++) {
 		/* 64-bit arithmetic keeps the verifier's bounds on n unsigned and exact. */

@@ -29,14 +29,26 @@
 #define TLSTAP_COOKIE_FUNC(cookie) ((__u32)((cookie) & 0xff))
 #define TLSTAP_COOKIE_FILE(cookie) ((__u32)((cookie) >> 8))
 
+/* Number of LRU entries for connections and fd -> connection lookups. */
+#define TLSTAP_MAX_CONNS 65536
+
 /* Functions probed. The return value convention follows from the function. */
 enum tlstap_func {
 	TLSTAP_FUNC_SSL_READ = 0,     /* int SSL_read(SSL *, void *, int): bytes read, <= 0 failure */
 	TLSTAP_FUNC_SSL_WRITE = 1,    /* int SSL_write(SSL *, const void *, int) */
 	TLSTAP_FUNC_SSL_READ_EX = 2,  /* int SSL_read_ex(SSL *, void *, size_t, size_t *readbytes): 1 success */
 	TLSTAP_FUNC_SSL_WRITE_EX = 3, /* int SSL_write_ex(SSL *, const void *, size_t, size_t *written) */
-	TLSTAP_FUNC__COUNT = 4,
+	/* Lifecycle: entry probes only. */
+	TLSTAP_FUNC_SSL_SET_FD = 4,   /* int SSL_set_fd(SSL *, int fd) */
+	TLSTAP_FUNC_SSL_SET_RFD = 5,
+	TLSTAP_FUNC_SSL_SET_WFD = 6,
+	TLSTAP_FUNC_SSL_SHUTDOWN = 7, /* int SSL_shutdown(SSL *) */
+	TLSTAP_FUNC_SSL_FREE = 8,     /* void SSL_free(SSL *) */
+	TLSTAP_FUNC__COUNT = 9,
 };
+
+/* Functions whose calls carry plaintext (the rest only tell about the connection). */
+#define TLSTAP_FUNC__DATA_COUNT 4
 
 enum tlstap_dir {
 	TLSTAP_DIR_READ = 0,  /* plaintext the process received */
@@ -44,8 +56,26 @@ enum tlstap_dir {
 };
 
 enum tlstap_event_kind {
-	TLSTAP_EVENT_DATA = 1,
+	TLSTAP_EVENT_DATA = 1,       /* struct tlstap_data_event */
+	TLSTAP_EVENT_CONN_OPEN = 2,  /* struct tlstap_conn_event: first sighting of a connection */
+	TLSTAP_EVENT_CONN_FD = 3,    /* its fd (and so its addresses) became known, or changed */
+	TLSTAP_EVENT_CONN_CLOSE = 4, /* SSL_shutdown, SSL_free or close() of its fd */
 };
+
+/* Why a connection's addresses are unknown, or what closed it (struct tlstap_conn_event.reason). */
+enum tlstap_conn_reason {
+	TLSTAP_REASON_NONE = 0,
+	TLSTAP_REASON_NO_FD = 1,         /* no socket syscall seen inside its TLS calls (memory BIO?) */
+	TLSTAP_REASON_NOT_SOCKET = 2,    /* the fd is not a socket */
+	TLSTAP_REASON_NOT_INET = 3,      /* a socket, but not AF_INET/AF_INET6 (e.g. AF_UNIX) */
+	TLSTAP_REASON_FD_UNREADABLE = 4, /* the fd was closed or could not be read */
+	TLSTAP_REASON_SHUTDOWN = 5,      /* close: SSL_shutdown */
+	TLSTAP_REASON_FREE = 6,          /* close: SSL_free */
+	TLSTAP_REASON_FD_CLOSED = 7,     /* close: close() of its fd */
+};
+
+/* struct tlstap_data_event.flags */
+#define TLSTAP_FLAG_FD_CONFLICT 1 /* two different socket fds were used inside one call */
 
 /* Per-CPU counters; user space sums them over CPUs. */
 enum tlstap_counter {
@@ -58,26 +88,51 @@ enum tlstap_counter {
 };
 
 /*
- * One record in the ring buffer: a chunk of one call's plaintext. All chunks
- * of a call share tid and ts_ns and arrive in chunk_offset order.
+ * Every record starts with this header; `kind` says which struct follows.
+ */
+struct tlstap_event_header {
+	__u64 ts_ns;   /* CLOCK_MONOTONIC: a call's return, or the connection event */
+	__u64 ssl;     /* the TLS object (SSL *) */
+	__u64 cookie;  /* TLSTAP_COOKIE(file_index, func) of the probe, 0 for syscall hooks */
+	__u64 conn_id; /* unique within a run; 0 when the call has no connection */
+	__u32 kind;    /* enum tlstap_event_kind */
+	__u32 pid;     /* process (tgid) */
+	__u32 tid;     /* thread */
+	__u32 uid;
+	char comm[TLSTAP_COMM_LEN];
+};
+
+/*
+ * A chunk of one call's plaintext. All chunks of a call share tid and ts_ns and
+ * arrive in chunk_offset order; calls of one connection carry increasing seq.
  */
 struct tlstap_data_event {
-	__u64 ts_ns;        /* CLOCK_MONOTONIC at the call's return */
-	__u64 ssl;          /* the TLS object (SSL *) the call was made on */
-	__u64 cookie;       /* TLSTAP_COOKIE(file_index, func) of the probe */
-	__u32 kind;         /* enum tlstap_event_kind */
-	__u32 pid;          /* process (tgid) */
-	__u32 tid;          /* thread */
-	__u32 uid;
+	struct tlstap_event_header h;
 	__u32 total_len;    /* bytes the call moved, captured or not */
 	__u32 truncated;    /* bytes of the call beyond the per-call cap, never copied */
 	__u32 chunk_offset; /* offset of data[0] within the call */
 	__u32 chunk_len;    /* bytes in data[] */
+	__u32 seq;          /* the call's number within its connection, from 0 */
+	__s32 fd;           /* the socket's fd, -1 when unknown */
 	__u8 func;          /* enum tlstap_func */
 	__u8 dir;           /* enum tlstap_dir */
-	__u8 pad[6];
-	char comm[TLSTAP_COMM_LEN];
+	__u8 flags;         /* TLSTAP_FLAG_* */
+	__u8 pad[5];
 	__u8 data[];
+};
+
+/* A connection's lifecycle: open, fd learnt, close. Addresses in network byte order. */
+struct tlstap_conn_event {
+	struct tlstap_event_header h;
+	__s32 fd;        /* -1 when unknown */
+	__u16 family;    /* AF_INET (2), AF_INET6 (10), 0 when unknown */
+	__u16 lport;     /* host byte order */
+	__u16 rport;     /* host byte order */
+	__u8 reason;     /* enum tlstap_conn_reason */
+	__u8 pad;
+	__u32 seq;       /* for close: how many calls the connection had */
+	__u8 laddr[16];  /* IPv4 in the first 4 bytes */
+	__u8 raddr[16];
 };
 
 #endif /* TLSTAP_H */

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Compiles bpf/*.bpf.c with Debian's clang into build/*.bpf.o (CO-RE, BTF, no kernel headers).
+# -mcpu=v3: atomic fetch-and-add (connection ids and sequence numbers) needs it (kernel >= 5.12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,7 @@ multiarch=$(gcc -dumpmachine 2>/dev/null || echo "$(uname -m)-linux-gnu")
 mkdir -p build
 for src in bpf/*.bpf.c; do
 	obj="build/$(basename "${src%.c}").o"
-	clang -target bpf -O2 -g -Wall -Werror \
+	clang -target bpf -mcpu=v3 -O2 -g -Wall -Werror \
 		-D"__TARGET_ARCH_${arch}" \
 		-I bpf -I "/usr/include/${multiarch}" \
 		-c "$src" -o "$obj"

@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 action=${1:-}
 
 # Build: clang (BPF), libbpf/libelf/zlib (addon), pkg-config, make/g++ (node-gyp), libssl-dev (loadgen).
-# Run and test: curl and openssl (demo, clients), bpftool (layout check), binutils (ELF tests).
+# Run and test: curl and openssl (demo, clients), bpftool (layout check), binutils (ELF tests),
+# nginx (a real TLS server), tshark (reads our pcapng back).
 packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
-	curl openssl ca-certificates bpftool binutils)
+	curl openssl ca-certificates bpftool binutils nginx tshark)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 // The command line: commander wired to the functions in src/commands/. Nothing else lives here.
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
+import type { Option } from 'commander';
 import { runCapture } from './commands/capture.js';
 import { runDemo } from './commands/demo.js';
 import { runLibs } from './commands/libs.js';
 import { runReplay } from './commands/replay.js';
-import { captureOptions } from './commands/options.js';
+import { captureOptions, outputOptions } from './commands/options.js';
+import type { OutputOptions } from './commands/outputs.js';
 import type { CaptureOptions } from './commands/options.js';
 import { reportFatal } from './commands/report.js';
 import { formatDoctor, runDoctor } from './doctor/index.js';
-import { FORMAT_NAMES } from './output/index.js';
-import type { FormatName } from './output/index.js';
 import { tlstapVersion } from './version.js';
 
 function pidOption(): Option {
@@ -58,15 +58,14 @@ program
     await runDemo({ maxBytes: defaults.maxBytes, ringBuffer: defaults.ringBuffer });
   });
 
-program
+const replay = program
   .command('replay')
   .description('run a --record file through the output formats (no privileges needed)')
   .argument('<file>', 'a file written by tlstap --record')
-  .addOption(new Option('-f, --format <format>', 'output format').choices(FORMAT_NAMES).default('text'))
-  .option('-o, --output <file>', 'write the output to a file (mode 0600) instead of stdout')
-  .action(async (file: string, opts: { format: FormatName; output?: string }) => {
+  .action(async (file: string, opts: OutputOptions) => {
     await runReplay(file, opts);
   });
+for (const option of outputOptions()) replay.addOption(option);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.exitCode = reportFatal(err, process.stderr);

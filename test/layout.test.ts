@@ -2,19 +2,43 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { EVENT_LAYOUT } from '../src/events/layout.js';
-import { TLS_FUNCTIONS } from '../src/events/types.js';
+import { PROBED_FUNCTIONS, TLS_FUNCTIONS } from '../src/events/types.js';
 import { bpfObjectPath, loadAddon } from '../src/native/binding.js';
 
 test('the TypeScript event layout equals what the addon was compiled with (bpf/tlstap.h)', () => {
   const native = loadAddon().layout();
-  assert.equal(EVENT_LAYOUT.headerSize, native.headerSize);
-  assert.deepEqual(EVENT_LAYOUT.fields, native.fields);
+  assert.deepEqual(EVENT_LAYOUT.data, native.data);
+  assert.deepEqual(EVENT_LAYOUT.conn, native.conn);
   assert.deepEqual(EVENT_LAYOUT.constants, native.constants);
-  assert.equal(TLS_FUNCTIONS.length, native.constants.FUNC_COUNT);
+  assert.equal(PROBED_FUNCTIONS.length, native.constants.FUNC_COUNT);
+  assert.equal(TLS_FUNCTIONS.length, native.constants.FUNC_DATA_COUNT);
 });
 
-test('the BPF object carries the same struct layout in its BTF', () => {
-  // bpftool prints the struct as the BPF compiler laid it out.
+/** Byte offsets of a struct's members as the BPF compiler laid them out (nested structs flattened). */
+function btfMembers(dump: string, name: string): { size: number; members: Map<string, number> } {
+  const structs = new Map<string, { id: string; size: number; members: [string, string, number][] }>();
+  for (const m of dump.matchAll(/^\[(\d+)\] STRUCT '(\w*)' size=(\d+) vlen=\d+\n((?:\t'.*\n)*)/gm)) {
+    const members = [...m[4]!.matchAll(/\t'(\w+)' type_id=(\d+) bits_offset=(\d+)/g)].map(
+      (x) => [x[1]!, x[2]!, Number(x[3]) / 8] as [string, string, number],
+    );
+    structs.set(m[2]!, { id: m[1]!, size: Number(m[3]), members });
+  }
+  const byId = new Map([...structs.values()].map((s) => [s.id, s]));
+  const root = structs.get(name);
+  assert.ok(root, `struct ${name} is in the object's BTF`);
+  const members = new Map<string, number>();
+  const walk = (s: typeof root, base: number) => {
+    for (const [member, typeId, offset] of s.members) {
+      const nested = byId.get(typeId);
+      if (nested && member === 'h') walk(nested, base + offset);
+      else members.set(member, base + offset);
+    }
+  };
+  walk(root, 0);
+  return { size: root.size, members };
+}
+
+test('the BPF object carries the same record layouts in its BTF', () => {
   let dump: string;
   try {
     dump = execFileSync('bpftool', ['btf', 'dump', 'file', bpfObjectPath()], { encoding: 'utf8' });
@@ -22,15 +46,18 @@ test('the BPF object carries the same struct layout in its BTF', () => {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('bpftool is missing: apt-get install bpftool');
     throw err;
   }
-  const struct = /STRUCT 'tlstap_data_event' size=(\d+) vlen=\d+\n((?:\t'.*\n)+)/.exec(dump);
-  assert.ok(struct, 'struct tlstap_data_event is in the object BTF');
-  assert.equal(Number(struct[1]), EVENT_LAYOUT.headerSize);
-  for (const line of struct[2]!.trim().split('\n')) {
-    const m = /'(\w+)' type_id=\d+ bits_offset=(\d+)/.exec(line);
-    assert.ok(m, line);
-    const field = (EVENT_LAYOUT.fields as Record<string, { offset: number }>)[m[1]!];
-    if (m[1] === 'pad') continue;
-    assert.ok(field, `field ${m[1]} is mirrored`);
-    assert.equal(field.offset * 8, Number(m[2]), `offset of ${m[1]}`);
+  for (const [struct, layout] of [
+    ['tlstap_data_event', EVENT_LAYOUT.data],
+    ['tlstap_conn_event', EVENT_LAYOUT.conn],
+  ] as const) {
+    const btf = btfMembers(dump, struct);
+    assert.equal(btf.size, layout.size, `sizeof(struct ${struct})`);
+    const fields = layout.fields as Record<string, { offset: number }>;
+    for (const [member, offset] of btf.members) {
+      if (member === 'pad') continue;
+      assert.ok(fields[member], `${struct}.${member} is mirrored`);
+      assert.equal(fields[member].offset, offset, `offset of ${struct}.${member}`);
+    }
+    assert.equal(btf.members.size - (btf.members.has('pad') ? 1 : 0), Object.keys(fields).length, `every mirrored field of ${struct} exists`);
   }
 });

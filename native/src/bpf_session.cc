@@ -68,6 +68,7 @@ Napi::Function BpfSession::Define(Napi::Env env)
 				   InstanceMethod("setMapMaxEntries", &BpfSession::SetMapMaxEntries),
 				   InstanceMethod("load", &BpfSession::Load),
 				   InstanceMethod("attachUprobe", &BpfSession::AttachUprobe),
+				   InstanceMethod("attachTracepoint", &BpfSession::AttachTracepoint),
 				   InstanceMethod("startPolling", &BpfSession::StartPolling),
 				   InstanceMethod("stopPolling", &BpfSession::StopPolling),
 				   InstanceMethod("sumPercpuArray", &BpfSession::SumPercpuArray),
@@ -180,6 +181,28 @@ Napi::Value BpfSession::AttachUprobe(const Napi::CallbackInfo &info)
 				      snprintf(hex, sizeof(hex), "%llx", static_cast<unsigned long long>(offset));
 				      return std::string(hex);
 			      }());
+	}
+	links_.push_back(link);
+	return Napi::Number::New(env, static_cast<double>(links_.size() - 1));
+}
+
+// attachTracepoint(program, category, name) -> link index
+Napi::Value BpfSession::AttachTracepoint(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	std::string prog_name = info[0].As<Napi::String>();
+	std::string category = info[1].As<Napi::String>();
+	std::string name = info[2].As<Napi::String>();
+
+	RequireOpen(env, "attachTracepoint");
+	struct bpf_program *prog = bpf_object__find_program_by_name(obj_, prog_name.c_str());
+	if (!prog)
+		ThrowBpfError(env, "attachTracepoint", ENOENT, "no program " + prog_name);
+	ClearLibbpfLog();
+	struct bpf_link *link = bpf_program__attach_tracepoint(prog, category.c_str(), name.c_str());
+	if (!link) {
+		int err = errno;
+		ThrowBpfError(env, "attach tracepoint", err, category + ":" + name);
 	}
 	links_.push_back(link);
 	return Napi::Number::New(env, static_cast<double>(links_.size() - 1));

@@ -25,6 +25,7 @@ private:
 	void SetMapMaxEntries(const Napi::CallbackInfo &info);
 	void Load(const Napi::CallbackInfo &info);
 	Napi::Value AttachUprobe(const Napi::CallbackInfo &info);
+	Napi::Value AttachTracepoint(const Napi::CallbackInfo &info);
 	Napi::Value StartPolling(const Napi::CallbackInfo &info);
 	Napi::Value StopPolling(const Napi::CallbackInfo &info);
 	Napi::Value SumPercpuArray(const Napi::CallbackInfo &info);

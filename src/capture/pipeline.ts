@@ -1,8 +1,10 @@
-import { CallAssembler } from '../events/assemble.js';
-import type { CallSink, CaptureStats, TlsCall } from '../events/types.js';
+import { RecordDecoder } from '../events/assemble.js';
+import { ConnectionTracker } from '../events/connections.js';
+import type { TrackerStats } from '../events/connections.js';
+import type { CallSink, CaptureStats, ConnectionEvent, ConnectionInfo, TlsCall } from '../events/types.js';
 import type { KernelCounters } from './session.js';
 
-/** Totals counted in user space as calls come out of the assembler. */
+/** Totals counted in user space as calls come out of the tracker. */
 export interface PipelineTotals {
   calls: number;
   bytes: number;
@@ -11,36 +13,51 @@ export interface PipelineTotals {
   bytesLost: number;
 }
 
-/** A consumer of raw batches, before assembly (the --record writer). */
+/** A consumer of raw batches, before decoding (the --record writer). */
 export interface BatchSink {
   writeBatch(batch: Buffer, count: number): void;
   close(): Promise<void>;
 }
 
+/** Options of a pipeline. */
+export interface PipelineOptions {
+  recorder?: BatchSink;
+  /** Only calls this accepts reach the sinks (and the totals). */
+  keepCall?: (call: TlsCall) => boolean;
+  /** Only connections this accepts reach the sinks (the --port/--host filter). */
+  keepConnection?: (conn: ConnectionInfo) => boolean;
+}
+
 /**
- * Batches in, calls out: raw batches go to the recorder as they are, then through the
- * assembler to every call sink. The same pipeline serves live capture and replay.
+ * Batches in, calls out: raw batches go to the recorder as they are, then through the decoder
+ * (chunks joined) and the connection tracker (connections, kernel order) to every sink. The
+ * same pipeline serves live capture and replay.
  */
 export class CallPipeline {
   readonly totals: PipelineTotals = { calls: 0, bytes: 0, bytesTruncated: 0, bytesLost: 0 };
-  private readonly assembler: CallAssembler;
+  private readonly decoder: RecordDecoder;
+  private readonly tracker: ConnectionTracker;
 
   constructor(
     private readonly sinks: readonly CallSink[],
-    private readonly recorder?: BatchSink,
-    private readonly keep?: (call: TlsCall) => boolean,
+    private readonly options: PipelineOptions = {},
   ) {
-    this.assembler = new CallAssembler((call) => this.deliver(call));
+    this.tracker = new ConnectionTracker(
+      { call: (call) => this.deliver(call), connection: (event) => this.announce(event) },
+      options.keepConnection,
+    );
+    this.decoder = new RecordDecoder(this.tracker);
   }
 
   /** Feeds one batch (bound, so it can be handed to the native poller as is). */
   readonly onBatch = (batch: Buffer, count: number): void => {
-    this.recorder?.writeBatch(batch, count);
-    this.assembler.pushBatch(batch, count);
+    this.options.recorder?.writeBatch(batch, count);
+    this.decoder.pushBatch(batch, count);
+    this.tracker.endBatch();
   };
 
   private deliver(call: TlsCall): void {
-    if (this.keep && !this.keep(call)) return;
+    if (this.options.keepCall && !this.options.keepCall(call)) return;
     const t = this.totals;
     t.calls++;
     t.bytes += call.data.length;
@@ -49,21 +66,30 @@ export class CallPipeline {
     for (const sink of this.sinks) sink.write(call);
   }
 
-  /** Records the assembler could not use (unknown kind, malformed). */
-  get unusableRecords(): number {
-    return this.assembler.stats.unknownRecords + this.assembler.stats.malformedRecords;
+  private announce(event: ConnectionEvent): void {
+    for (const sink of this.sinks) sink.connection?.(event);
   }
 
-  /** Emits the calls still waiting for chunks (the input has ended). */
+  /** Records the decoder could not use (unknown kind, malformed). */
+  get unusableRecords(): number {
+    return this.decoder.stats.unknownRecords + this.decoder.stats.malformedRecords;
+  }
+
+  /** What the connection tracker counted. */
+  get connectionStats(): Readonly<TrackerStats> {
+    return this.tracker.stats;
+  }
+
+  /** The input has ended: calls still waiting for chunks or for earlier calls go out, connections close. */
   flush(): void {
-    this.assembler.flush();
+    this.decoder.flush();
+    this.tracker.flush();
   }
 
   /** Flushes and closes every sink and the recorder. */
   async close(): Promise<void> {
-    this.assembler.flush();
     const closing = this.sinks.map((sink) => sink.close());
-    if (this.recorder) closing.push(this.recorder.close());
+    if (this.options.recorder) closing.push(this.options.recorder.close());
     await Promise.all(closing);
   }
 
@@ -78,6 +104,7 @@ export class CallPipeline {
       bytesTruncated: t.bytesTruncated,
       readFaults: kernel?.readFaults ?? 0,
       readFaultBytes: kernel?.readFaultBytes ?? 0,
+      connections: this.tracker.stats.connections,
     };
   }
 }

@@ -1,13 +1,14 @@
 import { bpfObjectPath, loadAddon } from '../native/binding.js';
 import type { NativeBpfSession } from '../native/binding.js';
 import { EVENT_LAYOUT, makeCookie } from '../events/layout.js';
-import { TLS_FUNCTIONS } from '../events/types.js';
-import type { TlsFunction } from '../events/types.js';
+import { PROBED_FUNCTIONS, isDataFunction } from '../events/types.js';
+import type { ProbedFunction } from '../events/types.js';
+import { ensureTracefs } from './tracefs.js';
 
 /** A file to probe and the functions in it (a ProbeTarget from src/targets fits). */
 export interface AttachFile {
   path: string;
-  functions: readonly { name: TlsFunction; fileOffset: bigint }[];
+  functions: readonly { name: ProbedFunction; fileOffset: bigint }[];
 }
 
 /** Settings applied in the kernel, fixed at load time. */
@@ -21,6 +22,10 @@ export interface KernelSettings {
   maxCallBytes: number;
   /** Ring buffer size in bytes: a power of two, at least one page. */
   ringBufferBytes: number;
+  /** Only connections with this local or remote port. */
+  port?: number;
+  /** Only connections with this local or remote address (4 or 16 bytes). */
+  host?: { family: 'ipv4' | 'ipv6'; bytes: Buffer };
 }
 
 /** The kernel-side counters, summed over CPUs. */
@@ -35,6 +40,16 @@ export interface KernelCounters {
 const C = EVENT_LAYOUT.constants;
 const ENTRY_PROGRAM = 'probe_enter';
 const RETURN_PROGRAM = 'probe_return';
+/** Socket I/O syscalls whose first argument is the fd a TLS call uses. */
+const FD_SYSCALLS = ['read', 'write', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg', 'readv', 'writev'];
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+function u16(value: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(value);
+  return b;
+}
 
 function u32(value: number): Buffer {
   const b = Buffer.alloc(4);
@@ -82,13 +97,19 @@ export class CaptureSession {
       let probes = 0;
       files.forEach((file, fileIndex) => {
         for (const fn of file.functions) {
-          const cookie = makeCookie(fileIndex, TLS_FUNCTIONS.indexOf(fn.name));
+          const cookie = makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(fn.name));
           const pid = settings.pid ?? -1;
           native.attachUprobe(ENTRY_PROGRAM, file.path, fn.fileOffset, pid, false, cookie);
+          probes++;
+          if (!isDataFunction(fn.name)) continue;
           native.attachUprobe(RETURN_PROGRAM, file.path, fn.fileOffset, pid, true, cookie);
-          probes += 2;
+          probes++;
         }
       });
+      // The fd of each call comes from the socket syscalls made inside it; close() ends connections.
+      ensureTracefs();
+      for (const name of FD_SYSCALLS) native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
+      native.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close');
       const session = new CaptureSession(native, probes);
       session.polling = native.startPolling('events', onBatch, { batchBytes: 4 << 20, timeoutMs: 20 });
       return session;
@@ -138,5 +159,12 @@ function applySettings(native: NativeBpfSession, settings: KernelSettings): void
     native.setGlobal('.rodata', 'filter_comm', u8(1));
   }
   native.setGlobal('.rodata', 'max_call_bytes', u32(settings.maxCallBytes));
+  if (settings.port !== undefined) native.setGlobal('.rodata', 'targ_port', u16(settings.port));
+  if (settings.host !== undefined) {
+    const bytes = Buffer.alloc(16);
+    settings.host.bytes.copy(bytes);
+    native.setGlobal('.rodata', 'targ_host', bytes);
+    native.setGlobal('.rodata', 'targ_host_family', u16(settings.host.family === 'ipv4' ? AF_INET : AF_INET6));
+  }
   native.setMapMaxEntries('events', settings.ringBufferBytes);
 }

@@ -6,12 +6,13 @@ import type { BatchSink } from '../capture/pipeline.js';
 import { monotonicToWallOffsetNs } from '../capture/clock.js';
 import { missingCapabilityMessage } from '../doctor/index.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
-import type { CallSink, CaptureContext, CaptureStats, TlsCall } from '../events/types.js';
-import { createFormatSink, formatStatsLine, formatSummary, summaryRecord } from '../output/index.js';
+import type { CallSink, CaptureContext, CaptureStats, ConnectionInfo, TlsCall } from '../events/types.js';
+import { parseIpAddress } from '../events/addresses.js';
+import { formatStatsLine } from '../output/index.js';
+import { openOutputs } from './outputs.js';
 import { RecordWriter } from '../record/index.js';
 import { dedupeTargets, fileTarget, processTargets, systemTargets, TargetError } from '../targets/index.js';
 import type { ProbeTarget } from '../targets/index.js';
-import { createPrivateWriteStream } from '../util/private-file.js';
 import { CliError } from './errors.js';
 import type { CaptureOptions } from './options.js';
 import { hostInfo, tlstapVersion } from '../version.js';
@@ -36,12 +37,15 @@ export async function resolveTargets(opts: Pick<CaptureOptions, 'pid' | 'lib'>):
   return targets;
 }
 
+/** The options a capture applies in the kernel. */
+export type KernelOptions = Pick<CaptureOptions, 'pid' | 'uid' | 'comm' | 'maxBytes' | 'ringBuffer' | 'port' | 'host'>;
+
 /** Options for the building blocks a capture is made of, shared by `tlstap` and `tlstap demo`. */
 export interface LiveCaptureParts {
   targets: ProbeTarget[];
   sinks: CallSink[];
   recorder?: BatchSink;
-  keep?: (call: TlsCall) => boolean;
+  keepCall?: (call: TlsCall) => boolean;
 }
 
 /** A running capture: a session feeding a pipeline. */
@@ -52,11 +56,24 @@ export class LiveCapture {
   ) {}
 
   /** Loads, attaches and starts streaming. */
-  static start(parts: LiveCaptureParts, opts: CaptureOptions): LiveCapture {
-    const pipeline = new CallPipeline(parts.sinks, parts.recorder, parts.keep);
+  static start(parts: LiveCaptureParts, opts: KernelOptions): LiveCapture {
+    const host = opts.host === undefined ? undefined : parseIpAddress(opts.host);
+    const pipeline = new CallPipeline(parts.sinks, {
+      recorder: parts.recorder,
+      keepCall: parts.keepCall,
+      keepConnection: addressFilter(opts.port, opts.host),
+    });
     const session = CaptureSession.open(
       parts.targets,
-      { pid: opts.pid, uid: opts.uid, comm: opts.comm, maxCallBytes: opts.maxBytes, ringBufferBytes: opts.ringBuffer },
+      {
+        pid: opts.pid,
+        uid: opts.uid,
+        comm: opts.comm,
+        maxCallBytes: opts.maxBytes,
+        ringBufferBytes: opts.ringBuffer,
+        port: opts.port,
+        host,
+      },
       pipeline.onBatch,
     );
     return new LiveCapture(session, pipeline);
@@ -87,6 +104,25 @@ export class LiveCapture {
   }
 }
 
+/**
+ * The user-space half of --port/--host (the kernel filters the calls; this filters the
+ * connection records): a connection matches when its local or remote side does.
+ */
+export function addressFilter(port?: number, host?: string): ((conn: ConnectionInfo) => boolean) | undefined {
+  if (port === undefined && host === undefined) return undefined;
+  const wanted = host === undefined ? undefined : parseIpAddress(host);
+  const sameHost = (ip: string) => {
+    const parsed = parseIpAddress(ip);
+    return parsed !== undefined && wanted !== undefined && parsed.bytes.equals(wanted.bytes);
+  };
+  return (conn) => {
+    const { local, remote } = conn;
+    if (!local || !remote) return false;
+    if (port !== undefined && local.port !== port && remote.port !== port) return false;
+    return wanted === undefined || sameHost(local.ip) || sameHost(remote.ip);
+  };
+}
+
 /** The capture context for live output: probed files and the clock offset. */
 export function liveContext(targets: readonly ProbeTarget[]): CaptureContext & { offsetNs: bigint } {
   const offsetNs = monotonicToWallOffsetNs();
@@ -99,47 +135,51 @@ function describeTargets(targets: readonly ProbeTarget[]): string {
     .join('\n');
 }
 
-/** `tlstap [options]`: capture until a signal, --duration, or stdout closing. */
+/** `tlstap [options]`: capture until a signal, --duration, or the output closing. */
 export async function runCapture(opts: CaptureOptions, stderr: Writable = process.stderr): Promise<CaptureResult> {
   const missing = missingCapabilityMessage();
   if (missing) throw new CliError(missing);
   const targets = await resolveTargets(opts);
   const ctx = liveContext(targets);
 
-  const out: Writable = opts.output ? createPrivateWriteStream(opts.output) : process.stdout;
-  const color = !opts.output && process.stdout.isTTY === true && !process.env.NO_COLOR;
-  let onBroken: (() => void) | undefined;
-  const sink = createFormatSink(opts.format, out, ctx, { color, onClosed: () => onBroken?.() });
-  const recorder = opts.record
-    ? await RecordWriter.create(opts.record, {
-        tlstapVersion: tlstapVersion(),
-        createdAt: new Date().toISOString(),
-        layout: EVENT_LAYOUT as unknown as Record<string, unknown>,
-        littleEndian: true,
-        files: [...ctx.files],
-        monotonicToWallNs: ctx.offsetNs.toString(),
-        host: hostInfo(),
-        settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes },
-      })
-    : undefined;
+  const outputs = await openOutputs({ ...opts, pcapng: opts.pcapng }, ctx);
+  let recorder: RecordWriter | undefined;
+  let capture: LiveCapture | undefined;
+  try {
+    recorder = opts.record
+      ? await RecordWriter.create(opts.record, {
+          tlstapVersion: tlstapVersion(),
+          createdAt: new Date().toISOString(),
+          layout: EVENT_LAYOUT as unknown as Record<string, unknown>,
+          littleEndian: true,
+          files: [...ctx.files],
+          monotonicToWallNs: ctx.offsetNs.toString(),
+          host: hostInfo(),
+          settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes },
+        })
+      : undefined;
+    const started = performance.now();
+    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder }, opts);
+    stderr.write(
+      `tlstap: capturing (${capture.session.probeCount} probes attached in ${Math.round(performance.now() - started)} ms); Ctrl-C to stop\n` +
+        (opts.verbose ? `${describeTargets(targets)}\n` : ''),
+    );
+  } catch (err) {
+    await recorder?.close().catch(() => undefined);
+    await outputs.abort();
+    throw err;
+  }
 
-  const started = performance.now();
-  const capture = LiveCapture.start({ targets, sinks: [sink], recorder }, opts);
-  stderr.write(
-    `tlstap: capturing (${capture.session.probeCount} probes attached in ${Math.round(performance.now() - started)} ms); Ctrl-C to stop\n` +
-      (opts.verbose ? `${describeTargets(targets)}\n` : ''),
-  );
-
-  const stopReason = await waitForStop(opts, capture, (fn) => (onBroken = fn), stderr);
+  const stopReason = await waitForStop(opts, capture, (fn) => outputs.onFailure(fn), stderr);
   let stats: CaptureStats;
   try {
     stats = await capture.stop();
-    if (opts.format === 'jsonl') sink.writeLine(JSON.stringify(summaryRecord(stats)));
   } finally {
-    await capture.close();
+    // Sinks get their final lines and close in finish(); the recorder closes with the pipeline.
+    await recorder?.close();
   }
-  if (opts.output) await closeStream(out);
-  stderr.write(`tlstap: stopped (${stopReason})\n${formatSummary(stats)}\n`);
+  const report = await outputs.finish(stats);
+  stderr.write(`tlstap: stopped (${stopReason})\n${report}\n`);
   return { stats, targets };
 }
 
@@ -147,7 +187,7 @@ export async function runCapture(opts: CaptureOptions, stderr: Writable = proces
 function waitForStop(
   opts: CaptureOptions,
   capture: LiveCapture,
-  onOutputClosed: (fn: () => void) => void,
+  onOutputFailure: (fn: (message: string) => void) => void,
   stderr: Writable,
 ): Promise<string> {
   return new Promise((resolve) => {
@@ -164,7 +204,7 @@ function waitForStop(
       process.once(s, handlers[s]!);
     }
     if (opts.duration !== undefined) timers.push(setTimeout(() => done(`${opts.duration} s elapsed`), opts.duration * 1000));
-    onOutputClosed(() => done('output closed'));
+    onOutputFailure((message) => done(message));
     if (opts.verbose) {
       let previous = capture.stats();
       const tick = () => {
@@ -178,9 +218,3 @@ function waitForStop(
   });
 }
 
-function closeStream(out: Writable): Promise<void> {
-  return new Promise((resolve, reject) => {
-    out.once('error', reject);
-    out.end(() => resolve());
-  });
-}

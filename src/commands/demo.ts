@@ -55,7 +55,7 @@ export async function runDemo(opts: Pick<CaptureOptions, 'maxBytes' | 'ringBuffe
   const server = await spawnDemoServer();
   let capture: LiveCapture | undefined;
   try {
-    capture = LiveCapture.start({ targets, sinks: [sink], keep }, { ...opts, lib: [], format: 'text', verbose: false });
+    capture = LiveCapture.start({ targets, sinks: [sink], keepCall: keep }, opts);
     stderr.write(`tlstap demo: server at ${server.url}; probing ${targets.map((t) => t.displayPath).join(', ')}\n`);
     for (const client of clients) {
       stderr.write(`tlstap demo: running ${client.path.replace(/URL/g, server.url)}\n`);

@@ -1,8 +1,18 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { EVENT_LAYOUT } from '../events/layout.js';
+import { parseIpAddress } from '../events/addresses.js';
 import { FORMAT_NAMES } from '../output/index.js';
-import type { FormatName } from '../output/index.js';
 
+
+/** Every stdout format: the plain ones and `http`. */
+export const OUTPUT_FORMATS = ['http', ...FORMAT_NAMES] as const;
+/** A stdout format name. */
+export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** `http` on a terminal, `text` when piped or redirected. */
+export function defaultFormat(): OutputFormat {
+  return process.stdout.isTTY === true ? 'http' : 'text';
+}
 
 /** Parsed options of a capture (and, where they apply, of replay). */
 export interface CaptureOptions {
@@ -11,10 +21,15 @@ export interface CaptureOptions {
   comm?: string;
   lib: string[];
   maxBytes: number;
-  format: FormatName;
+  format: OutputFormat;
+  har?: string;
+  pcapng?: string;
+  redact: boolean;
   output?: string;
   record?: string;
   ringBuffer: number;
+  port?: number;
+  host?: string;
   duration?: number;
   verbose: boolean;
 }
@@ -63,8 +78,32 @@ function parseSeconds(text: string): number {
   return seconds;
 }
 
+function parsePort(text: string): number {
+  const port = parseNonNegativeInt(text);
+  if (port < 1 || port > 65535) throw new InvalidArgumentError('a port is between 1 and 65535');
+  return port;
+}
+
+function parseHost(text: string): string {
+  if (!parseIpAddress(text)) throw new InvalidArgumentError('expected an IPv4 or IPv6 address, e.g. 127.0.0.1 or ::1');
+  return text;
+}
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** The output options, shared by a capture and `tlstap replay`. */
+export function outputOptions(): Option[] {
+  return [
+    new Option('-f, --format <format>', 'output format: http (one block per exchange), text, hex or jsonl')
+      .choices(OUTPUT_FORMATS)
+      .default(defaultFormat(), 'http on a terminal, else text'),
+    new Option('-o, --output <file>', 'write the output to a file (mode 0600) instead of stdout'),
+    new Option('-w, --pcapng <file>', 'also write pcapng for Wireshark to a file (mode 0600), or - for stdout'),
+    new Option('--har <file>', 'also write the HTTP exchanges as HAR 1.2 (mode 0600)'),
+    new Option('--redact', 'mask Authorization, Cookie, Set-Cookie, Proxy-Authorization and API-key headers').default(false),
+  ];
 }
 
 /** The capture options, declared once for commander (and so for --help). */
@@ -73,10 +112,11 @@ export function captureOptions(): Option[] {
     new Option('-p, --pid <pid>', 'only this process; probes every TLS library it has mapped, its executable included').argParser(parsePid),
     new Option('--uid <uid>', 'only processes of this user id (filtered in the kernel)').argParser(parseNonNegativeInt),
     new Option('--comm <name>', 'only threads with this name (first 15 bytes, as the kernel keeps them)'),
+    new Option('--port <port>', 'only connections whose local or remote port is this (filtered in the kernel)').argParser(parsePort),
+    new Option('--host <address>', 'only connections whose local or remote address is this (IPv4 or IPv6)').argParser(parseHost),
     new Option('--lib <path>', 'also probe this library or statically linked program (repeatable)').argParser(collect).default([]),
     new Option('--max-bytes <size>', 'bytes copied per call at most; the rest is counted as truncated').argParser(parseMaxBytes).default(EVENT_LAYOUT.constants.DEFAULT_CALL_BYTES, '1m'),
-    new Option('-f, --format <format>', 'output format').choices(FORMAT_NAMES).default('text'),
-    new Option('-o, --output <file>', 'write the output to a file (mode 0600) instead of stdout'),
+    ...outputOptions(),
     new Option('--record <file>', 'also write the raw event stream to a file for `tlstap replay`'),
     new Option('--ring-buffer <size>', 'kernel ring buffer size, a power of two').argParser(parseRingBuffer).default(64 * MIB, '64m'),
     new Option('--duration <seconds>', 'stop after this many seconds').argParser(parseSeconds),

@@ -1,40 +1,39 @@
 import type { Writable } from 'node:stream';
+import { isDeepStrictEqual } from 'node:util';
+import { EVENT_LAYOUT } from '../events/layout.js';
+import { tlstapVersion } from '../version.js';
 import { CallPipeline } from '../capture/pipeline.js';
 import type { CaptureContext, CaptureStats } from '../events/types.js';
-import { createFormatSink, formatSummary, summaryRecord } from '../output/index.js';
 import { openRecordFile } from '../record/index.js';
-import { createPrivateWriteStream } from '../util/private-file.js';
 import { CliError } from './errors.js';
-import type { FormatName } from '../output/index.js';
-
-/** Options of `tlstap replay`. */
-export interface ReplayOptions {
-  format: FormatName;
-  output?: string;
-  color?: boolean;
-}
+import { openOutputs } from './outputs.js';
+import type { OutputOptions } from './outputs.js';
 
 /** `tlstap replay FILE`: a recording through the same pipeline and formats, no privileges needed. */
-export async function runReplay(path: string, opts: ReplayOptions, stderr: Writable = process.stderr): Promise<CaptureStats> {
+export async function runReplay(path: string, opts: OutputOptions, stderr: Writable = process.stderr): Promise<CaptureStats> {
   const reader = await openRecordFile(path);
   try {
+    if (!isDeepStrictEqual(reader.header.layout, EVENT_LAYOUT)) {
+      throw new CliError(
+        `${path} was recorded by tlstap ${reader.header.tlstapVersion} with a different event layout than this tlstap ${tlstapVersion()} reads`,
+        `replay it with tlstap ${reader.header.tlstapVersion}`,
+      );
+    }
     const offset = BigInt(reader.header.monotonicToWallNs);
     const ctx: CaptureContext = { files: reader.header.files, wallClockNs: (mono) => mono + offset };
-    const out: Writable = opts.output ? createPrivateWriteStream(opts.output) : process.stdout;
-    const color = opts.color ?? (!opts.output && process.stdout.isTTY === true && !process.env.NO_COLOR);
-    const sink = createFormatSink(opts.format, out, ctx, { color });
-    const pipeline = new CallPipeline([sink]);
+    const outputs = await openOutputs(opts, ctx);
+    const pipeline = new CallPipeline(outputs.sinks);
+    let failure: string | undefined;
+    outputs.onFailure((message) => (failure = message));
     for await (const { batch, count } of reader.batches()) {
       pipeline.onBatch(batch, count);
-      if (sink.needsDrain) await sink.drained();
+      if (failure) break;
     }
     pipeline.flush();
     const stats = pipeline.stats();
-    if (opts.format === 'jsonl') sink.writeLine(JSON.stringify(summaryRecord(stats)));
-    await pipeline.close();
-    if (opts.output) await new Promise<void>((resolve) => out.end(() => resolve()));
+    stderr.write(`${await outputs.finish(stats)}\n`);
+    if (failure) throw new CliError(`replay stopped: ${failure}`);
     const stop = reader.stopReason();
-    stderr.write(`${formatSummary(stats)}\n`);
     if (stop.kind !== 'end') {
       throw new CliError(
         `${path}: replay stopped at byte ${stop.offset}: ${stop.kind} (${stop.detail}); every whole record before it was replayed`,

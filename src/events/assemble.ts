@@ -1,15 +1,53 @@
-import { EVENT_LAYOUT } from './layout.js';
+import { CONN_REASONS, EVENT_LAYOUT } from './layout.js';
+import { formatIpv4, formatIpv6 } from './addresses.js';
 import { TLS_FUNCTIONS } from './types.js';
-import type { TlsCall } from './types.js';
+import type { Endpoint, TlsCall } from './types.js';
 
-const F = EVENT_LAYOUT.fields;
-const HEADER = EVENT_LAYOUT.headerSize;
-const COMM_LEN = EVENT_LAYOUT.constants.COMM_LEN;
-const EVENT_DATA = EVENT_LAYOUT.constants.EVENT_DATA;
+const D = EVENT_LAYOUT.data.fields;
+const DATA_HEADER = EVENT_LAYOUT.data.size;
+const C = EVENT_LAYOUT.conn.fields;
+const CONN_SIZE = EVENT_LAYOUT.conn.size;
+const K = EVENT_LAYOUT.constants;
+const COMM_LEN = K.COMM_LEN;
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+/** A call as decoded, before the connection tracker: the kernel's connection id and sequence number. */
+export interface DecodedCall {
+  call: TlsCall;
+  connId: number;
+  seq: number;
+  fd: number;
+  fdConflict: boolean;
+}
+
+/** A connection record as decoded from the kernel. */
+export interface DecodedConn {
+  kind: 'open' | 'fd' | 'close';
+  tsNs: bigint;
+  connId: number;
+  pid: number;
+  tid: number;
+  comm: string;
+  ssl: bigint;
+  fd: number;
+  local?: Endpoint;
+  remote?: Endpoint;
+  /** Why addresses are unknown (open/fd), or what closed the connection (close). */
+  reason: string;
+  /** For close: how many calls the connection had. */
+  calls: number;
+}
+
+/** Receives what the decoder makes of the records, in ring-buffer order. */
+export interface DecoderOutput {
+  call(decoded: DecodedCall): void;
+  conn(decoded: DecodedConn): void;
+}
 
 /** A call whose chunks are still arriving (they share tid and ts_ns). */
 interface PendingCall {
-  call: TlsCall;
+  decoded: DecodedCall;
   chunks: Buffer[];
   /** Offset within the call where the next chunk should start. */
   next: number;
@@ -17,24 +55,31 @@ interface PendingCall {
   captured: number;
 }
 
-/** Counts of what the assembler saw that was not a whole call. */
-export interface AssemblerStats {
+/** Counts of records the decoder could not use. */
+export interface DecoderStats {
   /** Records of a kind this version does not know (newer BPF program?). */
   unknownRecords: number;
   /** Records shorter than their header says. */
   malformedRecords: number;
 }
 
-/**
- * Turns batches of ring-buffer records into whole calls: single-chunk calls are emitted
- * straight from the batch (no copy); multi-chunk calls are joined, and any chunk missing
- * from the middle or end (ring buffer full) is counted in the call's `lost`.
- */
-export class CallAssembler {
-  private readonly pending = new Map<number, PendingCall>();
-  readonly stats: AssemblerStats = { unknownRecords: 0, malformedRecords: 0 };
+function readComm(buf: Buffer, start: number): string {
+  const commStart = start + D.comm.offset;
+  let commEnd = buf.indexOf(0, commStart);
+  if (commEnd < 0 || commEnd > commStart + COMM_LEN) commEnd = commStart + COMM_LEN;
+  return buf.toString('utf8', commStart, commEnd);
+}
 
-  constructor(private readonly emit: (call: TlsCall) => void) {}
+/**
+ * Turns batches of ring-buffer records into whole calls and connection records. Single-chunk
+ * calls come straight from the batch (no copy); multi-chunk calls are joined, and any chunk
+ * missing from the head, middle or end (ring buffer full) is counted in the call's `lost`.
+ */
+export class RecordDecoder {
+  private readonly pending = new Map<number, PendingCall>();
+  readonly stats: DecoderStats = { unknownRecords: 0, malformedRecords: 0 };
+
+  constructor(private readonly out: DecoderOutput) {}
 
   /** Consumes one batch: `count` records framed as [u32 LE length][record]. */
   pushBatch(batch: Buffer, count: number): void {
@@ -43,7 +88,7 @@ export class CallAssembler {
       const length = batch.readUInt32LE(pos);
       const start = pos + 4;
       pos = start + length;
-      if (pos > batch.length || length < HEADER) {
+      if (pos > batch.length) {
         this.stats.malformedRecords++;
         return;
       }
@@ -51,43 +96,16 @@ export class CallAssembler {
     }
   }
 
-  /** Consumes one record at batch[start, start+length). */
+  /** Consumes one record at buf[start, start+length). */
   pushRecord(buf: Buffer, start: number, length: number): void {
-    if (buf.readUInt32LE(start + F.kind.offset) !== EVENT_DATA) {
-      this.stats.unknownRecords++;
-      return;
-    }
-    const chunkLen = buf.readUInt32LE(start + F.chunk_len.offset);
-    if (HEADER + chunkLen > length) {
+    if (length < D.kind.offset + 4) {
       this.stats.malformedRecords++;
       return;
     }
-    const tid = buf.readUInt32LE(start + F.tid.offset);
-    const tsNs = buf.readBigUInt64LE(start + F.ts_ns.offset);
-    const offset = buf.readUInt32LE(start + F.chunk_offset.offset);
-    const totalLen = buf.readUInt32LE(start + F.total_len.offset);
-    const truncated = buf.readUInt32LE(start + F.truncated.offset);
-    const data = buf.subarray(start + HEADER, start + HEADER + chunkLen);
-    const captured = totalLen - truncated;
-
-    let pending = this.pending.get(tid);
-    if (pending && pending.call.tsNs !== tsNs) {
-      this.finish(tid, pending);
-      pending = undefined;
-    }
-    if (!pending) {
-      if (offset === 0 && chunkLen >= captured) {
-        this.emit(this.decodeCall(buf, start, tid, tsNs, data, 0));
-        return;
-      }
-      pending = { call: this.decodeCall(buf, start, tid, tsNs, data, offset), chunks: [], next: offset, captured };
-      this.pending.set(tid, pending);
-    } else if (offset > pending.next) {
-      pending.call.lost += offset - pending.next;
-    }
-    pending.chunks.push(data);
-    pending.next = offset + chunkLen;
-    if (pending.next >= captured) this.finish(tid, pending);
+    const kind = buf.readUInt32LE(start + D.kind.offset);
+    if (kind === K.EVENT_DATA) this.pushData(buf, start, length);
+    else if (kind === K.EVENT_CONN_OPEN || kind === K.EVENT_CONN_FD || kind === K.EVENT_CONN_CLOSE) this.pushConn(buf, start, length, kind);
+    else this.stats.unknownRecords++;
   }
 
   /** Emits every call still waiting for chunks, counting what never came as lost. */
@@ -95,34 +113,98 @@ export class CallAssembler {
     for (const [tid, pending] of this.pending) this.finish(tid, pending);
   }
 
-  private finish(tid: number, pending: PendingCall): void {
-    this.pending.delete(tid);
-    const call = pending.call;
-    if (pending.next < pending.captured) call.lost += pending.captured - pending.next;
-    call.data = pending.chunks.length === 1 ? pending.chunks[0]! : Buffer.concat(pending.chunks);
-    this.emit(call);
+  private pushData(buf: Buffer, start: number, length: number): void {
+    const chunkLen = length >= DATA_HEADER ? buf.readUInt32LE(start + D.chunk_len.offset) : 0;
+    if (length < DATA_HEADER || DATA_HEADER + chunkLen > length || buf[start + D.func.offset]! >= TLS_FUNCTIONS.length) {
+      this.stats.malformedRecords++;
+      return;
+    }
+    const tid = buf.readUInt32LE(start + D.tid.offset);
+    const tsNs = buf.readBigUInt64LE(start + D.ts_ns.offset);
+    const offset = buf.readUInt32LE(start + D.chunk_offset.offset);
+    const captured = buf.readUInt32LE(start + D.total_len.offset) - buf.readUInt32LE(start + D.truncated.offset);
+    const data = buf.subarray(start + DATA_HEADER, start + DATA_HEADER + chunkLen);
+
+    let pending = this.pending.get(tid);
+    if (pending && pending.decoded.call.tsNs !== tsNs) {
+      this.finish(tid, pending);
+      pending = undefined;
+    }
+    if (!pending) {
+      const decoded = this.decodeCall(buf, start, tid, tsNs, data, offset);
+      if (offset === 0 && chunkLen >= captured) {
+        this.out.call(decoded);
+        return;
+      }
+      pending = { decoded, chunks: [], next: offset, captured };
+      this.pending.set(tid, pending);
+    } else if (offset > pending.next) {
+      pending.decoded.call.lost += offset - pending.next;
+    }
+    pending.chunks.push(data);
+    pending.next = offset + chunkLen;
+    if (pending.next >= captured) this.finish(tid, pending);
   }
 
-  private decodeCall(buf: Buffer, start: number, tid: number, tsNs: bigint, data: Buffer, lostAtStart: number): TlsCall {
-    const func = buf[start + F.func.offset]!;
-    const cookie = buf.readBigUInt64LE(start + F.cookie.offset);
-    const commStart = start + F.comm.offset;
-    let commEnd = buf.indexOf(0, commStart);
-    if (commEnd < 0 || commEnd > commStart + COMM_LEN) commEnd = commStart + COMM_LEN;
-    return {
+  private finish(tid: number, pending: PendingCall): void {
+    this.pending.delete(tid);
+    const call = pending.decoded.call;
+    if (pending.next < pending.captured) call.lost += pending.captured - pending.next;
+    call.data = pending.chunks.length === 1 ? pending.chunks[0]! : Buffer.concat(pending.chunks);
+    this.out.call(pending.decoded);
+  }
+
+  private decodeCall(buf: Buffer, start: number, tid: number, tsNs: bigint, data: Buffer, lostAtStart: number): DecodedCall {
+    const func = buf[start + D.func.offset]!;
+    const cookie = buf.readBigUInt64LE(start + D.cookie.offset);
+    const call: TlsCall = {
       tsNs,
-      pid: buf.readUInt32LE(start + F.pid.offset),
+      pid: buf.readUInt32LE(start + D.pid.offset),
       tid,
-      uid: buf.readUInt32LE(start + F.uid.offset),
-      comm: buf.toString('utf8', commStart, commEnd),
-      func: TLS_FUNCTIONS[func] ?? TLS_FUNCTIONS[0],
-      dir: buf[start + F.dir.offset] === EVENT_LAYOUT.constants.DIR_WRITE ? 'write' : 'read',
-      ssl: buf.readBigUInt64LE(start + F.ssl.offset),
+      uid: buf.readUInt32LE(start + D.uid.offset),
+      comm: readComm(buf, start),
+      func: TLS_FUNCTIONS[func]!,
+      dir: buf[start + D.dir.offset] === K.DIR_WRITE ? 'write' : 'read',
+      ssl: buf.readBigUInt64LE(start + D.ssl.offset),
       fileIndex: Number(cookie >> 8n),
-      totalLen: buf.readUInt32LE(start + F.total_len.offset),
+      totalLen: buf.readUInt32LE(start + D.total_len.offset),
       data,
-      truncated: buf.readUInt32LE(start + F.truncated.offset),
+      truncated: buf.readUInt32LE(start + D.truncated.offset),
       lost: lostAtStart,
     };
+    return {
+      call,
+      connId: Number(buf.readBigUInt64LE(start + D.conn_id.offset)),
+      seq: buf.readUInt32LE(start + D.seq.offset),
+      fd: buf.readInt32LE(start + D.fd.offset),
+      fdConflict: (buf[start + D.flags.offset]! & K.FLAG_FD_CONFLICT) !== 0,
+    };
+  }
+
+  private pushConn(buf: Buffer, start: number, length: number, kind: number): void {
+    if (length < CONN_SIZE) {
+      this.stats.malformedRecords++;
+      return;
+    }
+    const family = buf.readUInt16LE(start + C.family.offset);
+    const reasonCode = buf[start + C.reason.offset]!;
+    const decoded: DecodedConn = {
+      kind: kind === K.EVENT_CONN_OPEN ? 'open' : kind === K.EVENT_CONN_FD ? 'fd' : 'close',
+      tsNs: buf.readBigUInt64LE(start + C.ts_ns.offset),
+      connId: Number(buf.readBigUInt64LE(start + C.conn_id.offset)),
+      pid: buf.readUInt32LE(start + C.pid.offset),
+      tid: buf.readUInt32LE(start + C.tid.offset),
+      comm: readComm(buf, start),
+      ssl: buf.readBigUInt64LE(start + C.ssl.offset),
+      fd: buf.readInt32LE(start + C.fd.offset),
+      reason: CONN_REASONS[reasonCode] ?? `reason ${reasonCode}`,
+      calls: buf.readUInt32LE(start + C.seq.offset),
+    };
+    if (family === AF_INET || family === AF_INET6) {
+      const format = family === AF_INET ? formatIpv4 : formatIpv6;
+      decoded.local = { ip: format(buf, start + C.laddr.offset), port: buf.readUInt16LE(start + C.lport.offset) };
+      decoded.remote = { ip: format(buf, start + C.raddr.offset), port: buf.readUInt16LE(start + C.rport.offset) };
+    }
+    this.out.conn(decoded);
   }
 }

@@ -1,11 +1,25 @@
 /** Which way plaintext moved, seen from the traced process. */
 export type Direction = 'read' | 'write';
 
-/** The TLS library functions tlstap probes, in the order of `enum tlstap_func` in bpf/tlstap.h. */
+/** The TLS functions whose calls carry plaintext, in the order of `enum tlstap_func` in bpf/tlstap.h. */
 export const TLS_FUNCTIONS = ['SSL_read', 'SSL_write', 'SSL_read_ex', 'SSL_write_ex'] as const;
 
-/** A probed TLS library function. */
+/** A TLS function whose calls carry plaintext. */
 export type TlsFunction = (typeof TLS_FUNCTIONS)[number];
+
+/** Functions that only tell about a connection: its fd, its end (entry probes only). */
+export const LIFECYCLE_FUNCTIONS = ['SSL_set_fd', 'SSL_set_rfd', 'SSL_set_wfd', 'SSL_shutdown', 'SSL_free'] as const;
+
+/** Every probed function, in the order of `enum tlstap_func` (its index is the function's number). */
+export const PROBED_FUNCTIONS = [...TLS_FUNCTIONS, ...LIFECYCLE_FUNCTIONS] as const;
+
+/** Any probed function. */
+export type ProbedFunction = (typeof PROBED_FUNCTIONS)[number];
+
+/** Whether calls of `name` carry plaintext (and so get a return probe). */
+export function isDataFunction(name: ProbedFunction): name is TlsFunction {
+  return (TLS_FUNCTIONS as readonly string[]).includes(name);
+}
 
 /** One side of a connection. */
 export interface Endpoint {
@@ -88,6 +102,8 @@ export interface CaptureStats {
   /** Records lost because the traced process's memory could not be read. */
   readFaults: number;
   readFaultBytes: number;
+  /** Connections seen (when the pipeline tracks them). */
+  connections?: number;
 }
 
 /** A consumer of joined calls: an output format or a file writer. */

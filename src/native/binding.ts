@@ -44,8 +44,8 @@ function errnoName(errno: number): string {
 
 /** sizeof/offsetof of struct tlstap_data_event and the header's constants, as compiled into the addon. */
 export interface NativeLayout {
-  headerSize: number;
-  fields: Record<string, { offset: number; size: number }>;
+  data: { size: number; fields: Record<string, { offset: number; size: number }> };
+  conn: { size: number; fields: Record<string, { offset: number; size: number }> };
   constants: Record<string, number>;
 }
 
@@ -55,6 +55,7 @@ export interface NativeBpfSession {
   setMapMaxEntries(map: string, entries: number): void;
   load(): void;
   attachUprobe(program: string, binaryPath: string, fileOffset: bigint, pid: number, retprobe: boolean, cookie: bigint): number;
+  attachTracepoint(program: string, category: string, name: string): number;
   /** Resolves (with an error text if polling failed) once the final batch after stopPolling() was delivered. */
   startPolling(
     ringMap: string,

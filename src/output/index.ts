@@ -1,6 +1,6 @@
 // The stdout formats (text, hex, jsonl) as CallSinks, and the summary lines for stderr.
 
-import type { CallSink, CaptureContext, TlsCall } from '../events/types.js';
+import type { CallSink, CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
 import { BatchWriter } from './batch.js';
 import type { OutputStream } from './batch.js';
 import { JsonlFormat } from './jsonl.js';
@@ -10,7 +10,7 @@ import type { CallEncoder } from './text.js';
 export { isBrokenPipe } from './batch.js';
 export type { OutputStream } from './batch.js';
 export { summaryRecord } from './jsonl.js';
-export type { DataRecord, SummaryRecord } from './jsonl.js';
+export type { ConnectionRecord, ConnectionRecordConn, DataRecord, SummaryRecord } from './jsonl.js';
 export { formatBytes, formatStatsLine, formatSummary } from './summary.js';
 export { escapePayload } from './escape.js';
 export { hexdump } from './hexdump.js';
@@ -72,6 +72,12 @@ class EncodingSink implements FormatSink {
   write(call: TlsCall): void {
     if (this.writer.error !== undefined) return;
     this.encoder.encode(call, this.writer);
+    this.writer.commit();
+  }
+
+  connection(event: ConnectionEvent): void {
+    if (this.writer.error !== undefined || !this.encoder.encodeConnection) return;
+    this.encoder.encodeConnection(event, this.writer);
     this.writer.commit();
   }
 

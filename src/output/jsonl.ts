@@ -2,7 +2,8 @@
 // hot path (JSON.stringify only for the strings that may need escaping).
 
 import { isUtf8 } from 'node:buffer';
-import type { CaptureContext, CaptureStats, TlsCall } from '../events/types.js';
+import type { CaptureContext, CaptureStats, ConnectionEvent, ConnectionInfo, TlsCall } from '../events/types.js';
+import { connectionJson } from '../events/addresses.js';
 import type { ByteTarget } from './batch.js';
 import type { CallEncoder } from './text.js';
 
@@ -27,10 +28,36 @@ export interface DataRecord {
   file: string | null;
   /** The SSL * the call was made on, `0x…`. */
   ssl: string;
+  /** The connection; null only for calls that never passed the connection tracker. */
+  conn: ConnectionRecordConn | null;
   /** The captured bytes when they are valid UTF-8 ... */
   text?: string;
   /** ... else base64. */
   base64?: string;
+}
+
+/** The `conn` object of data, open and close lines. */
+export interface ConnectionRecordConn {
+  id: number;
+  /** -1 when unknown. */
+  fd: number;
+  local: { ip: string; port: number } | null;
+  remote: { ip: string; port: number } | null;
+  /** Why the addresses are unknown; absent when they are known. */
+  unknown?: string;
+}
+
+/** A `type: "open"` or `type: "close"` line: a connection's first sighting and its end. */
+export interface ConnectionRecord {
+  type: 'open' | 'close';
+  ts: string;
+  ts_ns: string;
+  pid: number;
+  comm: string;
+  ssl: string;
+  conn: ConnectionRecordConn;
+  /** For close: SSL_shutdown, SSL_free, close() of its fd, or end of capture. */
+  reason?: string;
 }
 
 /** The `type: "summary"` line written at the end of a jsonl stream; every loss has its own field. */
@@ -110,6 +137,8 @@ export class JsonlFormat implements CallEncoder {
   private lastCommJson = '""';
   private lastSsl = -1n;
   private lastSslHex = '';
+  private lastConn: ConnectionInfo | undefined;
+  private lastConnJson = 'null';
   /** JSON string (or null) of each file name, by file index; the name kept to notice changes. */
   private readonly fileNames: (string | undefined)[] = [];
   private readonly fileJson: string[] = [];
@@ -132,11 +161,30 @@ export class JsonlFormat implements CallEncoder {
         `"pid":${call.pid},"tid":${call.tid},"uid":${call.uid},"comm":${this.comm(call.comm)},` +
         `"func":"${call.func}","dir":"${call.dir}","len":${call.totalLen},` +
         `"truncated":${call.truncated},"lost":${call.lost},"file":${this.file(call.fileIndex)},` +
-        `"ssl":"0x${this.lastSslHex}",${text ? '"text":"' : '"base64":"'}`,
+        `"ssl":"0x${this.lastSslHex}","conn":${this.conn(call.conn)},${text ? '"text":"' : '"base64":"'}`,
     );
     if (text) this.appendJsonText(target, data);
     else target.writeString(data.toString('base64'));
     target.writeString('"}\n');
+  }
+
+  /** A connection's `open` or `close` record. */
+  encodeConnection(event: ConnectionEvent, target: ByteTarget): void {
+    const reason = event.reason === undefined ? '' : `,"reason":${JSON.stringify(event.reason)}`;
+    target.writeString(
+      `{"type":"${event.type}","ts":"${this.iso(this.ctx.wallClockNs(event.tsNs))}","ts_ns":"${event.tsNs}",` +
+        `"pid":${event.conn.pid},"comm":${this.comm(event.comm)},"ssl":"0x${event.conn.ssl.toString(16)}",` +
+        `"conn":${connectionJson(event.conn)}${reason}}\n`,
+    );
+  }
+
+  /** The `conn` object, cached while calls keep coming on one connection. */
+  private conn(conn: ConnectionInfo | undefined): string {
+    if (conn !== this.lastConn) {
+      this.lastConn = conn;
+      this.lastConnJson = conn ? connectionJson(conn) : 'null';
+    }
+    return this.lastConnJson;
   }
 
   /**

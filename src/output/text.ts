@@ -1,6 +1,7 @@
 // The human formats: a header line per call, then the payload as escaped text or as a hex dump.
 
-import type { CaptureContext, TlsCall } from '../events/types.js';
+import type { CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
+import { describeConnection } from '../events/addresses.js';
 import type { ByteTarget } from './batch.js';
 import { escapePayload, previewEnd } from './escape.js';
 import { hexdumpInto } from './hexdump.js';
@@ -20,6 +21,8 @@ const PLAIN_COMM = /^[\x20-\x7e]*$/;
 /** Appends one call, as the stream should get it, to a byte target. */
 export interface CallEncoder {
   encode(call: TlsCall, target: ByteTarget): void;
+  /** A connection's open or close record, when the format shows them. */
+  encodeConnection?(event: ConnectionEvent, target: ByteTarget): void;
 }
 
 /** Local wall-clock time as HH:MM:SS.mmm, recomputing the HH:MM:SS part once per second. */
@@ -81,7 +84,16 @@ export class HeaderFormatter {
       `${call.totalLen} ${call.totalLen === 1 ? 'byte' : 'bytes'}`;
     if (call.truncated > 0) line += ` ${c.truncated}[+${call.truncated} truncated]${c.reset}`;
     if (call.lost > 0) line += ` ${c.lost}[${call.lost} lost]${c.reset}`;
-    return `${line} ${c.dim}ssl=0x${call.ssl.toString(16)}${c.reset}`;
+    const conn = call.conn ? describeConnection(call.conn) : `ssl=0x${call.ssl.toString(16)}`;
+    return `${line} ${c.dim}${conn}${c.reset}`;
+  }
+
+  /** `12:34:56.789 pid=1234 comm=curl open conn=7 fd=5 127.0.0.1:40000 → 127.0.0.1:8443`. */
+  formatConnection(event: ConnectionEvent): string {
+    const c = this.c;
+    const time = this.clock.format(this.ctx.wallClockNs(event.tsNs));
+    const reason = event.reason ? ` (${event.reason})` : '';
+    return `${c.time}${time}${c.reset} pid=${event.conn.pid} comm=${c.comm}${this.comm(event.comm)}${c.reset} ${c.dim}${event.type} ${describeConnection(event.conn)}${reason}${c.reset}`;
   }
 
   /** The comm, escaped when it holds anything but printable ASCII (a process can name itself). */
@@ -110,6 +122,11 @@ export class TextFormat implements CallEncoder {
     private readonly maxPreviewBytes: number,
   ) {
     this.header = new HeaderFormatter(ctx, color);
+  }
+
+  /** One line per connection open and close, between the calls. */
+  encodeConnection(event: ConnectionEvent, target: ByteTarget): void {
+    target.writeString(`${this.header.formatConnection(event)}\n\n`);
   }
 
   /** The header line, the escaped payload ending in a newline, and a blank separator line. */

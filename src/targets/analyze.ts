@@ -3,15 +3,15 @@ import { access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { withElfFile } from '../elf/index.js';
 import type { ElfFile } from '../elf/index.js';
-import { TLS_FUNCTIONS } from '../events/types.js';
-import type { TlsFunction } from '../events/types.js';
+import { PROBED_FUNCTIONS, isDataFunction } from '../events/types.js';
+import type { ProbedFunction } from '../events/types.js';
 import { detectFlavour } from './flavour.js';
 import type { ProbeFunction, ProbeTarget } from './types.js';
 
 /** What a file holds, independent of the path it was reached by. */
 export interface FileAnalysis {
   functions: ProbeFunction[];
-  missing: TlsFunction[];
+  missing: ProbedFunction[];
   flavour: ProbeTarget['flavour'];
   version?: string;
   buildId?: string;
@@ -50,10 +50,10 @@ async function openCompanionIn<T>(
 
 async function analyzeUncached(openPath: string, searchDirs: readonly string[]): Promise<FileAnalysis> {
   return withElfFile(openPath, async (elf) => {
-    const found = await elf.findFunctions(TLS_FUNCTIONS);
+    const found = await elf.findFunctions(PROBED_FUNCTIONS);
     const functions: ProbeFunction[] = [];
-    const missing: TlsFunction[] = [];
-    for (const name of TLS_FUNCTIONS) {
+    const missing: ProbedFunction[] = [];
+    for (const name of PROBED_FUNCTIONS) {
       const fn = found.get(name);
       if (fn === undefined) {
         missing.push(name);
@@ -63,8 +63,8 @@ async function analyzeUncached(openPath: string, searchDirs: readonly string[]):
       if (fn.version !== undefined) probe.version = fn.version;
       functions.push(probe);
     }
-    // No TLS function: nothing to probe, so skip the flavour scan and the build-id read.
-    if (functions.length === 0) return { functions, missing, flavour: 'unknown' };
+    // No function carrying plaintext: nothing to probe, so skip the flavour scan and the build-id read.
+    if (!functions.some((f) => isDataFunction(f.name))) return { functions: [], missing, flavour: 'unknown' };
     const dirs = [dirname(openPath), ...searchDirs.filter((d) => d !== dirname(openPath))];
     const info = await detectFlavour(elf, (name, fn) => openCompanionIn(dirs, name, fn));
     const analysis: FileAnalysis = { functions, missing, flavour: info.flavour };

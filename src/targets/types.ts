@@ -1,12 +1,12 @@
 // What tlstap probes: one file that holds the TLS functions, and where they are in it.
-import type { TlsFunction } from '../events/types.js';
+import type { ProbedFunction } from '../events/types.js';
 
 /** The TLS library a file carries, as far as its symbols and read-only data tell. */
 export type TlsFlavour = 'OpenSSL' | 'BoringSSL' | 'LibreSSL' | 'unknown';
 
 /** One TLS function to attach a uprobe to. */
 export interface ProbeFunction {
-  name: TlsFunction;
+  name: ProbedFunction;
   /** Where the function's first instruction is in the file (what uprobes attach by). */
   fileOffset: bigint;
   /** The symbol's virtual address, for messages and checks. */
@@ -27,10 +27,10 @@ export interface ProbeTarget {
   flavour: TlsFlavour;
   version?: string;
   buildId?: string;
-  /** The TLS functions found, in TLS_FUNCTIONS order. */
+  /** The functions found, in PROBED_FUNCTIONS order; at least one carries plaintext. */
   functions: ProbeFunction[];
   /** The TLS functions the file does not define. */
-  missing: TlsFunction[];
+  missing: ProbedFunction[];
   /** How the target was found. */
   source: 'system' | 'process' | 'lib-option' | 'executable';
 }

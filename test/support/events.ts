@@ -1,44 +1,91 @@
 // Builds ring-buffer records and batches in the layout of bpf/tlstap.h, for unprivileged tests.
 import { EVENT_LAYOUT } from '../../src/events/layout.js';
 
-const F = EVENT_LAYOUT.fields;
+const D = EVENT_LAYOUT.data.fields;
+const C = EVENT_LAYOUT.conn.fields;
+const K = EVENT_LAYOUT.constants;
 
-/** The fields of one record; omitted ones get plain defaults. */
-export interface RecordSpec {
+/** Fields of the header every record starts with. */
+interface HeaderSpec {
   tsNs?: bigint;
   ssl?: bigint;
   fileIndex?: number;
   func?: number;
+  connId?: number;
   kind?: number;
   pid?: number;
   tid?: number;
   uid?: number;
+  comm?: string;
+}
+
+/** The fields of one data record; omitted ones get plain defaults. */
+export interface RecordSpec extends HeaderSpec {
   totalLen?: number;
   truncated?: number;
   chunkOffset?: number;
+  seq?: number;
+  fd?: number;
   dir?: number;
-  comm?: string;
+  flags?: number;
   data: Buffer;
 }
 
-/** One record as the BPF program writes it. */
+/** The fields of one connection record. */
+export interface ConnSpec extends HeaderSpec {
+  kind: number;
+  fd?: number;
+  /** 2 (AF_INET) or 10 (AF_INET6); 0 for unknown addresses. */
+  family?: number;
+  laddr?: Buffer;
+  raddr?: Buffer;
+  lport?: number;
+  rport?: number;
+  reason?: number;
+  seq?: number;
+}
+
+function writeHeader(rec: Buffer, spec: HeaderSpec, kind: number): void {
+  rec.writeBigUInt64LE(spec.tsNs ?? 1000n, D.ts_ns.offset);
+  rec.writeBigUInt64LE(spec.ssl ?? 0x5555n, D.ssl.offset);
+  rec.writeBigUInt64LE((BigInt(spec.fileIndex ?? 0) << 8n) | BigInt(spec.func ?? 1), D.cookie.offset);
+  rec.writeBigUInt64LE(BigInt(spec.connId ?? 1), D.conn_id.offset);
+  rec.writeUInt32LE(kind, D.kind.offset);
+  rec.writeUInt32LE(spec.pid ?? 42, D.pid.offset);
+  rec.writeUInt32LE(spec.tid ?? spec.pid ?? 42, D.tid.offset);
+  rec.writeUInt32LE(spec.uid ?? 0, D.uid.offset);
+  rec.write(spec.comm ?? 'curl', D.comm.offset, D.comm.size, 'utf8');
+}
+
+/** One data record as the BPF program writes it. */
 export function encodeRecord(spec: RecordSpec): Buffer {
-  const rec = Buffer.alloc(EVENT_LAYOUT.headerSize + spec.data.length);
-  rec.writeBigUInt64LE(spec.tsNs ?? 1000n, F.ts_ns.offset);
-  rec.writeBigUInt64LE(spec.ssl ?? 0x5555n, F.ssl.offset);
-  rec.writeBigUInt64LE((BigInt(spec.fileIndex ?? 0) << 8n) | BigInt(spec.func ?? 1), F.cookie.offset);
-  rec.writeUInt32LE(spec.kind ?? EVENT_LAYOUT.constants.EVENT_DATA, F.kind.offset);
-  rec.writeUInt32LE(spec.pid ?? 42, F.pid.offset);
-  rec.writeUInt32LE(spec.tid ?? spec.pid ?? 42, F.tid.offset);
-  rec.writeUInt32LE(spec.uid ?? 0, F.uid.offset);
-  rec.writeUInt32LE(spec.totalLen ?? spec.data.length, F.total_len.offset);
-  rec.writeUInt32LE(spec.truncated ?? 0, F.truncated.offset);
-  rec.writeUInt32LE(spec.chunkOffset ?? 0, F.chunk_offset.offset);
-  rec.writeUInt32LE(spec.data.length, F.chunk_len.offset);
-  rec[F.func.offset] = spec.func ?? 1;
-  rec[F.dir.offset] = spec.dir ?? ((spec.func ?? 1) % 2 === 1 ? 1 : 0);
-  rec.write(spec.comm ?? 'curl', F.comm.offset, F.comm.size, 'utf8');
-  spec.data.copy(rec, EVENT_LAYOUT.headerSize);
+  const rec = Buffer.alloc(EVENT_LAYOUT.data.size + spec.data.length);
+  writeHeader(rec, spec, spec.kind ?? K.EVENT_DATA);
+  rec.writeUInt32LE(spec.totalLen ?? spec.data.length, D.total_len.offset);
+  rec.writeUInt32LE(spec.truncated ?? 0, D.truncated.offset);
+  rec.writeUInt32LE(spec.chunkOffset ?? 0, D.chunk_offset.offset);
+  rec.writeUInt32LE(spec.data.length, D.chunk_len.offset);
+  rec.writeUInt32LE(spec.seq ?? 0, D.seq.offset);
+  rec.writeInt32LE(spec.fd ?? -1, D.fd.offset);
+  rec[D.func.offset] = spec.func ?? 1;
+  rec[D.dir.offset] = spec.dir ?? ((spec.func ?? 1) % 2 === 1 ? K.DIR_WRITE : K.DIR_READ);
+  rec[D.flags.offset] = spec.flags ?? 0;
+  spec.data.copy(rec, EVENT_LAYOUT.data.size);
+  return rec;
+}
+
+/** One connection record (open, fd learnt, close). */
+export function encodeConnRecord(spec: ConnSpec): Buffer {
+  const rec = Buffer.alloc(EVENT_LAYOUT.conn.size);
+  writeHeader(rec, spec, spec.kind);
+  rec.writeInt32LE(spec.fd ?? -1, C.fd.offset);
+  rec.writeUInt16LE(spec.family ?? 0, C.family.offset);
+  rec.writeUInt16LE(spec.lport ?? 0, C.lport.offset);
+  rec.writeUInt16LE(spec.rport ?? 0, C.rport.offset);
+  rec[C.reason.offset] = spec.reason ?? (spec.family ? K.REASON_NONE : K.REASON_NO_FD);
+  rec.writeUInt32LE(spec.seq ?? 0, C.seq.offset);
+  spec.laddr?.copy(rec, C.laddr.offset);
+  spec.raddr?.copy(rec, C.raddr.offset);
   return rec;
 }
 

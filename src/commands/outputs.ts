@@ -1,0 +1,101 @@
+import type { Writable } from 'node:stream';
+import type { CallSink, CaptureContext, CaptureStats } from '../events/types.js';
+import { createHarSink } from '../har/index.js';
+import { HttpTracker, httpSummaryRecord } from '../http/index.js';
+import { createFormatSink, formatSummary, summaryRecord } from '../output/index.js';
+import type { FormatSink } from '../output/index.js';
+import { createHttpSink, formatHttpSummary, withHttpRecords } from '../output/http.js';
+import { createPcapngSink, wiresharkCommand } from '../pcapng/index.js';
+import type { PcapngSink } from '../pcapng/index.js';
+import { createPrivateWriteStream } from '../util/private-file.js';
+import type { OutputFormat } from './options.js';
+
+/** The output options of a capture or a replay. */
+export interface OutputOptions {
+  format: OutputFormat;
+  output?: string;
+  har?: string;
+  pcapng?: string;
+  redact: boolean;
+  /** Colour on the stdout format; decided from the terminal when absent. */
+  color?: boolean;
+}
+
+/** Every output of a run, opened before capturing (so a bad path fails first). */
+export interface Outputs {
+  sinks: CallSink[];
+  /** Calls this once when an output's reader went away (EPIPE) or its disk failed. */
+  onFailure(fn: (message: string) => void): void;
+  /** After the input ended: final lines, every output flushed and closed; returns the stderr report. */
+  finish(stats: CaptureStats): Promise<string>;
+  /** Closes everything without final lines (the run failed). */
+  abort(): Promise<void>;
+}
+
+/** Opens the stdout format (unless `-w -` has stdout), `-o`, `--har` and `-w` outputs. */
+export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Promise<Outputs> {
+  let failed: ((message: string) => void) | undefined;
+  const fail = (message: string) => failed?.(message);
+  const closers: (() => Promise<void>)[] = [];
+  const sinks: CallSink[] = [];
+  const usesHttp = opts.format === 'http' || opts.format === 'jsonl' || opts.har !== undefined;
+  const tracker = usesHttp ? new HttpTracker() : undefined;
+
+  let pcapng: PcapngSink | undefined;
+  if (opts.pcapng !== undefined) {
+    pcapng = await createPcapngSink(opts.pcapng, ctx, { onClosed: (_e, message) => fail(message) });
+    sinks.push(pcapng);
+  }
+
+  // With `-w -` stdout carries pcapng; a stdout format then needs -o.
+  let main: FormatSink | undefined;
+  let out: Writable | undefined;
+  if (opts.pcapng !== '-' || opts.output !== undefined) {
+    out = opts.output ? createPrivateWriteStream(opts.output) : process.stdout;
+    const color = opts.color ?? (!opts.output && process.stdout.isTTY === true && !process.env.NO_COLOR);
+    const onClosed = (e: NodeJS.ErrnoException) => fail(`output ${opts.output ?? 'stdout'} closed: ${e.code ?? e.message}`);
+    if (opts.format === 'http') {
+      main = createHttpSink(out, ctx, { color, redact: opts.redact, tracker, onClosed });
+    } else if (opts.format === 'jsonl') {
+      const jsonl = createFormatSink('jsonl', out, ctx, { color: false, onClosed });
+      main = withHttpRecords(jsonl, ctx, { redact: opts.redact, tracker, summary: false });
+    } else {
+      main = createFormatSink(opts.format, out, ctx, { color, onClosed });
+    }
+    sinks.push(main);
+  }
+
+  const har = opts.har === undefined ? undefined : createHarSink(opts.har, ctx, { redact: opts.redact, tracker });
+  if (har) sinks.push(har);
+
+  const closeAll = async () => {
+    await Promise.all(sinks.map((s) => s.close()));
+    if (opts.output && out) await new Promise<void>((resolve) => out!.end(() => resolve()));
+    for (const close of closers) await close();
+  };
+
+  return {
+    sinks,
+    onFailure: (fn) => (failed = fn),
+    async finish(stats) {
+      // The HTTP decoders see the end first, so their last exchanges precede the summary lines.
+      await tracker?.close();
+      if (opts.format === 'jsonl' && main) {
+        if (tracker) main.writeLine(JSON.stringify(httpSummaryRecord(tracker.stats)));
+        main.writeLine(JSON.stringify(summaryRecord(stats)));
+      }
+      await closeAll();
+      const report = [formatSummary(stats)];
+      if (tracker) report.push(formatHttpSummary(tracker.stats));
+      if (har) report.push(`tlstap: HAR with ${har.entries} entries written to ${har.path}`);
+      if (pcapng && opts.pcapng !== '-') {
+        report.push(
+          `tlstap: pcapng: ${pcapng.packetsWritten} packets, ${pcapng.bytesWritten} bytes in ${opts.pcapng}; open it with:\n` +
+            `  ${wiresharkCommand(opts.pcapng!, pcapng.decodeAs)}\n  ${wiresharkCommand(opts.pcapng!, pcapng.decodeAs, 'tshark')}`,
+        );
+      }
+      return report.join('\n');
+    },
+    abort: closeAll,
+  };
+}

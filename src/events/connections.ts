@@ -1,0 +1,170 @@
+import type { DecodedCall, DecodedConn, DecoderOutput } from './assemble.js';
+import type { ConnectionEvent, ConnectionInfo, TlsCall } from './types.js';
+
+/** Where tracked calls and connection records go. */
+export interface TrackerOutput {
+  call(call: TlsCall): void;
+  connection(event: ConnectionEvent): void;
+}
+
+/** What the tracker counted. */
+export interface TrackerStats {
+  connections: number;
+  /** Calls that arrived ahead of an earlier call of their connection and were held back. */
+  reordered: number;
+  /** Calls of a connection that never arrived (their records were dropped), skipped over. */
+  missingCalls: number;
+  /** Calls in which two different socket fds were used (the fd shown is the first). */
+  fdConflicts: number;
+  /** Connections whose open record was lost (their addresses are unknown). */
+  missingOpens: number;
+}
+
+interface Tracked {
+  info: ConnectionInfo;
+  comm: string;
+  /** The sequence number of the next call to emit. */
+  expected: number;
+  waiting: Map<number, TlsCall>;
+  /** Batches that ended while this connection waited for a missing call. */
+  staleBatches: number;
+  /** Whether its open record has gone out (an address filter may hold it back). */
+  announced: boolean;
+}
+
+/** Batches a connection may wait for a missing call before it is given up as dropped. */
+const PATIENCE_BATCHES = 2;
+
+/**
+ * Gives every call its connection (id, fd, addresses from the kernel's connection records) and
+ * puts each connection's calls back in kernel order by their sequence numbers, even when
+ * records of one connection were written on different CPUs.
+ */
+export class ConnectionTracker implements DecoderOutput {
+  readonly stats: TrackerStats = { connections: 0, reordered: 0, missingCalls: 0, fdConflicts: 0, missingOpens: 0 };
+  private readonly conns = new Map<number, Tracked>();
+  private readonly stalled = new Set<Tracked>();
+  /** The latest timestamp seen, for the close records written at the end. */
+  private lastTsNs = 0n;
+
+  /** `keep` decides whether a connection's records go out (the --port/--host filter). */
+  constructor(
+    private readonly out: TrackerOutput,
+    private readonly keep?: (conn: ConnectionInfo) => boolean,
+  ) {}
+
+  /** A connection record from the kernel. */
+  conn(d: DecodedConn): void {
+    if (d.tsNs > this.lastTsNs) this.lastTsNs = d.tsNs;
+    if (d.kind === 'close') {
+      const tracked = this.conns.get(d.connId);
+      if (!tracked) return;
+      this.release(tracked);
+      this.close(tracked, d.tsNs, d.reason);
+      return;
+    }
+    const info: ConnectionInfo = { id: d.connId, pid: d.pid, ssl: d.ssl, fd: d.fd };
+    if (d.local && d.remote) {
+      info.local = d.local;
+      info.remote = d.remote;
+    } else if (d.reason) {
+      info.unknownReason = d.reason;
+    }
+    const tracked = this.conns.get(d.connId);
+    if (tracked) {
+      tracked.info = info;
+    } else {
+      this.stats.connections++;
+      this.conns.set(d.connId, { info, comm: d.comm, expected: 0, waiting: new Map(), staleBatches: 0, announced: false });
+    }
+    this.announce(this.conns.get(d.connId)!, d.tsNs);
+  }
+
+  /** A whole call from the decoder. */
+  call(d: DecodedCall): void {
+    if (d.call.tsNs > this.lastTsNs) this.lastTsNs = d.call.tsNs;
+    let tracked = this.conns.get(d.connId);
+    if (!tracked) {
+      // Its open record was dropped: the connection is known by id only.
+      this.stats.missingOpens++;
+      this.stats.connections++;
+      const info: ConnectionInfo = { id: d.connId, pid: d.call.pid, ssl: d.call.ssl, fd: d.fd, unknownReason: 'its open record was lost (ring buffer full)' };
+      tracked = { info, comm: d.call.comm, expected: d.seq, waiting: new Map(), staleBatches: 0, announced: false };
+      this.conns.set(d.connId, tracked);
+      this.announce(tracked, d.call.tsNs);
+    }
+    if (d.fdConflict) this.stats.fdConflicts++;
+    d.call.conn = tracked.info;
+    if (d.seq === tracked.expected) {
+      this.emit(tracked, d.call);
+      tracked.expected++;
+      this.drain(tracked);
+    } else if (d.seq > tracked.expected) {
+      this.stats.reordered++;
+      tracked.waiting.set(d.seq, d.call);
+      this.stalled.add(tracked);
+    } else {
+      // Arrived after its connection gave it up as dropped: late, but not lost.
+      this.emit(tracked, d.call);
+    }
+  }
+
+  /** Called after each batch: connections stuck on a missing call for too long move on. */
+  endBatch(): void {
+    for (const tracked of this.stalled) {
+      if (++tracked.staleBatches >= PATIENCE_BATCHES) this.release(tracked);
+    }
+  }
+
+  /** The input has ended: every held call goes out, every connection still open is closed. */
+  flush(): void {
+    for (const tracked of [...this.conns.values()]) {
+      this.release(tracked);
+      this.close(tracked, this.lastTsNs, 'end of capture');
+    }
+  }
+
+  private announce(tracked: Tracked, tsNs: bigint): void {
+    if (tracked.announced || (this.keep && !this.keep(tracked.info))) return;
+    tracked.announced = true;
+    this.out.connection({ type: 'open', tsNs, conn: tracked.info, comm: tracked.comm });
+  }
+
+  private emit(tracked: Tracked, call: TlsCall): void {
+    if (!tracked.announced) return;
+    call.conn = tracked.info;
+    this.out.call(call);
+  }
+
+  private drain(tracked: Tracked): void {
+    let next = tracked.waiting.get(tracked.expected);
+    while (next) {
+      tracked.waiting.delete(tracked.expected);
+      this.emit(tracked, next);
+      tracked.expected++;
+      next = tracked.waiting.get(tracked.expected);
+    }
+    if (tracked.waiting.size === 0) {
+      this.stalled.delete(tracked);
+      tracked.staleBatches = 0;
+    }
+  }
+
+  /** Emits every held call in order, skipping (and counting) the ones that never came. */
+  private release(tracked: Tracked): void {
+    const seqs = [...tracked.waiting.keys()].sort((a, b) => a - b);
+    for (const seq of seqs) {
+      this.stats.missingCalls += seq - tracked.expected;
+      this.emit(tracked, tracked.waiting.get(seq)!);
+      tracked.expected = seq + 1;
+    }
+    tracked.waiting.clear();
+    tracked.staleBatches = 0;
+    this.stalled.delete(tracked);
+  }
+
+  private close(tracked: Tracked, tsNs: bigint, reason: string): void {
+    this.conns.delete(tracked.info.id);
+    if (tracked.announced) this.out.connection({ type: 'close', tsNs, conn: tracked.info, comm: tracked.comm, reason });
+  }
+}

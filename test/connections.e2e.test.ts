@@ -1,0 +1,174 @@
+// End-to-end, as root: every plaintext record says which connection it belongs to, with the
+// addresses the kernel's socket has, checked against what the server itself logged.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import type { ConnectionRecord, DataRecord, SummaryRecord } from '../src/output/index.js';
+import { curlFetch, pythonExecutable } from '../src/demo/clients.js';
+import { startNginx } from './support/nginx.js';
+import type { NginxServer } from './support/nginx.js';
+import { requireRoot } from './support/privileges.js';
+import { parseJsonl, startTlstap } from './support/tlstap-process.js';
+
+type Line = DataRecord | ConnectionRecord | SummaryRecord;
+
+const FILES = { 'a.txt': 'alpha file body\n', 'b.txt': 'bravo file body, a little longer\n' };
+
+function dataOf(lines: Line[], pid: number): DataRecord[] {
+  return lines.filter((l): l is DataRecord => l.type === 'data' && l.pid === pid);
+}
+
+function text(r: DataRecord): string {
+  return r.text ?? Buffer.from(r.base64 ?? '', 'base64').toString('latin1');
+}
+
+/** Runs fn while tlstap captures to a jsonl file; returns the lines. */
+async function capture(args: string[], fn: () => Promise<void>): Promise<Line[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-conn-'));
+  try {
+    const out = join(dir, 'out.jsonl');
+    const tlstap = await startTlstap(['-f', 'jsonl', '-o', out, ...args]);
+    try {
+      await fn();
+    } finally {
+      const exit = await tlstap.stop('SIGINT');
+      assert.equal(exit.code, 0, exit.stderr);
+    }
+    return parseJsonl<Line>(readFileSync(out, 'utf8'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The client ports nginx logged, in order. */
+function loggedClientPorts(nginx: NginxServer): number[] {
+  return nginx.accessLog().map((line) => Number(line.split(' ')[1]));
+}
+
+for (const ipv6 of [false, true]) {
+  const family = ipv6 ? 'IPv6 [::1]' : 'IPv4 127.0.0.1';
+  test(`curl to nginx over ${family}: both sides' records carry the addresses the server logged`, async (t) => {
+    if (!requireRoot(t)) return;
+    const nginx = await startNginx({ files: FILES, ipv6 });
+    try {
+      let curlPid = 0;
+      const lines = await capture([], async () => {
+        const curl = await curlFetch(`${nginx.url}/a.txt`);
+        assert.equal(curl.exitCode, 0, curl.stderr);
+        assert.equal(curl.stdout.toString(), FILES['a.txt']);
+        curlPid = curl.pid;
+      });
+      const [clientPort] = loggedClientPorts(nginx);
+      assert.ok(clientPort, 'nginx logged the request');
+      const ip = ipv6 ? '::1' : '127.0.0.1';
+
+      const curlRecords = dataOf(lines, curlPid);
+      assert.ok(curlRecords.length >= 2);
+      for (const r of curlRecords) {
+        assert.deepEqual(r.conn?.remote, { ip, port: nginx.port }, 'curl: remote is the server');
+        assert.deepEqual(r.conn?.local, { ip, port: clientPort }, 'curl: local is the port nginx saw');
+        assert.ok((r.conn?.fd ?? -1) >= 0);
+      }
+      const nginxRecords = lines.filter((l): l is DataRecord => l.type === 'data' && l.comm === 'nginx' && l.conn?.remote?.port === clientPort);
+      assert.ok(nginxRecords.some((r) => r.func.startsWith('SSL_read') && text(r).startsWith('GET /a.txt')), 'nginx: its SSL_read holds the request');
+      for (const r of nginxRecords) {
+        assert.deepEqual(r.conn?.remote, { ip, port: clientPort }, 'nginx: remote is the client');
+        assert.deepEqual(r.conn?.local, { ip, port: nginx.port });
+      }
+      const opens = lines.filter((l): l is ConnectionRecord => l.type === 'open' && l.pid === curlPid);
+      const closes = lines.filter((l): l is ConnectionRecord => l.type === 'close' && l.pid === curlPid);
+      assert.equal(opens.length, 1, 'one open record for curl\'s connection');
+      assert.equal(closes.length, 1, 'one close record for curl\'s connection');
+      assert.equal(opens[0]!.conn.id, curlRecords[0]!.conn?.id);
+    } finally {
+      await nginx.stop();
+    }
+  });
+}
+
+test('one python process with two concurrent connections: calls split into two connections, each with its own payload', async (t) => {
+  if (!requireRoot(t)) return;
+  const nginx = await startNginx({ files: FILES });
+  try {
+    const script = `
+import ssl, sys, threading, urllib.request
+ctx = ssl._create_unverified_context()
+barrier = threading.Barrier(2)
+def fetch(path):
+    barrier.wait()
+    sys.stdout.write(urllib.request.urlopen(sys.argv[1] + path, context=ctx).read().decode())
+threads = [threading.Thread(target=fetch, args=(p,)) for p in ('/a.txt', '/b.txt')]
+[t.start() for t in threads]
+[t.join() for t in threads]
+`;
+    let pid = 0;
+    const lines = await capture([], async () => {
+      const child = spawn(pythonExecutable(), ['-c', script, nginx.url], { stdio: ['ignore', 'pipe', 'inherit'] });
+      pid = child.pid ?? 0;
+      await new Promise((resolve) => child.once('exit', resolve));
+    });
+    const records = dataOf(lines, pid);
+    const byConn = new Map<number, DataRecord[]>();
+    for (const r of records) byConn.set(r.conn!.id, [...(byConn.get(r.conn!.id) ?? []), r]);
+    assert.equal(byConn.size, 2, 'two connections');
+    const ports = new Set(loggedClientPorts(nginx));
+    for (const recs of byConn.values()) {
+      const request = recs.filter((r) => r.dir === 'write').map(text).join('');
+      const response = recs.filter((r) => r.dir === 'read').map(text).join('');
+      const path = /^GET (\/[ab]\.txt) /.exec(request)?.[1];
+      assert.ok(path, request);
+      assert.ok(response.endsWith(FILES[path.slice(1) as keyof typeof FILES]), `the response on ${path}'s connection is ${path}'s file`);
+      assert.ok(ports.has(recs[0]!.conn!.local!.port), 'the local port is one nginx saw');
+      assert.ok(recs.every((r) => r.conn?.remote?.port === nginx.port));
+    }
+  } finally {
+    await nginx.stop();
+  }
+});
+
+test('a new connection on a reused fd number gets a new connection id', async (t) => {
+  if (!requireRoot(t)) return;
+  const nginx = await startNginx({ files: FILES });
+  try {
+    let pid = 0;
+    const lines = await capture([], async () => {
+      // Connection: close makes curl open a second connection for the second URL.
+      const curl = await curlFetch(`${nginx.url}/a.txt`, { extraArgs: ['-H', 'Connection: close', `${nginx.url}/b.txt`] });
+      assert.equal(curl.exitCode, 0, curl.stderr);
+      pid = curl.pid;
+    });
+    const records = dataOf(lines, pid);
+    const conns = new Map(records.map((r) => [r.conn!.id, r.conn!]));
+    assert.equal(conns.size, 2, 'two connections');
+    const [first, second] = [...conns.values()];
+    assert.equal(first!.fd, second!.fd, 'curl reused the fd number');
+    assert.notEqual(first!.local!.port, second!.local!.port);
+    assert.deepEqual(loggedClientPorts(nginx), [first!.local!.port, second!.local!.port]);
+  } finally {
+    await nginx.stop();
+  }
+});
+
+test('--port keeps only connections to that port', async (t) => {
+  if (!requireRoot(t)) return;
+  const [wanted, other] = [await startNginx({ files: FILES }), await startNginx({ files: FILES })];
+  try {
+    const lines = await capture(['--port', String(wanted.port), '--comm', 'curl'], async () => {
+      for (const server of [wanted, other]) {
+        const curl = await curlFetch(`${server.url}/a.txt`);
+        assert.equal(curl.exitCode, 0, curl.stderr);
+      }
+    });
+    const data = lines.filter((l): l is DataRecord => l.type === 'data');
+    assert.ok(data.length >= 2);
+    assert.ok(data.every((r) => r.conn?.remote?.port === wanted.port), 'only the wanted server\'s connection');
+    const opens = lines.filter((l) => l.type === 'open');
+    assert.equal(opens.length, 1);
+  } finally {
+    await wanted.stop();
+    await other.stop();
+  }
+});

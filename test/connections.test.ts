@@ -1,0 +1,102 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CallPipeline } from '../src/capture/pipeline.js';
+import type { PipelineOptions } from '../src/capture/pipeline.js';
+import { EVENT_LAYOUT } from '../src/events/layout.js';
+import type { CallSink, ConnectionEvent, TlsCall } from '../src/events/types.js';
+import { encodeBatchOf, encodeConnRecord, encodeRecord } from './support/events.js';
+
+const K = EVENT_LAYOUT.constants;
+const V4 = (a: number, b: number, c: number, d: number) => Buffer.from([a, b, c, d]);
+
+/** A sink that keeps what it is given, in order. */
+function collector(): CallSink & { items: (TlsCall | ConnectionEvent)[] } {
+  const items: (TlsCall | ConnectionEvent)[] = [];
+  return { items, write: (c) => items.push(c), connection: (e) => items.push(e), close: async () => undefined };
+}
+
+function run(batches: Buffer[][], keepConnection?: PipelineOptions['keepConnection']) {
+  const sink = collector();
+  const pipeline = new CallPipeline([sink], { keepConnection });
+  for (const records of batches) {
+    const { batch, count } = encodeBatchOf(records);
+    pipeline.onBatch(batch, count);
+  }
+  pipeline.flush();
+  return { items: sink.items, pipeline };
+}
+
+const open = (connId: number, extra: Partial<Parameters<typeof encodeConnRecord>[0]> = {}) =>
+  encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId, fd: 3, family: 2, laddr: V4(127, 0, 0, 1), raddr: V4(127, 0, 0, 1), lport: 40000, rport: 8443, ...extra });
+const data = (connId: number, seq: number, text: string, tsNs = BigInt(100 + seq)) =>
+  encodeRecord({ connId, seq, tsNs, tid: 100 + seq, data: Buffer.from(text) });
+
+test('every call carries its connection: id, fd and both addresses', () => {
+  const { items } = run([[open(1), data(1, 0, 'GET /')]]);
+  const call = items[1] as TlsCall;
+  assert.deepEqual(call.conn, { id: 1, pid: 42, ssl: 0x5555n, fd: 3, local: { ip: '127.0.0.1', port: 40000 }, remote: { ip: '127.0.0.1', port: 8443 } });
+});
+
+test('calls of one connection come out in kernel order even when records arrive out of order', () => {
+  const { items, pipeline } = run([[open(1), data(1, 2, 'c'), data(1, 0, 'a'), data(1, 1, 'b')]]);
+  const texts = items.filter((i): i is TlsCall => 'data' in i).map((c) => c.data.toString());
+  assert.deepEqual(texts, ['a', 'b', 'c']);
+  assert.equal(pipeline.connectionStats.reordered, 1);
+});
+
+test('a call that never arrives (dropped) does not hold its connection forever; the gap is counted', () => {
+  const { items, pipeline } = run([[open(1), data(1, 0, 'a'), data(1, 2, 'c')], [], [data(1, 3, 'd')]]);
+  const texts = items.filter((i): i is TlsCall => 'data' in i).map((c) => c.data.toString());
+  assert.deepEqual(texts, ['a', 'c', 'd']);
+  assert.equal(pipeline.connectionStats.missingCalls, 1);
+});
+
+test('open comes before the first call and close after the last, with its reason', () => {
+  const { items } = run([[open(1), data(1, 0, 'a'), encodeConnRecord({ kind: K.EVENT_CONN_CLOSE, connId: 1, fd: 3, reason: K.REASON_SHUTDOWN })]]);
+  assert.deepEqual(
+    items.map((i) => ('type' in i ? `${i.type}:${i.reason ?? ''}` : 'call')),
+    ['open:', 'call', 'close:SSL_shutdown'],
+  );
+});
+
+test('an fd number reused by a second connection gets a new connection id', () => {
+  const close = encodeConnRecord({ kind: K.EVENT_CONN_CLOSE, connId: 1, fd: 3, reason: K.REASON_FD_CLOSED });
+  const { items } = run([[open(1), data(1, 0, 'first'), close, open(2, { lport: 40001 }), data(2, 0, 'second')]]);
+  const calls = items.filter((i): i is TlsCall => 'data' in i);
+  assert.deepEqual(calls.map((c) => [c.conn?.id, c.conn?.fd, c.conn?.local?.port]), [
+    [1, 3, 40000],
+    [2, 3, 40001],
+  ]);
+});
+
+test('a memory-BIO connection has a connection but unknown addresses, with the reason', () => {
+  const { items } = run([[encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId: 5, reason: K.REASON_NO_FD }), data(5, 0, 'x')]]);
+  const call = items[1] as TlsCall;
+  assert.equal(call.conn?.id, 5);
+  assert.equal(call.conn?.local, undefined);
+  assert.match(call.conn?.unknownReason ?? '', /memory BIO/);
+});
+
+test('an fd learnt later updates the connection; later calls carry the addresses', () => {
+  const fdRecord = encodeConnRecord({ kind: K.EVENT_CONN_FD, connId: 5, fd: 7, family: 2, laddr: V4(127, 0, 0, 1), raddr: V4(127, 0, 0, 2), lport: 1, rport: 2 });
+  const { items } = run([[encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId: 5, reason: K.REASON_NO_FD }), data(5, 0, 'x'), fdRecord, data(5, 1, 'y')]]);
+  const calls = items.filter((i): i is TlsCall => 'data' in i);
+  assert.equal(calls[0]!.conn?.remote, undefined);
+  assert.deepEqual(calls[1]!.conn?.remote, { ip: '127.0.0.2', port: 2 });
+});
+
+test('the connection filter keeps only matching connections, open records included', () => {
+  const keep = (c: { remote?: { port: number } }) => c.remote?.port === 8443;
+  const { items } = run([[open(1), data(1, 0, 'in'), open(2, { rport: 9999 }), data(2, 0, 'out')]], keep);
+  assert.deepEqual(
+    items.map((i) => ('type' in i ? `${i.type}:${i.conn.id}` : `call:${(i as TlsCall).data}`)),
+    ['open:1', 'call:in', 'close:1'],
+  );
+});
+
+test('connections still open at the end are closed with "end of capture"', () => {
+  const { items } = run([[open(1), data(1, 0, 'a')]]);
+  const last = items.at(-1) as ConnectionEvent;
+  assert.equal(last.type, 'close');
+  assert.equal(last.reason, 'end of capture');
+});
