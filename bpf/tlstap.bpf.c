@@ -226,6 +226,34 @@ static __always_inline int is_ex(__u32 func)
 	return func == TLSTAP_FUNC_SSL_READ_EX || func == TLSTAP_FUNC_SSL_WRITE_EX;
 }
 
+static __always_inline int is_write(__u32 func)
+{
+	switch (func) {
+	case TLSTAP_FUNC_SSL_WRITE:
+	case TLSTAP_FUNC_SSL_WRITE_EX:
+	case TLSTAP_FUNC_GNUTLS_SEND:
+	case TLSTAP_FUNC_PR_WRITE:
+	case TLSTAP_FUNC_PR_SEND:
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline int is_nspr(__u32 func)
+{
+	return func >= TLSTAP_FUNC_PR_READ && func <= TLSTAP_FUNC_PR_SEND;
+}
+
+/* Whether an NSPR descriptor has a layer (the SSL one) pushed above NSPR's own I/O layer. */
+static __always_inline int nspr_is_layered(void *fd)
+{
+	__s32 identity = 0;
+
+	if (bpf_probe_read_user(&identity, sizeof(identity), fd + TLSTAP_PRFILEDESC_IDENTITY_OFFSET))
+		return 0;
+	return identity != 0;
+}
+
 static __always_inline void fill_header(struct tlstap_event_header *h, __u32 kind, __u64 pid_tgid, __u64 ssl,
 					__u64 cookie, __u64 conn_id)
 {
@@ -405,16 +433,22 @@ int BPF_KPROBE(probe_enter, void *ssl, void *buf, __u64 num, void *out_len)
 	case TLSTAP_FUNC_SSL_SET_FD:
 	case TLSTAP_FUNC_SSL_SET_RFD:
 	case TLSTAP_FUNC_SSL_SET_WFD:
+	case TLSTAP_FUNC_GNUTLS_SET_INT2:
 		/* The second argument is the fd; it is a socket for every normal program. */
 		find_conn(pid_tgid, (__u64)ssl, cookie, (__s32)(__u64)buf);
 		return 0;
 	case TLSTAP_FUNC_SSL_SHUTDOWN:
+	case TLSTAP_FUNC_GNUTLS_BYE:
 		end_conn(pid_tgid, (__u64)ssl, cookie, TLSTAP_REASON_SHUTDOWN);
 		return 0;
 	case TLSTAP_FUNC_SSL_FREE:
+	case TLSTAP_FUNC_GNUTLS_DEINIT:
+	case TLSTAP_FUNC_PR_CLOSE:
 		end_conn(pid_tgid, (__u64)ssl, cookie, TLSTAP_REASON_FREE);
 		return 0;
 	}
+	if (is_nspr(func) && !nspr_is_layered(ssl))
+		return 0;
 	args.ssl = (__u64)ssl;
 	args.buf = (__u64)buf;
 	args.out_len = is_ex(func) ? (__u64)out_len : 0;
@@ -474,8 +508,11 @@ int syscall_close(struct syscall_enter *ctx)
 static __always_inline __u64 call_length(struct pt_regs *ctx, __u32 func, const struct call_args *args)
 {
 	int ret = (int)PT_REGS_RC(ctx);
+	long sret = (long)PT_REGS_RC(ctx);
 	__u64 len = 0;
 
+	if (func == TLSTAP_FUNC_GNUTLS_RECV || func == TLSTAP_FUNC_GNUTLS_SEND)
+		return sret > 0 ? (__u64)sret : 0;
 	if (!is_ex(func))
 		return ret > 0 ? (__u64)ret : 0;
 	if (ret != 1 || !args->out_len)
@@ -530,8 +567,7 @@ int BPF_KRETPROBE(probe_return)
 	ev->seq = seq;
 	ev->fd = st->fd;
 	ev->func = func;
-	ev->dir = (func == TLSTAP_FUNC_SSL_WRITE || func == TLSTAP_FUNC_SSL_WRITE_EX) ? TLSTAP_DIR_WRITE
-										   : TLSTAP_DIR_READ;
+	ev->dir = is_write(func) ? TLSTAP_DIR_WRITE : TLSTAP_DIR_READ;
 	ev->flags = args.flags;
 
 	for (int i = 0; i < TLSTAP_MAX_CHUNKS; i++) {

@@ -34,21 +34,41 @@
 
 /* Functions probed. The return value convention follows from the function. */
 enum tlstap_func {
+	/* OpenSSL, BoringSSL, LibreSSL */
 	TLSTAP_FUNC_SSL_READ = 0,     /* int SSL_read(SSL *, void *, int): bytes read, <= 0 failure */
 	TLSTAP_FUNC_SSL_WRITE = 1,    /* int SSL_write(SSL *, const void *, int) */
 	TLSTAP_FUNC_SSL_READ_EX = 2,  /* int SSL_read_ex(SSL *, void *, size_t, size_t *readbytes): 1 success */
 	TLSTAP_FUNC_SSL_WRITE_EX = 3, /* int SSL_write_ex(SSL *, const void *, size_t, size_t *written) */
+	/* GnuTLS: ssize_t gnutls_record_recv(gnutls_session_t, void *, size_t): bytes, <= 0 failure */
+	TLSTAP_FUNC_GNUTLS_RECV = 4,
+	TLSTAP_FUNC_GNUTLS_SEND = 5,
+	/* NSS: PRInt32 PR_Read(PRFileDesc *, void *, PRInt32), PR_Recv(fd, buf, amount, flags, timeout) */
+	TLSTAP_FUNC_PR_READ = 6,
+	TLSTAP_FUNC_PR_WRITE = 7,
+	TLSTAP_FUNC_PR_RECV = 8,
+	TLSTAP_FUNC_PR_SEND = 9,
 	/* Lifecycle: entry probes only. */
-	TLSTAP_FUNC_SSL_SET_FD = 4,   /* int SSL_set_fd(SSL *, int fd) */
-	TLSTAP_FUNC_SSL_SET_RFD = 5,
-	TLSTAP_FUNC_SSL_SET_WFD = 6,
-	TLSTAP_FUNC_SSL_SHUTDOWN = 7, /* int SSL_shutdown(SSL *) */
-	TLSTAP_FUNC_SSL_FREE = 8,     /* void SSL_free(SSL *) */
-	TLSTAP_FUNC__COUNT = 9,
+	TLSTAP_FUNC_SSL_SET_FD = 10,  /* int SSL_set_fd(SSL *, int fd) */
+	TLSTAP_FUNC_SSL_SET_RFD = 11,
+	TLSTAP_FUNC_SSL_SET_WFD = 12,
+	TLSTAP_FUNC_SSL_SHUTDOWN = 13, /* int SSL_shutdown(SSL *) */
+	TLSTAP_FUNC_SSL_FREE = 14,     /* void SSL_free(SSL *) */
+	TLSTAP_FUNC_GNUTLS_SET_INT2 = 15, /* void gnutls_transport_set_int2(session, int recv_fd, int send_fd) */
+	TLSTAP_FUNC_GNUTLS_BYE = 16,
+	TLSTAP_FUNC_GNUTLS_DEINIT = 17,
+	TLSTAP_FUNC_PR_CLOSE = 18,     /* PRStatus PR_Close(PRFileDesc *) */
+	TLSTAP_FUNC__COUNT = 19,
 };
 
-/* Functions whose calls carry plaintext (the rest only tell about the connection). */
-#define TLSTAP_FUNC__DATA_COUNT 4
+/* Functions below this number carry plaintext (the rest only tell about the connection). */
+#define TLSTAP_FUNC__DATA_COUNT 10
+
+/*
+ * NSPR's public struct PRFileDesc { methods, secret, lower, higher, dtor; PRDescIdentity identity; }:
+ * on 64-bit, identity is at byte 40. NSPR's own bottom layer has identity PR_NSPR_IO_LAYER (0);
+ * a PR_* call on a descriptor whose top layer is 0 is plain file or socket I/O, not TLS.
+ */
+#define TLSTAP_PRFILEDESC_IDENTITY_OFFSET 40
 
 enum tlstap_dir {
 	TLSTAP_DIR_READ = 0,  /* plaintext the process received */

@@ -117,7 +117,7 @@ test('truncated bytes are reported and not waited for', () => {
 test('unknown and malformed records are counted and skipped', () => {
   const good = encodeRecord({ data: Buffer.from('ok') });
   const unknown = encodeRecord({ kind: 99, data: Buffer.from('??') });
-  const badFunc = encodeRecord({ func: 7, data: Buffer.from('??') });
+  const badFunc = encodeRecord({ func: 12, data: Buffer.from('??') });
   const { calls, decoder } = decode([unknown, good, badFunc, good.subarray(0, 20)]);
   assert.equal(decoder.stats.unknownRecords, 1);
   assert.equal(decoder.stats.malformedRecords, 2);

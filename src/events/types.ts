@@ -2,13 +2,37 @@
 export type Direction = 'read' | 'write';
 
 /** The TLS functions whose calls carry plaintext, in the order of `enum tlstap_func` in bpf/tlstap.h. */
-export const TLS_FUNCTIONS = ['SSL_read', 'SSL_write', 'SSL_read_ex', 'SSL_write_ex'] as const;
+export const TLS_FUNCTIONS = [
+  // OpenSSL, BoringSSL, LibreSSL
+  'SSL_read',
+  'SSL_write',
+  'SSL_read_ex',
+  'SSL_write_ex',
+  // GnuTLS
+  'gnutls_record_recv',
+  'gnutls_record_send',
+  // NSS: NSPR's I/O on a file descriptor with the SSL layer pushed on it
+  'PR_Read',
+  'PR_Write',
+  'PR_Recv',
+  'PR_Send',
+] as const;
 
 /** A TLS function whose calls carry plaintext. */
 export type TlsFunction = (typeof TLS_FUNCTIONS)[number];
 
 /** Functions that only tell about a connection: its fd, its end (entry probes only). */
-export const LIFECYCLE_FUNCTIONS = ['SSL_set_fd', 'SSL_set_rfd', 'SSL_set_wfd', 'SSL_shutdown', 'SSL_free'] as const;
+export const LIFECYCLE_FUNCTIONS = [
+  'SSL_set_fd',
+  'SSL_set_rfd',
+  'SSL_set_wfd',
+  'SSL_shutdown',
+  'SSL_free',
+  'gnutls_transport_set_int2',
+  'gnutls_bye',
+  'gnutls_deinit',
+  'PR_Close',
+] as const;
 
 /** Every probed function, in the order of `enum tlstap_func` (its index is the function's number). */
 export const PROBED_FUNCTIONS = [...TLS_FUNCTIONS, ...LIFECYCLE_FUNCTIONS] as const;
