@@ -96,7 +96,7 @@ function collect(value: string, previous: string[]): string[] {
 /** The output options, shared by a capture and `tlstap replay`. */
 export function outputOptions(): Option[] {
   return [
-    new Option('-f, --format <format>', 'output format: http (one block per exchange), text, hex or jsonl')
+    new Option('-f, --format <format>', 'output format: http is one block per HTTP exchange; text, hex and jsonl one per call')
       .choices(OUTPUT_FORMATS)
       .default(defaultFormat(), 'http on a terminal, else text'),
     new Option('-o, --output <file>', 'write the output to a file (mode 0600) instead of stdout'),
@@ -120,6 +120,17 @@ export function captureOptions(): Option[] {
     new Option('--record <file>', 'also write the raw event stream to a file for `tlstap replay`'),
     new Option('--ring-buffer <size>', 'kernel ring buffer size, a power of two').argParser(parseRingBuffer).default(64 * MIB, '64m'),
     new Option('--duration <seconds>', 'stop after this many seconds').argParser(parseSeconds),
-    new Option('-v, --verbose', 'print a stats line on stderr every second').default(false),
+    new Option('-v, --verbose', 'list the probed files at start, and print a stats line on stderr every second').default(false),
   ];
+}
+
+/** The options as a Markdown table (flags, meaning, default), for the README. */
+export function optionsTable(options: readonly Option[]): string {
+  const rows = options.map((o) => {
+    const fallback = o.defaultValueDescription ?? (o.defaultValue === undefined || o.defaultValue === false || Array.isArray(o.defaultValue) ? undefined : String(o.defaultValue));
+    const choices = o.argChoices ? ` (${o.argChoices.join(', ')})` : '';
+    const meaning = `${o.description}${choices}${fallback === undefined ? '' : `; default ${fallback}`}`;
+    return `| \`${o.flags}\` | ${meaning.replace(/\|/g, '\\|')} |`;
+  });
+  return ['| option | meaning |', '| --- | --- |', ...rows].join('\n');
 }
