@@ -119,3 +119,26 @@ test('a 5 MiB response arrives complete and byte-exact', async (t) => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('with one perf-event probe per function (what kernels before 6.6 get), calls are captured the same way', async (t) => {
+  if (!requireRoot(t)) return;
+  const { CaptureSession } = await import('../src/capture/session.js');
+  const { CallPipeline } = await import('../src/capture/pipeline.js');
+  const { systemTargets } = await import('../src/targets/index.js');
+  const server = await spawnDemoServer();
+  try {
+    const calls: { comm: string; dir: string; text: string }[] = [];
+    const pipeline = new CallPipeline([{ write: (c) => calls.push({ comm: c.comm, dir: c.dir, text: c.data.toString() }), close: async () => undefined }]);
+    const targets = (await systemTargets({ executables: false })).filter((x) => x.functions.length > 0);
+    const session = CaptureSession.open(targets, { comm: 'curl', maxCallBytes: 1 << 20, ringBufferBytes: 1 << 22, perProbeLinks: true }, pipeline.onBatch);
+    assert.equal(session.multiLinks, false);
+    const curl = await curlFetch(`${server.url}/hello`);
+    await session.stop();
+    pipeline.flush();
+    assert.equal(curl.exitCode, 0, curl.stderr);
+    assert.match(calls.filter((c) => c.dir === 'write').map((c) => c.text).join(''), /^GET \/hello HTTP\/1\.1\r\n/);
+    assert.ok(calls.filter((c) => c.dir === 'read').map((c) => c.text).join('').endsWith(curl.stdout.toString()));
+  } finally {
+    await server.stop();
+  }
+});

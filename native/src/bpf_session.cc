@@ -8,10 +8,40 @@
 #include <cerrno>
 #include <cstring>
 #include <linux/bpf.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace tlstap {
 
 namespace {
+
+// uprobe_multi links (kernel 6.6+) attach many offsets of one file with one link, and detach
+// with one RCU wait instead of one per probe. Debian's libbpf 1.1 and UAPI headers predate
+// them, so the values come from the kernel's UAPI (enum bpf_attach_type, union bpf_attr).
+constexpr unsigned kAttachUprobeMulti = 48;       // BPF_TRACE_UPROBE_MULTI
+constexpr unsigned kUprobeMultiReturn = 1;        // BPF_F_UPROBE_MULTI_RETURN
+constexpr size_t kLinkCreateUnion = 16;           // link_create: prog_fd, target_fd, attach_type, flags
+constexpr size_t kBpfAttrSize = 128;
+
+int CreateUprobeMultiLink(int prog_fd, const char *path, const uint64_t *offsets, const uint64_t *cookies,
+			  uint32_t count, bool retprobe, int pid)
+{
+	alignas(8) uint8_t attr[kBpfAttrSize] = {};
+	auto put32 = [&](size_t at, uint32_t v) { memcpy(attr + at, &v, sizeof(v)); };
+	auto put64 = [&](size_t at, uint64_t v) { memcpy(attr + at, &v, sizeof(v)); };
+
+	put32(0, static_cast<uint32_t>(prog_fd));
+	put32(8, kAttachUprobeMulti);
+	// uprobe_multi { path, offsets, ref_ctr_offsets, cookies, cnt, flags, pid }
+	put64(kLinkCreateUnion + 0, reinterpret_cast<uintptr_t>(path));
+	put64(kLinkCreateUnion + 8, reinterpret_cast<uintptr_t>(offsets));
+	put64(kLinkCreateUnion + 24, reinterpret_cast<uintptr_t>(cookies));
+	put32(kLinkCreateUnion + 32, count);
+	put32(kLinkCreateUnion + 36, retprobe ? kUprobeMultiReturn : 0);
+	put32(kLinkCreateUnion + 40, pid > 0 ? static_cast<uint32_t>(pid) : 0);
+	int fd = static_cast<int>(syscall(__NR_bpf, BPF_LINK_CREATE, attr, sizeof(attr)));
+	return fd < 0 ? -errno : fd;
+}
 
 // A batch travelling from the polling thread to JS. data is null for the final "stopped" call.
 struct Delivery {
@@ -69,6 +99,8 @@ Napi::Function BpfSession::Define(Napi::Env env)
 				   InstanceMethod("load", &BpfSession::Load),
 				   InstanceMethod("attachUprobe", &BpfSession::AttachUprobe),
 				   InstanceMethod("attachTracepoint", &BpfSession::AttachTracepoint),
+				   InstanceMethod("useUprobeMulti", &BpfSession::UseUprobeMulti),
+				   InstanceMethod("attachUprobeMulti", &BpfSession::AttachUprobeMulti),
 				   InstanceMethod("startPolling", &BpfSession::StartPolling),
 				   InstanceMethod("stopPolling", &BpfSession::StopPolling),
 				   InstanceMethod("sumPercpuArray", &BpfSession::SumPercpuArray),
@@ -206,6 +238,49 @@ Napi::Value BpfSession::AttachTracepoint(const Napi::CallbackInfo &info)
 	}
 	links_.push_back(link);
 	return Napi::Number::New(env, static_cast<double>(links_.size() - 1));
+}
+
+// useUprobeMulti(programs): before load, marks uprobe programs for uprobe_multi links.
+void BpfSession::UseUprobeMulti(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	Napi::Array names = info[0].As<Napi::Array>();
+
+	RequireOpen(env, "useUprobeMulti");
+	for (uint32_t i = 0; i < names.Length(); i++) {
+		std::string name = names.Get(i).As<Napi::String>();
+		struct bpf_program *prog = bpf_object__find_program_by_name(obj_, name.c_str());
+		if (!prog)
+			ThrowBpfError(env, "useUprobeMulti", ENOENT, "no program " + name);
+		int ret = bpf_program__set_expected_attach_type(prog, static_cast<enum bpf_attach_type>(kAttachUprobeMulti));
+		if (ret)
+			ThrowBpfError(env, "bpf_program__set_expected_attach_type", ErrnoOf(ret), name);
+	}
+}
+
+// attachUprobeMulti(program, binaryPath, offsets: BigUint64Array, cookies: BigUint64Array, pid, retprobe)
+Napi::Value BpfSession::AttachUprobeMulti(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	std::string prog_name = info[0].As<Napi::String>();
+	std::string binary = info[1].As<Napi::String>();
+	Napi::BigUint64Array offsets = info[2].As<Napi::BigUint64Array>();
+	Napi::BigUint64Array cookies = info[3].As<Napi::BigUint64Array>();
+	int pid = info[4].As<Napi::Number>().Int32Value();
+	bool retprobe = info[5].As<Napi::Boolean>().Value();
+
+	RequireOpen(env, "attachUprobeMulti");
+	struct bpf_program *prog = bpf_object__find_program_by_name(obj_, prog_name.c_str());
+	if (!prog)
+		ThrowBpfError(env, "attachUprobeMulti", ENOENT, "no program " + prog_name);
+	if (offsets.ElementLength() == 0 || offsets.ElementLength() != cookies.ElementLength())
+		ThrowBpfError(env, "attachUprobeMulti", EINVAL, "offsets and cookies must be non-empty and of one length");
+	int fd = CreateUprobeMultiLink(bpf_program__fd(prog), binary.c_str(), offsets.Data(), cookies.Data(),
+				       static_cast<uint32_t>(offsets.ElementLength()), retprobe, pid);
+	if (fd < 0)
+		ThrowBpfError(env, retprobe ? "attach uretprobe.multi" : "attach uprobe.multi", -fd, binary);
+	multi_link_fds_.push_back(fd);
+	return Napi::Number::New(env, static_cast<double>(multi_link_fds_.size() - 1));
 }
 
 int BpfSession::OnSample(void *ctx, void *data, size_t size)
@@ -348,22 +423,64 @@ Napi::Value BpfSession::SumPercpuArray(const Napi::CallbackInfo &info)
 	return sums;
 }
 
-// detachAll(): destroys the probe links, newest first.
-void BpfSession::DetachAll(const Napi::CallbackInfo &info)
+namespace {
+
+// Destroys links. Each detach waits for the kernel's RCU grace period (~0.2 s here), so they
+// run on parallel threads, which share the wait, instead of one after another.
+void DestroyInParallel(std::vector<struct bpf_link *> &links, std::vector<int> &link_fds)
 {
-	while (!links_.empty()) {
-		bpf_link__destroy(links_.back());
-		links_.pop_back();
+	std::vector<std::thread> workers;
+	workers.reserve(links.size() + link_fds.size());
+	for (struct bpf_link *link : links)
+		workers.emplace_back([link] { bpf_link__destroy(link); });
+	for (int fd : link_fds)
+		workers.emplace_back([fd] { close(fd); });
+	for (std::thread &worker : workers)
+		worker.join();
+	links.clear();
+	link_fds.clear();
+}
+
+// Detaches off the JS thread, so batches keep flowing to JS meanwhile.
+class DetachWorker : public Napi::AsyncWorker {
+public:
+	DetachWorker(Napi::Env env, std::vector<struct bpf_link *> links, std::vector<int> link_fds)
+		: Napi::AsyncWorker(env), links_(std::move(links)), link_fds_(std::move(link_fds)),
+		  done_(Napi::Promise::Deferred::New(env))
+	{
 	}
+	Napi::Promise Promise() { return done_.Promise(); }
+	void Execute() override { DestroyInParallel(links_, link_fds_); }
+	void OnOK() override { done_.Resolve(Env().Undefined()); }
+
+private:
+	std::vector<struct bpf_link *> links_;
+	std::vector<int> link_fds_;
+	Napi::Promise::Deferred done_;
+};
+
+} // namespace
+
+void BpfSession::DestroyLinks()
+{
+	DestroyInParallel(links_, multi_link_fds_);
+}
+
+// detachAll() -> Promise: destroys the probe links; no event is produced after it resolves.
+Napi::Value BpfSession::DetachAll(const Napi::CallbackInfo &info)
+{
+	auto *worker = new DetachWorker(info.Env(), std::move(links_), std::move(multi_link_fds_));
+	links_.clear();
+	multi_link_fds_.clear();
+	Napi::Promise promise = worker->Promise();
+	worker->Queue();
+	return promise;
 }
 
 void BpfSession::ReleaseAll()
 {
 	// Reverse order of acquisition: links, polling thread, ring buffer, object.
-	while (!links_.empty()) {
-		bpf_link__destroy(links_.back());
-		links_.pop_back();
-	}
+	DestroyLinks();
 	if (poller_.joinable()) {
 		stop_ = true;
 		// Only reached when JS never waited for the stop (teardown): the function is aborted

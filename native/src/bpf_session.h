@@ -26,10 +26,12 @@ private:
 	void Load(const Napi::CallbackInfo &info);
 	Napi::Value AttachUprobe(const Napi::CallbackInfo &info);
 	Napi::Value AttachTracepoint(const Napi::CallbackInfo &info);
+	void UseUprobeMulti(const Napi::CallbackInfo &info);
+	Napi::Value AttachUprobeMulti(const Napi::CallbackInfo &info);
 	Napi::Value StartPolling(const Napi::CallbackInfo &info);
 	Napi::Value StopPolling(const Napi::CallbackInfo &info);
 	Napi::Value SumPercpuArray(const Napi::CallbackInfo &info);
-	void DetachAll(const Napi::CallbackInfo &info);
+	Napi::Value DetachAll(const Napi::CallbackInfo &info);
 	void Close(const Napi::CallbackInfo &info);
 
 	// Polling thread side.
@@ -38,11 +40,13 @@ private:
 	void FlushBatch();
 
 	void RequireOpen(Napi::Env env, const char *op) const;
+	void DestroyLinks();
 	void ReleaseAll();
 
 	struct bpf_object *obj_ = nullptr;
 	bool loaded_ = false;
 	std::vector<struct bpf_link *> links_;
+	std::vector<int> multi_link_fds_; // uprobe_multi links made by a raw bpf(BPF_LINK_CREATE)
 
 	struct ring_buffer *ring_ = nullptr;
 	std::thread poller_;

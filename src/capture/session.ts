@@ -1,4 +1,4 @@
-import { bpfObjectPath, loadAddon } from '../native/binding.js';
+import { BpfError, bpfObjectPath, loadAddon } from '../native/binding.js';
 import type { NativeBpfSession } from '../native/binding.js';
 import { EVENT_LAYOUT, makeCookie } from '../events/layout.js';
 import { PROBED_FUNCTIONS, isDataFunction } from '../events/types.js';
@@ -26,6 +26,8 @@ export interface KernelSettings {
   port?: number;
   /** Only connections with this local or remote address (4 or 16 bytes). */
   host?: { family: 'ipv4' | 'ipv6'; bytes: Buffer };
+  /** One perf-event probe per function even where uprobe_multi links exist (what kernels before 6.6 get). */
+  perProbeLinks?: boolean;
 }
 
 /** The kernel-side counters, summed over CPUs. */
@@ -80,6 +82,8 @@ export class CaptureSession {
     private readonly native: NativeBpfSession,
     /** Number of uprobes and uretprobes attached. */
     readonly probeCount: number,
+    /** Whether they are uprobe_multi links (one per file and program) rather than one per probe. */
+    readonly multiLinks: boolean,
   ) {}
 
   /** Loads the program with `settings`, attaches every function of every file, starts polling. */
@@ -89,28 +93,25 @@ export class CaptureSession {
     onBatch: (batch: Buffer, count: number) => void,
     objectName = 'tlstap.bpf.o',
   ): CaptureSession {
-    const addon = loadAddon();
-    const native = new addon.BpfSession(bpfObjectPath(objectName));
+    // The fd of each call comes from the socket syscalls made inside it; close() ends connections.
+    ensureTracefs();
+    let native: NativeBpfSession | undefined;
+    let multi = settings.perProbeLinks !== true;
     try {
-      applySettings(native, settings);
-      native.load();
-      let probes = 0;
-      files.forEach((file, fileIndex) => {
-        for (const fn of file.functions) {
-          const cookie = makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(fn.name));
-          const pid = settings.pid ?? -1;
-          native.attachUprobe(ENTRY_PROGRAM, file.path, fn.fileOffset, pid, false, cookie);
-          probes++;
-          if (!isDataFunction(fn.name)) continue;
-          native.attachUprobe(RETURN_PROGRAM, file.path, fn.fileOffset, pid, true, cookie);
-          probes++;
-        }
-      });
-      // The fd of each call comes from the socket syscalls made inside it; close() ends connections.
-      ensureTracefs();
+      if (multi) native = loadProgram(objectName, settings, true);
+    } catch (err) {
+      // Kernels before 6.6 have no uprobe_multi: one perf-event probe per function instead.
+      if (!(err instanceof BpfError)) throw err;
+    }
+    if (!native) {
+      native = loadProgram(objectName, settings, false);
+      multi = false;
+    }
+    try {
+      const probes = multi ? attachMulti(native, files, settings.pid) : attachEach(native, files, settings.pid);
       for (const name of FD_SYSCALLS) native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
       native.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close');
-      const session = new CaptureSession(native, probes);
+      const session = new CaptureSession(native, probes, multi);
       session.polling = native.startPolling('events', onBatch, { batchBytes: 4 << 20, timeoutMs: 20 });
       return session;
     } catch (err) {
@@ -138,7 +139,7 @@ export class CaptureSession {
   async stop(): Promise<KernelCounters> {
     if (this.closed) throw new Error('capture session already stopped');
     this.closed = true;
-    this.native.detachAll();
+    await this.native.detachAll();
     this.native.stopPolling();
     const pollError = await this.polling;
     const final = this.counters();
@@ -146,6 +147,48 @@ export class CaptureSession {
     if (pollError) throw new Error(`polling the ring buffer failed: ${pollError}`);
     return final;
   }
+}
+
+function loadProgram(objectName: string, settings: KernelSettings, multi: boolean): NativeBpfSession {
+  const native = new (loadAddon().BpfSession)(bpfObjectPath(objectName));
+  try {
+    applySettings(native, settings);
+    if (multi) native.useUprobeMulti([ENTRY_PROGRAM, RETURN_PROGRAM]);
+    native.load();
+    return native;
+  } catch (err) {
+    native.close();
+    throw err;
+  }
+}
+
+/** One entry link and one return link per file, each with all of the file's offsets. */
+function attachMulti(native: NativeBpfSession, files: readonly AttachFile[], pid = -1): number {
+  let probes = 0;
+  files.forEach((file, fileIndex) => {
+    const cookie = (fn: AttachFile['functions'][number]) => makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(fn.name));
+    const data = file.functions.filter((fn) => isDataFunction(fn.name));
+    native.attachUprobeMulti(ENTRY_PROGRAM, file.path, BigUint64Array.from(file.functions, (f) => f.fileOffset), BigUint64Array.from(file.functions, cookie), pid, false);
+    native.attachUprobeMulti(RETURN_PROGRAM, file.path, BigUint64Array.from(data, (f) => f.fileOffset), BigUint64Array.from(data, cookie), pid, true);
+    probes += file.functions.length + data.length;
+  });
+  return probes;
+}
+
+/** One perf-event uprobe per function entry and per data function return (older kernels). */
+function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid = -1): number {
+  let probes = 0;
+  files.forEach((file, fileIndex) => {
+    for (const fn of file.functions) {
+      const cookie = makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(fn.name));
+      native.attachUprobe(ENTRY_PROGRAM, file.path, fn.fileOffset, pid, false, cookie);
+      probes++;
+      if (!isDataFunction(fn.name)) continue;
+      native.attachUprobe(RETURN_PROGRAM, file.path, fn.fileOffset, pid, true, cookie);
+      probes++;
+    }
+  });
+  return probes;
 }
 
 function applySettings(native: NativeBpfSession, settings: KernelSettings): void {

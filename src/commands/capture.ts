@@ -171,6 +171,8 @@ export async function runCapture(opts: CaptureOptions, stderr: Writable = proces
   }
 
   const stopReason = await waitForStop(opts, capture, (fn) => outputs.onFailure(fn), stderr);
+  // Detaching waits on the kernel (a fraction of a second per probe, shared across threads).
+  stderr.write(`tlstap: stopping (${stopReason}): detaching ${capture.session.probeCount} probes, draining the ring buffer\n`);
   let stats: CaptureStats;
   try {
     stats = await capture.stop();
@@ -179,7 +181,7 @@ export async function runCapture(opts: CaptureOptions, stderr: Writable = proces
     await recorder?.close();
   }
   const report = await outputs.finish(stats);
-  stderr.write(`tlstap: stopped (${stopReason})\n${report}\n`);
+  stderr.write(`${report}\n`);
   return { stats, targets };
 }
 

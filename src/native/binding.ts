@@ -56,6 +56,9 @@ export interface NativeBpfSession {
   load(): void;
   attachUprobe(program: string, binaryPath: string, fileOffset: bigint, pid: number, retprobe: boolean, cookie: bigint): number;
   attachTracepoint(program: string, category: string, name: string): number;
+  /** Before load: the programs will be attached with uprobe_multi links (kernel 6.6+). */
+  useUprobeMulti(programs: string[]): void;
+  attachUprobeMulti(program: string, binaryPath: string, offsets: BigUint64Array, cookies: BigUint64Array, pid: number, retprobe: boolean): number;
   /** Resolves (with an error text if polling failed) once the final batch after stopPolling() was delivered. */
   startPolling(
     ringMap: string,
@@ -64,7 +67,8 @@ export interface NativeBpfSession {
   ): Promise<string | undefined>;
   stopPolling(): void;
   sumPercpuArray(map: string): bigint[];
-  detachAll(): void;
+  /** Resolves once every probe is detached (done off the JS thread). */
+  detachAll(): Promise<void>;
   close(): void;
 }
 
