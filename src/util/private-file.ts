@@ -1,4 +1,4 @@
-import { constants, createWriteStream, openSync, fchmodSync } from 'node:fs';
+import { constants, createWriteStream, fchmodSync, fstatSync, openSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -17,7 +17,8 @@ export class OutputFileError extends Error {
 export function openPrivateFile(path: string): number {
   try {
     const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
-    fchmodSync(fd, 0o600); // an existing file keeps its old mode otherwise
+    // An existing file keeps its old mode otherwise. Devices (-o /dev/null) and pipes are left as they are.
+    if (fstatSync(fd).isFile()) fchmodSync(fd, 0o600);
     return fd;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
