@@ -10,9 +10,12 @@ action=${1:-}
 
 # Build: clang (BPF), libbpf/libelf/zlib (addon), pkg-config, make/g++ (node-gyp), libssl-dev (loadgen).
 # Run and test: curl and openssl (demo, clients), bpftool (layout check), binutils (ELF tests),
-# nginx (a real TLS server), tshark (reads our pcapng back).
+# nginx (a real TLS server), tshark (reads our pcapng back); other TLS libraries' clients: wget
+# (GnuTLS), android-boringssl (bssl-tool, BoringSSL's libssl.so.0), libnss3-dev (builds the NSS test
+# client) and libnss3-tools.
 packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
-	curl openssl ca-certificates bpftool binutils nginx tshark)
+	curl openssl ca-certificates bpftool binutils nginx tshark
+	wget android-boringssl libnss3-dev libnss3-tools)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -37,6 +40,7 @@ fi
 if [ -d /usr/include/node ]; then export npm_config_nodedir=/usr; fi
 npm run --silent build
 bash bench/build.sh
+bash test/support/build-nss-client.sh
 
 case "$action" in
 "") echo "setup: done. Try: node dist/src/cli.js demo" ;;

@@ -1,5 +1,6 @@
 // Target discovery against the real files on this machine: the linker cache, libssl.so.3, node,
-// python3 with ssl loaded, and Debian's android BoringSSL.
+// python3 with ssl loaded, GnuTLS, NSPR (NSS), Debian's android BoringSSL, and libraries that are
+// present but stripped of what tlstap needs.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -7,12 +8,15 @@ import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { once } from 'node:events';
-import { TLS_FUNCTIONS } from '../src/events/types.js';
+import { PROBED_FUNCTIONS, TLS_FUNCTIONS } from '../src/events/types.js';
 import { requireRoot } from './support/privileges.js';
 import {
+  LIBRARY_FAMILIES,
   LdCacheFormatError,
   TargetError,
+  familyOf,
   clearAnalysisCache,
   dedupeTargets,
   fileTarget,
@@ -29,7 +33,20 @@ import type { ProbeTarget } from '../src/targets/index.js';
 
 const LIBSSL = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
 const BORING_LIBSSL = '/usr/lib/x86_64-linux-gnu/android/libssl.so.0';
+const GNUTLS = '/usr/lib/x86_64-linux-gnu/libgnutls.so.30';
+const NSPR = '/usr/lib/x86_64-linux-gnu/libnspr4.so';
 const NODE = realpathSync(process.execPath);
+
+/** What is probed in an OpenSSL 3 libssl (or a program with OpenSSL in it), in PROBED_FUNCTIONS order. */
+const OPENSSL_FUNCTIONS = ['SSL_read', 'SSL_write', 'SSL_read_ex', 'SSL_write_ex', 'SSL_set_fd', 'SSL_set_rfd', 'SSL_set_wfd', 'SSL_shutdown', 'SSL_free'];
+const GNUTLS_FUNCTIONS = ['gnutls_record_recv', 'gnutls_record_send', 'gnutls_transport_set_int2', 'gnutls_bye', 'gnutls_deinit'];
+const NSPR_FUNCTIONS = ['PR_Read', 'PR_Write', 'PR_Recv', 'PR_Send', 'PR_Close'];
+
+/** The upstream version of an installed Debian package: 2:4.35-1 → 4.35, 3.7.9-2+deb12u6 → 3.7.9. */
+function debianVersion(pkg: string): string {
+  const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
+  return v.replace(/^\d+:/, '').replace(/-[^-]*$/, '');
+}
 
 function ldconfigP(): string {
   for (const bin of ['/sbin/ldconfig', 'ldconfig']) {
@@ -126,7 +143,7 @@ test('an unreadable cache file falls back to `ldconfig -p`', async () => {
   );
 });
 
-test('system discovery lists libssl.so.3 once, with its version and all four functions', async () => {
+test('system discovery lists libssl.so.3 once, with its version and the OpenSSL functions', async () => {
   // The budget on the attach path is 300 ms. The first call also pays for compiling this code, so
   // the budget is checked on a second call with the analysis cache cleared: the same files, parsed again.
   clearAnalysisCache();
@@ -153,7 +170,7 @@ test('system discovery lists libssl.so.3 once, with its version and all four fun
   assert.equal(t.source, 'system');
   assert.equal(t.flavour, 'OpenSSL');
   assert.match(t.version ?? '', /^3\.0\.\d+$/);
-  assert.deepEqual(t.functions.map((f) => f.name), [...TLS_FUNCTIONS]);
+  assert.deepEqual(t.functions.map((f) => f.name), OPENSSL_FUNCTIONS);
   assert.deepEqual(t.missing, []);
   assert.match(t.buildId ?? '', /^[0-9a-f]{40}$/);
 
@@ -191,7 +208,7 @@ test('processTargets finds node itself in a node process', async () => {
     assert.equal(node.path, NODE);
     assert.equal(node.source, 'process');
     assert.equal(node.flavour, 'OpenSSL');
-    assert.deepEqual(node.functions.map((f) => f.name), [...TLS_FUNCTIONS]);
+    assert.deepEqual(node.functions.map((f) => f.name), OPENSSL_FUNCTIONS);
     const bias = textBias(NODE);
     for (const f of node.functions) assert.equal(f.fileOffset, f.address - bias, f.name);
     // node links OpenSSL statically: libssl is not mapped.
@@ -215,7 +232,7 @@ test('processTargets finds libssl.so.3 in a python3 that imported ssl', async ()
     assert.equal(t.path, LIBSSL);
     assert.equal(t.flavour, 'OpenSSL');
     assert.match(t.version ?? '', /^3\.0\.\d+$/);
-    assert.deepEqual(t.functions.map((f) => f.name), [...TLS_FUNCTIONS]);
+    assert.deepEqual(t.functions.map((f) => f.name), OPENSSL_FUNCTIONS);
     // python itself does not define SSL_write, so its executable is not a target.
     const exe = realpathSync(`/proc/${child.pid!}/exe`);
     assert.equal(targets.filter((x) => sameFile(x, exe)).length, 0);
@@ -264,7 +281,7 @@ test('a library deleted after it was mapped is probed through /proc/PID/map_file
     assert.equal(gone.length, 1, `the deleted copy among ${targets.map((x) => x.path).join(', ')}`);
     assert.match(gone[0]!.path, new RegExp(`^/proc/${child.pid!}/map_files/[0-9a-f]+-[0-9a-f]+$`));
     assert.equal(gone[0]!.displayPath, `${copy} (deleted)`);
-    assert.deepEqual(gone[0]!.functions.map((f) => f.name), [...TLS_FUNCTIONS]);
+    assert.deepEqual(gone[0]!.functions.map((f) => f.name), OPENSSL_FUNCTIONS);
   } finally {
     await stop(child);
     rmSync(dir, { recursive: true, force: true });
@@ -336,21 +353,25 @@ test('fileTarget rejects a text file, an ELF without TLS symbols, and a missing 
   }
 });
 
-test('the android libssl.so.0 is BoringSSL with SSL_read and SSL_write only', async () => {
+test('the android libssl.so.0 is BoringSSL with SSL_read and SSL_write but no _ex functions', async () => {
   const t = await fileTarget(BORING_LIBSSL);
   assert.equal(t.flavour, 'BoringSSL');
   assert.equal(t.version, undefined);
-  assert.deepEqual(t.functions.map((f) => f.name), ['SSL_read', 'SSL_write']);
+  assert.deepEqual(t.functions.map((f) => f.name), OPENSSL_FUNCTIONS.filter((n) => !n.endsWith('_ex')));
   assert.deepEqual(t.missing, ['SSL_read_ex', 'SSL_write_ex']);
   const nm = nmDefined(BORING_LIBSSL);
   for (const f of t.functions) assert.equal(f.address, nm.get(f.name), f.name);
 });
 
-test('flavour text: OpenSSL 1.1 and 3, LibreSSL, BoringSSL', () => {
+test('flavour text: OpenSSL 1.1 and 3, LibreSSL, BoringSSL, GnuTLS, NSPR', () => {
   assert.deepEqual(flavourFromText('OpenSSL 3.0.19 27 Jan 2026'), { flavour: 'OpenSSL', version: '3.0.19' });
   assert.deepEqual(flavourFromText('OpenSSL 1.1.1w  11 Sep 2023'), { flavour: 'OpenSSL', version: '1.1.1w' });
   assert.deepEqual(flavourFromText('LibreSSL 3.8.2'), { flavour: 'LibreSSL', version: '3.8.2' });
   assert.deepEqual(flavourFromText('OpenSSL 1.1.1 (compatible; BoringSSL)'), { flavour: 'BoringSSL' });
+  assert.deepEqual(flavourFromText('Enabled GnuTLS 3.7.9 logging...'), { flavour: 'GnuTLS', version: '3.7.9' });
+  // NSPR's text proves the flavour; its version is a separate string, looked for afterwards.
+  assert.deepEqual(flavourFromText('\0Portable runtime\0'), { flavour: 'NSS' });
+  assert.equal(flavourFromText('GnuTLS error: %s'), undefined);
   assert.equal(flavourFromText('enable OpenSSL 3.0 legacy provider'), undefined);
 });
 
@@ -375,4 +396,195 @@ test('/proc/PID/maps parsing keeps paths with spaces and marks deleted files', (
   // The real thing: our own maps include node.
   const own = mappedFiles(parseProcMaps(readFileSync('/proc/self/maps', 'utf8')));
   assert.ok(own.some((f) => f.path === NODE && f.executable));
+});
+
+test('every probed function belongs to exactly one library family', () => {
+  for (const name of PROBED_FUNCTIONS) {
+    const owners = LIBRARY_FAMILIES.filter((f) => f.data.includes(name as never) || f.lifecycle.includes(name));
+    assert.equal(owners.length, 1, name);
+    assert.equal(familyOf(name), owners[0]);
+  }
+  for (const family of LIBRARY_FAMILIES) assert.ok(family.data.includes(family.write), family.name);
+  assert.deepEqual(LIBRARY_FAMILIES.flatMap((f) => f.data).sort(), [...TLS_FUNCTIONS].sort());
+});
+
+test('`tlstap libs` on this machine: OpenSSL, GnuTLS, NSS, BoringSSL and node, each with its flavour', async () => {
+  const targets = await systemTargets();
+  const find = (path: string): ProbeTarget => {
+    const t = targets.find((x) => sameFile(x, path));
+    assert.ok(t, `${path} among ${targets.map((x) => x.displayPath).join(', ')}`);
+    return t;
+  };
+  const libssl = find(LIBSSL);
+  assert.deepEqual([libssl.displayPath, libssl.flavour, libssl.version], [LIBSSL, 'OpenSSL', debianVersion('libssl3')]);
+
+  // Shown by its soname, attached through the real file the soname links to.
+  const gnutls = find(GNUTLS);
+  assert.equal(gnutls.displayPath, GNUTLS);
+  assert.equal(gnutls.path, realpathSync(GNUTLS));
+  assert.equal(gnutls.source, 'system');
+  assert.equal(gnutls.flavour, 'GnuTLS');
+  assert.equal(gnutls.version, debianVersion('libgnutls30'));
+  assert.deepEqual(gnutls.functions.map((f) => f.name), GNUTLS_FUNCTIONS);
+  assert.deepEqual(gnutls.missing, []);
+  const bias = textBias(GNUTLS);
+  const nm = nmDefined(GNUTLS);
+  for (const f of gnutls.functions) {
+    assert.equal(f.address, nm.get(f.name), f.name);
+    assert.equal(f.fileOffset, f.address - bias, f.name);
+    assert.equal(f.version, 'GNUTLS_3_4', f.name);
+  }
+
+  const nspr = find(NSPR);
+  assert.equal(nspr.displayPath, NSPR);
+  assert.equal(nspr.flavour, 'NSS');
+  assert.equal(nspr.version, debianVersion('libnspr4'));
+  assert.deepEqual(nspr.functions.map((f) => f.name), NSPR_FUNCTIONS);
+  const nsprNm = nmDefined(NSPR);
+  for (const f of nspr.functions) assert.equal(f.address, nsprNm.get(f.name), f.name);
+
+  // BoringSSL is found in the android subdirectory and is not taken for OpenSSL.
+  const boring = find(BORING_LIBSSL);
+  assert.equal(boring.displayPath, BORING_LIBSSL);
+  assert.equal(boring.flavour, 'BoringSSL');
+  assert.deepEqual(boring.missing, ['SSL_read_ex', 'SSL_write_ex']);
+
+  const node = find(NODE);
+  assert.equal(node.flavour, 'OpenSSL');
+  assert.equal(node.source, 'executable');
+
+  // Nothing that only looks like a TLS library: libgnutls-openssl, libgnutlsxx, NSS's libssl3.so.
+  for (const t of targets) {
+    assert.doesNotMatch(t.displayPath, /libgnutls(?:-openssl|xx|-dane)|libssl3\.so/);
+    assert.ok(t.functions.length > 0);
+  }
+
+  // The command prints the same: one header line per file with its flavour and version.
+  const cli = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+  const text = execFileSync(process.execPath, [cli, 'libs'], { encoding: 'utf8' });
+  for (const [path, flavour] of [
+    [LIBSSL, `OpenSSL ${libssl.version!}`],
+    [GNUTLS, `GnuTLS ${gnutls.version!}`],
+    [NSPR, `NSS ${nspr.version!}`],
+    [BORING_LIBSSL, 'BoringSSL'],
+    [NODE, 'OpenSSL'],
+  ] as const) {
+    assert.match(text, new RegExp(`^${path.replace(/[.+]/g, '\\$&')}  ${flavour.replace(/[.+]/g, '\\$&')}`, 'm'), `${path} in:\n${text}`);
+  }
+});
+
+/** Builds a shared library from C source with the system compiler, stripped. */
+function buildLibrary(dir: string, name: string, source: string): string {
+  const src = join(dir, `${name}.c`);
+  const out = join(dir, name);
+  writeFileSync(src, source);
+  execFileSync('cc', ['-shared', '-fPIC', '-O1', '-o', out, src]);
+  execFileSync('strip', ['--strip-all', out]);
+  return out;
+}
+
+// gnutls_record_send is there, but hidden and stripped: nothing in .dynsym or .symtab names it.
+const STRIPPED_GNUTLS = `
+__attribute__((visibility("hidden"))) long gnutls_record_send(void *s, const void *b, unsigned long n) { (void)s; (void)b; return (long)n; }
+int gnutls_global_init(void) { return (int)gnutls_record_send(0, 0, 0); }
+`;
+
+test('a TLS library stripped of the functions tlstap needs is reported with the reason, the rest still probed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-targets-'));
+  try {
+    const stripped = buildLibrary(dir, 'libgnutls.so.30', STRIPPED_GNUTLS);
+    const copy = join(dir, 'libssl.so.3');
+    copyFileSync(LIBSSL, copy);
+    // Not a TLS library's name: ignored without a word, whatever it holds.
+    buildLibrary(dir, 'libother.so.1', 'int other(void) { return 1; }\n');
+    const skipped: { path: string; reason: string }[] = [];
+    const targets = await systemTargets({ libraryDirs: [dir], executables: false, onSkip: (path, reason) => skipped.push({ path, reason }) });
+    assert.deepEqual(targets.map((t) => t.displayPath), [copy]);
+    assert.deepEqual(skipped.map((s) => s.path), [stripped]);
+    assert.match(skipped[0]!.reason, /defines none of gnutls_record_recv or gnutls_record_send/);
+    assert.match(skipped[0]!.reason, /stripped/);
+
+    // A process that maps it (-p PID): the same report, and its other TLS library is still a target.
+    const child = spawn('/bin/sleep', ['5'], { env: { ...process.env, LD_PRELOAD: `${stripped}:${copy}` }, stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !readFileSync(`/proc/${child.pid!}/maps`, 'utf8').includes(copy); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const fromProcess: string[] = [];
+      const ptargets = await processTargets(child.pid!, { onSkip: (path, reason) => fromProcess.push(`${path}: ${reason}`) });
+      assert.deepEqual(ptargets.map((t) => t.displayPath), [copy]);
+      assert.equal(fromProcess.length, 1, fromProcess.join('\n'));
+      assert.match(fromProcess[0]!, new RegExp(`^${stripped.replace(/[.+]/g, '\\$&')}: defines none of gnutls_record_recv`));
+    } finally {
+      await stop(child);
+    }
+
+    // Named with --lib, the same file is an error that says what is missing.
+    await assert.rejects(fileTarget(stripped), (err: unknown) => err instanceof TargetError && /defines none of the TLS functions/.test(err.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('two copies of a library (host and another) are two targets, each named by its own path', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-targets-'));
+  try {
+    const copy = join(dir, 'libgnutls.so.30');
+    copyFileSync(realpathSync(GNUTLS), copy);
+    const host = await fileTarget(GNUTLS, 'system');
+    const other = (await systemTargets({ libraryDirs: [dir], executables: false }))[0]!;
+    assert.equal(other.displayPath, copy);
+    assert.equal(other.flavour, 'GnuTLS');
+    assert.deepEqual(other.functions, host.functions);
+    const merged = dedupeTargets([host, other, host]);
+    assert.deepEqual(merged.map((t) => t.path), [realpathSync(GNUTLS), copy]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('-p on a process with GnuTLS, NSPR, BoringSSL and OpenSSL loaded finds all four', async () => {
+  const script = [
+    'import ctypes, ssl, time',
+    `for lib in ${JSON.stringify([GNUTLS, NSPR, BORING_LIBSSL])}: ctypes.CDLL(lib)`,
+    'print("ready", flush=True)',
+    'time.sleep(5)',
+  ].join('\n');
+  const child = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await waitForLine(child, 'ready');
+    const targets = await processTargets(child.pid!);
+    const flavours = new Map(targets.map((t) => [realpathSync(t.path), `${t.flavour} ${t.source}`]));
+    assert.equal(flavours.get(realpathSync(GNUTLS)), 'GnuTLS process');
+    assert.equal(flavours.get(NSPR), 'NSS process');
+    assert.equal(flavours.get(BORING_LIBSSL), 'BoringSSL process');
+    assert.equal(flavours.get(LIBSSL), 'OpenSSL process');
+    assert.equal(targets.length, 4, targets.map((t) => t.displayPath).join(', '));
+  } finally {
+    await stop(child);
+  }
+});
+
+test('system discovery also finds a library only a container process sees', async (t) => {
+  if (!requireRoot(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-targets-'));
+  const copy = join(dir, 'libssl.so.3');
+  copyFileSync(LIBSSL, copy);
+  const script = `mount --bind ${copy} ${LIBSSL} && exec /usr/bin/python3 -c 'import ssl, time; print("ready", flush=True); time.sleep(5)'`;
+  const child = spawn('unshare', ['-m', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await waitForLine(child, 'ready');
+    const targets = await systemTargets();
+    const host = targets.filter((x) => sameFile(x, LIBSSL));
+    const container = targets.filter((x) => sameFile(x, copy));
+    assert.equal(host.length, 1);
+    assert.equal(container.length, 1, `the container's copy among ${targets.map((x) => x.path).join(', ')}`);
+    // The event names the file: the container's copy by the path that reaches it.
+    assert.equal(container[0]!.path, `/proc/${child.pid!}/root${LIBSSL}`);
+    assert.equal(container[0]!.displayPath, container[0]!.path);
+    assert.equal(container[0]!.source, 'system');
+  } finally {
+    await stop(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

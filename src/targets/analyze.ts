@@ -3,14 +3,17 @@ import { access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { withElfFile } from '../elf/index.js';
 import type { ElfFile } from '../elf/index.js';
-import { PROBED_FUNCTIONS, isDataFunction } from '../events/types.js';
+import { PROBED_FUNCTIONS, TLS_FUNCTIONS } from '../events/types.js';
 import type { ProbedFunction } from '../events/types.js';
+import { familiesDefined } from './families.js';
 import { detectFlavour } from './flavour.js';
 import type { ProbeFunction, ProbeTarget } from './types.js';
 
 /** What a file holds, independent of the path it was reached by. */
 export interface FileAnalysis {
+  /** Probed functions the file defines, in PROBED_FUNCTIONS order; empty if it has no plaintext function. */
   functions: ProbeFunction[];
+  /** Functions of the file's APIs it lacks; every plaintext function when it has none. */
   missing: ProbedFunction[];
   flavour: ProbeTarget['flavour'];
   version?: string;
@@ -51,9 +54,15 @@ async function openCompanionIn<T>(
 async function analyzeUncached(openPath: string, searchDirs: readonly string[]): Promise<FileAnalysis> {
   return withElfFile(openPath, async (elf) => {
     const found = await elf.findFunctions(PROBED_FUNCTIONS);
+    // Only the APIs the file implements count: libssl lacks no gnutls_* function. With none (a
+    // stripped library, an ordinary program), every plaintext function is missing.
+    const families = familiesDefined(new Set(found.keys()));
+    if (families.length === 0) return { functions: [], missing: [...TLS_FUNCTIONS], flavour: 'unknown' };
+    const wanted = new Set<ProbedFunction>(families.flatMap((f) => [...f.data, ...f.lifecycle]));
     const functions: ProbeFunction[] = [];
     const missing: ProbedFunction[] = [];
     for (const name of PROBED_FUNCTIONS) {
+      if (!wanted.has(name)) continue;
       const fn = found.get(name);
       if (fn === undefined) {
         missing.push(name);
@@ -63,8 +72,6 @@ async function analyzeUncached(openPath: string, searchDirs: readonly string[]):
       if (fn.version !== undefined) probe.version = fn.version;
       functions.push(probe);
     }
-    // No function carrying plaintext: nothing to probe, so skip the flavour scan and the build-id read.
-    if (!functions.some((f) => isDataFunction(f.name))) return { functions: [], missing, flavour: 'unknown' };
     const dirs = [dirname(openPath), ...searchDirs.filter((d) => d !== dirname(openPath))];
     const info = await detectFlavour(elf, (name, fn) => openCompanionIn(dirs, name, fn));
     const analysis: FileAnalysis = { functions, missing, flavour: info.flavour };

@@ -1,21 +1,34 @@
-// Finding what to probe: the system's libssl, a process's mapped TLS code, or a file the user names.
-import { readlinkSync, statSync } from 'node:fs';
+// Finding what to probe: the system's TLS libraries, a process's mapped TLS code, or a file the user names.
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { ElfError } from '../elf/index.js';
 import { TLS_FUNCTIONS } from '../events/types.js';
 import { analyzeFile, toTarget } from './analyze.js';
 import type { Candidate, FileAnalysis } from './analyze.js';
 import { fileKey, nicer } from './dedupe.js';
+import { LIBRARY_FAMILIES, familyOfFileName, isTlsLibraryName, orList } from './families.js';
 import { TargetError, errnoCode } from './errors.js';
 import { readLdCache } from './ld-cache.js';
-import { checkPid, mappedFiles, mappedProcessFile, reachProcessFile, readProcMaps } from './proc-maps.js';
+import { checkPid, mappedFiles, mappedProcessFile, parseProcMaps, reachProcessFile, readProcMaps } from './proc-maps.js';
+import type { MappedFile } from './proc-maps.js';
 import type { ProbeTarget } from './types.js';
 
 /** Standard library directories; multiarch subdirectories (x86_64-linux-gnu, ...) are added. */
 export const LIBRARY_DIRS: readonly string[] = ['/lib', '/usr/lib', '/lib64', '/usr/lib64', '/usr/local/lib'];
 
-/** File names system discovery treats as the TLS library. */
+/**
+ * Where Android keeps BoringSSL (conscrypt's libssl.so, the platform's); Debian's android-libboringssl
+ * puts its libssl.so.0 in an `android` subdirectory of each multiarch directory, which is added too.
+ */
+export const ANDROID_LIBRARY_DIRS: readonly string[] = [
+  '/apex/com.android.conscrypt/lib64',
+  '/apex/com.android.conscrypt/lib',
+  '/system/lib64',
+  '/system/lib',
+];
+
+/** OpenSSL-API library file names (libssl.so.3, BoringSSL's libssl.so.0, Android's libssl.so). */
 export const LIBSSL_NAME = /^libssl\.so(?:\.\d+)*$/;
 
 /** Programs on PATH known to carry OpenSSL inside their own executable. */
@@ -23,17 +36,34 @@ export const EXECUTABLE_NAMES: readonly string[] = ['node', 'nodejs'];
 
 const MULTIARCH_DIR = /^[a-z0-9_]+-linux-[a-z0-9_]+$/;
 
+/** A file discovery found but does not probe, and why: for `tlstap libs` and the warning at start. */
+export interface SkippedFile {
+  path: string;
+  reason: string;
+}
+
 /** Options for systemTargets. */
 export interface SystemDiscoveryOptions {
-  /** Also check node on PATH and running processes' executables for built-in TLS code (default true). */
+  /**
+   * Also check node on PATH, running processes' executables for built-in TLS code, and the TLS
+   * libraries running processes have mapped from elsewhere (containers, deleted files) (default true).
+   */
   executables?: boolean;
-  /** Told about each found file that could not be read. */
+  /** Look for libraries in these directories instead of the standard ones (and not in the linker cache). */
+  libraryDirs?: readonly string[];
+  /**
+   * Told about each TLS library that cannot be probed: unreadable, not ELF, or defining none of its
+   * API's plaintext functions (stripped). Capture goes on with the rest.
+   */
   onSkip?: (path: string, reason: string) => void;
 }
 
 /** Options for processTargets. */
 export interface ProcessDiscoveryOptions {
-  /** Told about each mapped file that could not be read (deleted after mapping, unreadable, not ELF). */
+  /**
+   * Told about each mapped file that cannot be probed: deleted after mapping, unreadable, not ELF, or a
+   * TLS library (by name) that defines none of its API's plaintext functions.
+   */
   onSkip?: (path: string, reason: string) => void;
 }
 
@@ -42,16 +72,38 @@ function reasonOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** The library directories that exist, with multiarch subdirectories, without duplicates. */
+/**
+ * The library directories that exist, with multiarch subdirectories and their `android` ones, and
+ * Android's own, without duplicates.
+ */
 export async function libraryDirs(): Promise<string[]> {
+  const listings = await Promise.all(
+    LIBRARY_DIRS.map((base) => readdir(base, { withFileTypes: true }).catch(() => undefined)),
+  );
   const dirs: string[] = [];
-  for (const base of LIBRARY_DIRS) {
-    const names = await readdir(base, { withFileTypes: true }).catch(() => undefined);
-    if (names === undefined) continue;
+  const multiarch: string[] = [];
+  LIBRARY_DIRS.forEach((base, i) => {
+    const names = listings[i];
+    if (names === undefined) return;
     dirs.push(base);
-    for (const d of names) if (d.isDirectory() && MULTIARCH_DIR.test(d.name)) dirs.push(join(base, d.name));
-  }
+    for (const d of names) {
+      if (d.isDirectory() && MULTIARCH_DIR.test(d.name)) {
+        dirs.push(join(base, d.name));
+        multiarch.push(join(base, d.name, 'android'));
+      }
+    }
+  });
+  const extra = [...multiarch, ...ANDROID_LIBRARY_DIRS];
+  const present = await Promise.all(extra.map((d) => stat(d).then((st) => st.isDirectory(), () => false)));
+  dirs.push(...extra.filter((_, i) => present[i]));
   return [...new Set(dirs)];
+}
+
+/** Why a file named like a TLS library is not a target (it defines none of its API's plaintext functions). */
+export function strippedReason(path: string): string {
+  const family = familyOfFileName(basename(path.replace(/ \(deleted\)$/, '')));
+  const names = family?.data ?? LIBRARY_FAMILIES.flatMap((f) => f.data);
+  return `defines none of ${orList(names)} (stripped of its symbols, or built with them hidden)`;
 }
 
 /** A candidate for a path in our own mount namespace: symlinks resolved, identity from stat. */
@@ -88,29 +140,74 @@ function uniqueCandidates(list: readonly (Candidate | undefined)[]): Candidate[]
   return [...byKey.values()];
 }
 
-/** The system's libssl files: the linker cache plus the standard directories. */
-async function systemLibraryCandidates(dirs: readonly string[]): Promise<Candidate[]> {
-  const cache = await readLdCache();
-  const paths = cache.entries.filter((e) => LIBSSL_NAME.test(e.name)).map((e) => e.path);
+/** The system's TLS libraries (LIBRARY_FAMILIES' file names): the linker cache plus the directories. */
+async function systemLibraryCandidates(dirs: readonly string[], useCache: boolean): Promise<Candidate[]> {
+  const cache = useCache ? await readLdCache() : { entries: [] };
+  const paths = cache.entries.filter((e) => isTlsLibraryName(e.name)).map((e) => e.path);
   const listings = await Promise.all(dirs.map((d) => readdir(d).catch(() => [] as string[])));
   dirs.forEach((d, i) => {
-    for (const name of listings[i]!) if (LIBSSL_NAME.test(name)) paths.push(join(d, name));
+    for (const name of listings[i]!) if (isTlsLibraryName(name)) paths.push(join(d, name));
   });
-  return uniqueCandidates(await Promise.all([...new Set(paths)].map((p) => hostCandidate(p, 'system', dirs))));
+  const found = await Promise.all(
+    [...new Set(paths)].map(async (p) => {
+      const c = await hostCandidate(p, 'system', dirs);
+      // Shown by the name programs load it by: libgnutls.so.30 rather than libgnutls.so.30.34.3 or
+      // the development link libgnutls.so; directories resolved (/lib/x86_64-linux-gnu is /usr/lib/...).
+      const dir = c && (await realpath(dirname(p)).catch(() => undefined));
+      return c && dir !== undefined ? { ...c, displayPath: join(dir, basename(p)) } : c;
+    }),
+  );
+  const byKey = new Map<string, Candidate>();
+  for (const c of found) {
+    if (c === undefined) continue;
+    const key = fileKey(c.dev, c.ino);
+    const kept = byKey.get(key);
+    if (kept === undefined || betterLibraryName(c.displayPath, kept.displayPath)) byKey.set(key, c);
+  }
+  return [...byKey.values()];
 }
 
-/** Executables that may carry TLS code: EXECUTABLE_NAMES on PATH and every running process's exe. */
-async function executableCandidates(): Promise<Candidate[]> {
+/** Whether a is a better name to show a library by than b: soname, then real file, then development link. */
+function betterLibraryName(a: string, b: string): boolean {
+  const kind = (path: string): number => {
+    const name = basename(path);
+    return /\.so\.\d+$/.test(name) ? 0 : /\.so$/.test(name) ? 2 : 1;
+  };
+  if (kind(a) !== kind(b)) return kind(a) < kind(b);
+  if (a.length !== b.length) return a.length < b.length;
+  return a < b;
+}
+
+/** What the walk over /proc found: executables, and TLS libraries mapped from outside the system dirs. */
+interface ProcessCandidates {
+  executables: Candidate[];
+  libraries: Candidate[];
+}
+
+/** The display path of a process's file: the plain path if it opens that file here, else how it is reached. */
+function processDisplayPath(path: string, deleted: boolean, openPath: string): string {
+  if (deleted) return `${path} (deleted)`;
+  return openPath === path ? path : openPath;
+}
+
+/**
+ * Executables that may carry TLS code (EXECUTABLE_NAMES on PATH and every running process's exe), and
+ * the TLS libraries running processes have mapped (a container's own libssl, a library deleted by an
+ * upgrade while nginx still runs it). Maps are read once per distinct executable: workers of one
+ * program map the same libraries, and this keeps the walk cheap on a busy machine.
+ */
+async function processCandidates(): Promise<ProcessCandidates> {
   const onPath = (process.env['PATH'] ?? '')
     .split(':')
     .filter((d) => isAbsolute(d))
     .flatMap((d) => EXECUTABLE_NAMES.map((n) => join(d, n)));
   const fromPath = Promise.all([...new Set(onPath)].map((p) => hostCandidate(p, 'executable')));
 
-  // Identify each process's executable by one stat of /proc/PID/exe, and read the link only for new
-  // files. Synchronous on purpose: procfs answers from memory, and a thread-pool round trip per
-  // process made this the slowest part of discovery on a busy machine.
+  // Identify each process's executable by one stat of /proc/PID/exe, and read the link and the maps
+  // only for new files. Synchronous on purpose: procfs answers from memory, and a thread-pool round
+  // trip per process made this the slowest part of discovery on a busy machine.
   const seen = new Map<string, { pid: number; path: string; deleted: boolean }>();
+  const libraries = new Map<string, { pid: number; file: MappedFile }>();
   for (const name of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(name)) continue;
     try {
@@ -120,6 +217,13 @@ async function executableCandidates(): Promise<Candidate[]> {
       const link = readlinkSync(`/proc/${name}/exe`);
       const deleted = link.endsWith(' (deleted)');
       seen.set(key, { pid: Number(name), path: deleted ? link.slice(0, -' (deleted)'.length) : link, deleted });
+      const maps = readFileSync(`/proc/${name}/maps`, 'latin1');
+      for (const file of mappedFiles(parseProcMaps(maps))) {
+        if (!file.executable || !isTlsLibraryName(basename(file.path))) continue;
+        // Keyed by the path and inode the kernel shows: the same library in many processes is reached once.
+        const mapKey = `${file.inode}:${file.path}`;
+        if (!libraries.has(mapKey)) libraries.set(mapKey, { pid: Number(name), file });
+      }
     } catch {
       // Kernel threads have no executable; other users' processes may be unreadable; some exit.
     }
@@ -127,10 +231,19 @@ async function executableCandidates(): Promise<Candidate[]> {
   const fromProc = Promise.all(
     [...seen.values()].map(async ({ pid, path, deleted }): Promise<Candidate | undefined> => {
       const reach = await reachProcessFile(pid, { path, identityPath: `/proc/${pid}/exe`, deleted });
-      return reach && { ...reach, displayPath: deleted ? `${path} (deleted)` : path, source: 'executable' };
+      return reach && { ...reach, displayPath: processDisplayPath(path, deleted, reach.openPath), source: 'executable' };
     }),
   );
-  return uniqueCandidates([...(await fromPath), ...(await fromProc)]);
+  const mapped = Promise.all(
+    [...libraries.values()].map(async ({ pid, file }): Promise<Candidate | undefined> => {
+      const reach = await reachProcessFile(pid, mappedProcessFile(pid, file));
+      return reach && { ...reach, displayPath: processDisplayPath(file.path, file.deleted, reach.openPath), source: 'system' };
+    }),
+  );
+  return {
+    executables: uniqueCandidates([...(await fromPath), ...(await fromProc)]),
+    libraries: uniqueCandidates(await mapped),
+  };
 }
 
 /** Analyses candidates in parallel; unreadable ones are reported and dropped. */
@@ -148,36 +261,49 @@ async function analyzeAll(
   return out;
 }
 
-/** An executable is a target only if it defines SSL_write itself (node with built-in OpenSSL). */
-function hasSslWrite(a: FileAnalysis): boolean {
-  return a.functions.some((f) => f.name === 'SSL_write');
+/**
+ * An executable is a target only if it defines an API's write function itself (node with OpenSSL built
+ * in, a static curl); a program that merely has a function called SSL_read is not.
+ */
+function carriesTls(a: FileAnalysis): boolean {
+  return a.functions.some((f) => LIBRARY_FAMILIES.some((family) => family.write === f.name));
 }
 
 /**
- * Every TLS library on the system: libssl.so* from the linker cache and the standard directories,
- * plus node on PATH and running executables that define SSL_write themselves. One target per file.
+ * Every TLS library on the system: the LIBRARY_FAMILIES file names (libssl.so*, libgnutls.so*,
+ * libnspr4.so) from the linker cache and the library directories (Android's and the `android`
+ * multiarch subdirectories included), the TLS libraries running processes map from elsewhere, plus
+ * node on PATH and running executables that carry a TLS library themselves. One target per file
+ * (device and inode): a container's copy of a library is a target of its own.
  */
 export async function systemTargets(options: SystemDiscoveryOptions = {}): Promise<ProbeTarget[]> {
-  const dirs = await libraryDirs();
-  const [libs, exes] = await Promise.all([
-    systemLibraryCandidates(dirs),
-    options.executables === false ? Promise.resolve([]) : executableCandidates(),
+  const dirs = options.libraryDirs !== undefined ? [...options.libraryDirs] : await libraryDirs();
+  const [libs, procs] = await Promise.all([
+    systemLibraryCandidates(dirs, options.libraryDirs === undefined),
+    options.executables === false ? Promise.resolve({ executables: [], libraries: [] }) : processCandidates(),
   ]);
-  const candidates = uniqueCandidates([...libs, ...exes]);
+  // A file found in the library directories keeps the name it was found by there.
+  const known = new Set(libs.map((c) => fileKey(c.dev, c.ino)));
+  const elsewhere = [...procs.libraries, ...procs.executables].filter((c) => !known.has(fileKey(c.dev, c.ino)));
+  const candidates = [...libs, ...uniqueCandidates(elsewhere)];
   const targets: ProbeTarget[] = [];
   for (const { candidate, analysis } of await analyzeAll(candidates, options.onSkip)) {
-    if (analysis.functions.length === 0) continue;
-    if (candidate.source === 'executable' && !hasSslWrite(analysis)) continue;
-    targets.push(toTarget(candidate, analysis));
+    if (candidate.source === 'executable') {
+      if (carriesTls(analysis)) targets.push(toTarget(candidate, analysis));
+    } else if (analysis.functions.length === 0) {
+      options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
+    } else {
+      targets.push(toTarget(candidate, analysis));
+    }
   }
   const order = (t: ProbeTarget): number => (t.source === 'system' ? 0 : 1);
   return targets.sort((a, b) => order(a) - order(b) || a.displayPath.localeCompare(b.displayPath));
 }
 
 /**
- * The TLS code a running process has mapped: its libraries (read through /proc/PID/root, so containers
- * work) and its own executable when that defines SSL_write. Throws TargetError if the process does not
- * exist or cannot be read; an empty list means it has no TLS library mapped (yet).
+ * The TLS code a running process has mapped: every library that implements a probed API (read through
+ * /proc/PID/root, so containers work) and its own executable when that carries one. Throws TargetError
+ * if the process does not exist or cannot be read; an empty list means it has no TLS library mapped (yet).
  */
 export async function processTargets(pid: number, options: ProcessDiscoveryOptions = {}): Promise<ProbeTarget[]> {
   checkPid(pid);
@@ -204,8 +330,12 @@ export async function processTargets(pid: number, options: ProcessDiscoveryOptio
 
   const targets: ProbeTarget[] = [];
   for (const { candidate, analysis } of await analyzeAll(candidates, options.onSkip)) {
-    if (analysis.functions.length === 0) continue;
-    if (isExe(candidate) && !hasSslWrite(analysis)) continue;
+    if (analysis.functions.length === 0) {
+      const name = basename(candidate.displayPath.replace(/ \(deleted\)$/, ''));
+      if (isTlsLibraryName(name)) options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
+      continue;
+    }
+    if (isExe(candidate) && !carriesTls(analysis)) continue;
     targets.push(toTarget(candidate, analysis));
   }
   return targets;
@@ -214,7 +344,7 @@ export async function processTargets(pid: number, options: ProcessDiscoveryOptio
 const LOOKED_FOR = TLS_FUNCTIONS.join(', ');
 const LIB_HINT =
   'name the TLS library the program loads, e.g. --lib /usr/lib/x86_64-linux-gnu/libssl.so.3 ' +
-  '(for a running program: grep -E "ssl|crypto" /proc/PID/maps)';
+  '(for a running program: grep -E "ssl|gnutls|nspr" /proc/PID/maps)';
 
 /**
  * A target for a file the user names (--lib PATH). Throws TargetError if the file is missing, is not

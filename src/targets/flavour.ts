@@ -1,5 +1,5 @@
 // Which TLS library a file carries, and its version: from marker symbols and read-only data.
-// Table-driven: a new flavour (GnuTLS, NSS, ...) is one more entry in FLAVOUR_RULES.
+// Table-driven: a new flavour is one more entry in FLAVOUR_RULES.
 import type { ElfFile } from '../elf/index.js';
 import type { TlsFlavour } from './types.js';
 
@@ -10,8 +10,13 @@ export interface FlavourRule {
   symbols: readonly string[];
   /** Text in read-only data that only this library has; capture group 1, if any, is the version. */
   text: RegExp;
-  /** Whether `text` captures a version (BoringSSL has none). */
+  /** Whether the flavour has a version to find (BoringSSL has none). */
   versioned: boolean;
+  /**
+   * Where the version is when `text` does not capture it: looked for in read-only data only once the
+   * flavour is settled, because on its own it is too plain to prove anything (NSPR's "4.35").
+   */
+  versionText?: RegExp;
 }
 
 /** The known flavours, most specific first (BoringSSL also calls itself "OpenSSL ... compatible"). */
@@ -29,6 +34,23 @@ export const FLAVOUR_RULES: readonly FlavourRule[] = [
     // OPENSSL_VERSION_TEXT, e.g. "LibreSSL 3.8.2".
     text: /LibreSSL (\d+\.\d+\.\d+)/,
     versioned: true,
+  },
+  {
+    flavour: 'GnuTLS',
+    symbols: ['gnutls_global_init', 'gnutls_check_version'],
+    // lib/global.c logs "Enabled GnuTLS " VERSION " logging..." at start.
+    text: /Enabled GnuTLS (\d+\.\d+\.\d+)/,
+    versioned: true,
+  },
+  {
+    // NSS's plaintext goes through NSPR (libnspr4), so NSPR is what is probed and what is recognised:
+    // its version description (prvrsion.c) says "Portable runtime", and PR_GetVersion() returns
+    // PR_VERSION, a string of its own ("4.35", "4.36 Beta").
+    flavour: 'NSS',
+    symbols: ['PR_GetVersion', 'PR_ImportTCPSocket'],
+    text: /\0Portable runtime\0/,
+    versioned: true,
+    versionText: /\0(4\.\d{1,3}(?:\.\d{1,3})?)(?: Beta)?\0/,
   },
   {
     flavour: 'OpenSSL',
@@ -86,11 +108,28 @@ export const COMPANION_LIBRARY = /^lib(?:crypto|boringcrypto)[.-]/;
 // Text first: it is one bounded scan and also gives the version, while a marker symbol that is absent
 // from .dynsym sends the lookup through the whole .symtab (slow in a big unstripped executable).
 async function inspectOne(elf: ElfFile): Promise<FlavourInfo | undefined> {
-  const text = await flavourFromData(elf);
-  if (text && complete(text)) return text;
-  const rule = flavourFromSymbols(await elf.findFunctions(FLAVOUR_MARKER_SYMBOLS));
-  if (rule) return text?.flavour === rule.flavour ? text : { flavour: rule.flavour };
-  return text;
+  let info = await flavourFromData(elf);
+  if (info === undefined || !complete(info)) {
+    const rule = flavourFromSymbols(await elf.findFunctions(FLAVOUR_MARKER_SYMBOLS));
+    if (rule && info?.flavour !== rule.flavour) info = { flavour: rule.flavour };
+  }
+  if (info !== undefined && !complete(info)) {
+    const version = await versionFromData(elf, info.flavour);
+    if (version !== undefined) info = { flavour: info.flavour, version };
+  }
+  return info;
+}
+
+/** A settled flavour's version from its rule's versionText, if it has one. */
+async function versionFromData(elf: ElfFile, flavour: TlsFlavour): Promise<string | undefined> {
+  const pattern = FLAVOUR_RULES.find((r) => r.flavour === flavour)?.versionText;
+  if (pattern === undefined) return undefined;
+  for (const section of FLAVOUR_TEXT_SECTIONS) {
+    const hit = await elf.findInSection(section, pattern);
+    const version = hit === undefined ? undefined : pattern.exec(hit)?.[1];
+    if (version !== undefined) return version;
+  }
+  return undefined;
 }
 
 function complete(info: FlavourInfo): boolean {

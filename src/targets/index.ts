@@ -1,8 +1,20 @@
 // Target discovery: which files hold TLS functions to probe, and where in them.
 export type { TlsFlavour, ProbeFunction, ProbeTarget } from './types.js';
 export { TargetError } from './errors.js';
-export { systemTargets, processTargets, fileTarget, libraryDirs, LIBRARY_DIRS, LIBSSL_NAME, EXECUTABLE_NAMES } from './discover.js';
-export type { SystemDiscoveryOptions, ProcessDiscoveryOptions } from './discover.js';
+export {
+  systemTargets,
+  processTargets,
+  fileTarget,
+  libraryDirs,
+  strippedReason,
+  LIBRARY_DIRS,
+  ANDROID_LIBRARY_DIRS,
+  LIBSSL_NAME,
+  EXECUTABLE_NAMES,
+} from './discover.js';
+export type { SystemDiscoveryOptions, ProcessDiscoveryOptions, SkippedFile } from './discover.js';
+export { LIBRARY_FAMILIES, familyOf, familyOfFileName, isTlsLibraryName } from './families.js';
+export type { LibraryFamily } from './families.js';
 export { dedupeTargets } from './dedupe.js';
 export { clearAnalysisCache } from './analyze.js';
 export { readLdCache, parseLdCache, parseLdconfigOutput, LdCacheFormatError, LD_CACHE_PATH } from './ld-cache.js';

@@ -2,7 +2,7 @@
 import type { ProbedFunction } from '../events/types.js';
 
 /** The TLS library a file carries, as far as its symbols and read-only data tell. */
-export type TlsFlavour = 'OpenSSL' | 'BoringSSL' | 'LibreSSL' | 'unknown';
+export type TlsFlavour = 'OpenSSL' | 'BoringSSL' | 'LibreSSL' | 'GnuTLS' | 'NSS' | 'unknown';
 
 /** One TLS function to attach a uprobe to. */
 export interface ProbeFunction {
@@ -29,7 +29,7 @@ export interface ProbeTarget {
   buildId?: string;
   /** The functions found, in PROBED_FUNCTIONS order; at least one carries plaintext. */
   functions: ProbeFunction[];
-  /** The TLS functions the file does not define. */
+  /** Functions of the file's TLS APIs (LIBRARY_FAMILIES) that it does not define. */
   missing: ProbedFunction[];
   /** How the target was found. */
   source: 'system' | 'process' | 'lib-option' | 'executable';
