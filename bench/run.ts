@@ -1,0 +1,380 @@
+// `npm run bench`: what tracing costs a TLS program, against the uprobe floor, and the replay
+// pipeline's throughput. Every figure is printed next to its target; the whole run is written to
+// bench/results/<timestamp>.json. docs/performance.md explains each figure.
+//
+//   npm run bench                       live benchmark, then replay benchmark
+//   npm run bench -- --live             live only        npm run bench -- --replay   replay only
+//   --rounds 3 (BENCH_ROUNDS)           --n1k 200000 (BENCH_N_1K)   --n16k 20000 (BENCH_N_16K)
+//   --replay-mb 512 (BENCH_REPLAY_MB)     --from bench/results/FILE.json  (print an earlier run's tables)
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { join } from 'node:path';
+import { CaptureSession } from '../src/capture/session.js';
+import { resolveTargets } from '../src/commands/capture.js';
+import { EVENT_LAYOUT } from '../src/events/layout.js';
+import { clearAnalysisCache, fileTarget } from '../src/targets/index.js';
+import type { ProbeTarget } from '../src/targets/index.js';
+import {
+  LOADGEN,
+  ROOT,
+  atMost,
+  cliHasOption,
+  median,
+  mib,
+  restoreDevNull,
+  runLoadgen,
+  startWatchedTlstap,
+  table,
+  verdict,
+} from './common.js';
+import type { LoadgenResult, Target, TlstapRun } from './common.js';
+import { formatReplayTable, replayOptionsFrom, runReplayBench } from './replay.js';
+import type { ReplayBenchResult } from './replay.js';
+
+type ConfigName = 'untraced' | 'floor' | 'bpf only' | 'tlstap jsonl' | 'tlstap pcapng';
+// 'bpf only': tlstap.bpf.o with a consumer that drops every batch, in this process; what the
+// kernel side costs without tlstap's user space competing for the CPUs.
+const CONFIGS: readonly ConfigName[] = ['untraced', 'floor', 'bpf only', 'tlstap jsonl', 'tlstap pcapng'];
+
+/** One configuration's figures at one call size, over the rounds. */
+interface ConfigFigures {
+  config: ConfigName;
+  available: boolean;
+  note?: string;
+  usPerCall: number[];
+  medianUsPerCall: number;
+  ratioToFloor: number;
+  captured: number[];
+  eventsDropped: number[];
+  bytesTruncated: number[];
+  cpuSeconds: number[];
+  peakRss: number[];
+  peakRssAnon: number[];
+  startMs: number[];
+  attachMs: number[];
+  /** Calls loadgen made (writes + reads) per round. */
+  expectedCalls: number[];
+}
+
+interface SizeResult {
+  size: number;
+  calls: number;
+  configs: ConfigFigures[];
+  targets: Record<string, Target>;
+}
+
+function arg(args: string[], name: string, env: string, fallback: number): number {
+  const i = args.indexOf(name);
+  const text = i >= 0 ? args[i + 1] : process.env[env];
+  const value = text === undefined ? fallback : Number(text);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} (${env}) must be a positive whole number, got ${text}`);
+  return value;
+}
+
+let devNullChmods = 0;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function emptyFigures(config: ConfigName, available: boolean, note?: string): ConfigFigures {
+  return {
+    config,
+    available,
+    ...(note === undefined ? {} : { note }),
+    usPerCall: [],
+    medianUsPerCall: NaN,
+    ratioToFloor: NaN,
+    captured: [],
+    eventsDropped: [],
+    bytesTruncated: [],
+    cpuSeconds: [],
+    peakRss: [],
+    peakRssAnon: [],
+    startMs: [],
+    attachMs: [],
+    expectedCalls: [],
+  };
+}
+
+/**
+ * Uprobe programs already loaded by others (another tlstap, a test run, any tracer): each one adds its
+ * cost to every configuration here, "untraced" included, so the figures are only clean without them.
+ */
+function foreignProbePrograms(): string[] {
+  const r = spawnSync('bpftool', ['prog', 'list', '-j'], { encoding: 'utf8' });
+  if (r.status !== 0) return [];
+  const progs = JSON.parse(r.stdout) as { id: number; type: string; name?: string }[];
+  return progs.filter((p) => p.type === 'kprobe' || p.type === 'tracepoint').map((p) => `${p.id}:${p.name ?? '?'}`);
+}
+
+/** Milliseconds to find SSL_* in /usr/bin/node with our ELF reader (fresh analysis, median of 5). */
+async function nodeElfParseMs(): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    clearAnalysisCache();
+    const t0 = performance.now();
+    await fileTarget(process.execPath);
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+/** loadgen under a session loaded in this process: the floor, or tlstap.bpf.o with a no-op consumer. */
+async function runInProcess(
+  targets: ProbeTarget[],
+  loadArgs: string[],
+  object: 'floor.bpf.o' | 'tlstap.bpf.o',
+): Promise<{ load: LoadgenResult; attachMs: number; eventsDropped: number; calls: number }> {
+  const t0 = performance.now();
+  const session = CaptureSession.open(
+    targets,
+    {
+      comm: 'loadgen',
+      maxCallBytes: EVENT_LAYOUT.constants.DEFAULT_CALL_BYTES,
+      ringBufferBytes: object === 'floor.bpf.o' ? 1 << 20 : 64 << 20,
+    },
+    () => undefined,
+    object,
+  );
+  const attachMs = performance.now() - t0;
+  let load: LoadgenResult;
+  try {
+    load = await runLoadgen(loadArgs);
+  } catch (err) {
+    await session.stop();
+    throw err;
+  }
+  const counters = await session.stop();
+  return { load, attachMs, eventsDropped: counters.droppedEvents, calls: counters.calls };
+}
+
+async function runTlstap(extra: string[], loadArgs: string[]): Promise<{ load: LoadgenResult; run: TlstapRun; startMs: number; attachMs: number }> {
+  const tlstap = await startWatchedTlstap(['--comm', 'loadgen', ...extra]);
+  let load: LoadgenResult;
+  try {
+    load = await runLoadgen(loadArgs);
+  } catch (err) {
+    await tlstap.stop('SIGKILL');
+    throw err;
+  }
+  const run = await tlstap.stop('SIGINT');
+  if (restoreDevNull()) devNullChmods++;
+  if (run.code !== 0 || !run.summary) throw new Error(`tlstap ${extra.join(' ')} ended with code ${run.code}:\n${run.stderr}`);
+  return { load, run, startMs: tlstap.startMs, attachMs: tlstap.attachMs };
+}
+
+function sizeLabel(size: number): string {
+  return size >= 1024 ? `${size / 1024} KiB` : `${size} B`;
+}
+
+async function liveBench(rounds: number, sizes: { size: number; calls: number }[], log: (s: string) => void): Promise<{ results: SizeResult[]; elfParseMs: number; pcapng: boolean }> {
+  const root = process.getuid?.() === 0;
+  const pcapng = cliHasOption('-w');
+  const elfParseMs = await nodeElfParseMs();
+  log(`live: ELF parse of ${process.execPath}: ${elfParseMs.toFixed(0)} ms`);
+  const targets = root ? await resolveTargets({ lib: [] }) : [];
+  if (root) log(`live: probing ${targets.map((t) => t.displayPath).join(', ')}`);
+  else log('live: not root: only the untraced runs are possible');
+
+  const results: SizeResult[] = sizes.map(({ size, calls }) => ({
+    size,
+    calls,
+    configs: CONFIGS.map((c) => {
+      if (c === 'untraced') return emptyFigures(c, true);
+      if (!root) return emptyFigures(c, false, 'needs root');
+      if (c === 'tlstap pcapng' && !pcapng) return emptyFigures(c, false, 'not available: tlstap has no -w option yet');
+      return emptyFigures(c, true);
+    }),
+    targets: {},
+  }));
+
+  for (let round = 0; round < rounds; round++) {
+    for (const r of results) {
+      const loadArgs = ['-n', String(r.calls), '-s', String(r.size)];
+      // Rotate the order each round, so no configuration always follows the same one.
+      const order = r.configs.map((_, i) => r.configs[(i + round) % r.configs.length]!);
+      for (const f of order) {
+        if (!f.available) continue;
+        await sleep(300);
+        let load: LoadgenResult;
+        if (f.config === 'untraced') {
+          load = await runLoadgen(loadArgs);
+        } else if (f.config === 'floor' || f.config === 'bpf only') {
+          const res = await runInProcess(targets, loadArgs, f.config === 'floor' ? 'floor.bpf.o' : 'tlstap.bpf.o');
+          load = res.load;
+          f.attachMs.push(res.attachMs);
+          if (f.config === 'bpf only') {
+            f.eventsDropped.push(res.eventsDropped);
+            f.captured.push(res.calls);
+          }
+        } else {
+          // `-w FILE` comes on top of the stdout format (text); `-w -` puts pcapng alone on stdout,
+          // which is /dev/null here.
+          const out = f.config === 'tlstap jsonl' ? ['-f', 'jsonl', '-o', '/dev/null'] : ['-w', '-'];
+          const res = await runTlstap(out, loadArgs);
+          load = res.load;
+          const s = res.run.summary!;
+          f.captured.push(s.calls);
+          f.eventsDropped.push(s.eventsDropped);
+          f.bytesTruncated.push(s.bytesTruncated);
+          f.cpuSeconds.push(res.run.cpuSeconds);
+          f.peakRss.push(res.run.peakRss);
+          f.peakRssAnon.push(res.run.peakRssAnon);
+          f.startMs.push(res.startMs);
+          f.attachMs.push(res.attachMs);
+        }
+        f.usPerCall.push(load.us_per_call);
+        f.expectedCalls.push(load.calls + load.read_calls);
+        log(`live: round ${round + 1}/${rounds} ${sizeLabel(r.size)} × ${r.calls} ${f.config}: ${load.us_per_call.toFixed(2)} µs/call`);
+      }
+    }
+  }
+
+  summarize(results);
+  return { results, elfParseMs, pcapng };
+}
+
+/** Medians, ratios and targets of every configuration, from the rounds' figures. */
+function summarize(results: SizeResult[]): void {
+  for (const r of results) {
+    r.targets = {};
+    for (const f of r.configs) f.medianUsPerCall = median(f.usPerCall);
+    const floor = r.configs.find((f) => f.config === 'floor')!.medianUsPerCall;
+    for (const f of r.configs) f.ratioToFloor = f.medianUsPerCall / floor;
+    const limit = r.size <= 1024 ? 1.1 : 1.25;
+    for (const f of r.configs.filter((c) => c.config.startsWith('tlstap'))) {
+      r.targets[`${f.config} / floor`] = atMost(f.available ? f.ratioToFloor : undefined, limit, `≤ ${limit.toFixed(2)}`);
+      const maxDropped = f.eventsDropped.length ? Math.max(...f.eventsDropped) : undefined;
+      if (r.size === 1024) {
+        const label = r.calls >= 200_000 ? '0 dropped (200 000 × 1 KiB)' : `0 dropped (only ${r.calls} calls run; the target is for 200 000)`;
+        r.targets[`${f.config} events dropped`] = atMost(maxDropped, 0, label);
+      }
+      // Every call loadgen made is either captured or counted as dropped, in every round.
+      const accounted = f.captured.every((c, i) => c + f.eventsDropped[i]! === f.expectedCalls[i]);
+      r.targets[`${f.config} accounted`] = {
+        text: 'captured + dropped = made, every round',
+        met: f.available && f.captured.length > 0 ? accounted : undefined,
+      };
+      r.targets[`${f.config} start to capturing`] = atMost(f.startMs.length ? median(f.startMs) : undefined, 300, '< 300 ms');
+    }
+  }
+}
+
+function fmt(n: number, digits = 2): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
+}
+
+function liveTable(results: SizeResult[]): string {
+  const rows: string[][] = [
+    ['size × calls', 'configuration', 'µs/call', 'ratio to floor', 'captured / calls made', 'events dropped: median (max)', 'bytes truncated', 'tlstap CPU s', 'peak RSS (anon)', 'start → capturing'],
+  ];
+  for (const r of results) {
+    for (const f of r.configs) {
+      const label = `${sizeLabel(r.size)} × ${r.calls}`;
+      if (!f.available) {
+        rows.push([label, f.config, f.note ?? 'not available', '', '', '', '', '', '', '']);
+        continue;
+      }
+      const t = (key: string): string => {
+        const target = r.targets[`${f.config} ${key}`];
+        return target ? ` [${target.text}: ${verdict(target)}]` : '';
+      };
+      const traced = f.config.startsWith('tlstap');
+      rows.push([
+        label,
+        f.config,
+        fmt(f.medianUsPerCall),
+        fmt(f.ratioToFloor) + t('/ floor'),
+        traced || f.config === 'bpf only' ? `${median(f.captured)} / ${median(f.expectedCalls)}${t('accounted')}` : '',
+        traced || f.config === 'bpf only' ? `${median(f.eventsDropped)} (max ${Math.max(...f.eventsDropped)})${t('events dropped')}` : '',
+        traced ? String(Math.max(...f.bytesTruncated)) : '',
+        traced ? fmt(median(f.cpuSeconds)) : '',
+        traced ? `${mib(median(f.peakRss))} (${mib(median(f.peakRssAnon))})` : '',
+        traced
+          ? `${fmt(median(f.startMs), 0)} ms (attach ${fmt(median(f.attachMs), 0)} ms)${t('start to capturing')}`
+          : f.attachMs.length
+            ? `attach ${fmt(median(f.attachMs), 0)} ms`
+            : '',
+      ]);
+    }
+  }
+  return table(rows);
+}
+
+/** `--from FILE`: prints the tables of an earlier results file again (with this version's targets). */
+function reprint(file: string): void {
+  const report = JSON.parse(readFileSync(file, 'utf8')) as {
+    live?: { results: SizeResult[]; elfParseMs: number };
+    replay?: ReplayBenchResult;
+    rounds: number;
+  };
+  if (report.live) {
+    summarize(report.live.results);
+    process.stdout.write(`Live: medians of ${report.rounds} rounds\n${liveTable(report.live.results)}\n`);
+    process.stdout.write(`ELF parse of /usr/bin/node: ${fmt(report.live.elfParseMs, 0)} ms\n`);
+  }
+  if (report.replay) process.stdout.write(`\n${formatReplayTable(report.replay)}\n`);
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const from = args.indexOf('--from');
+  if (from >= 0) {
+    reprint(args[from + 1] ?? '');
+    return;
+  }
+  const onlyReplay = args.includes('--replay');
+  const onlyLive = args.includes('--live');
+  const rounds = arg(args, '--rounds', 'BENCH_ROUNDS', 3);
+  const sizes = [
+    { size: 1024, calls: arg(args, '--n1k', 'BENCH_N_1K', 200_000) },
+    { size: 16384, calls: arg(args, '--n16k', 'BENCH_N_16K', 20_000) },
+  ];
+  const log = (s: string): void => void process.stderr.write(`${s}\n`);
+  const started = new Date();
+  const report: Record<string, unknown> = {
+    startedAt: started.toISOString(),
+    host: { kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version },
+    rounds,
+  };
+
+  if (!onlyReplay) {
+    const build = spawnSync('bash', [join(ROOT, 'bench/build.sh')], { encoding: 'utf8' });
+    if (build.status !== 0) throw new Error(`bench/build.sh failed:\n${build.stderr}`);
+    log(`live: ${LOADGEN}; ${rounds} rounds, alternating`);
+    const foreign = foreignProbePrograms();
+    report.foreignProbesAtStart = foreign;
+    if (foreign.length > 0) {
+      process.stdout.write(
+        `warning: ${foreign.length} kprobe/uprobe/tracepoint programs of other processes are loaded (${foreign.join(', ')}): ` +
+          'if they probe libssl, every figure below, "untraced" too, carries their cost\n',
+      );
+    }
+    const live = await liveBench(rounds, sizes, log);
+    report.live = live;
+    process.stdout.write(`\nLive: loadgen N × SSL_write of S bytes over loopback TLS 1.3, reader SSL_reads them; medians of ${rounds} rounds\n`);
+    process.stdout.write(`${liveTable(live.results)}\n`);
+    const elf = atMost(live.elfParseMs, 300, '< 300 ms');
+    process.stdout.write(`ELF parse of ${process.execPath} (SSL_* lookup, fresh): ${fmt(live.elfParseMs, 0)} ms [${elf.text}: ${verdict(elf)}]\n`);
+    report.elfParseTarget = elf;
+    if (devNullChmods > 0) {
+      process.stdout.write(`note: tlstap -o /dev/null set /dev/null to mode 0600 in ${devNullChmods} runs; the bench put it back to 0666 each time\n`);
+    }
+  }
+  if (!onlyLive) {
+    const replay: ReplayBenchResult = await runReplayBench({ ...replayOptionsFrom(args), rounds, log });
+    report.replay = replay;
+    process.stdout.write(`\n${formatReplayTable(replay)}\n`);
+  }
+
+  const dir = join(ROOT, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`\nwritten: ${file}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,94 @@
+// End-to-end, as root: when the ring buffer is too small, tlstap loses calls — and says exactly
+// how many. Every call loadgen made is either in the output or counted as dropped, never neither.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { DataRecord, SummaryRecord } from '../src/output/index.js';
+import { requireRoot } from './support/privileges.js';
+import { parseJsonl, startTlstap } from './support/tlstap-process.js';
+import type { TlstapProcess } from './support/tlstap-process.js';
+
+type Line = DataRecord | SummaryRecord;
+
+const LOADGEN = fileURLToPath(new URL('../../bench/bin/loadgen', import.meta.url));
+const CALLS = 20_000;
+const SIZE = 1024;
+
+interface LoadgenResult {
+  calls: number;
+  read_calls: number;
+  writer_pid: number;
+  reader_pid: number;
+}
+
+function loadgen(path: string, calls: number, size: number): Promise<LoadgenResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(path, ['-n', String(calls), '-s', String(size)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      if (code !== 0) reject(new Error(`loadgen exited ${code}: ${err}`));
+      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as LoadgenResult);
+    });
+  });
+}
+
+test(`a 16 KiB ring buffer under ${CALLS} × 1 KiB calls: captured + dropped = every call, and the dropped bytes add up`, { timeout: 180_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-drops-'));
+  let tlstap: TlstapProcess | undefined;
+  try {
+    // loadgen under a name of its own, so --comm sees only this test's writer and reader.
+    const comm = `td${randomBytes(6).toString('hex')}`;
+    const lg = join(dir, comm);
+    copyFileSync(LOADGEN, lg);
+    chmodSync(lg, 0o755);
+    const out = join(dir, 'out.jsonl');
+
+    // 16 KiB holds about 14 records of a 1 KiB call: far too few for a writer and a reader at full speed.
+    tlstap = await startTlstap(['--comm', comm, '--ring-buffer', '16k', '-f', 'jsonl', '-o', out]);
+    const load = await loadgen(lg, CALLS, SIZE);
+    const exit = await tlstap.stop('SIGINT');
+    assert.equal(exit.code, 0, exit.stderr);
+    // Each 1 KiB write arrives in one TLS record, which the reader's SSL_read returns whole.
+    assert.equal(load.read_calls, CALLS, 'one SSL_read per SSL_write');
+
+    const lines = parseJsonl<Line>(readFileSync(out, 'utf8'));
+    const summary = lines.at(-1) as SummaryRecord;
+    assert.equal(summary.type, 'summary');
+    const data = lines.filter((l): l is DataRecord => l.type === 'data');
+    assert.ok(data.every((r) => r.comm === comm && (r.pid === load.writer_pid || r.pid === load.reader_pid)));
+    assert.ok(data.every((r) => r.len === SIZE && r.lost === 0 && r.truncated === 0), 'a call is captured whole or not at all');
+
+    assert.ok(summary.events_dropped > 0, `the tiny ring buffer overflowed (dropped ${summary.events_dropped})`);
+    assert.ok(data.length > 0, 'some calls got through');
+    // A 1 KiB call is one record: every call is either captured or counted as dropped. Connection
+    // events (open, fd, close: a handful per connection) share the ring buffer and the drop
+    // counter, so events_dropped may also hold a few of those for loadgen's 2 connections.
+    const connEvents = lines.length - data.length - 1;
+    const surplus = data.length + summary.events_dropped - 2 * CALLS;
+    assert.ok(
+      surplus >= 0 && surplus <= 10,
+      `captured ${data.length} + dropped ${summary.events_dropped} vs ${2 * CALLS} calls (${connEvents} connection events seen)`,
+    );
+    assert.equal(summary.calls, data.length);
+    assert.equal(summary.bytes_dropped, (summary.events_dropped - surplus) * SIZE, 'the dropped calls\' bytes, to the byte');
+    assert.match(exit.stderr, new RegExp(`events dropped:\\s+${summary.events_dropped}\\n`));
+    assert.match(exit.stderr, /warning: the ring buffer was full/);
+  } finally {
+    // A failed assertion must not leave tlstap attached (and the test runner waiting on it).
+    if (tlstap && tlstap.child.exitCode === null && tlstap.child.signalCode === null) {
+      tlstap.child.kill('SIGKILL');
+      await tlstap.exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,406 @@
+// End-to-end, as root: tlstap survives what happens to real tracers — signals, a reader that goes
+// away, kill -9, a traced program killed mid-call — and never writes through a planted symlink.
+//
+// Traffic comes from bench/bin/loadgen, copied under a name of its own for each test so that
+// `--comm` sees only this test's processes even when other captures run on the machine.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createSelfSignedCert } from '../src/demo/cert.js';
+import type { DataRecord, SummaryRecord } from '../src/output/index.js';
+import { requireRoot } from './support/privileges.js';
+import { parseJsonl, runTlstap, startTlstap } from './support/tlstap-process.js';
+import type { TlstapProcess } from './support/tlstap-process.js';
+
+type Line = DataRecord | SummaryRecord;
+
+const LOADGEN = fileURLToPath(new URL('../../bench/bin/loadgen', import.meta.url));
+const PATTERN_MOD = 251;
+
+/** A private directory with loadgen copied in under a unique name, the comm to filter on. */
+function workdir(): { dir: string; comm: string; loadgen: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-faults-'));
+  // The kernel keeps 15 bytes of a thread's name: 'tf' + 12 hex digits fits.
+  const comm = `tf${randomBytes(6).toString('hex')}`;
+  const loadgen = join(dir, comm);
+  copyFileSync(LOADGEN, loadgen);
+  chmodSync(loadgen, 0o755);
+  return { dir, comm, loadgen };
+}
+
+interface LoadgenResult {
+  calls: number;
+  read_calls: number;
+  writer_pid: number;
+  reader_pid: number;
+}
+
+/** Runs loadgen to completion. */
+function loadgen(path: string, calls: number, size: number): Promise<LoadgenResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(path, ['-n', String(calls), '-s', String(size)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      if (code !== 0) reject(new Error(`loadgen exited ${code}: ${err}`));
+      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as LoadgenResult);
+    });
+  });
+}
+
+function payload(r: DataRecord): Buffer {
+  return r.text !== undefined ? Buffer.from(r.text, 'utf8') : Buffer.from(r.base64 ?? '', 'base64');
+}
+
+/** loadgen's plaintext is byte p = p % 251 of the stream: every call continues the pattern. */
+function followsPattern(data: Buffer): boolean {
+  for (let k = 1; k < data.length; k++) if (data[k] !== (data[0]! + k) % PATTERN_MOD) return false;
+  return true;
+}
+
+/** No stack trace: no "    at fn (file:line)" lines and no uncaught error names. */
+function assertNoStackTrace(stderr: string): void {
+  assert.doesNotMatch(stderr, /^\s+at .+/m, `stack trace on stderr:\n${stderr}`);
+  assert.doesNotMatch(stderr, /Uncaught|node:internal/, stderr);
+}
+
+/** BPF object ids (programs, links, maps) a live process holds, from /proc/PID/fdinfo. */
+function bpfIdsOf(pid: number): { progs: Set<number>; links: Set<number>; maps: Map<number, { type: number; maxEntries: number }> } {
+  const progs = new Set<number>();
+  const links = new Set<number>();
+  const maps = new Map<number, { type: number; maxEntries: number }>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    let target: string;
+    let info: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
+    } catch {
+      continue;
+    }
+    const field = (name: string): number | undefined => {
+      const m = new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(info);
+      return m ? Number(m[1]) : undefined;
+    };
+    if (target === 'anon_inode:bpf-prog') progs.add(field('prog_id')!);
+    else if (target === 'anon_inode:bpf_link') links.add(field('link_id')!);
+    else if (target === 'anon_inode:bpf-map') maps.set(field('map_id')!, { type: field('map_type')!, maxEntries: field('max_entries')! });
+  }
+  return { progs, links, maps };
+}
+
+/** Ids of every loaded program (or link) on the system, from bpftool. */
+function loadedIds(kind: 'prog' | 'link'): Set<number> {
+  const r = spawnSync('bpftool', [kind, 'list', '-j'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `bpftool ${kind} list failed: ${r.stderr}`);
+  return new Set((JSON.parse(r.stdout) as { id: number }[]).map((p) => p.id));
+}
+
+/** Names of loaded programs by id. */
+function programNames(): Map<number, string> {
+  const r = spawnSync('bpftool', ['prog', 'list', '-j'], { encoding: 'utf8' });
+  return new Map((JSON.parse(r.stdout) as { id: number; name?: string }[]).map((p) => [p.id, p.name ?? '']));
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Long enough for a slow, busy machine; a hang fails the test instead of stalling the run. */
+const TIMEOUT = { timeout: 180_000 };
+
+/** Every tlstap a test starts, killed at the end if a failed assertion left it running. */
+class Started {
+  private readonly all: TlstapProcess[] = [];
+
+  async start(args: readonly string[]): Promise<TlstapProcess> {
+    const p = await startTlstap(args);
+    this.all.push(p);
+    return p;
+  }
+
+  async killAll(): Promise<void> {
+    for (const p of this.all) {
+      if (p.child.exitCode === null && p.child.signalCode === null) {
+        p.child.kill('SIGKILL');
+        await p.exited;
+      }
+    }
+  }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  test(`${signal} stops a capture cleanly: exit 0, summary on stderr, the output file complete`, TIMEOUT, async (t) => {
+    if (!requireRoot(t)) return;
+  const started = new Started();
+    const { dir, comm, loadgen: lg } = workdir();
+    try {
+      const out = join(dir, 'out.jsonl');
+      const tlstap = await started.start(['--comm', comm, '-f', 'jsonl', '-o', out]);
+      const load = await loadgen(lg, 2000, 1024);
+      const exit = await tlstap.stop(signal);
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.match(exit.stderr, new RegExp(`stopp(ed|ing) \\(${signal}\\)`));
+      assert.match(exit.stderr, /tlstap: \d+ calls?, \d+ bytes? captured/);
+      assert.match(exit.stderr, /events dropped:\s+0/);
+      assertNoStackTrace(exit.stderr);
+
+      const text = readFileSync(out, 'utf8');
+      assert.ok(text.endsWith('\n'), 'the last line is whole');
+      const lines = parseJsonl<Line>(text);
+      const summary = lines.at(-1) as SummaryRecord;
+      assert.equal(summary.type, 'summary', 'the file ends with the summary line');
+      const data = lines.filter((l): l is DataRecord => l.type === 'data');
+      assert.equal(data.length, load.calls + load.read_calls, 'every write and read is in the file');
+      assert.equal(summary.calls, data.length);
+      assert.equal(summary.events_dropped, 0);
+      assert.ok(data.every((r) => r.comm === comm && r.len === 1024 && followsPattern(payload(r))));
+    } finally {
+      await started.killAll();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('a signal sent the moment tlstap says "capturing" still stops it cleanly', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm } = workdir();
+  try {
+    // A script or a user may stop tlstap as soon as it reports its probes live: ten times over,
+    // each stop must be a clean one (signal handled, summary printed, exit 0).
+    for (let i = 0; i < 10; i++) {
+      const out = join(dir, `out${i}.jsonl`);
+      const tlstap = await started.start(['--comm', comm, '-f', 'jsonl', '-o', out]);
+      const exit = await tlstap.stop('SIGTERM');
+      assert.equal(exit.signal, null, `run ${i}: tlstap was killed by the signal instead of handling it`);
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.match(exit.stderr, /stopp(ed|ing) \(SIGTERM\)/);
+      assert.equal((parseJsonl<Line>(readFileSync(out, 'utf8')).at(-1) as SummaryRecord).type, 'summary');
+    }
+  } finally {
+    await started.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stdout closed early (tlstap | head -c 100) while traffic flows: clean exit, no stack trace', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm, loadgen: lg } = workdir();
+  try {
+    const tlstap = await started.start(['--comm', comm, '-f', 'text']);
+    const stdout = tlstap.child.stdout!;
+    const traffic = loadgen(lg, 20_000, 1024);
+    // What `head -c 100` does: read 100 bytes, then close the pipe.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no 100 bytes of output within 30 s:\n${tlstap.stderr()}`)), 30_000);
+      const check = (): void => {
+        if (tlstap.stdout().length < 100) return;
+        clearTimeout(timer);
+        stdout.off('data', check);
+        stdout.destroy();
+        resolve();
+      };
+      stdout.on('data', check);
+    });
+    const timer = setTimeout(() => tlstap.child.kill('SIGKILL'), 20_000);
+    const exit = await tlstap.exited;
+    clearTimeout(timer);
+    await traffic;
+    assert.equal(exit.signal, null, 'tlstap ended by itself, not killed');
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.match(exit.stderr, /stopp(ed|ing) \(output\b[^)]*closed/);
+    assertNoStackTrace(exit.stderr);
+  } finally {
+    await started.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('kill -9: no program or link of ours remains, and the --record file replays up to its last whole frame', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm, loadgen: lg } = workdir();
+  try {
+    const record = join(dir, 'run.tlstap');
+    const tlstap = await started.start(['--comm', comm, '-f', 'jsonl', '-o', join(dir, 'out.jsonl'), '--record', record]);
+    const ours = bpfIdsOf(tlstap.child.pid!);
+    const names = programNames();
+    const held = new Set([...ours.progs].map((id) => names.get(id)));
+    assert.ok(held.has('probe_enter') && held.has('probe_return'), `tlstap holds our programs: ${[...held].join(', ')}`);
+    assert.ok(ours.links.size >= 2, 'and their links');
+
+    // Kill it while calls are streaming, after some frames have reached the file.
+    const traffic = loadgen(lg, 100_000, 1024);
+    const deadline = Date.now() + 15_000;
+    while (statSync(record).size < 2 << 20 && Date.now() < deadline) await sleep(20);
+    tlstap.child.kill('SIGKILL');
+    const exit = await tlstap.exited;
+    assert.equal(exit.signal, 'SIGKILL');
+    await traffic;
+
+    // The kernel releases programs and links when the last fd closes; allow it a moment.
+    let leftProgs: number[] = [];
+    let leftLinks: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const progs = loadedIds('prog');
+      const links = loadedIds('link');
+      leftProgs = [...ours.progs].filter((id) => progs.has(id));
+      leftLinks = [...ours.links].filter((id) => links.has(id));
+      if (leftProgs.length === 0 && leftLinks.length === 0) break;
+      await sleep(100);
+    }
+    assert.deepEqual(leftProgs, [], 'programs of the killed tlstap still loaded');
+    assert.deepEqual(leftLinks, [], 'links of the killed tlstap still attached');
+
+    const replay = await runTlstap(['replay', record, '-f', 'jsonl']);
+    // A file cut by the kill ends inside a frame (exit 1, said so) or happens to end on a frame boundary.
+    if (replay.code !== 0) {
+      assert.equal(replay.code, 1);
+      assert.match(replay.stderr, /replay stopped at byte \d+: truncated/);
+    }
+    assertNoStackTrace(replay.stderr);
+    const lines = parseJsonl<Line>(replay.stdout.toString());
+    const data = lines.filter((l): l is DataRecord => l.type === 'data');
+    assert.ok(data.length > 0, 'the frames written before the kill are replayed');
+    assert.ok(data.every((r) => r.comm === comm && r.len === 1024 && r.lost === 0 && followsPattern(payload(r))), 'each replayed call is whole and intact');
+  } finally {
+    await started.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// A client that completes a TLS handshake with its own in-process server and then blocks in
+// SSL_read_ex (the server never sends). It renames its threads to the test's comm first.
+const BLOCKED_READER = `
+import ctypes, socket, ssl, sys, threading
+ctypes.CDLL(None).prctl(15, sys.argv[3].encode(), 0, 0, 0)  # PR_SET_NAME
+srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+srv.load_cert_chain(sys.argv[1], sys.argv[2])
+ls = socket.create_server(('127.0.0.1', 0))
+def serve():
+    conn = srv.wrap_socket(ls.accept()[0], server_side=True)
+    threading.Event().wait()
+threading.Thread(target=serve, daemon=True).start()
+cli = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+cli.check_hostname = False
+cli.verify_mode = ssl.CERT_NONE
+s = cli.wrap_socket(socket.create_connection(ls.getsockname()))
+print('ready', flush=True)
+s.recv(100)
+`;
+
+test('a traced program killed inside SSL_read leaves a bounded entry behind, and capture goes on', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm, loadgen: lg } = workdir();
+  const cert = await createSelfSignedCert();
+  let py: ChildProcess | undefined;
+  try {
+    const out = join(dir, 'out.jsonl');
+    writeFileSync(join(dir, 'blocked.py'), BLOCKED_READER);
+    const tlstap = await started.start(['--comm', comm, '-f', 'jsonl', '-o', out]);
+    const ours = bpfIdsOf(tlstap.child.pid!);
+    // The map of calls in flight, keyed by thread: an LRU hash (BPF_MAP_TYPE_LRU_HASH = 9), so bounded.
+    const mapName = (id: number): string | undefined => {
+      const r = spawnSync('bpftool', ['map', 'show', 'id', String(id), '-j'], { encoding: 'utf8' });
+      return r.status === 0 ? (JSON.parse(r.stdout) as { name?: string }).name : undefined;
+    };
+    const inflight = [...ours.maps].filter(([id]) => mapName(id) === 'inflight');
+    assert.equal(inflight.length, 1, 'one map of calls in flight');
+    const [inflightId, inflightMap] = inflight[0]!;
+    assert.equal(inflightMap.type, 9, 'an LRU hash');
+    assert.ok(inflightMap.maxEntries > 0 && inflightMap.maxEntries <= 65536, `bounded: ${inflightMap.maxEntries} entries`);
+    const entries = (): number => {
+      const r = spawnSync('bpftool', ['map', 'dump', 'id', String(inflightId), '-j'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return (JSON.parse(r.stdout) as unknown[]).length;
+    };
+
+    const reader = spawn('python3', [join(dir, 'blocked.py'), cert.certPath, cert.keyPath, comm], { stdio: ['ignore', 'pipe', 'pipe'] });
+    py = reader;
+    let pyErr = '';
+    reader.stderr!.setEncoding('utf8').on('data', (s: string) => (pyErr += s));
+    const closed = new Promise((r) => reader.once('close', r));
+    await new Promise<void>((resolve, reject) => {
+      reader.stdout!.setEncoding('utf8').on('data', (s: string) => s.includes('ready') && resolve());
+      void closed.then(() => reject(new Error(`python exited before blocking: ${pyErr}`)));
+    });
+    await sleep(300);
+    const whileBlocked = entries();
+    assert.ok(whileBlocked >= 1, 'the blocked SSL_read_ex is in flight');
+    reader.kill('SIGKILL');
+    await closed;
+
+    // Later calls are captured whole, and the dead thread's entry is the only one left over.
+    const load = await loadgen(lg, 2000, 1024);
+    assert.ok(entries() <= whileBlocked, 'in-flight entries do not grow');
+    const exit = await tlstap.stop('SIGINT');
+    assert.equal(exit.code, 0, exit.stderr);
+    const data = parseJsonl<Line>(readFileSync(out, 'utf8')).filter(
+      (l): l is DataRecord => l.type === 'data' && (l.pid === load.writer_pid || l.pid === load.reader_pid),
+    );
+    assert.equal(data.length, load.calls + load.read_calls);
+
+    // A second capture, a fresh load, works the same.
+    const out2 = join(dir, 'out2.jsonl');
+    const again = await started.start(['--comm', comm, '-f', 'jsonl', '-o', out2]);
+    const load2 = await loadgen(lg, 2000, 1024);
+    const exit2 = await again.stop('SIGINT');
+    assert.equal(exit2.code, 0, exit2.stderr);
+    const data2 = parseJsonl<Line>(readFileSync(out2, 'utf8')).filter((l): l is DataRecord => l.type === 'data');
+    assert.equal(data2.length, load2.calls + load2.read_calls);
+  } finally {
+    py?.kill('SIGKILL');
+    await started.killAll();
+    await cert.remove();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('-o creates the file 0600 and refuses a symlink planted at the path; the link target stays untouched', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm, loadgen: lg } = workdir();
+  try {
+    // A new file, and an existing world-readable one: both end up 0600.
+    const fresh = join(dir, 'fresh.jsonl');
+    const existing = join(dir, 'existing.jsonl');
+    writeFileSync(existing, 'old\n', { mode: 0o644 });
+    for (const path of [fresh, existing]) {
+      const tlstap = await started.start(['--comm', comm, '-f', 'jsonl', '-o', path]);
+      await loadgen(lg, 10, 1024);
+      // Stopping the moment "capturing" appears is the separate signal test's business.
+      await sleep(200);
+      const exit = await tlstap.stop('SIGINT');
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.equal(statSync(path).mode & 0o777, 0o600, `${path} is private`);
+      assert.equal((parseJsonl<Line>(readFileSync(path, 'utf8')).at(-1) as SummaryRecord).type, 'summary');
+    }
+
+    // Planted symlinks, for -o and for --record.
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'precious\n', { mode: 0o644 });
+    for (const option of ['-o', '--record']) {
+      const link = join(dir, `link${option}`);
+      symlinkSync(victim, link);
+      const r = await runTlstap(['--comm', comm, '-f', 'jsonl', option, link, '--duration', '2']);
+      assert.equal(r.code, 1, `${option}: ${r.stderr}`);
+      assert.match(r.stderr, /symbolic link/, `${option}: says why`);
+      assertNoStackTrace(r.stderr);
+      assert.equal(readFileSync(victim, 'utf8'), 'precious\n', `${option}: the target is untouched`);
+      assert.equal(statSync(victim).mode & 0o777, 0o644, `${option}: the target keeps its mode`);
+    }
+  } finally {
+    await started.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
