@@ -168,7 +168,7 @@ struct {
 /* Size set by user space before load (--ring-buffer). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 << 20);
+	__uint(max_entries, 16 << 20);
 } events SEC(".maps");
 
 struct {

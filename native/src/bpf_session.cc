@@ -6,6 +6,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <linux/bpf.h>
 #include <sys/syscall.h>
@@ -103,6 +104,7 @@ Napi::Function BpfSession::Define(Napi::Env env)
 				   InstanceMethod("attachUprobeMulti", &BpfSession::AttachUprobeMulti),
 				   InstanceMethod("startPolling", &BpfSession::StartPolling),
 				   InstanceMethod("stopPolling", &BpfSession::StopPolling),
+				   InstanceMethod("pausePolling", &BpfSession::PausePolling),
 				   InstanceMethod("sumPercpuArray", &BpfSession::SumPercpuArray),
 				   InstanceMethod("detachAll", &BpfSession::DetachAll),
 				   InstanceMethod("close", &BpfSession::Close),
@@ -329,6 +331,12 @@ void BpfSession::FlushBatch()
 void BpfSession::PollLoop()
 {
 	while (!stop_.load(std::memory_order_relaxed)) {
+		if (paused_.load(std::memory_order_relaxed)) {
+			// The outputs are behind: leave the records in the ring buffer, where the kernel
+			// counts what does not fit, instead of queueing them in this process.
+			std::this_thread::sleep_for(std::chrono::milliseconds(2));
+			continue;
+		}
 		int ret = ring_buffer__poll(ring_, poll_timeout_ms_);
 		if (ret < 0 && ret != -EINTR) {
 			poll_error_ = -ret;
@@ -394,6 +402,12 @@ Napi::Value BpfSession::StopPolling(const Napi::CallbackInfo &info)
 {
 	stop_ = true;
 	return info.Env().Undefined();
+}
+
+// pausePolling(paused): stops or resumes reading the ring buffer (backpressure from the outputs).
+void BpfSession::PausePolling(const Napi::CallbackInfo &info)
+{
+	paused_ = info[0].As<Napi::Boolean>().Value();
 }
 
 // sumPercpuArray(map) -> bigint[]: each key's value summed over every possible CPU.

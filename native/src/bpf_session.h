@@ -30,6 +30,7 @@ private:
 	Napi::Value AttachUprobeMulti(const Napi::CallbackInfo &info);
 	Napi::Value StartPolling(const Napi::CallbackInfo &info);
 	Napi::Value StopPolling(const Napi::CallbackInfo &info);
+	void PausePolling(const Napi::CallbackInfo &info);
 	Napi::Value SumPercpuArray(const Napi::CallbackInfo &info);
 	Napi::Value DetachAll(const Napi::CallbackInfo &info);
 	void Close(const Napi::CallbackInfo &info);
@@ -51,6 +52,7 @@ private:
 	struct ring_buffer *ring_ = nullptr;
 	std::thread poller_;
 	std::atomic<bool> stop_{false};
+	std::atomic<bool> paused_{false};
 	bool polling_ = false;
 	Napi::ThreadSafeFunction deliver_;
 	size_t batch_limit_ = 4 << 20;

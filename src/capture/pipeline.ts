@@ -70,6 +70,12 @@ export class CallPipeline {
     for (const sink of this.sinks) sink.connection?.(event);
   }
 
+  /** Resolves once every sink that is behind has caught up, or undefined when none is behind. */
+  backlog(): Promise<void> | undefined {
+    const behind = this.sinks.filter((s) => s.needsDrain === true && s.drained);
+    return behind.length === 0 ? undefined : Promise.all(behind.map((s) => s.drained!())).then(() => undefined);
+  }
+
   /** Records the decoder could not use (unknown kind, malformed). */
   get unusableRecords(): number {
     return this.decoder.stats.unknownRecords + this.decoder.stats.malformedRecords;

@@ -120,6 +120,11 @@ export class CaptureSession {
     }
   }
 
+  /** Stops or resumes reading the ring buffer (while outputs are behind, the kernel buffers and counts). */
+  pause(paused: boolean): void {
+    if (!this.closed) this.native.pausePolling(paused);
+  }
+
   /** Current kernel counters. */
   counters(): KernelCounters {
     const sums = this.native.sumPercpuArray('counters').map(Number);
@@ -140,6 +145,7 @@ export class CaptureSession {
     if (this.closed) throw new Error('capture session already stopped');
     this.closed = true;
     await this.native.detachAll();
+    this.native.pausePolling(false);
     this.native.stopPolling();
     const pollError = await this.polling;
     const final = this.counters();

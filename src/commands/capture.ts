@@ -12,7 +12,9 @@ import { formatStatsLine } from '../output/index.js';
 import { openOutputs } from './outputs.js';
 import { RecordWriter } from '../record/index.js';
 import { dedupeTargets, fileTarget, processTargets, systemTargets, TargetError } from '../targets/index.js';
-import type { ProbeTarget } from '../targets/index.js';
+import type { ProbeTarget, SkippedFile } from '../targets/index.js';
+import { catchStopSignals } from './signals.js';
+import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
 import type { CaptureOptions } from './options.js';
 import { hostInfo, tlstapVersion } from '../version.js';
@@ -23,18 +25,25 @@ export interface CaptureResult {
   targets: ProbeTarget[];
 }
 
-/** Finds the files to probe for these options; errors say what was looked for. */
-export async function resolveTargets(opts: Pick<CaptureOptions, 'pid' | 'lib'>): Promise<ProbeTarget[]> {
-  const found = opts.pid !== undefined ? await processTargets(opts.pid) : await systemTargets();
+/** Finds the files to probe for these options, and the ones that cannot be; errors say what was looked for. */
+export async function resolveTargetsReporting(opts: Pick<CaptureOptions, 'pid' | 'lib'>): Promise<{ targets: ProbeTarget[]; skipped: SkippedFile[] }> {
+  const skipped: SkippedFile[] = [];
+  const onSkip = (path: string, reason: string) => skipped.push({ path, reason });
+  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip }) : await systemTargets({ onSkip });
   for (const lib of opts.lib) found.push(await fileTarget(lib, 'lib-option'));
   const targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
   if (targets.length === 0) {
     const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
-    throw new TargetError(`no TLS library with SSL_read/SSL_write found in ${where}`, {
-      hint: 'name one with --lib PATH (a libssl.so or a program with OpenSSL linked in)',
+    throw new TargetError(`no TLS library (OpenSSL, BoringSSL, GnuTLS or NSS) found in ${where}`, {
+      hint: 'name one with --lib PATH (a TLS library, or a program with one linked in)',
     });
   }
-  return targets;
+  return { targets, skipped };
+}
+
+/** The files to probe for these options. */
+export async function resolveTargets(opts: Pick<CaptureOptions, 'pid' | 'lib'>): Promise<ProbeTarget[]> {
+  return (await resolveTargetsReporting(opts)).targets;
 }
 
 /** The options a capture applies in the kernel. */
@@ -63,7 +72,22 @@ export class LiveCapture {
       keepCall: parts.keepCall,
       keepConnection: addressFilter(opts.port, opts.host),
     });
-    const session = CaptureSession.open(
+    // Slow outputs pause the reading of the ring buffer: memory stays bounded and the kernel
+    // counts whatever does not fit, so nothing is lost without a trace.
+    let paused = false;
+    let session: CaptureSession | undefined;
+    const onBatch = (batch: Buffer, count: number) => {
+      pipeline.onBatch(batch, count);
+      const backlog = paused ? undefined : pipeline.backlog();
+      if (!backlog || !session) return;
+      paused = true;
+      session.pause(true);
+      void backlog.then(() => {
+        paused = false;
+        session?.pause(false);
+      });
+    };
+    session = CaptureSession.open(
       parts.targets,
       {
         pid: opts.pid,
@@ -74,7 +98,7 @@ export class LiveCapture {
         port: opts.port,
         host,
       },
-      pipeline.onBatch,
+      onBatch,
     );
     return new LiveCapture(session, pipeline);
   }
@@ -139,10 +163,20 @@ function describeTargets(targets: readonly ProbeTarget[]): string {
 export async function runCapture(opts: CaptureOptions, stderr: Writable = process.stderr): Promise<CaptureResult> {
   const missing = missingCapabilityMessage();
   if (missing) throw new CliError(missing);
-  const targets = await resolveTargets(opts);
+  const signals = catchStopSignals((s) => stderr.write(`tlstap: ${s} again: still stopping (kill -9 to force)\n`));
+  try {
+    return await captureUntilStopped(opts, signals, stderr);
+  } finally {
+    signals.release();
+  }
+}
+
+async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, stderr: Writable): Promise<CaptureResult> {
+  const { targets, skipped } = await resolveTargetsReporting(opts);
+  for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
   const ctx = liveContext(targets);
 
-  const outputs = await openOutputs({ ...opts, pcapng: opts.pcapng }, ctx);
+  const outputs = await openOutputs(opts, ctx);
   let recorder: RecordWriter | undefined;
   let capture: LiveCapture | undefined;
   try {
@@ -170,14 +204,13 @@ export async function runCapture(opts: CaptureOptions, stderr: Writable = proces
     throw err;
   }
 
-  const stopReason = await waitForStop(opts, capture, (fn) => outputs.onFailure(fn), stderr);
-  // Detaching waits on the kernel (a fraction of a second per probe, shared across threads).
+  const stopReason = await waitForStop(opts, capture, signals, (fn) => outputs.onFailure(fn), stderr);
   stderr.write(`tlstap: stopping (${stopReason}): detaching ${capture.session.probeCount} probes, draining the ring buffer\n`);
   let stats: CaptureStats;
   try {
     stats = await capture.stop();
   } finally {
-    // Sinks get their final lines and close in finish(); the recorder closes with the pipeline.
+    // Sinks get their final lines and close in finish(); the recorder closes here.
     await recorder?.close();
   }
   const report = await outputs.finish(stats);
@@ -185,26 +218,24 @@ export async function runCapture(opts: CaptureOptions, stderr: Writable = proces
   return { stats, targets };
 }
 
-/** Resolves with what ended the capture: a signal, the duration, or the output closing. */
+/** Resolves with what ended the capture: a signal, the duration, or an output failing. */
 function waitForStop(
   opts: CaptureOptions,
   capture: LiveCapture,
+  signals: StopSignals,
   onOutputFailure: (fn: (message: string) => void) => void,
   stderr: Writable,
 ): Promise<string> {
   return new Promise((resolve) => {
     const timers: NodeJS.Timeout[] = [];
-    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    let stopped = false;
     const done = (reason: string) => {
+      if (stopped) return;
+      stopped = true;
       for (const t of timers) clearTimeout(t);
-      for (const s of signals) process.removeListener(s, handlers[s]!);
       resolve(reason);
     };
-    const handlers: Partial<Record<NodeJS.Signals, () => void>> = {};
-    for (const s of signals) {
-      handlers[s] = () => done(s);
-      process.once(s, handlers[s]!);
-    }
+    void signals.first.then(done);
     if (opts.duration !== undefined) timers.push(setTimeout(() => done(`${opts.duration} s elapsed`), opts.duration * 1000));
     onOutputFailure((message) => done(message));
     if (opts.verbose) {
@@ -219,4 +250,3 @@ function waitForStop(
     }
   });
 }
-

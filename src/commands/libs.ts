@@ -1,25 +1,27 @@
-import type { ProbeTarget } from '../targets/index.js';
-import { resolveTargets } from './capture.js';
+import type { ProbeTarget, SkippedFile } from '../targets/index.js';
+import { resolveTargetsReporting } from './capture.js';
 
-/** `tlstap libs`: what would be probed, as text lines. */
-export function formatTargets(targets: readonly ProbeTarget[]): string {
+/** `tlstap libs`: what would be probed, as text lines, then what cannot be and why. */
+export function formatTargets(targets: readonly ProbeTarget[], skipped: readonly SkippedFile[] = []): string {
   const lines: string[] = [];
+  const width = Math.max(0, ...targets.flatMap((t) => t.functions.map((f) => f.name.length + (f.version ? f.version.length + 1 : 0)))) + 2;
   for (const t of targets) {
     const version = t.version ? ` ${t.version}` : '';
     lines.push(`${t.displayPath}  ${t.flavour}${version}  (${t.source}${t.buildId ? `, build-id ${t.buildId}` : ''})`);
     if (t.path !== t.displayPath) lines.push(`  attached through ${t.path}`);
     for (const f of t.functions) {
       const symbolVersion = f.version ? `@${f.version}` : '';
-      lines.push(`  ${(f.name + symbolVersion).padEnd(28)} offset 0x${f.fileOffset.toString(16)}`);
+      lines.push(`  ${(f.name + symbolVersion).padEnd(width)} offset 0x${f.fileOffset.toString(16)}`);
     }
     if (t.missing.length > 0) lines.push(`  not in this file: ${t.missing.join(', ')}`);
   }
+  for (const s of skipped) lines.push(`${s.path}  cannot be probed: ${s.reason}`);
   return lines.join('\n');
 }
 
 /** The targets as JSON-friendly objects (bigints as hex strings). */
-export function targetsJson(targets: readonly ProbeTarget[]): unknown[] {
-  return targets.map((t) => ({
+export function targetsJson(targets: readonly ProbeTarget[], skipped: readonly SkippedFile[] = []): unknown {
+  const probed = targets.map((t) => ({
     path: t.displayPath,
     attachPath: t.path,
     flavour: t.flavour,
@@ -29,10 +31,11 @@ export function targetsJson(targets: readonly ProbeTarget[]): unknown[] {
     functions: t.functions.map((f) => ({ name: f.name, offset: `0x${f.fileOffset.toString(16)}`, version: f.version ?? null })),
     missing: t.missing,
   }));
+  return { targets: probed, skipped };
 }
 
 /** Runs `tlstap libs`. */
 export async function runLibs(opts: { pid?: number; lib: string[]; json: boolean }): Promise<string> {
-  const targets = await resolveTargets(opts);
-  return opts.json ? JSON.stringify(targetsJson(targets), null, 2) : formatTargets(targets);
+  const { targets, skipped } = await resolveTargetsReporting(opts);
+  return opts.json ? JSON.stringify(targetsJson(targets, skipped), null, 2) : formatTargets(targets, skipped);
 }

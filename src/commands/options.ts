@@ -67,7 +67,7 @@ function parseMaxBytes(text: string): number {
 function parseRingBuffer(text: string): number {
   const bytes = parseSize(text);
   if (bytes < PAGE || bytes > 1024 * MIB || (bytes & (bytes - 1)) !== 0) {
-    throw new InvalidArgumentError('must be a power of two between 4k and 1g, e.g. 64m');
+    throw new InvalidArgumentError('must be a power of two between 4k and 1g, e.g. 16m');
   }
   return bytes;
 }
@@ -118,7 +118,7 @@ export function captureOptions(): Option[] {
     new Option('--max-bytes <size>', 'bytes copied per call at most; the rest is counted as truncated').argParser(parseMaxBytes).default(EVENT_LAYOUT.constants.DEFAULT_CALL_BYTES, '1m'),
     ...outputOptions(),
     new Option('--record <file>', 'also write the raw event stream to a file for `tlstap replay`'),
-    new Option('--ring-buffer <size>', 'kernel ring buffer size, a power of two').argParser(parseRingBuffer).default(64 * MIB, '64m'),
+    new Option('--ring-buffer <size>', 'kernel ring buffer size, a power of two').argParser(parseRingBuffer).default(16 * MIB, '16m'),
     new Option('--duration <seconds>', 'stop after this many seconds').argParser(parseSeconds),
     new Option('-v, --verbose', 'list the probed files at start, and print a stats line on stderr every second').default(false),
   ];

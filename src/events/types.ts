@@ -137,4 +137,8 @@ export interface CallSink {
   connection?(event: ConnectionEvent): void;
   /** Flushes and closes; resolves when every byte is written. */
   close(): Promise<void>;
+  /** True while the sink's output is behind and the producer should pause. */
+  readonly needsDrain?: boolean;
+  /** Resolves when the sink can take more. */
+  drained?(): Promise<void>;
 }

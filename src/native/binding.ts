@@ -66,6 +66,8 @@ export interface NativeBpfSession {
     options: { batchBytes: number; timeoutMs: number },
   ): Promise<string | undefined>;
   stopPolling(): void;
+  /** Stops (true) or resumes (false) reading the ring buffer: backpressure from slow outputs. */
+  pausePolling(paused: boolean): void;
   sumPercpuArray(map: string): bigint[];
   /** Resolves once every probe is detached (done off the JS thread). */
   detachAll(): Promise<void>;
