@@ -209,8 +209,10 @@ test('jsonl: one object per call with every field, and the lines parse back', as
   assert.equal(records.length, 3);
   const [a, b, c] = records as [DataRecord, DataRecord, DataRecord];
   assert.deepEqual(Object.keys(a), [
-    'type', 'ts', 'ts_ns', 'pid', 'tid', 'uid', 'comm', 'func', 'dir', 'len', 'truncated', 'lost', 'file', 'ssl', 'text',
+    'type', 'ts', 'ts_ns', 'pid', 'tid', 'uid', 'comm', 'func', 'dir', 'len', 'truncated', 'lost', 'file', 'ssl', 'conn', 'text',
   ]);
+  // A call that never passed the connection tracker has no connection.
+  assert.equal(a.conn, null);
   assert.equal(a.type, 'data');
   assert.equal(a.ts, '2024-05-01T12:34:57.234567Z');
   assert.equal(a.ts_ns, '1234567891');
@@ -227,6 +229,23 @@ test('jsonl: one object per call with every field, and the lines parse back', as
   assert.equal(c.text, '');
   assert.equal(c.file, null);
   assert.equal(c.comm, 'we"ird\\');
+});
+
+test('jsonl: a call on a connection carries it, and open/close records have their own lines', async () => {
+  const conn = { id: 7, pid: 4242, ssl: 0x55d0a1b2c3d0n, fd: 5, local: { ip: '127.0.0.1', port: 40000 }, remote: { ip: '::1', port: 443 } };
+  const out = new Collector();
+  const sink = createFormatSink('jsonl', out, ctx, { color: false });
+  sink.connection?.({ type: 'open', tsNs: 1234567890n, conn, comm: 'curl' });
+  sink.write(call('x', { conn }));
+  sink.connection?.({ type: 'close', tsNs: 1234567899n, conn: { ...conn, fd: -1, local: undefined, remote: undefined, unknownReason: 'why' }, comm: 'curl', reason: 'SSL_free' });
+  await sink.close();
+  const [open, data, close] = out.text().trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(open && data && close);
+  assert.deepEqual(open.conn, { id: 7, fd: 5, local: { ip: '127.0.0.1', port: 40000 }, remote: { ip: '::1', port: 443 } });
+  assert.equal(open.type, 'open');
+  assert.deepEqual(data.conn, open.conn);
+  assert.deepEqual(close.conn, { id: 7, fd: -1, local: null, remote: null, unknown: 'why' });
+  assert.equal(close.reason, 'SSL_free');
 });
 
 test('jsonl: UTF-8 detection is exact (overlongs, surrogates, cut sequences are not text)', async () => {
@@ -477,4 +496,12 @@ test('EPIPE: `tlstap | head` ends cleanly, with no stack trace', async () => {
   const code = await new Promise<number | null>((resolve) => proc.on('close', resolve));
   assert.equal(stderr, 'closed EPIPE\ndone\n');
   assert.equal(code, 0);
+});
+
+test('text: the header names the connection, local → remote, or why its addresses are unknown', async () => {
+  const conn = { id: 7, pid: 4242, ssl: 1n, fd: 5, local: { ip: '127.0.0.1', port: 40000 }, remote: { ip: '::1', port: 443 } };
+  const known = await render('text', [call('x', { conn })]);
+  assert.match(known.split('\n')[0]!, / conn=7 fd=5 127\.0\.0\.1:40000 → \[::1\]:443$/);
+  const unknown = await render('text', [call('x', { conn: { id: 8, pid: 1, ssl: 1n, fd: -1, unknownReason: 'memory BIO' } })]);
+  assert.match(unknown.split('\n')[0]!, / conn=8 \(addresses unknown: memory BIO\)$/);
 });
