@@ -104,8 +104,9 @@ struct call_args {
 	__u64 ssl;
 	__u64 buf;
 	__u64 out_len; /* size_t * of the _ex functions, else 0 */
-	__s32 fd;      /* the socket fd the call used, -1 until a syscall shows it */
-	__u32 flags;   /* TLSTAP_FLAG_* */
+	__s32 fd;      /* the socket fd the call used: its connection's known fd until a syscall shows it */
+	__u16 flags;   /* TLSTAP_FLAG_* */
+	__u16 fd_seen; /* a socket syscall of this call confirmed fd */
 };
 
 struct conn_key {
@@ -426,6 +427,8 @@ int BPF_KPROBE(probe_enter, void *ssl, void *buf, __u64 num, void *out_len)
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u32 func = TLSTAP_COOKIE_FUNC(cookie);
 	struct call_args args = {};
+	struct conn_key key = {};
+	struct conn_state *known;
 
 	if (!wanted(pid_tgid))
 		return 0;
@@ -452,7 +455,11 @@ int BPF_KPROBE(probe_enter, void *ssl, void *buf, __u64 num, void *out_len)
 	args.ssl = (__u64)ssl;
 	args.buf = (__u64)buf;
 	args.out_len = is_ex(func) ? (__u64)out_len : 0;
-	args.fd = -1;
+	/* A known connection's fd lets the syscall hook skip its socket check. */
+	key.pid = pid_tgid >> 32;
+	key.ssl = (__u64)ssl;
+	known = bpf_map_lookup_elem(&conns, &key);
+	args.fd = known ? known->fd : -1;
 	bpf_map_update_elem(&inflight, &pid_tgid, &args, BPF_ANY);
 	return 0;
 }
@@ -472,12 +479,19 @@ int syscall_fd_io(struct syscall_enter *ctx)
 	if (!args)
 		return 0;
 	fd = (__s32)ctx->args[0];
-	if (fd == args->fd || !socket_of_fd(fd, &reason))
+	if (fd == args->fd) {
+		args->fd_seen = 1;
 		return 0;
-	if (args->fd < 0)
+	}
+	if (!socket_of_fd(fd, &reason))
+		return 0;
+	if (!args->fd_seen) {
+		/* The first socket of the call; it replaces the connection's earlier fd, if any. */
 		args->fd = fd;
-	else
+		args->fd_seen = 1;
+	} else {
 		args->flags |= TLSTAP_FLAG_FD_CONFLICT;
+	}
 	return 0;
 }
 
