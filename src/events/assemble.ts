@@ -63,6 +63,11 @@ export interface DecoderStats {
   malformedRecords: number;
 }
 
+/** A u64 that stays below 2^53 (ids, counts) as a number, without a BigInt. */
+function readU64(buf: Buffer, at: number): number {
+  return buf.readUInt32LE(at) + buf.readUInt32LE(at + 4) * 0x1_0000_0000;
+}
+
 function readComm(buf: Buffer, start: number): string {
   const commStart = start + D.comm.offset;
   let commEnd = buf.indexOf(0, commStart);
@@ -156,7 +161,8 @@ export class RecordDecoder {
 
   private decodeCall(buf: Buffer, start: number, tid: number, tsNs: bigint, data: Buffer, lostAtStart: number): DecodedCall {
     const func = buf[start + D.func.offset]!;
-    const cookie = buf.readBigUInt64LE(start + D.cookie.offset);
+    // The cookie's file index is its bits 8..31 (TLSTAP_COOKIE): no BigInt needed.
+    const fileIndex = buf.readUInt32LE(start + D.cookie.offset) >>> 8;
     const call: TlsCall = {
       tsNs,
       pid: buf.readUInt32LE(start + D.pid.offset),
@@ -166,7 +172,7 @@ export class RecordDecoder {
       func: TLS_FUNCTIONS[func]!,
       dir: buf[start + D.dir.offset] === K.DIR_WRITE ? 'write' : 'read',
       ssl: buf.readBigUInt64LE(start + D.ssl.offset),
-      fileIndex: Number(cookie >> 8n),
+      fileIndex,
       totalLen: buf.readUInt32LE(start + D.total_len.offset),
       data,
       truncated: buf.readUInt32LE(start + D.truncated.offset),
@@ -174,7 +180,7 @@ export class RecordDecoder {
     };
     return {
       call,
-      connId: Number(buf.readBigUInt64LE(start + D.conn_id.offset)),
+      connId: readU64(buf, start + D.conn_id.offset),
       seq: buf.readUInt32LE(start + D.seq.offset),
       fd: buf.readInt32LE(start + D.fd.offset),
       fdConflict: (buf[start + D.flags.offset]! & K.FLAG_FD_CONFLICT) !== 0,
@@ -191,7 +197,7 @@ export class RecordDecoder {
     const decoded: DecodedConn = {
       kind: kind === K.EVENT_CONN_OPEN ? 'open' : kind === K.EVENT_CONN_FD ? 'fd' : 'close',
       tsNs: buf.readBigUInt64LE(start + C.ts_ns.offset),
-      connId: Number(buf.readBigUInt64LE(start + C.conn_id.offset)),
+      connId: readU64(buf, start + C.conn_id.offset),
       pid: buf.readUInt32LE(start + C.pid.offset),
       tid: buf.readUInt32LE(start + C.tid.offset),
       comm: readComm(buf, start),
