@@ -4,8 +4,8 @@ import { parseIpAddress } from '../events/addresses.js';
 import { FORMAT_NAMES } from '../output/index.js';
 
 
-/** Every stdout format: the plain ones and `http`. */
-export const OUTPUT_FORMATS = ['http', ...FORMAT_NAMES] as const;
+/** Every stdout format: the plain ones, `http`, and `none` (only the file outputs). */
+export const OUTPUT_FORMATS = ['http', ...FORMAT_NAMES, 'none'] as const;
 /** A stdout format name. */
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
@@ -96,7 +96,7 @@ function collect(value: string, previous: string[]): string[] {
 /** The output options, shared by a capture and `tlstap replay`. */
 export function outputOptions(): Option[] {
   return [
-    new Option('-f, --format <format>', 'output format: http is one block per HTTP exchange; text, hex and jsonl one per call')
+    new Option('-f, --format <format>', 'output format: http is one block per HTTP exchange; text, hex and jsonl one per call; none writes only -w/--har/--record')
       .choices(OUTPUT_FORMATS)
       .default(defaultFormat(), 'http on a terminal, else text'),
     new Option('-o, --output <file>', 'write the output to a file (mode 0600) instead of stdout'),

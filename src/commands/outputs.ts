@@ -50,7 +50,7 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
   // With `-w -` stdout carries pcapng; a stdout format then needs -o.
   let main: FormatSink | undefined;
   let out: Writable | undefined;
-  if (opts.pcapng !== '-' || opts.output !== undefined) {
+  if (opts.format !== 'none' && (opts.pcapng !== '-' || opts.output !== undefined)) {
     out = opts.output ? createPrivateWriteStream(opts.output) : process.stdout;
     const color = opts.color ?? (!opts.output && process.stdout.isTTY === true && !process.env.NO_COLOR);
     const onClosed = (e: NodeJS.ErrnoException) => fail(`output ${opts.output ?? 'stdout'} closed: ${e.code ?? e.message}`);
