@@ -17,6 +17,10 @@ const volatile __u8 filter_uid = 0;
 const volatile char targ_comm[TLSTAP_COMM_LEN] = {};
 const volatile __u8 filter_comm = 0;
 const volatile __u32 max_call_bytes = TLSTAP_DEFAULT_CALL_BYTES;
+const volatile __u32 wakeup_bytes = 256 * 1024;
+const volatile __u16 targ_port = 0;
+const volatile __u16 targ_host_family = 0;
+const volatile __u8 targ_host[16] = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -50,6 +54,12 @@ int syscall_fd_io(void *ctx)
 
 SEC("tracepoint")
 int syscall_close(void *ctx)
+{
+	return 0;
+}
+
+SEC("tracepoint")
+int process_exit(void *ctx)
 {
 	return 0;
 }

@@ -147,6 +147,14 @@ struct {
 	__type(value, struct conn_state);
 } conns SEC(".maps");
 
+/* Processes that have connections, so their exit can end them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLSTAP_MAX_CONNS);
+	__type(key, __u32); /* tgid */
+	__type(value, __u8);
+} conn_pids SEC(".maps");
+
 /* (process, fd) -> SSL *, to end a connection when its fd is closed. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -359,13 +367,18 @@ static __always_inline struct conn_state *find_conn(__u64 pid_tgid, __u64 ssl, _
 	struct conn_state fresh = {};
 
 	if (!st) {
+		__u8 one = 1;
+
 		fresh.id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
 		fresh.fd = -1;
 		fresh.reason = TLSTAP_REASON_NO_FD;
 		if (fd >= 0)
 			learn_fd(&fresh, fd, pid_tgid, ssl);
-		emit_conn_event(TLSTAP_EVENT_CONN_OPEN, pid_tgid, ssl, cookie, &fresh, fresh.reason);
-		bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST);
+		/* Announce only what was stored: a thread that lost the race uses the winner's state. */
+		if (!bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST)) {
+			emit_conn_event(TLSTAP_EVENT_CONN_OPEN, pid_tgid, ssl, cookie, &fresh, fresh.reason);
+			bpf_map_update_elem(&conn_pids, &key.pid, &one, BPF_ANY);
+		}
 		return bpf_map_lookup_elem(&conns, &key);
 	}
 	if (fd >= 0 && fd != st->fd) {
@@ -390,26 +403,41 @@ static __always_inline void end_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __
 	bpf_map_delete_elem(&conns, &key);
 }
 
+/* Whether addr (of a socket of the given family) is the --host address. */
+static __always_inline int host_is(const __u8 *addr, __u16 family)
+{
+	int at = 0, len = 16;
+
+	if (targ_host_family == AF_INET && family == AF_INET6) {
+		/* A dual-stack socket holds IPv4 peers as ::ffff:a.b.c.d. */
+		for (int i = 0; i < 10; i++)
+			if (addr[i])
+				return 0;
+		if (addr[10] != 0xff || addr[11] != 0xff)
+			return 0;
+		at = 12;
+		len = 4;
+	} else if (family != targ_host_family) {
+		return 0;
+	} else if (family == AF_INET) {
+		len = 4;
+	}
+	for (int i = 0; i < 16; i++) {
+		if (i >= len)
+			break;
+		if (addr[(at + i) & 15] != targ_host[i])
+			return 0;
+	}
+	return 1;
+}
+
 static __always_inline int address_matches(const struct conn_state *st)
 {
-	int len = targ_host_family == AF_INET ? 4 : 16;
-	int local = 1, remote = 1;
-
 	if (targ_port && st->lport != targ_port && st->rport != targ_port)
 		return 0;
 	if (!targ_host_family)
 		return 1;
-	if (st->family != targ_host_family)
-		return 0;
-	for (int i = 0; i < 16; i++) {
-		if (i >= len)
-			break;
-		if (st->laddr[i] != targ_host[i])
-			local = 0;
-		if (st->raddr[i] != targ_host[i])
-			remote = 0;
-	}
-	return local || remote;
+	return host_is(st->laddr, st->family) || host_is(st->raddr, st->family);
 }
 
 static __always_inline int filtered_out(const struct conn_state *st)
@@ -518,6 +546,22 @@ int syscall_close(struct syscall_enter *ctx)
 	return 0;
 }
 
+/* The format of the sched:sched_process_exit tracepoint is not needed: the current task exits. */
+SEC("tracepoint")
+int process_exit(void *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	struct conn_state none = { .fd = -1 };
+
+	/* The whole process is gone when its leader thread exits. */
+	if ((__u32)pid_tgid != tgid || !bpf_map_lookup_elem(&conn_pids, &tgid))
+		return 0;
+	bpf_map_delete_elem(&conn_pids, &tgid);
+	emit_conn_event(TLSTAP_EVENT_PROCESS_EXIT, pid_tgid, 0, 0, &none, TLSTAP_REASON_NONE);
+	return 0;
+}
+
 /* The number of bytes the call moved, or 0 when it failed. */
 static __always_inline __u64 call_length(struct pt_regs *ctx, __u32 func, const struct call_args *args)
 {
@@ -562,12 +606,16 @@ int BPF_KRETPROBE(probe_return)
 		len = 0xffffffffULL;
 
 	st = find_conn(pid_tgid, args.ssl, cookie, args.fd);
-	if (!st)
-		return 0;
-	if (filtered_out(st))
+	if (st && filtered_out(st))
 		return 0;
 	count(TLSTAP_CTR_CALLS, 1);
-	seq = __sync_fetch_and_add(&st->seq, 1);
+	if (st) {
+		seq = __sync_fetch_and_add(&st->seq, 1);
+	} else {
+		/* The connection map refused the entry: the plaintext still goes out, without a connection. */
+		count(TLSTAP_CTR_UNTRACKED_CALLS, 1);
+		seq = 0;
+	}
 
 	stage = bpf_map_lookup_elem(&staging, &zero);
 	if (!stage)
@@ -575,11 +623,11 @@ int BPF_KRETPROBE(probe_return)
 	ev = (struct tlstap_data_event *)stage->raw;
 
 	captured = len < max_call_bytes ? len : max_call_bytes;
-	fill_header(&ev->h, TLSTAP_EVENT_DATA, pid_tgid, args.ssl, cookie, st->id);
+	fill_header(&ev->h, TLSTAP_EVENT_DATA, pid_tgid, args.ssl, cookie, st ? st->id : 0);
 	ev->total_len = (__u32)len;
 	ev->truncated = (__u32)(len - captured);
 	ev->seq = seq;
-	ev->fd = st->fd;
+	ev->fd = st ? st->fd : args.fd;
 	ev->func = func;
 	ev->dir = is_write(func) ? TLSTAP_DIR_WRITE : TLSTAP_DIR_READ;
 	ev->flags = args.flags;

@@ -80,6 +80,7 @@ enum tlstap_event_kind {
 	TLSTAP_EVENT_CONN_OPEN = 2,  /* struct tlstap_conn_event: first sighting of a connection */
 	TLSTAP_EVENT_CONN_FD = 3,    /* its fd (and so its addresses) became known, or changed */
 	TLSTAP_EVENT_CONN_CLOSE = 4, /* SSL_shutdown, SSL_free or close() of its fd */
+	TLSTAP_EVENT_PROCESS_EXIT = 5, /* struct tlstap_conn_event, conn_id 0: a process with connections exited */
 };
 
 /* Why a connection's addresses are unknown, or what closed it (struct tlstap_conn_event.reason). */
@@ -104,7 +105,8 @@ enum tlstap_counter {
 	TLSTAP_CTR_READ_FAULTS = 2,            /* records lost because user memory could not be read */
 	TLSTAP_CTR_READ_FAULT_BYTES = 3,       /* payload bytes lost that way */
 	TLSTAP_CTR_CALLS = 4,                  /* successful calls seen at return */
-	TLSTAP_CTR__COUNT = 5,
+	TLSTAP_CTR_UNTRACKED_CALLS = 5,        /* calls sent without a connection (its state could not be stored) */
+	TLSTAP_CTR__COUNT = 6,
 };
 
 /*

@@ -123,3 +123,20 @@ test('unknown and malformed records are counted and skipped', () => {
   assert.equal(decoder.stats.malformedRecords, 2);
   assert.equal(calls.length, 1);
 });
+
+test('a call missing its last chunks goes out after the next batch, not when its thread calls again', () => {
+  const calls: DecodedCall[] = [];
+  const decoder = new RecordDecoder({ call: (d) => calls.push(d), conn: () => undefined });
+  const chunks = chunkRecords({ data: Buffer.alloc(48, 'x'), tsNs: 9n }, 16);
+  const first = encodeBatchOf([chunks[0]!, chunks[1]!]);
+  decoder.pushBatch(first.batch, first.count);
+  decoder.endBatch();
+  assert.equal(calls.length, 0, 'its chunks may still come in the next batch');
+  const other = encodeBatchOf([encodeRecord({ tid: 99, data: Buffer.from('another thread') })]);
+  decoder.pushBatch(other.batch, other.count);
+  decoder.endBatch();
+  assert.equal(calls.length, 2);
+  const cut = calls.find((c) => c.call.tid !== 99)!;
+  assert.equal(cut.call.lost, 16);
+  assert.equal(cut.call.data.length, 32);
+});

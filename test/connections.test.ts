@@ -100,3 +100,22 @@ test('connections still open at the end are closed with "end of capture"', () =>
   assert.equal(last.type, 'close');
   assert.equal(last.reason, 'end of capture');
 });
+
+test('a process exit closes every connection it still had', () => {
+  const exit = encodeConnRecord({ kind: K.EVENT_PROCESS_EXIT, connId: 0, pid: 42 });
+  const { items } = run([[open(1), open(2, { lport: 40001 }), data(1, 0, 'a'), exit]]);
+  const closes = items.filter((i): i is ConnectionEvent => 'type' in i && i.type === 'close');
+  assert.deepEqual(closes.map((c) => [c.conn.id, c.reason]), [
+    [1, 'the process exited'],
+    [2, 'the process exited'],
+  ]);
+});
+
+test('--host 127.0.0.1 matches a dual-stack socket that shows the peer as ::ffff:127.0.0.1', async () => {
+  const { addressFilter } = await import('../src/commands/capture.js');
+  const keep = addressFilter(undefined, '127.0.0.1')!;
+  const conn = (ip: string) => ({ id: 1, pid: 1, ssl: 1n, fd: 3, local: { ip: '::ffff:10.0.0.1', port: 1 }, remote: { ip, port: 2 } });
+  assert.equal(keep(conn('::ffff:127.0.0.1')), true);
+  assert.equal(keep(conn('::ffff:127.0.0.2')), false);
+  assert.equal(keep(conn('127.0.0.1')), true);
+});

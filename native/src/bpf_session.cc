@@ -6,7 +6,9 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
+#include <system_error>
 #include <cstring>
 #include <linux/bpf.h>
 #include <sys/syscall.h>
@@ -440,15 +442,28 @@ Napi::Value BpfSession::SumPercpuArray(const Napi::CallbackInfo &info)
 namespace {
 
 // Destroys links. Each detach waits for the kernel's RCU grace period (~0.2 s here), so they
-// run on parallel threads, which share the wait, instead of one after another.
+// run on a few parallel threads, which share the wait, instead of one after another.
 void DestroyInParallel(std::vector<struct bpf_link *> &links, std::vector<int> &link_fds)
 {
+	constexpr size_t kMaxWorkers = 32;
+	const size_t total = links.size() + link_fds.size();
+	std::atomic<size_t> next{0};
+	auto work = [&] {
+		for (size_t i = next++; i < total; i = next++) {
+			if (i < links.size())
+				bpf_link__destroy(links[i]);
+			else
+				close(link_fds[i - links.size()]);
+		}
+	};
 	std::vector<std::thread> workers;
-	workers.reserve(links.size() + link_fds.size());
-	for (struct bpf_link *link : links)
-		workers.emplace_back([link] { bpf_link__destroy(link); });
-	for (int fd : link_fds)
-		workers.emplace_back([fd] { close(fd); });
+	try {
+		for (size_t n = 0; n < std::min(total, kMaxWorkers); n++)
+			workers.emplace_back(work);
+	} catch (const std::system_error &) {
+		// No more threads: the ones started (or this one) finish the list.
+	}
+	work();
 	for (std::thread &worker : workers)
 		worker.join();
 	links.clear();
@@ -466,6 +481,7 @@ public:
 	Napi::Promise Promise() { return done_.Promise(); }
 	void Execute() override { DestroyInParallel(links_, link_fds_); }
 	void OnOK() override { done_.Resolve(Env().Undefined()); }
+	void OnError(const Napi::Error &error) override { done_.Reject(error.Value()); }
 
 private:
 	std::vector<struct bpf_link *> links_;

@@ -53,6 +53,7 @@ export class CallPipeline {
   readonly onBatch = (batch: Buffer, count: number): void => {
     this.options.recorder?.writeBatch(batch, count);
     this.decoder.pushBatch(batch, count);
+    this.decoder.endBatch();
     this.tracker.endBatch();
   };
 
@@ -111,6 +112,10 @@ export class CallPipeline {
       readFaults: kernel?.readFaults ?? 0,
       readFaultBytes: kernel?.readFaultBytes ?? 0,
       connections: this.tracker.stats.connections,
+      missingCalls: this.tracker.stats.missingCalls,
+      untrackedCalls: kernel?.untrackedCalls ?? 0,
+      fdConflicts: this.tracker.stats.fdConflicts,
+      unusableRecords: this.unusableRecords,
     };
   }
 }

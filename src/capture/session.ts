@@ -37,6 +37,8 @@ export interface KernelCounters {
   readFaults: number;
   readFaultBytes: number;
   calls: number;
+  /** Calls sent without a connection because the kernel's connection map refused the entry. */
+  untrackedCalls: number;
 }
 
 const C = EVENT_LAYOUT.constants;
@@ -111,6 +113,7 @@ export class CaptureSession {
       const probes = multi ? attachMulti(native, files, settings.pid) : attachEach(native, files, settings.pid);
       for (const name of FD_SYSCALLS) native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
       native.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close');
+      native.attachTracepoint('process_exit', 'sched', 'sched_process_exit');
       const session = new CaptureSession(native, probes, multi);
       session.polling = native.startPolling('events', onBatch, { batchBytes: 4 << 20, timeoutMs: 20 });
       return session;
@@ -134,6 +137,7 @@ export class CaptureSession {
       readFaults: sums[C.CTR_READ_FAULTS] ?? 0,
       readFaultBytes: sums[C.CTR_READ_FAULT_BYTES] ?? 0,
       calls: sums[C.CTR_CALLS] ?? 0,
+      untrackedCalls: sums[C.CTR_UNTRACKED_CALLS] ?? 0,
     };
   }
 
@@ -216,4 +220,6 @@ function applySettings(native: NativeBpfSession, settings: KernelSettings): void
     native.setGlobal('.rodata', 'targ_host_family', u16(settings.host.family === 'ipv4' ? AF_INET : AF_INET6));
   }
   native.setMapMaxEntries('events', settings.ringBufferBytes);
+  // Wake the reader when a quarter of the ring is waiting (at most 256 KiB), so small rings do not overflow between its timer polls.
+  native.setGlobal('.rodata', 'wakeup_bytes', u32(Math.min(256 * 1024, settings.ringBufferBytes / 4)));
 }

@@ -1,3 +1,4 @@
+import { endianness } from 'node:os';
 import type { Writable } from 'node:stream';
 import { CaptureSession } from '../capture/session.js';
 import type { KernelCounters } from '../capture/session.js';
@@ -135,9 +136,12 @@ export class LiveCapture {
 export function addressFilter(port?: number, host?: string): ((conn: ConnectionInfo) => boolean) | undefined {
   if (port === undefined && host === undefined) return undefined;
   const wanted = host === undefined ? undefined : parseIpAddress(host);
+  // A dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d: compare those as IPv4.
+  const v4Mapped = Buffer.from('00000000000000000000ffff', 'hex');
+  const normal = (bytes: Buffer) => (bytes.length === 16 && bytes.subarray(0, 12).equals(v4Mapped) ? bytes.subarray(12) : bytes);
   const sameHost = (ip: string) => {
     const parsed = parseIpAddress(ip);
-    return parsed !== undefined && wanted !== undefined && parsed.bytes.equals(wanted.bytes);
+    return parsed !== undefined && wanted !== undefined && normal(parsed.bytes).equals(normal(wanted.bytes));
   };
   return (conn) => {
     const { local, remote } = conn;
@@ -159,10 +163,25 @@ function describeTargets(targets: readonly ProbeTarget[]): string {
     .join('\n');
 }
 
+/** The header of a --record file: versions, layout, probed files, clock, host and settings. */
+function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>) {
+  return {
+    tlstapVersion: tlstapVersion(),
+    createdAt: new Date().toISOString(),
+    layout: EVENT_LAYOUT as unknown as Record<string, unknown>,
+    littleEndian: endianness() === 'LE',
+    files: [...ctx.files],
+    monotonicToWallNs: ctx.offsetNs.toString(),
+    host: hostInfo(),
+    settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes },
+  };
+}
+
 /** `tlstap [options]`: capture until a signal, --duration, or the output closing. */
 export async function runCapture(opts: CaptureOptions, stderr: Writable = process.stderr): Promise<CaptureResult> {
   const missing = missingCapabilityMessage();
   if (missing) throw new CliError(missing);
+  if (endianness() !== 'LE') throw new CliError('tlstap reads its records as little-endian; this big-endian machine is not supported yet');
   const signals = catchStopSignals((s) => stderr.write(`tlstap: ${s} again: still stopping (kill -9 to force)\n`));
   try {
     return await captureUntilStopped(opts, signals, stderr);
@@ -181,15 +200,8 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   let capture: LiveCapture | undefined;
   try {
     recorder = opts.record
-      ? await RecordWriter.create(opts.record, {
-          tlstapVersion: tlstapVersion(),
-          createdAt: new Date().toISOString(),
-          layout: EVENT_LAYOUT as unknown as Record<string, unknown>,
-          littleEndian: true,
-          files: [...ctx.files],
-          monotonicToWallNs: ctx.offsetNs.toString(),
-          host: hostInfo(),
-          settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes },
+      ? await RecordWriter.create(opts.record, recordHeader(opts, ctx), {
+          onError: (err) => stderr.write(`tlstap: ${err.message}; the recording stops here, the capture goes on\n`),
         })
       : undefined;
     const started = performance.now();
@@ -206,15 +218,23 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
 
   const stopReason = await waitForStop(opts, capture, signals, (fn) => outputs.onFailure(fn), stderr);
   stderr.write(`tlstap: stopping (${stopReason}): detaching ${capture.session.probeCount} probes, draining the ring buffer\n`);
-  let stats: CaptureStats;
+  let stats: CaptureStats | undefined;
+  let failure: unknown;
   try {
     stats = await capture.stop();
-  } finally {
-    // Sinks get their final lines and close in finish(); the recorder closes here.
+  } catch (err) {
+    failure = err;
+    stats = capture.pipeline.stats();
+  }
+  // Every output gets its end even when stopping failed: what was captured is not thrown away.
+  try {
     await recorder?.close();
+  } catch (err) {
+    failure ??= err;
   }
   const report = await outputs.finish(stats);
   stderr.write(`${report}\n`);
+  if (failure) throw failure;
   return { stats, targets };
 }
 

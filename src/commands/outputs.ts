@@ -36,7 +36,6 @@ export interface Outputs {
 export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Promise<Outputs> {
   let failed: ((message: string) => void) | undefined;
   const fail = (message: string) => failed?.(message);
-  const closers: (() => Promise<void>)[] = [];
   const sinks: CallSink[] = [];
   const usesHttp = opts.format === 'http' || opts.format === 'jsonl' || opts.har !== undefined;
   const tracker = usesHttp ? new HttpTracker() : undefined;
@@ -71,7 +70,6 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
   const closeAll = async () => {
     await Promise.all(sinks.map((s) => s.close()));
     if (opts.output && out) await new Promise<void>((resolve) => out!.end(() => resolve()));
-    for (const close of closers) await close();
   };
 
   return {

@@ -28,6 +28,9 @@ export async function runReplay(path: string, opts: OutputOptions, stderr: Writa
     for await (const { batch, count } of reader.batches()) {
       pipeline.onBatch(batch, count);
       if (failure) break;
+      // A slow output holds the reading back, so memory stays bounded.
+      const backlog = pipeline.backlog();
+      if (backlog) await backlog;
     }
     pipeline.flush();
     const stats = pipeline.stats();

@@ -23,7 +23,8 @@ export interface DecodedCall {
 
 /** A connection record as decoded from the kernel. */
 export interface DecodedConn {
-  kind: 'open' | 'fd' | 'close';
+  /** 'exit': the process ended; every connection of `pid` ends with it. */
+  kind: 'open' | 'fd' | 'close' | 'exit';
   tsNs: bigint;
   connId: number;
   pid: number;
@@ -53,6 +54,8 @@ interface PendingCall {
   next: number;
   /** Bytes of the call the kernel copied (total minus truncated). */
   captured: number;
+  /** The batch that brought its latest chunk. */
+  batch: number;
 }
 
 /** Counts of records the decoder could not use. */
@@ -62,6 +65,8 @@ export interface DecoderStats {
   /** Records shorter than their header says. */
   malformedRecords: number;
 }
+
+const CONN_KINDS: readonly DecodedConn['kind'][] = ['open', 'fd', 'close', 'exit'];
 
 /** A u64 that stays below 2^53 (ids, counts) as a number, without a BigInt. */
 function readU64(buf: Buffer, at: number): number {
@@ -82,12 +87,14 @@ function readComm(buf: Buffer, start: number): string {
  */
 export class RecordDecoder {
   private readonly pending = new Map<number, PendingCall>();
+  private batchNumber = 0;
   readonly stats: DecoderStats = { unknownRecords: 0, malformedRecords: 0 };
 
   constructor(private readonly out: DecoderOutput) {}
 
   /** Consumes one batch: `count` records framed as [u32 LE length][record]. */
   pushBatch(batch: Buffer, count: number): void {
+    this.batchNumber++;
     let pos = 0;
     for (let i = 0; i < count && pos + 4 <= batch.length; i++) {
       const length = batch.readUInt32LE(pos);
@@ -109,8 +116,16 @@ export class RecordDecoder {
     }
     const kind = buf.readUInt32LE(start + D.kind.offset);
     if (kind === K.EVENT_DATA) this.pushData(buf, start, length);
-    else if (kind === K.EVENT_CONN_OPEN || kind === K.EVENT_CONN_FD || kind === K.EVENT_CONN_CLOSE) this.pushConn(buf, start, length, kind);
+    else if (kind >= K.EVENT_CONN_OPEN && kind <= K.EVENT_PROCESS_EXIT) this.pushConn(buf, start, length, kind);
     else this.stats.unknownRecords++;
+  }
+
+  /**
+   * After a batch: a call that got no chunk in it will get none (the kernel writes a call's chunks
+   * in one go), so it goes out now with what is missing counted as lost, not when its thread calls again.
+   */
+  endBatch(): void {
+    for (const [tid, pending] of this.pending) if (pending.batch !== this.batchNumber) this.finish(tid, pending);
   }
 
   /** Emits every call still waiting for chunks, counting what never came as lost. */
@@ -141,12 +156,13 @@ export class RecordDecoder {
         this.out.call(decoded);
         return;
       }
-      pending = { decoded, chunks: [], next: offset, captured };
+      pending = { decoded, chunks: [], next: offset, captured, batch: this.batchNumber };
       this.pending.set(tid, pending);
     } else if (offset > pending.next) {
       pending.decoded.call.lost += offset - pending.next;
     }
     pending.chunks.push(data);
+    pending.batch = this.batchNumber;
     pending.next = offset + chunkLen;
     if (pending.next >= captured) this.finish(tid, pending);
   }
@@ -195,7 +211,7 @@ export class RecordDecoder {
     const family = buf.readUInt16LE(start + C.family.offset);
     const reasonCode = buf[start + C.reason.offset]!;
     const decoded: DecodedConn = {
-      kind: kind === K.EVENT_CONN_OPEN ? 'open' : kind === K.EVENT_CONN_FD ? 'fd' : 'close',
+      kind: CONN_KINDS[kind - K.EVENT_CONN_OPEN]!,
       tsNs: buf.readBigUInt64LE(start + C.ts_ns.offset),
       connId: readU64(buf, start + C.conn_id.offset),
       pid: buf.readUInt32LE(start + C.pid.offset),

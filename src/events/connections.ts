@@ -56,6 +56,14 @@ export class ConnectionTracker implements DecoderOutput {
   /** A connection record from the kernel. */
   conn(d: DecodedConn): void {
     if (d.tsNs > this.lastTsNs) this.lastTsNs = d.tsNs;
+    if (d.kind === 'exit') {
+      for (const tracked of [...this.conns.values()]) {
+        if (tracked.info.pid !== d.pid) continue;
+        this.release(tracked);
+        this.close(tracked, d.tsNs, 'the process exited');
+      }
+      return;
+    }
     if (d.kind === 'close') {
       const tracked = this.conns.get(d.connId);
       if (!tracked) return;

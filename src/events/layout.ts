@@ -61,6 +61,7 @@ export const EVENT_LAYOUT = {
     EVENT_CONN_OPEN: 2,
     EVENT_CONN_FD: 3,
     EVENT_CONN_CLOSE: 4,
+    EVENT_PROCESS_EXIT: 5,
     DIR_READ: 0,
     DIR_WRITE: 1,
     FLAG_FD_CONFLICT: 1,
@@ -77,7 +78,8 @@ export const EVENT_LAYOUT = {
     CTR_READ_FAULTS: 2,
     CTR_READ_FAULT_BYTES: 3,
     CTR_CALLS: 4,
-    CTR_COUNT: 5,
+    CTR_UNTRACKED_CALLS: 5,
+    CTR_COUNT: 6,
   },
 } as const;
 

@@ -128,6 +128,14 @@ export interface CaptureStats {
   readFaultBytes: number;
   /** Connections seen (when the pipeline tracks them). */
   connections?: number;
+  /** Calls of a connection that never arrived (their records were dropped): skipped over in its order. */
+  missingCalls?: number;
+  /** Calls sent without a connection because the kernel's connection map refused the entry. */
+  untrackedCalls?: number;
+  /** Calls in which two different sockets were used (the first is shown). */
+  fdConflicts?: number;
+  /** Records this version could not decode (unknown kind, malformed). */
+  unusableRecords?: number;
 }
 
 /** A consumer of joined calls: an output format or a file writer. */

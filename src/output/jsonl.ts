@@ -70,6 +70,11 @@ export interface SummaryRecord {
   bytes_truncated: number;
   read_faults: number;
   read_fault_bytes: number;
+  connections?: number;
+  missing_calls?: number;
+  untracked_calls?: number;
+  fd_conflicts?: number;
+  unusable_records?: number;
 }
 
 /** The summary object for the end of a jsonl stream (write it as one JSON line). */
@@ -83,6 +88,15 @@ export function summaryRecord(stats: CaptureStats): SummaryRecord {
     bytes_truncated: stats.bytesTruncated,
     read_faults: stats.readFaults,
     read_fault_bytes: stats.readFaultBytes,
+    ...(stats.connections === undefined
+      ? {}
+      : {
+          connections: stats.connections,
+          missing_calls: stats.missingCalls ?? 0,
+          untracked_calls: stats.untrackedCalls ?? 0,
+          fd_conflicts: stats.fdConflicts ?? 0,
+          unusable_records: stats.unusableRecords ?? 0,
+        }),
   };
 }
 

@@ -32,6 +32,14 @@ export function formatSummary(stats: CaptureStats): string {
     `  bytes dropped:   ${stats.bytesDropped}\n` +
     `  bytes truncated: ${stats.bytesTruncated}\n` +
     `  read faults:     ${stats.readFaults} (${plural(stats.readFaultBytes, 'byte', 'bytes')})\n`;
+  if (stats.connections !== undefined) out += `  connections:     ${stats.connections}\n`;
+  const others: [number | undefined, string][] = [
+    [stats.missingCalls, 'calls of a connection never arrived (dropped); their connection went on without them'],
+    [stats.untrackedCalls, 'calls came without a connection (the kernel connection map was full)'],
+    [stats.fdConflicts, 'calls used two different sockets; the first is shown'],
+    [stats.unusableRecords, 'records could not be decoded (a newer BPF program?)'],
+  ];
+  for (const [n, what] of others) if (n) out += `warning: ${n} ${what}\n`;
   if (stats.eventsDropped > 0 || stats.bytesDropped > 0) {
     out +=
       `warning: the ring buffer was full ${plural(stats.eventsDropped, 'time', 'times')}; ` +

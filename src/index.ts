@@ -1,0 +1,22 @@
+// tlstap as a library: no side effects on import. The CLI (src/cli.ts) is one user of this API.
+export { CaptureSession } from './capture/session.js';
+export type { AttachFile, KernelCounters, KernelSettings } from './capture/session.js';
+export { CallPipeline } from './capture/pipeline.js';
+export type { BatchSink, PipelineOptions, PipelineTotals } from './capture/pipeline.js';
+export { LiveCapture, liveContext, resolveTargets } from './commands/capture.js';
+export { RecordDecoder } from './events/assemble.js';
+export { ConnectionTracker } from './events/connections.js';
+export { EVENT_LAYOUT } from './events/layout.js';
+export type * from './events/types.js';
+export { TLS_FUNCTIONS, LIFECYCLE_FUNCTIONS, PROBED_FUNCTIONS } from './events/types.js';
+export { BpfError } from './native/binding.js';
+export { ElfError, ElfFile } from './elf/index.js';
+export { TargetError, systemTargets, processTargets, fileTarget, dedupeTargets } from './targets/index.js';
+export type { ProbeTarget, TlsFlavour } from './targets/index.js';
+export { createFormatSink, FORMATS } from './output/index.js';
+export { createHttpSink } from './output/http.js';
+export { HttpTracker } from './http/index.js';
+export { createHarSink } from './har/index.js';
+export { createPcapngSink } from './pcapng/index.js';
+export { RecordWriter, openRecordFile } from './record/index.js';
+export { runDoctor } from './doctor/index.js';
