@@ -19,6 +19,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "tlstap.h"
+#include "settings.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -27,19 +28,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFMT 0170000
 #define S_IFSOCK 0140000
 
-/* Settings, written by user space before load. */
-const volatile __u32 targ_pid = 0; /* 0: every process */
-const volatile __u32 targ_uid = 0;
-const volatile __u8 filter_uid = 0;
-const volatile char targ_comm[TLSTAP_COMM_LEN] = {};
-const volatile __u8 filter_comm = 0;
-const volatile __u32 max_call_bytes = TLSTAP_DEFAULT_CALL_BYTES;
-/* Wake the reader only once this much is waiting; it also polls on a short timer. */
-const volatile __u32 wakeup_bytes = 256 * 1024;
-/* --port / --host: keep only connections with a matching local or remote side. */
-const volatile __u16 targ_port = 0;
-const volatile __u16 targ_host_family = 0;
-const volatile __u8 targ_host[16] = {};
+/* Settings, the ring buffer and the counters: bpf/settings.bpf.h. */
 
 /* Keeps struct tlstap_data_event and tlstap_conn_event in the object's BTF, where tests check their layout. */
 const volatile struct tlstap_data_event *const data_event_type_for_btf = 0;
@@ -173,19 +162,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct staging);
 } staging SEC(".maps");
-
-/* Size set by user space before load (--ring-buffer). */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20);
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, TLSTAP_CTR__COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
 
 static __always_inline void count(__u32 counter, __u64 n)
 {
