@@ -2,16 +2,13 @@
 // addresses the kernel's socket has, checked against what the server itself logged.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import type { ConnectionRecord, DataRecord, SummaryRecord } from '../src/output/index.js';
 import { curlFetch, pythonExecutable } from '../src/demo/clients.js';
 import { startNginx } from './support/nginx.js';
 import type { NginxServer } from './support/nginx.js';
 import { requireRoot } from './support/privileges.js';
-import { parseJsonl, startTlstap } from './support/tlstap-process.js';
+import { captureWhile, parseJsonl } from './support/tlstap-process.js';
 
 type Line = DataRecord | ConnectionRecord | SummaryRecord;
 
@@ -25,22 +22,9 @@ function text(r: DataRecord): string {
   return r.text ?? Buffer.from(r.base64 ?? '', 'base64').toString('latin1');
 }
 
-/** Runs fn while tlstap captures to a jsonl file; returns the lines. */
+/** Runs fn while tlstap captures JSON lines; returns the lines. */
 async function capture(args: string[], fn: () => Promise<void>): Promise<Line[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'tlstap-conn-'));
-  try {
-    const out = join(dir, 'out.jsonl');
-    const tlstap = await startTlstap(['-f', 'jsonl', '-o', out, ...args]);
-    try {
-      await fn();
-    } finally {
-      const exit = await tlstap.stop('SIGINT');
-      assert.equal(exit.code, 0, exit.stderr);
-    }
-    return parseJsonl<Line>(readFileSync(out, 'utf8'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return parseJsonl<Line>((await captureWhile(['-f', 'jsonl', ...args], fn)).out);
 }
 
 /** The client ports nginx logged, in order. */

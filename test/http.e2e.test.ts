@@ -2,7 +2,7 @@
 // every exchange, pairs requests with responses, and writes a HAR that validates.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HttpRecord, HttpSummaryRecord } from '../src/http/index.js';
@@ -11,8 +11,8 @@ import type { ClientResult } from '../src/demo/clients.js';
 import { startNginx } from './support/nginx.js';
 import { validateHar } from './support/http-streams.js';
 import { requireRoot } from './support/privileges.js';
-import { parseJsonl, startTlstap } from './support/tlstap-process.js';
-import type { TlstapExit } from './support/tlstap-process.js';
+import { captureWhile, parseJsonl } from './support/tlstap-process.js';
+import type { CaptureRun } from './support/tlstap-process.js';
 
 const FILES = {
   'a.txt': 'the body of /a, served by nginx\n',
@@ -20,19 +20,9 @@ const FILES = {
   'c.json': '{"ok":true,"from":"nginx"}\n',
 };
 
-/** Runs fn while tlstap runs with `args` (plus -o to a file); returns the output and the exit. */
-async function capture(args: string[], fn: () => Promise<void>): Promise<{ out: string; exit: TlstapExit; dir: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'tlstap-http-'));
-  const out = join(dir, 'out');
-  const tlstap = await startTlstap([...args, '-o', out]);
-  let exit: TlstapExit;
-  try {
-    await fn();
-  } finally {
-    exit = await tlstap.stop('SIGINT');
-  }
-  assert.equal(exit.code, 0, exit.stderr);
-  return { out: readFileSync(out, 'utf8'), exit, dir };
+/** Runs fn while tlstap runs with `args`; returns what it wrote. */
+function capture(args: string[], fn: () => Promise<void>): Promise<CaptureRun> {
+  return captureWhile(args, fn);
 }
 
 function httpRecords(out: string, pid: number): HttpRecord[] {

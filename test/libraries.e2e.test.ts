@@ -15,7 +15,7 @@ import type { LibraryClientResult } from './support/libraries.js';
 import { startNginx } from './support/nginx.js';
 import type { NginxServer } from './support/nginx.js';
 import { requireRoot } from './support/privileges.js';
-import { parseJsonl, startTlstap } from './support/tlstap-process.js';
+import { captureWhile, parseJsonl, startTlstap } from './support/tlstap-process.js';
 
 type Line = DataRecord | ConnectionRecord | SummaryRecord;
 
@@ -35,22 +35,9 @@ function dataOf(lines: readonly Line[], pid: number): DataRecord[] {
   return lines.filter((l): l is DataRecord => l.type === 'data' && l.pid === pid);
 }
 
-/** Runs fn while tlstap captures to a jsonl file (extra args: -p, --comm ...); returns the lines. */
+/** Runs fn while tlstap captures JSON lines (extra args: -p, --comm ...); returns the lines. */
 async function capture(args: string[], fn: () => Promise<void>): Promise<Line[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'tlstap-libraries-'));
-  try {
-    const out = join(dir, 'out.jsonl');
-    const tlstap = await startTlstap(['-f', 'jsonl', '-o', out, ...args]);
-    try {
-      await fn();
-    } finally {
-      const exit = await tlstap.stop('SIGINT');
-      assert.equal(exit.code, 0, exit.stderr);
-    }
-    return parseJsonl<Line>(readFileSync(out, 'utf8'));
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  return parseJsonl<Line>((await captureWhile(['-f', 'jsonl', ...args], fn)).out);
 }
 
 function clientOk(r: LibraryClientResult, body: string): void {

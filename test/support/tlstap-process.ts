@@ -85,3 +85,35 @@ export function parseJsonl<T = Record<string, unknown>>(text: string): T[] {
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as T);
 }
+
+/** What a capture around some client activity produced. */
+export interface CaptureRun {
+  /** The -o file's content. */
+  out: string;
+  exit: TlstapExit;
+}
+
+/**
+ * Runs `fn` while `tlstap ARGS -o FILE` captures; stops it with SIGINT, checks it exited 0, and
+ * returns what it wrote.
+ */
+export async function captureWhile(args: readonly string[], fn: () => Promise<void>): Promise<CaptureRun> {
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-e2e-'));
+  try {
+    const file = join(dir, 'out');
+    const tlstap = await startTlstap([...args, '-o', file]);
+    let exit: TlstapExit;
+    try {
+      await fn();
+    } finally {
+      exit = await tlstap.stop('SIGINT');
+    }
+    if (exit.code !== 0) throw new Error(`tlstap exited with ${exit.code} (signal ${exit.signal}):\n${exit.stderr}`);
+    return { out: readFileSync(file, 'utf8'), exit };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
