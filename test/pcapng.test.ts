@@ -578,7 +578,7 @@ test('-w - into a reader that goes away (EPIPE): stops cleanly and says how much
   assert.match(child.stderr, /status=0/);
 });
 
-test('kill -9 during a long capture leaves a file tshark reads without error', async (t) => {
+test('kill -9 during a long capture leaves every block whole but at most the last, and every packet before it readable', async (t) => {
   if (!requireTshark(t)) return;
   const path = join(dir, 'killed.pcapng');
   const child = spawn(process.execPath, [CHILD, 'file', path], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -593,10 +593,15 @@ test('kill -9 during a long capture leaves a file tshark reads without error', a
   const bytes = readFileSync(path);
   assert.ok(bytes.length > 4 * 1024 * 1024, `only ${bytes.length} bytes written`);
   const blocks = readBlocks(bytes);
-  assert.equal(blocks.reduce((n, b) => n + b.totalLength, 0), bytes.length, 'the file ends on a block boundary');
+  const whole = blocks.reduce((n, b) => n + b.totalLength, 0);
+  // Linux may cut a write() short at a page boundary when SIGKILL arrives during it: only the
+  // block being written then can be incomplete.
+  assert.ok(bytes.length - whole < 70 * 1024, `${bytes.length - whole} bytes after the last whole block: more than one block`);
+  for (const b of blocks) assert.equal(b.trailingLength, b.totalLength, `block at ${b.offset} is whole`);
   const r = run('tshark', ['-r', path, '-T', 'fields', '-e', 'tcp.checksum.status', ...CHECKSUMS]);
-  assert.equal(r.status, 0, r.stderr);
+  if (whole === bytes.length) assert.equal(r.status, 0, r.stderr);
+  else assert.match(r.stderr, /cut short in the middle of a packet/, 'tshark names the cut last block and nothing else');
   const statuses = r.stdout.split('\n').filter((l) => l !== '');
-  assert.equal(statuses.length, blocks.length - 2);
+  assert.equal(statuses.length, blocks.length - 2, 'every packet of a whole block is read');
   assert.ok(statuses.every((s) => s === '1'));
 });
