@@ -81,6 +81,7 @@ enum tlstap_event_kind {
 	TLSTAP_EVENT_CONN_FD = 3,    /* its fd (and so its addresses) became known, or changed */
 	TLSTAP_EVENT_CONN_CLOSE = 4, /* SSL_shutdown, SSL_free or close() of its fd */
 	TLSTAP_EVENT_PROCESS_EXIT = 5, /* struct tlstap_conn_event, conn_id 0: a process with connections exited */
+	TLSTAP_EVENT_COUNTERS = 6,     /* struct tlstap_counters_event: written by user space at the end of a --record */
 };
 
 /* Why a connection's addresses are unknown, or what closed it (struct tlstap_conn_event.reason). */
@@ -155,6 +156,15 @@ struct tlstap_conn_event {
 	__u32 seq;       /* for close: how many calls the connection had */
 	__u8 laddr[16];  /* IPv4 in the first 4 bytes */
 	__u8 raddr[16];
+};
+
+/*
+ * The kernel counters at the end of a capture, summed over CPUs. User space appends it to a
+ * --record file, so a replay reports the losses the live capture had.
+ */
+struct tlstap_counters_event {
+	struct tlstap_event_header h;
+	__u64 values[TLSTAP_CTR__COUNT]; /* indexed by enum tlstap_counter */
 };
 
 #endif /* TLSTAP_H */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DataRecord, SummaryRecord } from '../src/output/index.js';
 import { requireRoot } from './support/privileges.js';
-import { parseJsonl, startTlstap } from './support/tlstap-process.js';
+import { parseJsonl, runTlstap, startTlstap } from './support/tlstap-process.js';
 import type { TlstapProcess } from './support/tlstap-process.js';
 
 type Line = DataRecord | SummaryRecord;
@@ -54,7 +54,8 @@ test(`a 16 KiB ring buffer under ${CALLS} × 1 KiB calls: captured + dropped = e
     const out = join(dir, 'out.jsonl');
 
     // 16 KiB holds about 14 records of a 1 KiB call: far too few for a writer and a reader at full speed.
-    tlstap = await startTlstap(['--comm', comm, '--ring-buffer', '16k', '-f', 'jsonl', '-o', out]);
+    const record = join(dir, 'run.tlstap');
+    tlstap = await startTlstap(['--comm', comm, '--ring-buffer', '16k', '-f', 'jsonl', '-o', out, '--record', record]);
     const load = await loadgen(lg, CALLS, SIZE);
     const exit = await tlstap.stop('SIGINT');
     assert.equal(exit.code, 0, exit.stderr);
@@ -83,6 +84,15 @@ test(`a 16 KiB ring buffer under ${CALLS} × 1 KiB calls: captured + dropped = e
     assert.equal(summary.bytes_dropped, (summary.events_dropped - surplus) * SIZE, 'the dropped calls\' bytes, to the byte');
     assert.match(exit.stderr, new RegExp(`events dropped:\\s+${summary.events_dropped}\\n`));
     assert.match(exit.stderr, /warning: the ring buffer was full/);
+
+    // The recording ends with the kernel counters: its replay reports the same losses.
+    const replay = await runTlstap(['replay', record, '-f', 'jsonl']);
+    assert.equal(replay.code, 0, replay.stderr);
+    const replayed = parseJsonl<Line>(replay.stdout.toString()).at(-1) as SummaryRecord;
+    assert.deepEqual(
+      [replayed.calls, replayed.events_dropped, replayed.bytes_dropped],
+      [summary.calls, summary.events_dropped, summary.bytes_dropped],
+    );
   } finally {
     // A failed assertion must not leave tlstap attached (and the test runner waiting on it).
     if (tlstap && tlstap.child.exitCode === null && tlstap.child.signalCode === null) {

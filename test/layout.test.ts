@@ -9,6 +9,7 @@ test('the TypeScript event layout equals what the addon was compiled with (bpf/t
   const native = loadAddon().layout();
   assert.deepEqual(EVENT_LAYOUT.data, native.data);
   assert.deepEqual(EVENT_LAYOUT.conn, native.conn);
+  assert.deepEqual(EVENT_LAYOUT.counters, native.counters);
   assert.deepEqual(EVENT_LAYOUT.constants, native.constants);
   assert.equal(PROBED_FUNCTIONS.length, native.constants.FUNC_COUNT);
   assert.equal(TLS_FUNCTIONS.length, native.constants.FUNC_DATA_COUNT);

@@ -75,6 +75,18 @@ static Napi::Object ConnLayout(Napi::Env env)
 	return layout;
 }
 
+static Napi::Object CountersLayout(Napi::Env env)
+{
+	Napi::Object layout = Napi::Object::New(env);
+	Napi::Object fields = Napi::Object::New(env);
+
+	HEADER_FIELDS(tlstap_counters_event, fields);
+	FIELD_OF(tlstap_counters_event, fields, "values", values);
+	layout.Set("size", static_cast<double>(sizeof(struct tlstap_counters_event)));
+	layout.Set("fields", fields);
+	return layout;
+}
+
 #define CONSTANT(name, value) constants.Set(name, static_cast<double>(value))
 
 Napi::Object DescribeLayout(Napi::Env env)
@@ -82,6 +94,7 @@ Napi::Object DescribeLayout(Napi::Env env)
 	Napi::Object layout = Napi::Object::New(env);
 	layout.Set("data", DataLayout(env));
 	layout.Set("conn", ConnLayout(env));
+	layout.Set("counters", CountersLayout(env));
 
 	Napi::Object constants = Napi::Object::New(env);
 	CONSTANT("COMM_LEN", TLSTAP_COMM_LEN);
@@ -98,6 +111,7 @@ Napi::Object DescribeLayout(Napi::Env env)
 	CONSTANT("EVENT_CONN_FD", TLSTAP_EVENT_CONN_FD);
 	CONSTANT("EVENT_CONN_CLOSE", TLSTAP_EVENT_CONN_CLOSE);
 	CONSTANT("EVENT_PROCESS_EXIT", TLSTAP_EVENT_PROCESS_EXIT);
+	CONSTANT("EVENT_COUNTERS", TLSTAP_EVENT_COUNTERS);
 	CONSTANT("DIR_READ", TLSTAP_DIR_READ);
 	CONSTANT("DIR_WRITE", TLSTAP_DIR_WRITE);
 	CONSTANT("FLAG_FD_CONFLICT", TLSTAP_FLAG_FD_CONFLICT);

@@ -2,7 +2,7 @@ import { RecordDecoder } from '../events/assemble.js';
 import { ConnectionTracker } from '../events/connections.js';
 import type { TrackerStats } from '../events/connections.js';
 import type { CallSink, CaptureStats, ConnectionEvent, ConnectionInfo, TlsCall } from '../events/types.js';
-import type { KernelCounters } from './session.js';
+import type { KernelCounters } from '../events/counters.js';
 
 /** Totals counted in user space as calls come out of the tracker. */
 export interface PipelineTotals {
@@ -37,6 +37,8 @@ export class CallPipeline {
   readonly totals: PipelineTotals = { calls: 0, bytes: 0, bytesTruncated: 0, bytesLost: 0 };
   private readonly decoder: RecordDecoder;
   private readonly tracker: ConnectionTracker;
+  /** The kernel counters a replayed recording ended with. */
+  private recordedCounters: KernelCounters | undefined;
 
   constructor(
     private readonly sinks: readonly CallSink[],
@@ -46,7 +48,12 @@ export class CallPipeline {
       { call: (call) => this.deliver(call), connection: (event) => this.announce(event) },
       options.keepConnection,
     );
-    this.decoder = new RecordDecoder(this.tracker);
+    const tracker = this.tracker;
+    this.decoder = new RecordDecoder({
+      call: (d) => tracker.call(d),
+      conn: (d) => tracker.conn(d),
+      counters: (c) => (this.recordedCounters = c),
+    });
   }
 
   /** Feeds one batch (bound, so it can be handed to the native poller as is). */
@@ -100,8 +107,9 @@ export class CallPipeline {
     await Promise.all(closing);
   }
 
-  /** The run's totals; kernel counters when live, else what the calls themselves tell. */
-  stats(kernel?: KernelCounters): CaptureStats {
+  /** The run's totals; the kernel counters when live or recorded, else what the calls themselves tell. */
+  stats(live?: KernelCounters): CaptureStats {
+    const kernel = live ?? this.recordedCounters;
     const t = this.totals;
     return {
       calls: t.calls,

@@ -4,6 +4,10 @@ import { EVENT_LAYOUT, makeCookie } from '../events/layout.js';
 import { PROBED_FUNCTIONS, isDataFunction } from '../events/types.js';
 import type { ProbedFunction } from '../events/types.js';
 import { ensureTracefs } from './tracefs.js';
+import { countersFromValues } from '../events/counters.js';
+import type { KernelCounters } from '../events/counters.js';
+
+export type { KernelCounters } from '../events/counters.js';
 
 /** A file to probe and the functions in it (a ProbeTarget from src/targets fits). */
 export interface AttachFile {
@@ -30,16 +34,6 @@ export interface KernelSettings {
   perProbeLinks?: boolean;
 }
 
-/** The kernel-side counters, summed over CPUs. */
-export interface KernelCounters {
-  droppedEvents: number;
-  droppedBytes: number;
-  readFaults: number;
-  readFaultBytes: number;
-  calls: number;
-  /** Calls sent without a connection because the kernel's connection map refused the entry. */
-  untrackedCalls: number;
-}
 
 const C = EVENT_LAYOUT.constants;
 const ENTRY_PROGRAM = 'probe_enter';
@@ -130,15 +124,7 @@ export class CaptureSession {
 
   /** Current kernel counters. */
   counters(): KernelCounters {
-    const sums = this.native.sumPercpuArray('counters').map(Number);
-    return {
-      droppedEvents: sums[C.CTR_RINGBUF_DROPPED_EVENTS] ?? 0,
-      droppedBytes: sums[C.CTR_RINGBUF_DROPPED_BYTES] ?? 0,
-      readFaults: sums[C.CTR_READ_FAULTS] ?? 0,
-      readFaultBytes: sums[C.CTR_READ_FAULT_BYTES] ?? 0,
-      calls: sums[C.CTR_CALLS] ?? 0,
-      untrackedCalls: sums[C.CTR_UNTRACKED_CALLS] ?? 0,
-    };
+    return countersFromValues(this.native.sumPercpuArray('counters').map(Number));
   }
 
   /**

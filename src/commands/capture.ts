@@ -1,7 +1,8 @@
 import { endianness } from 'node:os';
 import type { Writable } from 'node:stream';
 import { CaptureSession } from '../capture/session.js';
-import type { KernelCounters } from '../capture/session.js';
+import type { KernelCounters } from '../events/counters.js';
+import { encodeCountersRecord } from '../events/counters.js';
 import { CallPipeline } from '../capture/pipeline.js';
 import type { BatchSink } from '../capture/pipeline.js';
 import { monotonicToWallOffsetNs } from '../capture/clock.js';
@@ -60,6 +61,9 @@ export interface LiveCaptureParts {
 
 /** A running capture: a session feeding a pipeline. */
 export class LiveCapture {
+  /** The kernel counters read when the capture stopped. */
+  finalCounters: KernelCounters | undefined;
+
   private constructor(
     readonly session: CaptureSession,
     readonly pipeline: CallPipeline,
@@ -114,13 +118,12 @@ export class LiveCapture {
    * The sinks stay open for a last word (the jsonl summary); close() closes them.
    */
   async stop(): Promise<CaptureStats> {
-    let counters: KernelCounters | undefined;
     try {
-      counters = await this.session.stop();
+      this.finalCounters = await this.session.stop();
     } finally {
       this.pipeline.flush();
     }
-    return this.pipeline.stats(counters);
+    return this.pipeline.stats(this.finalCounters);
   }
 
   /** Flushes and closes every sink and the recorder. */
@@ -228,6 +231,14 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   }
   // Every output gets its end even when stopping failed: what was captured is not thrown away.
   try {
+    // The recording ends with the kernel counters, so its replay reports the same losses.
+    if (recorder && capture.finalCounters) {
+      const counters = encodeCountersRecord(capture.finalCounters, process.hrtime.bigint());
+      const framed = Buffer.alloc(4 + counters.length);
+      framed.writeUInt32LE(counters.length);
+      counters.copy(framed, 4);
+      recorder.writeBatch(framed, 1);
+    }
     await recorder?.close();
   } catch (err) {
     failure ??= err;

@@ -1,5 +1,7 @@
 import { CONN_REASONS, EVENT_LAYOUT } from './layout.js';
 import { formatIpv4, formatIpv6 } from './addresses.js';
+import { decodeCountersRecord } from './counters.js';
+import type { KernelCounters } from './counters.js';
 import { TLS_FUNCTIONS } from './types.js';
 import type { Endpoint, TlsCall } from './types.js';
 
@@ -44,6 +46,8 @@ export interface DecodedConn {
 export interface DecoderOutput {
   call(decoded: DecodedCall): void;
   conn(decoded: DecodedConn): void;
+  /** The kernel counters a recording ends with. */
+  counters?(counters: KernelCounters): void;
 }
 
 /** A call whose chunks are still arriving (they share tid and ts_ns). */
@@ -117,6 +121,7 @@ export class RecordDecoder {
     const kind = buf.readUInt32LE(start + D.kind.offset);
     if (kind === K.EVENT_DATA) this.pushData(buf, start, length);
     else if (kind >= K.EVENT_CONN_OPEN && kind <= K.EVENT_PROCESS_EXIT) this.pushConn(buf, start, length, kind);
+    else if (kind === K.EVENT_COUNTERS && length >= EVENT_LAYOUT.counters.size) this.out.counters?.(decodeCountersRecord(buf, start));
     else this.stats.unknownRecords++;
   }
 

@@ -47,6 +47,13 @@ export const EVENT_LAYOUT = {
       raddr: { offset: 96, size: 16 },
     },
   },
+  counters: {
+    size: 112,
+    fields: {
+      ...HEADER_FIELDS,
+      values: { offset: 64, size: 48 },
+    },
+  },
   constants: {
     COMM_LEN: 16,
     CHUNK_SIZE: 16384,
@@ -62,6 +69,7 @@ export const EVENT_LAYOUT = {
     EVENT_CONN_FD: 3,
     EVENT_CONN_CLOSE: 4,
     EVENT_PROCESS_EXIT: 5,
+    EVENT_COUNTERS: 6,
     DIR_READ: 0,
     DIR_WRITE: 1,
     FLAG_FD_CONFLICT: 1,
@@ -87,6 +95,7 @@ export const EVENT_LAYOUT = {
 export interface EventLayout {
   data: { size: number; fields: Record<string, { offset: number; size: number }> };
   conn: { size: number; fields: Record<string, { offset: number; size: number }> };
+  counters: { size: number; fields: Record<string, { offset: number; size: number }> };
   constants: Record<string, number>;
 }
 

@@ -46,6 +46,7 @@ function errnoName(errno: number): string {
 export interface NativeLayout {
   data: { size: number; fields: Record<string, { offset: number; size: number }> };
   conn: { size: number; fields: Record<string, { offset: number; size: number }> };
+  counters: { size: number; fields: Record<string, { offset: number; size: number }> };
   constants: Record<string, number>;
 }
 
