@@ -14,6 +14,7 @@
 // Nothing here reads a clock or a random source: the same calls give the same packets. Initial
 // sequence numbers are a hash of the connection number.
 
+import { formatIpv4, formatIpv6, parseIpAddress } from '../events/addresses.js';
 import type { ConnectionEvent, ConnectionInfo, Endpoint, TlsCall } from '../events/types.js';
 
 /** TCP flag bits. */
@@ -48,56 +49,8 @@ export interface TcpEndpoint {
 
 /** Parses IPv4 dotted quads and IPv6 text (with `::` and an embedded IPv4 tail); undefined if invalid. */
 export function parseIp(text: string): IpAddress | undefined {
-  const v4 = parseIpv4(text);
-  if (v4 !== undefined) return { family: 4, bytes: v4 };
-  const v6 = parseIpv6(text);
-  if (v6 !== undefined) return { family: 6, bytes: v6 };
-  return undefined;
-}
-
-function parseIpv4(text: string): Buffer | undefined {
-  const parts = text.split('.');
-  if (parts.length !== 4) return undefined;
-  const out = Buffer.alloc(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined;
-    out[i] = Number(p);
-  }
-  return out;
-}
-
-function parseIpv6(text: string): Buffer | undefined {
-  const zone = text.indexOf('%');
-  if (zone >= 0) text = text.slice(0, zone);
-  const halves = text.split('::');
-  if (halves.length > 2) return undefined;
-  const words = (s: string): number[] | undefined => {
-    if (s === '') return [];
-    const out: number[] = [];
-    const groups = s.split(':');
-    for (let i = 0; i < groups.length; i++) {
-      const g = groups[i]!;
-      if (i === groups.length - 1 && g.includes('.')) {
-        const v4 = parseIpv4(g);
-        if (v4 === undefined) return undefined;
-        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-        out.push(parseInt(g, 16));
-      }
-    }
-    return out;
-  };
-  const head = words(halves[0]!);
-  const tail = halves.length === 2 ? words(halves[1]!) : [];
-  if (head === undefined || tail === undefined) return undefined;
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
-  const all = [...head, ...new Array<number>(missing).fill(0), ...tail];
-  const out = Buffer.alloc(16);
-  all.forEach((w, i) => out.writeUInt16BE(w, i * 2));
-  return out;
+  const parsed = parseIpAddress(text);
+  return parsed && { family: parsed.family === 'ipv4' ? 4 : 6, bytes: parsed.bytes };
 }
 
 /** An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as IPv4; any other address unchanged. */
@@ -120,27 +73,7 @@ function mapToIpv6(ip: IpAddress): IpAddress {
 
 /** Text form of an address (IPv6 with the longest zero run compressed, RFC 5952). */
 export function formatIp(ip: IpAddress): string {
-  if (ip.family === 4) return Array.from(ip.bytes).join('.');
-  const w: number[] = [];
-  for (let i = 0; i < 16; i += 2) w.push(ip.bytes.readUInt16BE(i));
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = w.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return ip.family === 4 ? formatIpv4(ip.bytes) : formatIpv6(ip.bytes);
 }
 
 /** Adds the 16-bit big-endian words of `buf[start, end)` to `sum` (odd tails padded with zero). */
