@@ -212,7 +212,8 @@ describe('the demo server as its own process', () => {
   test('listens on ::1 with a bracketed URL when asked', async (t) => {
     const srv = await spawnDemoServer({ host: '::1' }).catch((e: Error) => e);
     if (srv instanceof Error) {
-      if (/EADDRNOTAVAIL|EAFNOSUPPORT/.test(srv.message)) return t.skip('no IPv6 loopback here');
+      // A machine without IPv6 loopback skips, except in CI, where every test must run.
+      if (/EADDRNOTAVAIL|EAFNOSUPPORT/.test(srv.message) && process.env.CI !== 'true') return t.skip('no IPv6 loopback here');
       throw srv;
     }
     try {
