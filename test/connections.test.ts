@@ -49,6 +49,9 @@ test('a call that never arrives (dropped) does not hold its connection forever; 
   const texts = items.filter((i): i is TlsCall => 'data' in i).map((c) => c.data.toString());
   assert.deepEqual(texts, ['a', 'c', 'd']);
   assert.equal(pipeline.connectionStats.missingCalls, 1);
+  // The call after the hole says so, for the byte-stream consumers (HTTP, pcapng).
+  const calls = items.filter((i): i is TlsCall => 'data' in i);
+  assert.deepEqual(calls.map((c) => c.callsMissedBefore), [undefined, 1, undefined]);
 });
 
 test('open comes before the first call and close after the last, with its reason', () => {

@@ -292,3 +292,17 @@ test('CONNECT tunnels switch to raw after the 200', async () => {
   assert.deepEqual(got.fallbacks.map((f) => f.reason), ['upgrade']);
   assert.equal(got.raw.length, 1);
 });
+
+test('calls of the connection dropped before a call: the connection falls back to raw with the reason "gap"', async () => {
+  const calls = [
+    call('write', 'GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n'),
+    { ...call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello'), callsMissedBefore: 2 },
+  ];
+  const { tracker, got } = run(calls);
+  await tracker.close();
+  assert.equal(got.fallbacks.length, 1);
+  assert.equal(got.fallbacks[0]!.reason, 'gap');
+  assert.match(got.fallbacks[0]!.detail, /2 earlier calls of this connection were dropped/);
+  assert.equal(tracker.stats.fallbacks.gap, 1);
+  assert.ok(got.exchanges.every((e) => e.response === undefined || e.incomplete !== undefined), 'no exchange is built across the hole');
+});

@@ -162,8 +162,12 @@ export class ConnectionTracker implements DecoderOutput {
   private release(tracked: Tracked): void {
     const seqs = [...tracked.waiting.keys()].sort((a, b) => a - b);
     for (const seq of seqs) {
-      this.stats.missingCalls += seq - tracked.expected;
-      this.emit(tracked, tracked.waiting.get(seq)!);
+      const call = tracked.waiting.get(seq)!;
+      const missed = seq - tracked.expected;
+      // The consumers of a byte stream (HTTP, pcapng) must know the stream has a hole here.
+      if (missed > 0) call.callsMissedBefore = missed;
+      this.stats.missingCalls += missed;
+      this.emit(tracked, call);
       tracked.expected = seq + 1;
     }
     tracked.waiting.clear();

@@ -103,6 +103,8 @@ export interface TlsCall {
   lost: number;
   /** The connection; always set once the call has passed the connection tracker. */
   conn?: ConnectionInfo;
+  /** Calls of this connection just before this one that never arrived (their records were dropped). */
+  callsMissedBefore?: number;
 }
 
 /** What output formats need to know about the capture besides the calls. */

@@ -207,8 +207,8 @@ export class HttpTracker implements CallSink, ExchangeOut {
       conn.start[d] = before.length === 0 ? conn.held[conn.held.length - 1]!.data : Buffer.concat([before, call.data]);
     }
     const kinds = [classifyStart(conn.start[0]), classifyStart(conn.start[1])];
-    // Bytes were lost before the protocol was known: the start may be missing.
-    const gap = call.lost > 0 && conn.start[d].length === call.data.length;
+    // Bytes or whole calls were lost before the protocol was known: the start may be missing.
+    const gap = (call.lost > 0 || (call.callsMissedBefore ?? 0) > 0) && conn.start[d].length === call.data.length;
     for (const k of [d, 1 - d]) {
       const kind = kinds[k]!;
       if (kind === StartKind.Http1Request || kind === StartKind.Http2Preface) {
@@ -216,7 +216,7 @@ export class HttpTracker implements CallSink, ExchangeOut {
         return;
       }
     }
-    if (gap) return this.detectFailed(conn, 'gap', `${call.lost} bytes lost at the start of the connection`);
+    if (gap) return this.detectFailed(conn, 'gap', call.lost > 0 ? `${call.lost} bytes lost at the start of the connection` : `${call.callsMissedBefore} calls lost at the start of the connection`);
     for (const kind of kinds) {
       if (kind === StartKind.Http1Response) {
         return this.detectFailed(conn, 'mid-connection', 'an HTTP/1.x response came before any request');
@@ -270,6 +270,9 @@ export class HttpTracker implements CallSink, ExchangeOut {
     const decoder = conn.decoder!;
     const missing = call.lost + call.truncated;
     try {
+      if (call.callsMissedBefore) {
+        throw new HttpDecodeError('gap', `${call.callsMissedBefore} earlier calls of this connection were dropped`);
+      }
       // Lost bytes may sit anywhere in the call; truncated ones are all at its end.
       if (call.lost === 0) decoder.feed(side, call, call.data);
       if (missing > 0) {

@@ -325,6 +325,8 @@ export class TcpSynthesizer {
         (flow.hasId ? `conn=${flow.num}` : `ssl=0x${flow.ssl.toString(16)}`);
       if (call.truncated > 0) text += ` truncated=${call.truncated}`;
       if (call.lost > 0) text += ` lost=${call.lost}`;
+      // Whole calls dropped before this one: their size is unknown, so no sequence gap can show them.
+      if (call.callsMissedBefore) text += ` calls_missed_before=${call.callsMissedBefore} (their bytes are not in this stream)`;
       if (flow.addrTag !== '') text += ` ${flow.addrTag}`;
       const comment = Buffer.from(text, 'utf8');
       const max = maxSegmentPayload(sender.ep.ip.family);
