@@ -188,7 +188,7 @@ test('runDoctor: BTF, uprobe PMU and tracefs problems come with their fix', asyn
   const c = await checks(
     fakeEnv({ '/sys/kernel/btf/vmlinux': '', '/proc/self/mounts': 'sysfs /sys sysfs rw 0 0\n' }),
   );
-  assert.equal(c.BTF!.status, 'warn');
+  assert.equal(c.BTF!.status, 'fail');
   assert.match(c.BTF!.fix!, /CONFIG_DEBUG_INFO_BTF/);
   assert.equal(c.tracefs!.status, 'warn');
   assert.equal(c.tracefs!.fix, 'sudo mount -t tracefs nodev /sys/kernel/tracing');

@@ -212,8 +212,8 @@ function checkBtf(env: DoctorEnv): DoctorCheck {
   }
   return {
     name: 'BTF',
-    status: 'warn',
-    finding: `no kernel BTF at ${VMLINUX_BTF}: uprobes work, probes reading kernel structures (CO-RE) will not`,
+    status: 'fail',
+    finding: `no kernel BTF at ${VMLINUX_BTF}: the BPF program reads the kernel's socket structs with CO-RE, which needs it`,
     fix: 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (the default in most distributions since 2020)',
   };
 }
