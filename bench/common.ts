@@ -10,7 +10,7 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The compiled CLI. */
 export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 /** The load generator built by bench/build.sh. */
-export const LOADGEN = `${ROOT}bench/bin/loadgen`;
+export { LOADGEN } from './loadgen.js';
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
@@ -213,32 +213,8 @@ export function startWatchedTlstap(args: readonly string[], timeoutMs = 30_000):
 }
 
 /** What loadgen printed. */
-export interface LoadgenResult {
-  calls: number;
-  size: number;
-  seconds: number;
-  us_per_call: number;
-  read_calls: number;
-  writer_pid: number;
-  reader_pid: number;
-}
-
-/** Runs `loadgen ARGS` to completion and parses its JSON line; rejects if it failed. */
-export function runLoadgen(args: readonly string[]): Promise<LoadgenResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(LOADGEN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('{"calls"'));
-      if (code !== 0 || !line) reject(new Error(`loadgen ${args.join(' ')} failed (exit ${code}):\n${err}`));
-      else resolve(JSON.parse(line) as LoadgenResult);
-    });
-  });
-}
+export { runLoadgen } from './loadgen.js';
+export type { LoadgenResult } from './loadgen.js';
 
 /** Formats bytes as MiB with one decimal. */
 export function mib(bytes: number): string {

@@ -2,43 +2,25 @@
 // how many. Every call loadgen made is either in the output or counted as dropped, never neither.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { DataRecord, SummaryRecord } from '../src/output/index.js';
 import { requireRoot } from './support/privileges.js';
 import { parseJsonl, runTlstap, startTlstap } from './support/tlstap-process.js';
 import type { TlstapProcess } from './support/tlstap-process.js';
+import { LOADGEN, runLoadgen } from '../bench/loadgen.js';
+import type { LoadgenResult } from '../bench/loadgen.js';
 
 type Line = DataRecord | SummaryRecord;
 
-const LOADGEN = fileURLToPath(new URL('../../bench/bin/loadgen', import.meta.url));
 const CALLS = 20_000;
 const SIZE = 1024;
 
-interface LoadgenResult {
-  calls: number;
-  read_calls: number;
-  writer_pid: number;
-  reader_pid: number;
-}
-
+/** Runs the loadgen binary at `path` (a copy under a name of its own) to completion. */
 function loadgen(path: string, calls: number, size: number): Promise<LoadgenResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(path, ['-n', String(calls), '-s', String(size)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      if (code !== 0) reject(new Error(`loadgen exited ${code}: ${err}`));
-      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as LoadgenResult);
-    });
-  });
+  return runLoadgen(['-n', String(calls), '-s', String(size)], path);
 }
 
 test(`a 16 KiB ring buffer under ${CALLS} × 1 KiB calls: captured + dropped = every call, and the dropped bytes add up`, { timeout: 180_000 }, async (t) => {

@@ -11,16 +11,16 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createSelfSignedCert } from '../src/demo/cert.js';
 import type { DataRecord, SummaryRecord } from '../src/output/index.js';
 import { requireRoot } from './support/privileges.js';
 import { parseJsonl, runTlstap, startTlstap } from './support/tlstap-process.js';
 import type { TlstapProcess } from './support/tlstap-process.js';
+import { LOADGEN, runLoadgen } from '../bench/loadgen.js';
+import type { LoadgenResult } from '../bench/loadgen.js';
 
 type Line = DataRecord | SummaryRecord;
 
-const LOADGEN = fileURLToPath(new URL('../../bench/bin/loadgen', import.meta.url));
 const PATTERN_MOD = 251;
 
 /** A private directory with loadgen copied in under a unique name, the comm to filter on. */
@@ -34,27 +34,9 @@ function workdir(): { dir: string; comm: string; loadgen: string } {
   return { dir, comm, loadgen };
 }
 
-interface LoadgenResult {
-  calls: number;
-  read_calls: number;
-  writer_pid: number;
-  reader_pid: number;
-}
-
-/** Runs loadgen to completion. */
+/** Runs the loadgen binary at `path` (a copy under a name of its own) to completion. */
 function loadgen(path: string, calls: number, size: number): Promise<LoadgenResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(path, ['-n', String(calls), '-s', String(size)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      if (code !== 0) reject(new Error(`loadgen exited ${code}: ${err}`));
-      else resolve(JSON.parse(out.trim().split('\n').at(-1)!) as LoadgenResult);
-    });
-  });
+  return runLoadgen(['-n', String(calls), '-s', String(size)], path);
 }
 
 function payload(r: DataRecord): Buffer {

@@ -505,3 +505,17 @@ test('text: the header names the connection, local → remote, or why its addres
   const unknown = await render('text', [call('x', { conn: { id: 8, pid: 1, ssl: 1n, fd: -1, unknownReason: 'memory BIO' } })]);
   assert.match(unknown.split('\n')[0]!, / conn=8 \(addresses unknown: memory BIO\)$/);
 });
+
+test('text and hex both show a line when a connection opens and closes', async () => {
+  const conn = { id: 9, pid: 4242, ssl: 1n, fd: 5, local: { ip: '127.0.0.1', port: 40000 }, remote: { ip: '127.0.0.1', port: 443 } };
+  for (const format of ['text', 'hex'] as const) {
+    const out = new Collector();
+    const sink = createFormatSink(format, out, ctx, { color: false });
+    sink.connection?.({ type: 'open', tsNs: 1234567890n, conn, comm: 'curl' });
+    sink.connection?.({ type: 'close', tsNs: 1234567899n, conn, comm: 'curl', reason: 'SSL_free' });
+    await sink.close();
+    const lines = out.text().split('\n').filter((l) => l !== '');
+    assert.match(lines[0]!, /comm=curl open conn=9 fd=5 127\.0\.0\.1:40000 → 127\.0\.0\.1:443$/, format);
+    assert.match(lines[1]!, /comm=curl close conn=9 .* \(SSL_free\)$/, format);
+  }
+});

@@ -1,6 +1,6 @@
 // The human formats: a header line per call, then the payload as escaped text or as a hex dump.
 
-import type { CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
+import type { CaptureContext, ConnectionEvent, ConnectionInfo, TlsCall } from '../events/types.js';
 import { describeConnection } from '../events/addresses.js';
 import type { ByteTarget } from './batch.js';
 import { escapePayload, previewEnd } from './escape.js';
@@ -53,6 +53,8 @@ export class HeaderFormatter {
   private readonly clock = new LocalClock();
   private lastComm = '';
   private lastCommText = '';
+  private lastConn: ConnectionInfo | undefined;
+  private lastConnText = '';
   private readonly c: {
     time: string;
     comm: string;
@@ -84,8 +86,17 @@ export class HeaderFormatter {
       `${call.totalLen} ${call.totalLen === 1 ? 'byte' : 'bytes'}`;
     if (call.truncated > 0) line += ` ${c.truncated}[+${call.truncated} truncated]${c.reset}`;
     if (call.lost > 0) line += ` ${c.lost}[${call.lost} lost]${c.reset}`;
-    const conn = call.conn ? describeConnection(call.conn) : `ssl=0x${call.ssl.toString(16)}`;
-    return `${line} ${c.dim}${conn}${c.reset}`;
+    return `${line} ${c.dim}${this.connection(call)}${c.reset}`;
+  }
+
+  /** The call's connection, described once per connection (calls of one connection share the object). */
+  private connection(call: TlsCall): string {
+    if (!call.conn) return `ssl=0x${call.ssl.toString(16)}`;
+    if (call.conn !== this.lastConn) {
+      this.lastConn = call.conn;
+      this.lastConnText = describeConnection(call.conn);
+    }
+    return this.lastConnText;
   }
 
   /** `12:34:56.789 pid=1234 comm=curl open conn=7 fd=5 127.0.0.1:40000 → 127.0.0.1:8443`. */
@@ -112,14 +123,14 @@ function elidedNote(shown: number, captured: number): string {
   return more > 0 ? `[${more} more captured ${more === 1 ? 'byte' : 'bytes'} not shown]\n` : '';
 }
 
-/** `text`: the header, then the payload with printable text verbatim and other bytes as `\xNN`. */
-export class TextFormat implements CallEncoder {
-  private readonly header: HeaderFormatter;
+/** What text and hex share: the header line of each call, and a line per connection open and close. */
+abstract class HeaderedFormat implements CallEncoder {
+  protected readonly header: HeaderFormatter;
 
   constructor(
     ctx: CaptureContext,
     color: boolean,
-    private readonly maxPreviewBytes: number,
+    protected readonly maxPreviewBytes: number,
   ) {
     this.header = new HeaderFormatter(ctx, color);
   }
@@ -129,8 +140,13 @@ export class TextFormat implements CallEncoder {
     target.writeString(`${this.header.formatConnection(event)}\n\n`);
   }
 
+  abstract encode(call: TlsCall, target: ByteTarget): void;
+}
+
+/** `text`: the header, then the payload with printable text verbatim and other bytes as `\xNN`. */
+export class TextFormat extends HeaderedFormat {
   /** The header line, the escaped payload ending in a newline, and a blank separator line. */
-  encode(call: TlsCall, target: ByteTarget): void {
+  override encode(call: TlsCall, target: ByteTarget): void {
     const data = call.data;
     const head = this.header.format(call);
     if (data.length === 0) {
@@ -145,19 +161,9 @@ export class TextFormat implements CallEncoder {
 }
 
 /** `hex`: the header, then a `hexdump -C` style dump of the captured bytes. */
-export class HexFormat implements CallEncoder {
-  private readonly header: HeaderFormatter;
-
-  constructor(
-    ctx: CaptureContext,
-    color: boolean,
-    private readonly maxPreviewBytes: number,
-  ) {
-    this.header = new HeaderFormatter(ctx, color);
-  }
-
+export class HexFormat extends HeaderedFormat {
   /** The header line, the dump, and a blank separator line. */
-  encode(call: TlsCall, target: ByteTarget): void {
+  override encode(call: TlsCall, target: ByteTarget): void {
     const data = call.data;
     target.writeString(`${this.header.format(call)}\n`);
     if (data.length === 0) return;
