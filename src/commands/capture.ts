@@ -57,6 +57,8 @@ export interface LiveCaptureParts {
   sinks: CallSink[];
   recorder?: BatchSink;
   keepCall?: (call: TlsCall) => boolean;
+  /** Only these connections' records go out (besides --port/--host). */
+  keepConnection?: (conn: ConnectionInfo) => boolean;
 }
 
 /** A running capture: a session feeding a pipeline. */
@@ -75,7 +77,7 @@ export class LiveCapture {
     const pipeline = new CallPipeline(parts.sinks, {
       recorder: parts.recorder,
       keepCall: parts.keepCall,
-      keepConnection: addressFilter(opts.port, opts.host),
+      keepConnection: bothFilters(parts.keepConnection, addressFilter(opts.port, opts.host)),
     });
     // Slow outputs pause the reading of the ring buffer: memory stays bounded and the kernel
     // counts whatever does not fit, so nothing is lost without a trace.
@@ -152,6 +154,11 @@ export function addressFilter(port?: number, host?: string): ((conn: ConnectionI
     if (port !== undefined && local.port !== port && remote.port !== port) return false;
     return wanted === undefined || sameHost(local.ip) || sameHost(remote.ip);
   };
+}
+
+function bothFilters<T>(a?: (x: T) => boolean, b?: (x: T) => boolean): ((x: T) => boolean) | undefined {
+  if (!a || !b) return a ?? b;
+  return (x) => a(x) && b(x);
 }
 
 /** The capture context for live output: probed files and the clock offset. */
