@@ -112,7 +112,7 @@ struct conn_state {
 	__u16 lport;
 	__u16 rport;
 	__u8 reason;
-	__u8 pad;
+	__u8 announced; /* its open record went out: it passed --port/--host, if set */
 	__u8 laddr[16];
 	__u8 raddr[16];
 };
@@ -172,13 +172,16 @@ static __always_inline void count(__u32 counter, __u64 n)
 }
 
 /*
- * A wakeup per record costs the traced thread an interrupt and the reader a context switch;
- * under load, wake it only for a sizeable backlog.
+ * A wakeup per record costs the traced thread an interrupt and the reader a context switch.
+ * Wake the reader only when this record takes the backlog past wakeup_bytes; below that it
+ * reads on its short timer, and above it the reader is awake or finds the data when it polls
+ * again (a ring buffer with data is always ready to poll).
  */
-static __always_inline __u64 wakeup_flag(void)
+static __always_inline __u64 wakeup_flag(__u64 size)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									    : BPF_RB_NO_WAKEUP;
+	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+	return waiting < wakeup_bytes && waiting + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline int comm_matches(void)
@@ -318,65 +321,8 @@ static __always_inline void emit_conn_event(__u32 kind, __u64 pid_tgid, __u64 ss
 	ev.seq = st->seq;
 	__builtin_memcpy(ev.laddr, st->laddr, sizeof(ev.laddr));
 	__builtin_memcpy(ev.raddr, st->raddr, sizeof(ev.raddr));
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag()))
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag(sizeof(ev))))
 		count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS, 1);
-}
-
-/* Remembers fd for this connection, resolves its addresses, and lets close() of the fd end it. */
-static __always_inline void learn_fd(struct conn_state *st, __s32 fd, __u64 pid_tgid, __u64 ssl)
-{
-	struct fd_key fk = { .pid = pid_tgid >> 32, .fd = fd };
-
-	st->fd = fd;
-	resolve_addresses(st);
-	bpf_map_update_elem(&fd_conns, &fk, &ssl, BPF_ANY);
-}
-
-/*
- * The connection of (process, ssl), created on first sighting with a new id. fd is the
- * socket the current call used (-1: none seen); a new or changed fd is learnt and announced.
- */
-static __always_inline struct conn_state *find_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __s32 fd)
-{
-	struct conn_key key = { .pid = pid_tgid >> 32, .ssl = ssl };
-	struct conn_state *st = bpf_map_lookup_elem(&conns, &key);
-	struct conn_state fresh = {};
-
-	if (!st) {
-		__u8 one = 1;
-
-		fresh.id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
-		fresh.fd = -1;
-		fresh.reason = TLSTAP_REASON_NO_FD;
-		if (fd >= 0)
-			learn_fd(&fresh, fd, pid_tgid, ssl);
-		/* Announce only what was stored: a thread that lost the race uses the winner's state. */
-		if (!bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST)) {
-			emit_conn_event(TLSTAP_EVENT_CONN_OPEN, pid_tgid, ssl, cookie, &fresh, fresh.reason);
-			bpf_map_update_elem(&conn_pids, &key.pid, &one, BPF_ANY);
-		}
-		return bpf_map_lookup_elem(&conns, &key);
-	}
-	if (fd >= 0 && fd != st->fd) {
-		learn_fd(st, fd, pid_tgid, ssl);
-		emit_conn_event(TLSTAP_EVENT_CONN_FD, pid_tgid, ssl, cookie, st, st->reason);
-	}
-	return st;
-}
-
-static __always_inline void end_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __u8 reason)
-{
-	struct conn_key key = { .pid = pid_tgid >> 32, .ssl = ssl };
-	struct conn_state *st = bpf_map_lookup_elem(&conns, &key);
-	struct fd_key fk = { .pid = pid_tgid >> 32 };
-
-	if (!st)
-		return;
-	emit_conn_event(TLSTAP_EVENT_CONN_CLOSE, pid_tgid, ssl, cookie, st, reason);
-	fk.fd = st->fd;
-	if (st->fd >= 0)
-		bpf_map_delete_elem(&fd_conns, &fk);
-	bpf_map_delete_elem(&conns, &key);
 }
 
 /* Whether addr (of a socket of the given family) is the --host address. */
@@ -416,12 +362,91 @@ static __always_inline int address_matches(const struct conn_state *st)
 	return host_is(st->laddr, st->family) || host_is(st->raddr, st->family);
 }
 
+static __always_inline int address_filter_set(void)
+{
+	return targ_port || targ_host_family;
+}
+
 static __always_inline int filtered_out(const struct conn_state *st)
 {
-	if (!targ_port && !targ_host_family)
+	if (!address_filter_set())
 		return 0;
 	/* A connection whose addresses are unknown cannot match an address filter. */
 	return !st->family || !address_matches(st);
+}
+
+/* Remembers fd for this connection, resolves its addresses, and lets close() of the fd end it. */
+static __always_inline void learn_fd(struct conn_state *st, __s32 fd, __u64 pid_tgid, __u64 ssl)
+{
+	struct fd_key fk = { .pid = pid_tgid >> 32, .fd = fd };
+
+	st->fd = fd;
+	resolve_addresses(st);
+	bpf_map_update_elem(&fd_conns, &fk, &ssl, BPF_ANY);
+}
+
+/* Lets the process's exit end its announced connections. */
+static __always_inline void note_conn_pid(__u64 pid_tgid)
+{
+	__u32 pid = pid_tgid >> 32;
+	__u8 one = 1;
+
+	bpf_map_update_elem(&conn_pids, &pid, &one, BPF_ANY);
+}
+
+/*
+ * The connection of (process, ssl), created on first sighting with a new id. fd is the
+ * socket the current call used (-1: none seen); a new or changed fd is learnt. A connection
+ * is announced (its open record) once it passes --port/--host, which may be only when its fd
+ * is learnt; connections that never pass send no record at all.
+ */
+static __always_inline struct conn_state *find_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __s32 fd)
+{
+	struct conn_key key = { .pid = pid_tgid >> 32, .ssl = ssl };
+	struct conn_state *st = bpf_map_lookup_elem(&conns, &key);
+	struct conn_state fresh = {};
+
+	if (!st) {
+		fresh.id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+		fresh.fd = -1;
+		fresh.reason = TLSTAP_REASON_NO_FD;
+		if (fd >= 0)
+			learn_fd(&fresh, fd, pid_tgid, ssl);
+		fresh.announced = !filtered_out(&fresh);
+		/* Announce only what was stored: a thread that lost the race uses the winner's state. */
+		if (!bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST) && fresh.announced) {
+			emit_conn_event(TLSTAP_EVENT_CONN_OPEN, pid_tgid, ssl, cookie, &fresh, fresh.reason);
+			note_conn_pid(pid_tgid);
+		}
+		return bpf_map_lookup_elem(&conns, &key);
+	}
+	if (fd < 0 || fd == st->fd)
+		return st;
+	learn_fd(st, fd, pid_tgid, ssl);
+	if (st->announced) {
+		emit_conn_event(TLSTAP_EVENT_CONN_FD, pid_tgid, ssl, cookie, st, st->reason);
+	} else if (!filtered_out(st)) {
+		st->announced = 1;
+		emit_conn_event(TLSTAP_EVENT_CONN_OPEN, pid_tgid, ssl, cookie, st, st->reason);
+		note_conn_pid(pid_tgid);
+	}
+	return st;
+}
+
+static __always_inline void end_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __u8 reason)
+{
+	struct conn_key key = { .pid = pid_tgid >> 32, .ssl = ssl };
+	struct conn_state *st = bpf_map_lookup_elem(&conns, &key);
+	struct fd_key fk = { .pid = pid_tgid >> 32 };
+
+	if (!st)
+		return;
+	if (st->announced)
+		emit_conn_event(TLSTAP_EVENT_CONN_CLOSE, pid_tgid, ssl, cookie, st, reason);
+	fk.fd = st->fd;
+	if (st->fd >= 0)
+		bpf_map_delete_elem(&fd_conns, &fk);
+	bpf_map_delete_elem(&conns, &key);
 }
 
 SEC("uprobe")
@@ -517,7 +542,8 @@ int syscall_close(struct syscall_enter *ctx)
 	st = bpf_map_lookup_elem(&conns, &key);
 	if (!st || st->fd != fk.fd)
 		return 0;
-	emit_conn_event(TLSTAP_EVENT_CONN_CLOSE, pid_tgid, key.ssl, 0, st, TLSTAP_REASON_FD_CLOSED);
+	if (st->announced)
+		emit_conn_event(TLSTAP_EVENT_CONN_CLOSE, pid_tgid, key.ssl, 0, st, TLSTAP_REASON_FD_CLOSED);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
@@ -582,16 +608,21 @@ int BPF_KRETPROBE(probe_return)
 		len = 0xffffffffULL;
 
 	st = find_conn(pid_tgid, args.ssl, cookie, args.fd);
-	if (st && filtered_out(st))
-		return 0;
-	count(TLSTAP_CTR_CALLS, 1);
 	if (st) {
+		if (!st->announced)
+			return 0; /* not (yet) a connection --port/--host asked for */
 		seq = __sync_fetch_and_add(&st->seq, 1);
 	} else {
-		/* The connection map refused the entry: the plaintext still goes out, without a connection. */
+		/*
+		 * The connection map refused the entry: the plaintext still goes out, without a
+		 * connection, unless an address filter needs the connection to decide.
+		 */
 		count(TLSTAP_CTR_UNTRACKED_CALLS, 1);
+		if (address_filter_set())
+			return 0;
 		seq = 0;
 	}
+	count(TLSTAP_CTR_CALLS, 1);
 
 	stage = bpf_map_lookup_elem(&staging, &zero);
 	if (!stage)
@@ -625,7 +656,7 @@ int BPF_KRETPROBE(probe_return)
 			count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
 			break;
 		}
-		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + n, wakeup_flag())) {
+		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + n, wakeup_flag(sizeof(*ev) + n))) {
 			/* No room: this chunk and every later one of the call are lost, and counted. */
 			count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS,
 			      (captured - off + TLSTAP_CHUNK_SIZE - 1) / TLSTAP_CHUNK_SIZE);

@@ -106,7 +106,7 @@ enum tlstap_counter {
 	TLSTAP_CTR_READ_FAULTS = 2,            /* records lost because user memory could not be read */
 	TLSTAP_CTR_READ_FAULT_BYTES = 3,       /* payload bytes lost that way */
 	TLSTAP_CTR_CALLS = 4,                  /* successful calls seen at return */
-	TLSTAP_CTR_UNTRACKED_CALLS = 5,        /* calls sent without a connection (its state could not be stored) */
+	TLSTAP_CTR_UNTRACKED_CALLS = 5,        /* calls whose connection state could not be stored: sent without one, or dropped under --port/--host */
 	TLSTAP_CTR__COUNT = 6,
 };
 

@@ -3,12 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ConnectionRecord, DataRecord, SummaryRecord } from '../src/output/index.js';
 import { curlFetch, pythonExecutable } from '../src/demo/clients.js';
 import { startNginx } from './support/nginx.js';
 import type { NginxServer } from './support/nginx.js';
 import { requireRoot } from './support/privileges.js';
-import { captureWhile, parseJsonl } from './support/tlstap-process.js';
+import { captureWhile, parseJsonl, runTlstap } from './support/tlstap-process.js';
 
 type Line = DataRecord | ConnectionRecord | SummaryRecord;
 
@@ -136,11 +139,13 @@ test('a new connection on a reused fd number gets a new connection id', async (t
   }
 });
 
-test('--port keeps only connections to that port', async (t) => {
+test('--port keeps only connections to that port, in the kernel: the others send no record at all', async (t) => {
   if (!requireRoot(t)) return;
   const [wanted, other] = [await startNginx({ files: FILES }), await startNginx({ files: FILES })];
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-port-'));
+  const recording = join(dir, 'port.tlstap');
   try {
-    const lines = await capture(['--port', String(wanted.port), '--comm', 'curl'], async () => {
+    const lines = await capture(['--port', String(wanted.port), '--comm', 'curl', '--record', recording], async () => {
       for (const server of [wanted, other]) {
         const curl = await curlFetch(`${server.url}/a.txt`);
         assert.equal(curl.exitCode, 0, curl.stderr);
@@ -151,7 +156,17 @@ test('--port keeps only connections to that port', async (t) => {
     assert.ok(data.every((r) => r.conn?.remote?.port === wanted.port), 'only the wanted server\'s connection');
     const opens = lines.filter((l) => l.type === 'open');
     assert.equal(opens.length, 1);
+    // The recording holds what crossed the ring buffer; replay filters nothing.
+    const replayed = await runTlstap(['replay', recording, '-f', 'jsonl']);
+    const replayedText = replayed.stdout.toString();
+    assert.equal(replayed.code, 0, replayed.stderr);
+    const raw = parseJsonl<Line>(replayedText).filter((l) => l.type !== 'summary');
+    const conns = raw.filter((l): l is ConnectionRecord => l.type === 'open' || l.type === 'close');
+    assert.deepEqual(conns.map((l) => l.type).sort(), ['close', 'open'], 'one connection opened and closed, no other');
+    assert.ok(conns.every((l) => l.conn.remote?.port === wanted.port));
+    assert.equal(raw.filter((l) => l.type === 'data').length, data.length);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
     await wanted.stop();
     await other.stop();
   }
