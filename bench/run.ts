@@ -6,6 +6,8 @@
 //   npm run bench -- --live             live only        npm run bench -- --replay   replay only
 //   --rounds 3 (BENCH_ROUNDS)           --n1k 200000 (BENCH_N_1K)   --n16k 20000 (BENCH_N_16K)
 //   --replay-mb 512 (BENCH_REPLAY_MB)     --from bench/results/FILE.json  (print an earlier run's tables)
+//   --configs floor,bpf-only,jsonl      (a subset, while working on one figure; default: all)
+//   --sizes 1k                          (1k, 16k; default: both)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -167,7 +169,26 @@ function sizeLabel(size: number): string {
   return size >= 1024 ? `${size / 1024} KiB` : `${size} B`;
 }
 
-async function liveBench(rounds: number, sizes: { size: number; calls: number }[], log: (s: string) => void): Promise<{ results: SizeResult[]; elfParseMs: number; pcapng: boolean }> {
+/** The --configs subset: names as in the table, spaces as dashes, "tlstap " optional. */
+function configsFrom(args: string[]): Set<ConfigName> {
+  const i = args.indexOf('--configs');
+  if (i < 0) return new Set(CONFIGS);
+  const wanted = (args[i + 1] ?? '').split(',').filter(Boolean);
+  const byName = new Map<string, ConfigName>();
+  for (const c of CONFIGS) {
+    byName.set(c.replace(/ /g, '-'), c);
+    byName.set(c.replace(/^tlstap /, ''), c);
+  }
+  return new Set(
+    wanted.map((w) => {
+      const c = byName.get(w);
+      if (!c) throw new Error(`--configs: unknown configuration ${w}; known: ${[...byName.keys()].join(', ')}`);
+      return c;
+    }),
+  );
+}
+
+async function liveBench(rounds: number, sizes: { size: number; calls: number }[], configs: Set<ConfigName>, log: (s: string) => void): Promise<{ results: SizeResult[]; elfParseMs: number; pcapng: boolean }> {
   const root = process.getuid?.() === 0;
   const pcapng = cliHasOption('-w');
   const elfParseMs = await nodeElfParseMs();
@@ -180,6 +201,7 @@ async function liveBench(rounds: number, sizes: { size: number; calls: number }[
     size,
     calls,
     configs: CONFIGS.map((c) => {
+      if (!configs.has(c)) return emptyFigures(c, false, 'not run (--configs)');
       if (c === 'untraced') return emptyFigures(c, true);
       if (!root) return emptyFigures(c, false, 'needs root');
       if (c === 'tlstap pcapng' && !pcapng) return emptyFigures(c, false, 'not available: tlstap has no -w option yet');
@@ -326,10 +348,14 @@ async function main(): Promise<void> {
   const onlyReplay = args.includes('--replay');
   const onlyLive = args.includes('--live');
   const rounds = arg(args, '--rounds', 'BENCH_ROUNDS', 3);
-  const sizes = [
-    { size: 1024, calls: arg(args, '--n1k', 'BENCH_N_1K', 200_000) },
-    { size: 16384, calls: arg(args, '--n16k', 'BENCH_N_16K', 20_000) },
+  const allSizes = [
+    { name: '1k', size: 1024, calls: arg(args, '--n1k', 'BENCH_N_1K', 200_000) },
+    { name: '16k', size: 16384, calls: arg(args, '--n16k', 'BENCH_N_16K', 20_000) },
   ];
+  const sizeNames = args.includes('--sizes') ? (args[args.indexOf('--sizes') + 1] ?? '').split(',') : ['1k', '16k'];
+  const sizes = allSizes.filter((s) => sizeNames.includes(s.name));
+  if (sizes.length === 0) throw new Error(`--sizes: expected 1k and/or 16k, got ${sizeNames.join(',')}`);
+  const configs = configsFrom(args);
   const log = (s: string): void => void process.stderr.write(`${s}\n`);
   const started = new Date();
   const report: Record<string, unknown> = {
@@ -350,7 +376,7 @@ async function main(): Promise<void> {
           'if they probe libssl, every figure below, "untraced" too, carries their cost\n',
       );
     }
-    const live = await liveBench(rounds, sizes, log);
+    const live = await liveBench(rounds, sizes, configs, log);
     report.live = live;
     process.stdout.write(`\nLive: loadgen N × SSL_write of S bytes over loopback TLS 1.3, reader SSL_reads them; medians of ${rounds} rounds\n`);
     process.stdout.write(`${liveTable(live.results)}\n`);

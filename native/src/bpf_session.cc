@@ -1,6 +1,7 @@
 #include "bpf_session.h"
 
 #include "errors.h"
+#include "tlstap.h"
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -25,6 +26,11 @@ constexpr unsigned kAttachUprobeMulti = 48;       // BPF_TRACE_UPROBE_MULTI
 constexpr unsigned kUprobeMultiReturn = 1;        // BPF_F_UPROBE_MULTI_RETURN
 constexpr size_t kLinkCreateUnion = 16;           // link_create: prog_fd, target_fd, attach_type, flags
 constexpr size_t kBpfAttrSize = 128;
+// Batches waiting for JS; when JS is this far behind, the polling thread waits and the kernel
+// counts what the ring buffer cannot hold.
+constexpr size_t kQueuedBatches = 8;
+// The largest record the program writes, with its length frame in a batch.
+constexpr size_t kMaxRecordBytes = sizeof(uint32_t) + sizeof(struct tlstap_data_event) + TLSTAP_CHUNK_SIZE;
 
 int CreateUprobeMultiLink(int prog_fd, const char *path, const uint64_t *offsets, const uint64_t *cookies,
 			  uint32_t count, bool retprobe, int pid)
@@ -48,7 +54,8 @@ int CreateUprobeMultiLink(int prog_fd, const char *path, const uint64_t *offsets
 
 // A batch travelling from the polling thread to JS. data is null for the final "stopped" call.
 struct Delivery {
-	std::vector<uint8_t> *data;
+	BatchPool::Batch *data;
+	SharedBatchPool pool;
 	uint32_t count;
 	int error;
 };
@@ -290,10 +297,8 @@ Napi::Value BpfSession::AttachUprobeMulti(const Napi::CallbackInfo &info)
 int BpfSession::OnSample(void *ctx, void *data, size_t size)
 {
 	auto *self = static_cast<BpfSession *>(ctx);
-	if (!self->batch_) {
-		self->batch_ = new std::vector<uint8_t>();
-		self->batch_->reserve(std::min(self->batch_limit_, static_cast<size_t>(1 << 20)));
-	}
+	if (!self->batch_)
+		self->batch_ = self->pool_->Take();
 	AppendRecord(*self->batch_, data, size);
 	self->batch_count_++;
 	if (self->batch_->size() >= self->batch_limit_)
@@ -307,25 +312,32 @@ void BpfSession::FlushBatch()
 {
 	if (!batch_)
 		return;
-	auto *delivery = new Delivery{batch_, batch_count_, 0};
+	auto *delivery = new Delivery{batch_, pool_, batch_count_, 0};
 	batch_ = nullptr;
 	batch_count_ = 0;
 	auto deliver = [](Napi::Env env, Napi::Function callback, Delivery *d) {
+		std::unique_ptr<Delivery> delivery(d);
 		if (env == nullptr) { // the function is being torn down: nobody to deliver to
-			delete d->data;
-			delete d;
+			d->pool->Give(d->data);
 			return;
 		}
-		std::vector<uint8_t> *bytes = d->data;
+		// V8 cannot see memory outside its heap: without this, batches that outlive a
+		// scavenge wait for a major GC, and under load they pile up.
+		auto external = static_cast<int64_t>(d->data->capacity());
+		Napi::MemoryManagement::AdjustExternalMemory(env, external);
+		auto *owner = new Delivery{d->data, d->pool, 0, 0};
 		Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
-			env, bytes->data(), bytes->size(), [](Napi::Env, uint8_t *, std::vector<uint8_t> *owner) { delete owner; },
-			bytes);
-		uint32_t count = d->count;
-		delete d;
-		callback.Call({buffer, Napi::Number::New(env, count)});
+			env, d->data->data(), d->data->size(),
+			[external](Napi::Env env, uint8_t *, Delivery *owned) {
+				owned->pool->Give(owned->data);
+				delete owned;
+				Napi::MemoryManagement::AdjustExternalMemory(env, -external);
+			},
+			owner);
+		callback.Call({buffer, Napi::Number::New(env, d->count)});
 	};
 	if (deliver_.BlockingCall(delivery, deliver) != napi_ok) {
-		delete delivery->data;
+		pool_->Give(delivery->data);
 		delete delivery;
 	}
 }
@@ -367,13 +379,16 @@ Napi::Value BpfSession::StartPolling(const Napi::CallbackInfo &info)
 	Napi::Object opts = info[2].As<Napi::Object>();
 
 	RequireOpen(env, "startPolling");
-	if (!loaded_ || polling_)
-		ThrowBpfError(env, "startPolling", EBUSY, polling_ ? "already polling" : "load first");
+	if (!loaded_ || polling_ || ring_)
+		ThrowBpfError(env, "startPolling", EBUSY, !loaded_ ? "load first" : "a session polls its ring buffer once");
 	batch_limit_ = opts.Get("batchBytes").As<Napi::Number>().Uint32Value();
 	poll_timeout_ms_ = opts.Get("timeoutMs").As<Napi::Number>().Int32Value();
 	struct bpf_map *map = bpf_object__find_map_by_name(obj_, map_name.c_str());
 	if (!map)
 		ThrowBpfError(env, "startPolling", ENOENT, "no map " + map_name);
+	// Room for the limit and the record that crosses it: a batch is never reallocated. Enough
+	// idle batches are kept for the queue to JS to cycle without allocating.
+	pool_ = std::make_shared<BatchPool>(batch_limit_ + kMaxRecordBytes, kQueuedBatches + 2);
 	ring_ = ring_buffer__new(bpf_map__fd(map), OnSample, this, nullptr);
 	if (!ring_)
 		ThrowBpfError(env, "ring_buffer__new", errno, map_name);
@@ -381,12 +396,15 @@ Napi::Value BpfSession::StartPolling(const Napi::CallbackInfo &info)
 	auto *stopped = new Napi::Promise::Deferred(env);
 	Napi::Promise promise = stopped->Promise();
 	stop_ = false;
+	// The finalizer below uses this object: keep it alive until the function is released.
+	Ref();
 	deliver_ = Napi::ThreadSafeFunction::New(
-		env, on_batch, "tlstap-ring-buffer", 16, 1, stopped, [this](Napi::Env env, Napi::Promise::Deferred *done) {
+		env, on_batch, "tlstap-ring-buffer", kQueuedBatches, 1, stopped, [this](Napi::Env env, Napi::Promise::Deferred *done) {
 			// Runs on the JS thread once the polling thread released the function.
 			if (poller_.joinable())
 				poller_.join();
 			polling_ = false;
+			Unref();
 			if (poll_error_)
 				done->Resolve(Napi::String::New(env, std::string("ring_buffer__poll: ") + strerror(poll_error_)));
 			else
@@ -522,7 +540,8 @@ void BpfSession::ReleaseAll()
 		ring_buffer__free(ring_);
 		ring_ = nullptr;
 	}
-	delete batch_;
+	if (batch_)
+		pool_->Give(batch_);
 	batch_ = nullptr;
 	if (obj_) {
 		bpf_object__close(obj_);

@@ -2,6 +2,8 @@
 #pragma once
 #include <napi.h>
 
+#include "batch_pool.h"
+
 #include <atomic>
 #include <string>
 #include <thread>
@@ -57,7 +59,8 @@ private:
 	Napi::ThreadSafeFunction deliver_;
 	size_t batch_limit_ = 4 << 20;
 	int poll_timeout_ms_ = 100;
-	std::vector<uint8_t> *batch_ = nullptr; // owned by the polling thread until handed to JS
+	SharedBatchPool pool_;                   // created by startPolling; finalizers of batches share it
+	BatchPool::Batch *batch_ = nullptr; // owned by the polling thread until handed to JS
 	uint32_t batch_count_ = 0;
 	int poll_error_ = 0;
 };

@@ -1,0 +1,39 @@
+#include "batch_pool.h"
+
+namespace tlstap {
+
+BatchPool::~BatchPool()
+{
+	for (Batch *batch : idle_)
+		delete batch;
+}
+
+BatchPool::Batch *BatchPool::Take()
+{
+	{
+		std::lock_guard<std::mutex> lock(mutex_);
+		if (!idle_.empty()) {
+			Batch *batch = idle_.back();
+			idle_.pop_back();
+			return batch;
+		}
+	}
+	auto *batch = new Batch();
+	batch->reserve(capacity_);
+	return batch;
+}
+
+void BatchPool::Give(Batch *batch)
+{
+	batch->clear(); // keeps the capacity
+	{
+		std::lock_guard<std::mutex> lock(mutex_);
+		if (idle_.size() < keep_) {
+			idle_.push_back(batch);
+			return;
+		}
+	}
+	delete batch;
+}
+
+} // namespace tlstap
