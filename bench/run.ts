@@ -31,6 +31,8 @@ import {
   verdict,
 } from './common.js';
 import type { LoadgenResult, Target, TlstapRun } from './common.js';
+import { PROGRAMS, bpfNsPerCall, enableBpfStats, nsPerRun, programCosts } from './bpf-stats.js';
+import type { ProgramCost, ProgramName } from './bpf-stats.js';
 import { formatReplayTable, replayOptionsFrom, runReplayBench } from './replay.js';
 import type { ReplayBenchResult } from './replay.js';
 
@@ -57,6 +59,8 @@ interface ConfigFigures {
   attachMs: number[];
   /** Calls loadgen made (writes + reads) per round. */
   expectedCalls: number[];
+  /** bpf only: what each BPF program cost in the kernel (bpf_stats), per round. */
+  programCosts?: Record<ProgramName, ProgramCost>[];
 }
 
 interface SizeResult {
@@ -95,6 +99,7 @@ function emptyFigures(config: ConfigName, available: boolean, note?: string): Co
     startMs: [],
     attachMs: [],
     expectedCalls: [],
+    programCosts: [],
   };
 }
 
@@ -121,33 +126,42 @@ async function nodeElfParseMs(): Promise<number> {
   return median(times);
 }
 
-/** loadgen under a session loaded in this process: the floor, or tlstap.bpf.o with a no-op consumer. */
+/**
+ * loadgen under a session loaded in this process: the floor, or tlstap.bpf.o with a no-op consumer.
+ * For tlstap.bpf.o the kernel also measures each program's run time (bpf_stats).
+ */
 async function runInProcess(
   targets: ProbeTarget[],
   loadArgs: string[],
   object: 'floor.bpf.o' | 'tlstap.bpf.o',
-): Promise<{ load: LoadgenResult; attachMs: number; eventsDropped: number; calls: number }> {
-  const t0 = performance.now();
-  const session = CaptureSession.open(
-    targets,
-    {
-      comm: 'loadgen',
-      maxCallBytes: EVENT_LAYOUT.constants.DEFAULT_CALL_BYTES,
-      ringBufferBytes: object === 'floor.bpf.o' ? 1 << 20 : 64 << 20,
-    },
-    () => undefined,
-    object,
-  );
-  const attachMs = performance.now() - t0;
-  let load: LoadgenResult;
+): Promise<{ load: LoadgenResult; attachMs: number; eventsDropped: number; calls: number; costs?: Record<ProgramName, ProgramCost> }> {
+  const restoreStats = object === 'tlstap.bpf.o' ? enableBpfStats() : undefined;
   try {
-    load = await runLoadgen(loadArgs);
-  } catch (err) {
-    await session.stop();
-    throw err;
+    const t0 = performance.now();
+    const session = CaptureSession.open(
+      targets,
+      {
+        comm: 'loadgen',
+        maxCallBytes: EVENT_LAYOUT.constants.DEFAULT_CALL_BYTES,
+        ringBufferBytes: object === 'floor.bpf.o' ? 1 << 20 : 64 << 20,
+      },
+      () => undefined,
+      object,
+    );
+    const attachMs = performance.now() - t0;
+    let load: LoadgenResult;
+    try {
+      load = await runLoadgen(loadArgs);
+    } catch (err) {
+      await session.stop();
+      throw err;
+    }
+    const costs = restoreStats ? programCosts() : undefined;
+    const counters = await session.stop();
+    return { load, attachMs, eventsDropped: counters.droppedEvents, calls: counters.calls, ...(costs ? { costs } : {}) };
+  } finally {
+    restoreStats?.();
   }
-  const counters = await session.stop();
-  return { load, attachMs, eventsDropped: counters.droppedEvents, calls: counters.calls };
 }
 
 async function runTlstap(extra: string[], loadArgs: string[]): Promise<{ load: LoadgenResult; run: TlstapRun; startMs: number; attachMs: number }> {
@@ -228,6 +242,7 @@ async function liveBench(rounds: number, sizes: { size: number; calls: number }[
           if (f.config === 'bpf only') {
             f.eventsDropped.push(res.eventsDropped);
             f.captured.push(res.calls);
+            if (res.costs) f.programCosts!.push(res.costs);
           }
         } else {
           // `-w FILE` comes on top of the stdout format (text); `-w -` puts pcapng alone on stdout,
@@ -323,6 +338,27 @@ function liveTable(results: SizeResult[]): string {
   return table(rows);
 }
 
+/** What the BPF programs cost in the kernel during the "bpf only" runs (medians over rounds). */
+function programCostTable(results: SizeResult[]): string | undefined {
+  const rows: string[][] = [['size × calls', ...PROGRAMS.map((p) => `${p} ns/run (runs per call)`), 'BPF µs per call']];
+  for (const r of results) {
+    const f = r.configs.find((c) => c.config === 'bpf only');
+    // Results files written before this figure existed have none.
+    if (!f || !f.programCosts?.length) continue;
+    const calls = median(f.expectedCalls);
+    const costs = f.programCosts;
+    rows.push([
+      `${sizeLabel(r.size)} × ${r.calls}`,
+      ...PROGRAMS.map((p) => {
+        const runs = median(costs.map((c) => c[p].runs));
+        return `${fmt(median(costs.map((c) => nsPerRun(c[p]))), 0)} (${fmt(runs / calls, 2)})`;
+      }),
+      fmt(median(costs.map((c) => bpfNsPerCall(c, calls) / 1000)), 2),
+    ]);
+  }
+  return rows.length > 1 ? table(rows) : undefined;
+}
+
 /** `--from FILE`: prints the tables of an earlier results file again (with this version's targets). */
 function reprint(file: string): void {
   const report = JSON.parse(readFileSync(file, 'utf8')) as {
@@ -333,6 +369,8 @@ function reprint(file: string): void {
   if (report.live) {
     summarize(report.live.results);
     process.stdout.write(`Live: medians of ${report.rounds} rounds\n${liveTable(report.live.results)}\n`);
+    const costs = programCostTable(report.live.results);
+    if (costs) process.stdout.write(`BPF programs during "bpf only":\n${costs}\n`);
     process.stdout.write(`ELF parse of /usr/bin/node: ${fmt(report.live.elfParseMs, 0)} ms\n`);
   }
   if (report.replay) process.stdout.write(`\n${formatReplayTable(report.replay)}\n`);
@@ -380,6 +418,13 @@ async function main(): Promise<void> {
     report.live = live;
     process.stdout.write(`\nLive: loadgen N × SSL_write of S bytes over loopback TLS 1.3, reader SSL_reads them; medians of ${rounds} rounds\n`);
     process.stdout.write(`${liveTable(live.results)}\n`);
+    const costs = programCostTable(live.results);
+    if (costs) {
+      process.stdout.write(
+        `\nBPF programs in the kernel during "bpf only" (kernel.bpf_stats_enabled; a call is one SSL_write or SSL_read; ` +
+          `syscall hooks run for every process's socket I/O):\n${costs}\n`,
+      );
+    }
     const elf = atMost(live.elfParseMs, 300, '< 300 ms');
     process.stdout.write(`ELF parse of ${process.execPath} (SSL_* lookup, fresh): ${fmt(live.elfParseMs, 0)} ms [${elf.text}: ${verdict(elf)}]\n`);
     report.elfParseTarget = elf;

@@ -1,0 +1,47 @@
+// What tlstap's BPF programs cost in the kernel, as the kernel itself measures it: with
+// kernel.bpf_stats_enabled set, every program run adds its time to the program's run_time_ns.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+
+const SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
+/** The programs of bpf/tlstap.bpf.c, in the order a call meets them. */
+export const PROGRAMS = ['probe_enter', 'syscall_fd_io', 'probe_return', 'syscall_close', 'process_exit'] as const;
+export type ProgramName = (typeof PROGRAMS)[number];
+
+/** Runs and total nanoseconds of one program (summed over every loaded program of that name). */
+export interface ProgramCost {
+  runs: number;
+  ns: number;
+}
+
+/** Turns bpf_stats on; returns what puts the setting back. Stats cost every run two clock reads. */
+export function enableBpfStats(): () => void {
+  const before = readFileSync(SYSCTL, 'utf8').trim();
+  writeFileSync(SYSCTL, '1');
+  return () => writeFileSync(SYSCTL, before);
+}
+
+/** Runs and time so far of every loaded program with one of tlstap's program names. */
+export function programCosts(): Record<ProgramName, ProgramCost> {
+  const costs = Object.fromEntries(PROGRAMS.map((p) => [p, { runs: 0, ns: 0 }])) as Record<ProgramName, ProgramCost>;
+  const r = spawnSync('bpftool', ['prog', 'list', '-j'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bpftool prog list failed: ${r.stderr.trim()}`);
+  for (const p of JSON.parse(r.stdout) as { name?: string; run_cnt?: number; run_time_ns?: number }[]) {
+    const cost = costs[p.name as ProgramName];
+    if (!cost) continue;
+    cost.runs += p.run_cnt ?? 0;
+    cost.ns += p.run_time_ns ?? 0;
+  }
+  return costs;
+}
+
+/** Nanoseconds per run of a program; NaN when it never ran. */
+export function nsPerRun(cost: ProgramCost): number {
+  return cost.runs > 0 ? cost.ns / cost.runs : NaN;
+}
+
+/** The BPF time of all programs together per traced call (calls: what the traced program made). */
+export function bpfNsPerCall(costs: Record<ProgramName, ProgramCost>, calls: number): number {
+  const total = PROGRAMS.reduce((sum, p) => sum + costs[p].ns, 0);
+  return calls > 0 ? total / calls : NaN;
+}
