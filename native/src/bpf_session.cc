@@ -322,8 +322,9 @@ void BpfSession::FlushBatch()
 			return;
 		}
 		// V8 cannot see memory outside its heap: without this, batches that outlive a
-		// scavenge wait for a major GC, and under load they pile up.
-		auto external = static_cast<int64_t>(d->data->capacity());
+		// scavenge wait for a major GC, and under load they pile up. The bytes used, not the
+		// capacity: most batches are small, and overstating them makes V8 collect in vain.
+		auto external = static_cast<int64_t>(d->data->size());
 		Napi::MemoryManagement::AdjustExternalMemory(env, external);
 		auto *owner = new Delivery{d->data, d->pool, 0, 0};
 		Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
