@@ -84,6 +84,29 @@ function readComm(buf: Buffer, start: number): string {
   return buf.toString('utf8', commStart, commEnd);
 }
 
+/** The comm of the latest record, kept with its 16 raw bytes: most records repeat it. */
+class CommCache {
+  private readonly raw = Buffer.alloc(COMM_LEN);
+  private text = '';
+
+  /** The comm of the record at buf[start], decoded only when its bytes differ from the last one's. */
+  read(buf: Buffer, start: number): string {
+    const at = start + D.comm.offset;
+    const raw = this.raw;
+    if (
+      buf.readUInt32LE(at) !== raw.readUInt32LE(0) ||
+      buf.readUInt32LE(at + 4) !== raw.readUInt32LE(4) ||
+      buf.readUInt32LE(at + 8) !== raw.readUInt32LE(8) ||
+      buf.readUInt32LE(at + 12) !== raw.readUInt32LE(12) ||
+      this.text === ''
+    ) {
+      buf.copy(raw, 0, at, at + COMM_LEN);
+      this.text = readComm(buf, start);
+    }
+    return this.text;
+  }
+}
+
 /**
  * Turns batches of ring-buffer records into whole calls and connection records. Single-chunk
  * calls come straight from the batch (no copy); multi-chunk calls are joined, and any chunk
@@ -92,6 +115,7 @@ function readComm(buf: Buffer, start: number): string {
 export class RecordDecoder {
   private readonly pending = new Map<number, PendingCall>();
   private batchNumber = 0;
+  private readonly comms = new CommCache();
   readonly stats: DecoderStats = { unknownRecords: 0, malformedRecords: 0 };
 
   constructor(private readonly out: DecoderOutput) {}
@@ -189,7 +213,7 @@ export class RecordDecoder {
       pid: buf.readUInt32LE(start + D.pid.offset),
       tid,
       uid: buf.readUInt32LE(start + D.uid.offset),
-      comm: readComm(buf, start),
+      comm: this.comms.read(buf, start),
       func: TLS_FUNCTIONS[func]!,
       dir: buf[start + D.dir.offset] === K.DIR_WRITE ? 'write' : 'read',
       ssl: buf.readBigUInt64LE(start + D.ssl.offset),
