@@ -24,6 +24,7 @@ import {
 } from '../src/pcapng/blocks.js';
 import { createPcapngSink, createPcapngStreamSink, wiresharkCommand } from '../src/pcapng/sink.js';
 import { detectProtocol, formatIp, parseIp, processIsServerByPorts } from '../src/pcapng/tcp.js';
+import { finishChecksum, sum16, sumBytePairs } from '../src/pcapng/checksum.js';
 import { GrowableBytes } from '../src/output/batch.js';
 import { OutputFileError } from '../src/util/private-file.js';
 import {
@@ -604,4 +605,29 @@ test('kill -9 during a long capture leaves every block whole but at most the las
   const statuses = r.stdout.split('\n').filter((l) => l !== '');
   assert.equal(statuses.length, blocks.length - 2, 'every packet of a whole block is read');
   assert.ok(statuses.every((s) => s === '1'));
+});
+
+test('checksum: the 32-bit word sum equals the byte-pair sum at every alignment, length and start value', () => {
+  let seed = 99;
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const memory = Buffer.alloc(70_000 + 8);
+  const fills: ((i: number) => number)[] = [() => rand(256), () => 0, () => 0xff, (i) => (i % 7 === 0 ? 0xff : 0)];
+  for (let round = 0; round < 400; round++) {
+    const fill = fills[round % fills.length]!;
+    const length = round < 300 ? rand(300) : rand(65_536);
+    const offset = rand(8);
+    for (let i = 0; i < length; i++) memory[offset + i] = fill(i);
+    // Through a subarray too, so the view's own byteOffset counts.
+    const buf = round % 2 === 0 ? memory : memory.subarray(1);
+    const start = round % 2 === 0 ? offset : offset - 1 < 0 ? 0 : offset - 1;
+    const end = Math.min(buf.length, start + length);
+    const initial = [0, 1, 0xffff, 0x12345][round % 4]!;
+    const fast = sum16(buf, start, end, initial);
+    const plain = sumBytePairs(buf, start, end, initial);
+    assert.equal(finishChecksum(fast), finishChecksum(plain), `round ${round}: ${length} bytes at ${start}`);
+    assert.equal(fast === 0, plain === 0, `round ${round}: zero stays zero`);
+  }
 });

@@ -84,6 +84,28 @@ function readComm(buf: Buffer, start: number): string {
   return buf.toString('utf8', commStart, commEnd);
 }
 
+/** The comm of the latest record, kept with its 16 raw bytes: most records repeat it. */
+class CommCache {
+  private readonly raw = [0, 0, 0, 0];
+  private text = '';
+
+  /** The comm of the record at buf[start] (`v` a view of buf), decoded only when its bytes differ from the last one's. */
+  read(buf: Buffer, v: DataView<ArrayBufferLike>, start: number): string {
+    const at = start + D.comm.offset;
+    const raw = this.raw;
+    let same = this.text !== '';
+    for (let i = 0; i < 4; i++) {
+      const word = v.getUint32(at + 4 * i, true);
+      if (word !== raw[i]) {
+        raw[i] = word;
+        same = false;
+      }
+    }
+    if (!same) this.text = readComm(buf, start);
+    return this.text;
+  }
+}
+
 /**
  * Turns batches of ring-buffer records into whole calls and connection records. Single-chunk
  * calls come straight from the batch (no copy); multi-chunk calls are joined, and any chunk
@@ -92,6 +114,12 @@ function readComm(buf: Buffer, start: number): string {
 export class RecordDecoder {
   private readonly pending = new Map<number, PendingCall>();
   private batchNumber = 0;
+  private readonly comms = new CommCache();
+  private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  private viewBuffer: Buffer | undefined;
+  private lastSsl = 0n;
+  private lastSslLow = 0;
+  private lastSslHigh = 0;
   readonly stats: DecoderStats = { unknownRecords: 0, malformedRecords: 0 };
 
   constructor(private readonly out: DecoderOutput) {}
@@ -139,15 +167,16 @@ export class RecordDecoder {
   }
 
   private pushData(buf: Buffer, start: number, length: number): void {
-    const chunkLen = length >= DATA_HEADER ? buf.readUInt32LE(start + D.chunk_len.offset) : 0;
+    const v = this.viewOf(buf);
+    const chunkLen = length >= DATA_HEADER ? v.getUint32(start + D.chunk_len.offset, true) : 0;
     if (length < DATA_HEADER || DATA_HEADER + chunkLen > length || buf[start + D.func.offset]! >= TLS_FUNCTIONS.length) {
       this.stats.malformedRecords++;
       return;
     }
-    const tid = buf.readUInt32LE(start + D.tid.offset);
-    const tsNs = buf.readBigUInt64LE(start + D.ts_ns.offset);
-    const offset = buf.readUInt32LE(start + D.chunk_offset.offset);
-    const captured = buf.readUInt32LE(start + D.total_len.offset) - buf.readUInt32LE(start + D.truncated.offset);
+    const tid = v.getUint32(start + D.tid.offset, true);
+    const tsNs = v.getBigUint64(start + D.ts_ns.offset, true);
+    const offset = v.getUint32(start + D.chunk_offset.offset, true);
+    const captured = v.getUint32(start + D.total_len.offset, true) - v.getUint32(start + D.truncated.offset, true);
     const data = buf.subarray(start + DATA_HEADER, start + DATA_HEADER + chunkLen);
 
     let pending = this.pending.get(tid);
@@ -181,31 +210,53 @@ export class RecordDecoder {
   }
 
   private decodeCall(buf: Buffer, start: number, tid: number, tsNs: bigint, data: Buffer, lostAtStart: number): DecodedCall {
+    const v = this.viewOf(buf);
     const func = buf[start + D.func.offset]!;
     // The cookie's file index is its bits 8..31 (TLSTAP_COOKIE): no BigInt needed.
-    const fileIndex = buf.readUInt32LE(start + D.cookie.offset) >>> 8;
+    const fileIndex = v.getUint32(start + D.cookie.offset, true) >>> 8;
     const call: TlsCall = {
       tsNs,
-      pid: buf.readUInt32LE(start + D.pid.offset),
+      pid: v.getUint32(start + D.pid.offset, true),
       tid,
-      uid: buf.readUInt32LE(start + D.uid.offset),
-      comm: readComm(buf, start),
+      uid: v.getUint32(start + D.uid.offset, true),
+      comm: this.comms.read(buf, v, start),
       func: TLS_FUNCTIONS[func]!,
       dir: buf[start + D.dir.offset] === K.DIR_WRITE ? 'write' : 'read',
-      ssl: buf.readBigUInt64LE(start + D.ssl.offset),
+      ssl: this.ssl(v, start + D.ssl.offset),
       fileIndex,
-      totalLen: buf.readUInt32LE(start + D.total_len.offset),
+      totalLen: v.getUint32(start + D.total_len.offset, true),
       data,
-      truncated: buf.readUInt32LE(start + D.truncated.offset),
+      truncated: v.getUint32(start + D.truncated.offset, true),
       lost: lostAtStart,
     };
     return {
       call,
-      connId: readU64(buf, start + D.conn_id.offset),
-      seq: buf.readUInt32LE(start + D.seq.offset),
-      fd: buf.readInt32LE(start + D.fd.offset),
+      connId: v.getUint32(start + D.conn_id.offset, true) + v.getUint32(start + D.conn_id.offset + 4, true) * 0x1_0000_0000,
+      seq: v.getUint32(start + D.seq.offset, true),
+      fd: v.getInt32(start + D.fd.offset, true),
       fdConflict: (buf[start + D.flags.offset]! & K.FLAG_FD_CONFLICT) !== 0,
     };
+  }
+
+  /** A DataView of `buf`, kept while records come from the same batch (its reads are cheaper than Buffer's). */
+  private viewOf(buf: Buffer): DataView<ArrayBufferLike> {
+    if (buf !== this.viewBuffer) {
+      this.viewBuffer = buf;
+      this.view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+    }
+    return this.view;
+  }
+
+  /** The SSL * at `at`: the BigInt of the previous record again when its 8 bytes are the same. */
+  private ssl(v: DataView<ArrayBufferLike>, at: number): bigint {
+    const low = v.getUint32(at, true);
+    const high = v.getUint32(at + 4, true);
+    if (low !== this.lastSslLow || high !== this.lastSslHigh) {
+      this.lastSslLow = low;
+      this.lastSslHigh = high;
+      this.lastSsl = v.getBigUint64(at, true);
+    }
+    return this.lastSsl;
   }
 
   private pushConn(buf: Buffer, start: number, length: number, kind: number): void {

@@ -1,10 +1,14 @@
-// JSON Lines: one object per call, built by hand in a fixed field order because this is the
-// hot path (JSON.stringify only for the strings that may need escaping).
+// JSON Lines: one object per call, written byte by byte into the output buffer in a fixed field
+// order because this is the hot path: no string is built per call, the parts that repeat (comm,
+// file, SSL *, connection) are encoded once, and the payload is escaped by a WebAssembly kernel.
 
 import { isUtf8 } from 'node:buffer';
+import { TLS_FUNCTIONS } from '../events/types.js';
 import type { CaptureContext, CaptureStats, ConnectionEvent, ConnectionInfo, TlsCall } from '../events/types.js';
 import { connectionJson } from '../events/addresses.js';
 import type { ByteTarget } from './batch.js';
+import { MAX_NUMBER_TEXT, ascii, putBigInt, putBytes, putDigits, putNumber } from './bytes.js';
+import { JsonEscaper } from './json-escape.js';
 import type { CallEncoder } from './text.js';
 
 /** What a `type: "data"` line holds, for consumers of the jsonl output. */
@@ -100,65 +104,57 @@ export function summaryRecord(stats: CaptureStats): SummaryRecord {
   };
 }
 
-/** Per byte value: how many bytes its JSON escape takes (0: the byte goes out as is). */
-const ESCAPE_LEN = new Uint8Array(256);
-/** Per byte value: its JSON escape, in a 6-byte slot. */
-const ESCAPE_BYTES = new Uint8Array(256 * 6);
-for (let b = 0; b < 0x20; b++) setEscape(b, `\\u${b.toString(16).padStart(4, '0')}`);
-setEscape(0x08, '\\b');
-setEscape(0x09, '\\t');
-setEscape(0x0a, '\\n');
-setEscape(0x0c, '\\f');
-setEscape(0x0d, '\\r');
-setEscape(0x22, '\\"');
-setEscape(0x5c, '\\\\');
+const DATA_OPEN = ascii('{"type":"data","ts":"');
+const TS_NS = ascii('Z","ts_ns":"');
+const PID = ascii('","pid":');
+const TID = ascii(',"tid":');
+const UID = ascii(',"uid":');
+const COMM = ascii(',"comm":');
+const FUNC = ascii(',"func":"');
+const DIR_READ_LEN = ascii('","dir":"read","len":');
+const DIR_WRITE_LEN = ascii('","dir":"write","len":');
+const TRUNCATED = ascii(',"truncated":');
+const LOST = ascii(',"lost":');
+const TEXT_OPEN = ascii('"text":"');
+const BASE64_OPEN = ascii('"base64":"');
+const LINE_END = ascii('"}\n');
+/** Room for a data line's fixed fields: its constants and numbers (the ISO prefix is 26 at most). */
+const HEAD_ROOM = 256 + 8 * MAX_NUMBER_TEXT;
 
-function setEscape(b: number, escape: string): void {
-  ESCAPE_LEN[b] = escape.length;
-  for (let i = 0; i < escape.length; i++) ESCAPE_BYTES[b * 6 + i] = escape.charCodeAt(i);
+/** Writes `name` (the bytes up to the value: `,"pid":`) and the number; returns the position after it. */
+function putNumberField(buf: Buffer, pos: number, name: Uint8Array, value: number): number {
+  return putNumber(buf, putBytes(buf, pos, name), value);
 }
 
-/** Verbatim runs shorter than this are copied byte by byte rather than by Buffer.copy. */
-const SHORT_RUN = 16;
-/** Payload bytes escaped per reserve(): output room for 6 bytes each, so no checks in the loops. */
-const BLOCK = 8192;
+/** The bytes of a call's `func` value, by function name. */
+const FUNC_NAMES = new Map<string, Uint8Array>(TLS_FUNCTIONS.map((name) => [name, ascii(name)]));
 
-/** Appends the JSON escape of byte `b` (ESCAPE_LEN[b] > 0) at `pos`; returns the new position. */
-function putEscape(buf: Buffer, pos: number, b: number): number {
-  const k = b * 6;
-  const end = k + ESCAPE_LEN[b]!;
-  buf[pos++] = ESCAPE_BYTES[k]!;
-  buf[pos++] = ESCAPE_BYTES[k + 1]!;
-  for (let e = k + 2; e < end; e++) buf[pos++] = ESCAPE_BYTES[e]!;
-  return pos;
-}
-
-/** Escapes `src[from, to)` byte by byte into `buf` at `pos`: the fast way when escapes are dense. */
-function escapeBytewise(src: Buffer, from: number, to: number, buf: Buffer, pos: number): number {
-  for (let i = from; i < to; i++) {
-    const b = src[i]!;
-    if (ESCAPE_LEN[b] === 0) buf[pos++] = b;
-    else pos = putEscape(buf, pos, b);
-  }
-  return pos;
+/** `,"file":…,"ssl":"0x…","conn":…,` of a data line, and what it was made from. */
+interface CallTail {
+  fileIndex: number;
+  fileName: string | undefined;
+  ssl: bigint;
+  bytes: Buffer;
 }
 
 /** `jsonl`: every captured byte of every call, as `text` when valid UTF-8, else `base64`. */
 export class JsonlFormat implements CallEncoder {
+  /** The wall-clock second of the latest line, and "2024-05-01T12:34:56." for it as text and bytes. */
   private second = Number.NaN;
-  private isoPrefix = '';
+  private isoPrefixText = '';
+  private isoPrefix: Uint8Array = new Uint8Array(0);
+  /** The comm of the latest line, and its JSON as text and bytes. */
   private lastComm = '';
   private lastCommJson = '""';
-  private lastSsl = -1n;
-  private lastSslHex = '';
-  private lastConn: ConnectionInfo | undefined;
-  private lastConnJson = 'null';
+  private lastCommBytesOf = '';
+  private lastCommBytes: Uint8Array = ascii('""');
+  /** The tail of each connection's data lines, made once per connection. */
+  private readonly tails = new WeakMap<ConnectionInfo, CallTail>();
+  private tailWithoutConn: CallTail | undefined;
   /** JSON string (or null) of each file name, by file index; the name kept to notice changes. */
   private readonly fileNames: (string | undefined)[] = [];
   private readonly fileJson: string[] = [];
-  /** A 4-byte aligned copy of the payload, scanned a 32-bit word at a time. */
-  private scratch = Buffer.alloc(0);
-  private words = new Uint32Array(0);
+  private escaper: JsonEscaper | undefined;
 
   constructor(private readonly ctx: CaptureContext) {}
 
@@ -166,20 +162,78 @@ export class JsonlFormat implements CallEncoder {
   encode(call: TlsCall, target: ByteTarget): void {
     const data = call.data;
     const text = isUtf8(data);
-    if (call.ssl !== this.lastSsl) {
-      this.lastSsl = call.ssl;
-      this.lastSslHex = call.ssl.toString(16);
+    this.putHead(call, text, target);
+    if (text) {
+      this.escaper ??= new JsonEscaper();
+      this.escaper.append(data, target);
+    } else {
+      const base64 = data.toString('base64');
+      target.reserve(base64.length);
+      target.pos += target.buf.write(base64, target.pos, 'latin1');
     }
-    target.writeString(
-      `{"type":"data","ts":"${this.iso(this.ctx.wallClockNs(call.tsNs))}","ts_ns":"${call.tsNs}",` +
-        `"pid":${call.pid},"tid":${call.tid},"uid":${call.uid},"comm":${this.comm(call.comm)},` +
-        `"func":"${call.func}","dir":"${call.dir}","len":${call.totalLen},` +
-        `"truncated":${call.truncated},"lost":${call.lost},"file":${this.file(call.fileIndex)},` +
-        `"ssl":"0x${this.lastSslHex}","conn":${this.conn(call.conn)},${text ? '"text":"' : '"base64":"'}`,
-    );
-    if (text) this.appendJsonText(target, data);
-    else target.writeString(data.toString('base64'));
-    target.writeString('"}\n');
+    target.reserve(LINE_END.length);
+    target.pos = putBytes(target.buf, target.pos, LINE_END);
+  }
+
+  /** Everything of a data line before its payload, up to `"text":"` or `"base64":"`. */
+  private putHead(call: TlsCall, text: boolean, target: ByteTarget): void {
+    const us = Number(this.ctx.wallClockNs(call.tsNs) / 1000n);
+    const second = Math.floor(us / 1e6);
+    if (second !== this.second) this.newSecond(second);
+    const comm = this.commBytes(call.comm);
+    const func = FUNC_NAMES.get(call.func) ?? Buffer.from(call.func, 'utf8');
+    const tail = this.tail(call);
+    target.reserve(HEAD_ROOM + comm.length + func.length + tail.length);
+    const buf = target.buf;
+    let pos = target.pos;
+    pos = putBytes(buf, pos, DATA_OPEN);
+    pos = putBytes(buf, pos, this.isoPrefix);
+    pos = putDigits(buf, pos, us - second * 1e6, 6);
+    pos = putBytes(buf, pos, TS_NS);
+    pos = putBigInt(buf, pos, call.tsNs);
+    pos = putNumberField(buf, pos, PID, call.pid);
+    pos = putNumberField(buf, pos, TID, call.tid);
+    pos = putNumberField(buf, pos, UID, call.uid);
+    pos = putBytes(buf, pos, COMM);
+    pos = putBytes(buf, pos, comm);
+    pos = putBytes(buf, pos, FUNC);
+    pos = putBytes(buf, pos, func);
+    pos = putNumberField(buf, pos, call.dir === 'write' ? DIR_WRITE_LEN : DIR_READ_LEN, call.totalLen);
+    pos = putNumberField(buf, pos, TRUNCATED, call.truncated);
+    pos = putNumberField(buf, pos, LOST, call.lost);
+    pos = putBytes(buf, pos, tail);
+    pos = putBytes(buf, pos, text ? TEXT_OPEN : BASE64_OPEN);
+    target.pos = pos;
+  }
+
+  /** A new wall-clock second: "2024-05-01T12:34:56." for it. */
+  private newSecond(second: number): void {
+    this.second = second;
+    // "2024-05-01T12:34:56.000Z" -> "2024-05-01T12:34:56."
+    this.isoPrefixText = new Date(second * 1000).toISOString().slice(0, -4);
+    this.isoPrefix = Buffer.from(this.isoPrefixText, 'latin1');
+  }
+
+  /** `,"file":…,"ssl":"0x…","conn":…,`, made once per connection (and again if its file or SSL * changes). */
+  private tail(call: TlsCall): Buffer {
+    const conn = call.conn;
+    const fileName = this.ctx.files[call.fileIndex];
+    let tail = conn ? this.tails.get(conn) : this.tailWithoutConn;
+    if (tail === undefined || tail.fileIndex !== call.fileIndex || tail.fileName !== fileName || tail.ssl !== call.ssl) {
+      const json = `,"file":${this.file(call.fileIndex)},"ssl":"0x${call.ssl.toString(16)}","conn":${conn ? connectionJson(conn) : 'null'},`;
+      tail = { fileIndex: call.fileIndex, fileName, ssl: call.ssl, bytes: Buffer.from(json, 'utf8') };
+      if (conn) this.tails.set(conn, tail);
+      else this.tailWithoutConn = tail;
+    }
+    return tail.bytes;
+  }
+
+  private commBytes(comm: string): Uint8Array {
+    if (comm !== this.lastCommBytesOf) {
+      this.lastCommBytesOf = comm;
+      this.lastCommBytes = Buffer.from(JSON.stringify(comm), 'utf8');
+    }
+    return this.lastCommBytes;
   }
 
   /** A connection's `open` or `close` record. */
@@ -192,103 +246,13 @@ export class JsonlFormat implements CallEncoder {
     );
   }
 
-  /** The `conn` object, cached while calls keep coming on one connection. */
-  private conn(conn: ConnectionInfo | undefined): string {
-    if (conn !== this.lastConn) {
-      this.lastConn = conn;
-      this.lastConnJson = conn ? connectionJson(conn) : 'null';
-    }
-    return this.lastConnJson;
-  }
-
-  /**
-   * Appends UTF-8 `data` as the inside of a JSON string. Only `"`, `\\` and C0 controls need an
-   * escape, all ASCII, so the bytes are copied as they are with escapes put between the runs.
-   * 32-bit words without any such byte are skipped whole (SWAR tests); once escapes turn out to be
-   * dense (JSON bodies are full of quotes), a plain byte loop is faster and takes over.
-   */
-  private appendJsonText(target: ByteTarget, data: Buffer): void {
-    const n = data.length;
-    if (this.scratch.length < n + 4) {
-      const buffer = new ArrayBuffer(Math.max(n + 4, 2 * this.scratch.length, 4096) & ~3);
-      this.scratch = Buffer.from(buffer);
-      this.words = new Uint32Array(buffer);
-    }
-    const src = this.scratch;
-    const words = this.words;
-    data.copy(src, 0, 0, n);
-    let buf = target.buf;
-    let pos = target.pos;
-    // First byte not yet in the output.
-    let run = 0;
-    let escapes = 0;
-    let dense = false;
-    for (let start = 0; start < n; start += BLOCK) {
-      const end = Math.min(n, start + BLOCK);
-      target.pos = pos;
-      target.reserve(start - run + 6 * (end - start));
-      buf = target.buf;
-      pos = target.pos;
-      let i = start;
-      if (!dense) {
-        const wordEnd = end >>> 2;
-        for (let j = start >>> 2; j < wordEnd; j++) {
-          const x = words[j]!;
-          // A byte lane's high bit is set when that byte is < 0x20 (x - 0x20 borrows) or equals
-          // " or \ (the XOR leaves a zero byte).
-          const q = x ^ 0x22222222;
-          const s = x ^ 0x5c5c5c5c;
-          if (((((x - 0x20202020) & ~x) | ((q - 0x01010101) & ~q) | ((s - 0x01010101) & ~s)) & 0x80808080) === 0) {
-            continue;
-          }
-          for (let k = j << 2, stop = k + 4; k < stop; k++) {
-            const b = src[k]!;
-            if (ESCAPE_LEN[b] === 0) continue;
-            if (k - run < SHORT_RUN) while (run < k) buf[pos++] = src[run++]!;
-            else pos += src.copy(buf, pos, run, k);
-            pos = putEscape(buf, pos, b);
-            run = k + 1;
-            escapes++;
-          }
-          // More than one escape per 16 bytes so far: switch to the byte loop.
-          if (escapes >= 16 && escapes * 16 > (j + 1) * 4) {
-            dense = true;
-            i = (j + 1) * 4;
-            break;
-          }
-        }
-        if (!dense) {
-          // The bytes after the last whole word.
-          for (let k = wordEnd * 4; k < end; k++) {
-            const b = src[k]!;
-            if (ESCAPE_LEN[b] === 0) continue;
-            while (run < k) buf[pos++] = src[run++]!;
-            pos = putEscape(buf, pos, b);
-            run = k + 1;
-          }
-          continue;
-        }
-      }
-      // Dense: copy what is pending, then escape the rest of the block byte by byte.
-      if (i > run) pos += src.copy(buf, pos, run, i);
-      pos = escapeBytewise(src, i, end, buf, pos);
-      run = end;
-    }
-    if (n > run) pos += src.copy(buf, pos, run, n);
-    target.pos = pos;
-  }
-
   /** ISO-8601 UTC with microseconds; the date and time part is recomputed once per second. */
   private iso(wallNs: bigint): string {
     const us = Number(wallNs / 1000n);
     const second = Math.floor(us / 1e6);
-    if (second !== this.second) {
-      this.second = second;
-      // "2024-05-01T12:34:56.000Z" -> "2024-05-01T12:34:56."
-      this.isoPrefix = new Date(second * 1000).toISOString().slice(0, -4);
-    }
+    if (second !== this.second) this.newSecond(second);
     const micro = us - second * 1e6;
-    return `${this.isoPrefix}${String(micro).padStart(6, '0')}Z`;
+    return `${this.isoPrefixText}${String(micro).padStart(6, '0')}Z`;
   }
 
   private comm(comm: string): string {

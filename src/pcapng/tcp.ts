@@ -16,6 +16,9 @@
 
 import { formatIpv4, formatIpv6, parseIpAddress } from '../events/addresses.js';
 import type { ConnectionEvent, ConnectionInfo, Endpoint, TlsCall } from '../events/types.js';
+import { finishChecksum, sum16 } from './checksum.js';
+
+export { finishChecksum, sum16 } from './checksum.js';
 
 /** TCP flag bits. */
 export const TCP_FIN = 0x01;
@@ -76,22 +79,6 @@ export function formatIp(ip: IpAddress): string {
   return ip.family === 4 ? formatIpv4(ip.bytes) : formatIpv6(ip.bytes);
 }
 
-/** Adds the 16-bit big-endian words of `buf[start, end)` to `sum` (odd tails padded with zero). */
-export function sum16(buf: Buffer, start: number, end: number, sum = 0): number {
-  let i = start;
-  const even = end - ((end - start) & 1);
-  for (; i < even; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
-  if (i < end) sum += buf[i]! << 8;
-  // Fold now and then so the sum stays well inside exact integers.
-  return (sum & 0xffff) + Math.floor(sum / 0x10000);
-}
-
-/** The Internet checksum (RFC 1071) of an accumulated sum. */
-export function finishChecksum(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
-  return ~sum & 0xffff;
-}
-
 /** One synthesized TCP segment, ready to be written as an IP packet. */
 export interface Segment {
   /** Wall-clock nanoseconds. */
@@ -144,8 +131,8 @@ export function writePacket(buf: Buffer, off: number, seg: Segment): void {
     buf[off + 8] = 64; // TTL
     buf[off + 9] = 6; // TCP
     buf.writeUInt16BE(0, off + 10);
-    seg.src.ip.bytes.copy(buf, off + 12);
-    seg.dst.ip.bytes.copy(buf, off + 16);
+    buf.set(seg.src.ip.bytes, off + 12);
+    buf.set(seg.dst.ip.bytes, off + 16);
     buf.writeUInt16BE(finishChecksum(sum16(buf, off, off + IPV4_HEADER)), off + 10);
     // Pseudo-header: addresses, zero, protocol, TCP length.
     pseudo = sum16(buf, off + 12, off + 20, 6 + tcpLen);
@@ -155,8 +142,8 @@ export function writePacket(buf: Buffer, off: number, seg: Segment): void {
     buf.writeUInt16BE(tcpLen, off + 4);
     buf[off + 6] = 6; // next header: TCP
     buf[off + 7] = 64; // hop limit
-    seg.src.ip.bytes.copy(buf, off + 8);
-    seg.dst.ip.bytes.copy(buf, off + 24);
+    buf.set(seg.src.ip.bytes, off + 8);
+    buf.set(seg.dst.ip.bytes, off + 24);
     // Pseudo-header: addresses, upper-layer length (32 bits), zeros, next header.
     pseudo = sum16(buf, off + 8, off + 40, 6 + (tcpLen >>> 16) + (tcpLen & 0xffff));
     t = off + IPV6_HEADER;
@@ -176,7 +163,8 @@ export function writePacket(buf: Buffer, off: number, seg: Segment): void {
     buf[t + 22] = 3;
     buf[t + 23] = WINDOW_SHIFT;
   }
-  seg.payload.copy(buf, t + hdr);
+  // TypedArray set: Buffer.copy makes a view of its own on each call.
+  buf.set(seg.payload, t + hdr);
   buf.writeUInt16BE(finishChecksum(sum16(buf, t, t + tcpLen, pseudo)), t + 16);
 }
 
@@ -216,6 +204,19 @@ interface Side {
   ipId: number;
   /** Bytes skipped (not captured) since this side's last segment, for the next comment. */
   gap: number;
+  /** The comment of this side's latest call that lost nothing. */
+  comment?: CallComment;
+}
+
+/** A data segment's comment and the fields of the call it was made for. */
+interface CallComment {
+  pid: number;
+  tid: number;
+  uid: number;
+  comm: string;
+  func: string;
+  text: string;
+  bytes: Buffer;
 }
 
 interface Flow {
@@ -320,15 +321,7 @@ export class TcpSynthesizer {
     }
     const missing = call.lost + call.truncated;
     if (data.length > 0) {
-      let text =
-        `pid=${call.pid} tid=${call.tid} comm=${call.comm} uid=${call.uid} func=${call.func} ` +
-        (flow.hasId ? `conn=${flow.num}` : `ssl=0x${flow.ssl.toString(16)}`);
-      if (call.truncated > 0) text += ` truncated=${call.truncated}`;
-      if (call.lost > 0) text += ` lost=${call.lost}`;
-      // Whole calls dropped before this one: their size is unknown, so no sequence gap can show them.
-      if (call.callsMissedBefore) text += ` calls_missed_before=${call.callsMissedBefore} (their bytes are not in this stream)`;
-      if (flow.addrTag !== '') text += ` ${flow.addrTag}`;
-      const comment = Buffer.from(text, 'utf8');
+      const { text, bytes: comment } = this.callComment(flow, sender, call);
       const max = maxSegmentPayload(sender.ep.ip.family);
       for (let off = 0; off < data.length; off += max) {
         const end = Math.min(data.length, off + max);
@@ -348,6 +341,29 @@ export class TcpSynthesizer {
     if (((sender.next - sender.acked) >>> 0) >= ACK_EVERY) {
       this.segment(flow, !fromClient, ts, TCP_ACK, EMPTY, !fromProcess, this.note(flow, 'synthesized ACK'));
     }
+  }
+
+  /**
+   * The comment on a call's data segments. Those of calls that lost nothing are alike for every
+   * call of a thread: each side keeps its latest and uses it again while they stay alike.
+   */
+  private callComment(flow: Flow, sender: Side, call: TlsCall): CallComment {
+    const plain = call.truncated === 0 && call.lost === 0 && !call.callsMissedBefore;
+    const last = sender.comment;
+    if (plain && last !== undefined && last.pid === call.pid && last.tid === call.tid && last.uid === call.uid && last.comm === call.comm && last.func === call.func) {
+      return last;
+    }
+    let text =
+      `pid=${call.pid} tid=${call.tid} comm=${call.comm} uid=${call.uid} func=${call.func} ` +
+      (flow.hasId ? `conn=${flow.num}` : `ssl=0x${flow.ssl.toString(16)}`);
+    if (call.truncated > 0) text += ` truncated=${call.truncated}`;
+    if (call.lost > 0) text += ` lost=${call.lost}`;
+    // Whole calls dropped before this one: their size is unknown, so no sequence gap can show them.
+    if (call.callsMissedBefore) text += ` calls_missed_before=${call.callsMissedBefore} (their bytes are not in this stream)`;
+    if (flow.addrTag !== '') text += ` ${flow.addrTag}`;
+    const comment: CallComment = { pid: call.pid, tid: call.tid, uid: call.uid, comm: call.comm, func: call.func, text, bytes: Buffer.from(text, 'utf8') };
+    if (plain) sender.comment = comment;
+    return comment;
   }
 
   /** Closes every connection still open (end of capture), stamped with the latest time seen. */

@@ -66,16 +66,37 @@ async function readAt(handle: FileHandle, position: number, length: number): Pro
 class ChunkedReader {
   private chunk: Buffer = Buffer.alloc(0);
   private chunkStart = 0;
+  /** A read started ahead of need, of the bytes from `position` on. */
+  private ahead: { position: number; bytes: Promise<Buffer> } | undefined;
 
   constructor(
     private readonly handle: FileHandle,
     private readonly size: number,
   ) {}
 
+  /**
+   * Starts reading `length` bytes at `position` now, so they are there when read() asks: the file
+   * is read while the caller works on what it has.
+   */
+  readAhead(position: number, length: number): void {
+    const end = Math.min(position + Math.max(length, CHUNK_SIZE), this.size);
+    if (end <= position) return;
+    const bytes = readAt(this.handle, position, end - position);
+    // A read nobody waits for (the caller stopped early) must not fail unhandled.
+    bytes.catch(() => undefined);
+    this.ahead = { position, bytes };
+  }
+
   // A fresh chunk is allocated on each refill, so slices handed out stay valid.
   async read(position: number, length: number): Promise<Buffer> {
     const end = Math.min(position + length, this.size);
     if (end <= position) return Buffer.alloc(0);
+    if (this.ahead !== undefined) {
+      const { position: aheadStart, bytes } = this.ahead;
+      this.ahead = undefined;
+      this.chunk = await bytes;
+      this.chunkStart = aheadStart;
+    }
     const chunkEnd = this.chunkStart + this.chunk.length;
     if (position >= this.chunkStart && end <= chunkEnd) {
       return this.chunk.subarray(position - this.chunkStart, end - this.chunkStart);
@@ -280,8 +301,10 @@ class FileRecordReader implements RecordReader {
         this.stop = { kind: 'corrupt', offset, detail: `${at}: ${problem}` };
         return;
       }
-      yield { batch: payload, count, offset };
       offset += FRAME_HEADER_SIZE + length;
+      // The next frame is likely about as big as this one.
+      reader.readAhead(offset, FRAME_HEADER_SIZE + length);
+      yield { batch: payload, count, offset: offset - FRAME_HEADER_SIZE - length };
     }
   }
 }
