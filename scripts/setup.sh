@@ -8,12 +8,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 action=${1:-}
 
-# Build: clang (BPF), libbpf/libelf/zlib (addon), pkg-config, make/g++ (node-gyp), libssl-dev (loadgen).
+# Build: clang (BPF), libbpf/libelf/zlib (addon), pkg-config, make/g++ (node-gyp), libssl-dev (loadgen),
+# lld (wasm-ld: the tests check the committed WebAssembly against a fresh build of its C source).
 # Run and test: curl and openssl (demo, clients), bpftool (layout check), binutils (ELF tests),
 # nginx (a real TLS server), tshark (reads our pcapng back); other TLS libraries' clients: wget
 # (GnuTLS), android-boringssl (bssl-tool, BoringSSL's libssl.so.0), libnss3-dev (builds the NSS test
 # client) and libnss3-tools.
-packages=(clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
+packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
 	curl openssl ca-certificates bpftool binutils nginx tshark
 	wget android-boringssl libnss3-dev libnss3-tools)
 
