@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionRecord, DataRecord, SummaryRecord } from '../src/output/index.js';
+import { createSelfSignedCert } from '../src/demo/cert.js';
 import { curlFetch, pythonExecutable } from '../src/demo/clients.js';
 import { startNginx } from './support/nginx.js';
 import type { NginxServer } from './support/nginx.js';
@@ -136,6 +137,78 @@ test('a new connection on a reused fd number gets a new connection id', async (t
     assert.deepEqual(loggedClientPorts(nginx), [first!.local!.port, second!.local!.port]);
   } finally {
     await nginx.stop();
+  }
+});
+
+for (const wantedV6 of [false, true]) {
+  const host = wantedV6 ? '::1' : '127.0.0.1';
+  test(`--host ${host} keeps only connections with that address, in the kernel`, async (t) => {
+    if (!requireRoot(t)) return;
+    const [v4, v6] = [await startNginx({ files: FILES }), await startNginx({ files: FILES, ipv6: true })];
+    const wanted = wantedV6 ? v6 : v4;
+    const dir = mkdtempSync(join(tmpdir(), 'tlstap-host-'));
+    const recording = join(dir, 'host.tlstap');
+    try {
+      const lines = await capture(['--host', host, '--comm', 'curl', '--record', recording], async () => {
+        for (const server of [v4, v6]) {
+          const curl = await curlFetch(`${server.url}/a.txt`);
+          assert.equal(curl.exitCode, 0, curl.stderr);
+        }
+      });
+      const data = lines.filter((l): l is DataRecord => l.type === 'data');
+      assert.ok(data.length >= 2, 'the wanted connection\'s calls are there');
+      assert.ok(data.every((r) => r.conn?.remote?.ip === host && r.conn.remote.port === wanted.port));
+      // What crossed the ring buffer, unfiltered by replay: that connection and nothing else.
+      const replayed = await runTlstap(['replay', recording, '-f', 'jsonl']);
+      assert.equal(replayed.code, 0, replayed.stderr);
+      const raw = parseJsonl<Line>(replayed.stdout.toString()).filter((l) => l.type !== 'summary');
+      const conns = raw.filter((l): l is ConnectionRecord => l.type === 'open' || l.type === 'close');
+      assert.deepEqual(conns.map((l) => l.type).sort(), ['close', 'open']);
+      assert.ok(conns.every((l) => l.conn.remote?.ip === host));
+      assert.equal(raw.filter((l) => l.type === 'data').length, data.length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await v4.stop();
+      await v6.stop();
+    }
+  });
+}
+
+test('--host 127.0.0.1 also matches a dual-stack server socket, whose peer the kernel holds as ::ffff:127.0.0.1', async (t) => {
+  if (!requireRoot(t)) return;
+  const cert = await createSelfSignedCert();
+  // One request on a dual-stack ([::], IPV6_V6ONLY off) TLS server; it prints its port first.
+  const server = `
+import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(('::', 0))
+s.listen(1)
+print(s.getsockname()[1], flush=True)
+conn, peer = s.accept()
+tls = ctx.wrap_socket(conn, server_side=True)
+tls.recv(4096)
+tls.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 9\\r\\nConnection: close\\r\\n\\r\\ndualstack')
+tls.close()
+`;
+  try {
+    let serverPid = 0;
+    const lines = await capture(['--host', '127.0.0.1', '--comm', 'python3'], async () => {
+      const child = spawn(pythonExecutable(), ['-c', server, cert.certPath, cert.keyPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+      serverPid = child.pid ?? 0;
+      const port = await new Promise<number>((resolve) => child.stdout.once('data', (b: Buffer) => resolve(Number(b.toString().trim()))));
+      const curl = await curlFetch(`https://127.0.0.1:${port}/`);
+      assert.equal(curl.exitCode, 0, curl.stderr);
+      assert.equal(curl.stdout.toString(), 'dualstack');
+      await new Promise((resolve) => child.once('exit', resolve));
+    });
+    const records = dataOf(lines, serverPid);
+    assert.ok(records.length >= 2, 'the server\'s request and response calls pass the filter');
+    assert.ok(records.every((r) => r.conn?.remote?.ip === '::ffff:127.0.0.1'), 'the kernel holds the peer as IPv4-mapped');
+  } finally {
+    await cert.remove();
   }
 });
 
