@@ -1,6 +1,7 @@
 import { endianness } from 'node:os';
 import type { Writable } from 'node:stream';
-import { CaptureSession } from '../capture/session.js';
+import { LoadedProgram } from '../capture/session.js';
+import type { CaptureSession, KernelSettings } from '../capture/session.js';
 import type { KernelCounters } from '../events/counters.js';
 import { encodeCountersRecord } from '../events/counters.js';
 import { CallPipeline } from '../capture/pipeline.js';
@@ -12,7 +13,8 @@ import type { CallSink, CaptureContext, CaptureStats, ConnectionInfo, TlsCall } 
 import { parseIpAddress } from '../events/addresses.js';
 import { formatStatsLine } from '../output/index.js';
 import { openOutputs } from './outputs.js';
-import { RecordWriter } from '../record/index.js';
+import type { Outputs } from './outputs.js';
+import type { RecordWriter } from '../record/index.js';
 import { dedupeTargets, fileTarget, processTargets, systemTargets, TargetError } from '../targets/index.js';
 import type { ProbeTarget, SkippedFile } from '../targets/index.js';
 import { catchStopSignals } from './signals.js';
@@ -71,9 +73,16 @@ export class LiveCapture {
     readonly pipeline: CallPipeline,
   ) {}
 
-  /** Loads, attaches and starts streaming. */
-  static start(parts: LiveCaptureParts, opts: KernelOptions): LiveCapture {
-    const host = opts.host === undefined ? undefined : parseIpAddress(opts.host);
+  /**
+   * Loads the program for these options, off the JS thread: start it first, find the targets meanwhile,
+   * then hand it to start().
+   */
+  static load(opts: KernelOptions): Promise<LoadedProgram> {
+    return LoadedProgram.load(kernelSettings(opts));
+  }
+
+  /** Attaches `program` (loaded now if not given) and starts streaming. */
+  static start(parts: LiveCaptureParts, opts: KernelOptions, program?: LoadedProgram): LiveCapture {
     const pipeline = new CallPipeline(parts.sinks, {
       recorder: parts.recorder,
       keepCall: parts.keepCall,
@@ -94,19 +103,7 @@ export class LiveCapture {
         session?.pause(false);
       });
     };
-    session = CaptureSession.open(
-      parts.targets,
-      {
-        pid: opts.pid,
-        uid: opts.uid,
-        comm: opts.comm,
-        maxCallBytes: opts.maxBytes,
-        ringBufferBytes: opts.ringBuffer,
-        port: opts.port,
-        host,
-      },
-      onBatch,
-    );
+    session = (program ?? LoadedProgram.loadSync(kernelSettings(opts))).attach(parts.targets, onBatch);
     return new LiveCapture(session, pipeline);
   }
 
@@ -132,6 +129,19 @@ export class LiveCapture {
   close(): Promise<void> {
     return this.pipeline.close();
   }
+}
+
+/** The kernel's half of the options. */
+function kernelSettings(opts: KernelOptions): KernelSettings {
+  return {
+    pid: opts.pid,
+    uid: opts.uid,
+    comm: opts.comm,
+    maxCallBytes: opts.maxBytes,
+    ringBufferBytes: opts.ringBuffer,
+    port: opts.port,
+    host: opts.host === undefined ? undefined : parseIpAddress(opts.host),
+  };
 }
 
 /**
@@ -187,6 +197,15 @@ function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>)
   };
 }
 
+/** Milestones of a start in ms since the process started, printed when TLSTAP_TIMING is set. */
+function startTimeline(enabled: boolean): { mark(name: string): void; line(): string } {
+  const marks: string[] = [];
+  return {
+    mark: (name) => void (enabled && marks.push(`${name} ${Math.round(performance.now())}`)),
+    line: () => (enabled ? `tlstap: timing (ms since start): ${marks.join(', ')}\n` : ''),
+  };
+}
+
 /** `tlstap [options]`: capture until a signal, --duration, or the output closing. */
 export async function runCapture(opts: CaptureOptions, stderr: Writable = process.stderr): Promise<CaptureResult> {
   const missing = missingCapabilityMessage();
@@ -201,26 +220,47 @@ export async function runCapture(opts: CaptureOptions, stderr: Writable = proces
 }
 
 async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, stderr: Writable): Promise<CaptureResult> {
-  const { targets, skipped } = await resolveTargetsReporting(opts);
-  for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
-  const ctx = liveContext(targets);
+  const timeline = startTimeline(process.env.TLSTAP_TIMING !== undefined);
+  timeline.mark('modules loaded');
+  // The program loads (kernel BTF, verifier) on another thread while this one finds the targets.
+  const loading = LiveCapture.load(opts);
+  loading.then(() => timeline.mark('program loaded'), () => undefined);
+  const discardProgram = () => loading.then((p) => p.close(), () => undefined);
 
-  const outputs = await openOutputs(opts, ctx);
+  let outputs: Outputs;
+  let ctx: ReturnType<typeof liveContext>;
+  let targets: ProbeTarget[];
+  try {
+    let skipped: SkippedFile[];
+    ({ targets, skipped } = await resolveTargetsReporting(opts));
+    timeline.mark('targets found');
+    for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
+    ctx = liveContext(targets);
+    outputs = await openOutputs(opts, ctx);
+    timeline.mark('outputs open');
+  } catch (err) {
+    await discardProgram();
+    throw err;
+  }
   let recorder: RecordWriter | undefined;
   let capture: LiveCapture | undefined;
   try {
     recorder = opts.record
-      ? await RecordWriter.create(opts.record, recordHeader(opts, ctx), {
+      ? await (await import('../record/index.js')).RecordWriter.create(opts.record, recordHeader(opts, ctx), {
           onError: (err) => stderr.write(`tlstap: ${err.message}; the recording stops here, the capture goes on\n`),
         })
       : undefined;
+    // What the start waits for once the targets are known: the rest of the load, then the attach.
     const started = performance.now();
-    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder }, opts);
+    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder }, opts, await loading);
+    timeline.mark('attached');
     stderr.write(
       `tlstap: capturing (${capture.session.probeCount} probes attached in ${Math.round(performance.now() - started)} ms); Ctrl-C to stop\n` +
-        (opts.verbose ? `${describeTargets(targets)}\n` : ''),
+        (opts.verbose ? `${describeTargets(targets)}\n` : '') +
+        timeline.line(),
     );
   } catch (err) {
+    await discardProgram();
     await recorder?.close().catch(() => undefined);
     await outputs.abort();
     throw err;
