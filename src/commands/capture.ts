@@ -202,7 +202,11 @@ function startTimeline(enabled: boolean): { mark(name: string): void; line(): st
   const marks: string[] = [];
   return {
     mark: (name) => void (enabled && marks.push(`${name} ${Math.round(performance.now())}`)),
-    line: () => (enabled ? `tlstap: timing (ms since start): ${marks.join(', ')}\n` : ''),
+    line: () => {
+      if (!enabled) return '';
+      const cpu = process.cpuUsage();
+      return `tlstap: timing (ms since start): ${marks.join(', ')}; cpu ${Math.round((cpu.user + cpu.system) / 1000)} ms\n`;
+    },
   };
 }
 
