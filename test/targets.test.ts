@@ -21,6 +21,7 @@ import {
   dedupeTargets,
   fileTarget,
   flavourFromText,
+  isTlsLibraryName,
   parseLdCache,
   parseLdconfigOutput,
   parseProcMaps,
@@ -132,6 +133,15 @@ test('the ld.so.cache parser finds the generator text and the new format behind 
     assert.throws(() => parseLdCache(Buffer.from('not a cache at all, just some text to fill 48 bytes')), LdCacheFormatError);
     assert.throws(() => parseLdCache(cache.subarray(0, 200)), LdCacheFormatError);
   });
+});
+
+test('asked for some names, the ld.so.cache reader returns those entries as the full parse has them', async () => {
+  const wanted = (name: string) => isTlsLibraryName(name) || name.startsWith('libc.');
+  const read = await readLdCache(undefined, wanted);
+  const all = parseLdCache(readFileSync('/etc/ld.so.cache'));
+  assert.ok(read.entries.some((e) => e.name === 'libssl.so.3'));
+  assert.deepEqual(read.entries, all.filter((e) => wanted(e.name)));
+  assert.ok(read.entries.length < all.length);
 });
 
 test('an unreadable cache file falls back to `ldconfig -p`', async () => {

@@ -142,8 +142,8 @@ function uniqueCandidates(list: readonly (Candidate | undefined)[]): Candidate[]
 
 /** The system's TLS libraries (LIBRARY_FAMILIES' file names): the linker cache plus the directories. */
 async function systemLibraryCandidates(dirs: readonly string[], useCache: boolean): Promise<Candidate[]> {
-  const cache = useCache ? await readLdCache() : { entries: [] };
-  const paths = cache.entries.filter((e) => isTlsLibraryName(e.name)).map((e) => e.path);
+  const cache = useCache ? await readLdCache(undefined, isTlsLibraryName) : { entries: [] };
+  const paths = cache.entries.map((e) => e.path);
   const listings = await Promise.all(dirs.map((d) => readdir(d).catch(() => [] as string[])));
   dirs.forEach((d, i) => {
     for (const name of listings[i]!) if (isTlsLibraryName(name)) paths.push(join(d, name));
