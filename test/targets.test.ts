@@ -153,6 +153,20 @@ test('an unreadable cache file falls back to `ldconfig -p`', async () => {
   );
 });
 
+test('discovery without flavours finds the same files and functions, flavour unknown and no version', async () => {
+  clearAnalysisCache();
+  const quick = await systemTargets({ flavour: false });
+  const full = await systemTargets();
+  assert.deepEqual(
+    quick,
+    full.map(({ version: _, ...t }) => ({ ...t, flavour: 'unknown' })),
+  );
+  // And the other way round: the cached symbols get their flavour when it is asked for later.
+  clearAnalysisCache();
+  await systemTargets({ flavour: false });
+  assert.deepEqual(await systemTargets(), full);
+});
+
 test('system discovery lists libssl.so.3 once, with its version and the OpenSSL functions', async () => {
   // The budget on the attach path is 300 ms. The first call also pays for compiling this code, so
   // the budget is checked on a second call with the analysis cache cleared: the same files, parsed again.

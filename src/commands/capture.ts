@@ -29,12 +29,16 @@ export interface CaptureResult {
   targets: ProbeTarget[];
 }
 
+/** Which files to probe, and whether to tell their flavour and version (default true; a capture shows them only with --verbose). */
+export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & { flavour?: boolean };
+
 /** Finds the files to probe for these options, and the ones that cannot be; errors say what was looked for. */
-export async function resolveTargetsReporting(opts: Pick<CaptureOptions, 'pid' | 'lib'>): Promise<{ targets: ProbeTarget[]; skipped: SkippedFile[] }> {
+export async function resolveTargetsReporting(opts: TargetOptions): Promise<{ targets: ProbeTarget[]; skipped: SkippedFile[] }> {
   const skipped: SkippedFile[] = [];
   const onSkip = (path: string, reason: string) => skipped.push({ path, reason });
-  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip }) : await systemTargets({ onSkip });
-  for (const lib of opts.lib) found.push(await fileTarget(lib, 'lib-option'));
+  const { flavour } = opts;
+  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip, flavour }) : await systemTargets({ onSkip, flavour });
+  for (const lib of opts.lib) found.push(await fileTarget(lib, 'lib-option', { flavour }));
   const targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
   if (targets.length === 0) {
     const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
@@ -46,7 +50,7 @@ export async function resolveTargetsReporting(opts: Pick<CaptureOptions, 'pid' |
 }
 
 /** The files to probe for these options. */
-export async function resolveTargets(opts: Pick<CaptureOptions, 'pid' | 'lib'>): Promise<ProbeTarget[]> {
+export async function resolveTargets(opts: TargetOptions): Promise<ProbeTarget[]> {
   return (await resolveTargetsReporting(opts)).targets;
 }
 
@@ -236,7 +240,8 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   let targets: ProbeTarget[];
   try {
     let skipped: SkippedFile[];
-    ({ targets, skipped } = await resolveTargetsReporting(opts));
+    // The flavour and version (a scan of each library's read-only data) are shown only by --verbose.
+    ({ targets, skipped } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
     timeline.mark('targets found');
     for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
     ctx = liveContext(targets);
