@@ -1,16 +1,13 @@
 #!/usr/bin/env node
 // The command line: commander wired to the functions in src/commands/. Nothing else lives here.
+// Each command's module is imported when that command runs: a capture does not wait for the code of
+// doctor, demo or replay to load.
 import { Command } from 'commander';
 import type { Option } from 'commander';
-import { runCapture } from './commands/capture.js';
-import { runDemo } from './commands/demo.js';
-import { runLibs } from './commands/libs.js';
-import { runReplay } from './commands/replay.js';
 import { captureOptions, outputOptions } from './commands/options.js';
 import type { OutputOptions } from './commands/outputs.js';
 import type { CaptureOptions } from './commands/options.js';
 import { reportFatal } from './commands/report.js';
-import { formatDoctor, runDoctor } from './doctor/index.js';
 import { tlstapVersion } from './version.js';
 
 function pidOption(): Option {
@@ -28,6 +25,7 @@ const program = new Command('tlstap')
   .showHelpAfterError('(run tlstap --help for the options)');
 for (const option of captureOptions()) program.addOption(option);
 program.action(async (opts: CaptureOptions) => {
+  const { runCapture } = await import('./commands/capture.js');
   await runCapture(opts);
 });
 
@@ -38,6 +36,7 @@ program
   .addOption(libOption())
   .option('--json', 'print JSON', false)
   .action(async (opts: { pid?: number; lib: string[]; json: boolean }) => {
+    const { runLibs } = await import('./commands/libs.js');
     process.stdout.write(`${await runLibs(opts)}\n`);
   });
 
@@ -45,6 +44,7 @@ program
   .command('doctor')
   .description('check privileges, BTF, uprobe and ring buffer support, and say how to fix what is missing')
   .action(async () => {
+    const { formatDoctor, runDoctor } = await import('./doctor/index.js');
     const checks = await runDoctor();
     process.stdout.write(`${formatDoctor(checks, process.stdout.isTTY === true && !process.env.NO_COLOR)}\n`);
     if (checks.some((c) => c.status === 'fail')) process.exitCode = 1;
@@ -55,6 +55,7 @@ program
   .description('start a local HTTPS server, fetch from it with curl and node, and show the captured plaintext')
   .action(async () => {
     const defaults = program.opts<CaptureOptions>();
+    const { runDemo } = await import('./commands/demo.js');
     await runDemo({ maxBytes: defaults.maxBytes, ringBuffer: defaults.ringBuffer });
   });
 
@@ -63,6 +64,7 @@ const replay = program
   .description('run a --record file through the output formats (no privileges needed)')
   .argument('<file>', 'a file written by tlstap --record')
   .action(async (file: string, opts: OutputOptions) => {
+    const { runReplay } = await import('./commands/replay.js');
     await runReplay(file, opts);
   });
 for (const option of outputOptions()) replay.addOption(option);

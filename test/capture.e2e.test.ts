@@ -120,6 +120,35 @@ test('a 5 MiB response arrives complete and byte-exact', async (t) => {
   }
 });
 
+test('the program loads off the JS thread: the session refuses other calls until then, and attaches or closes after', async (t) => {
+  if (!requireRoot(t)) return;
+  const { LoadedProgram } = await import('../src/capture/session.js');
+  const { BpfError, bpfObjectPath, loadAddon } = await import('../src/native/binding.js');
+  const { systemTargets } = await import('../src/targets/index.js');
+
+  const native = new (loadAddon().BpfSession)(bpfObjectPath());
+  const loading = native.loadAsync();
+  assert.throws(() => native.setMapMaxEntries('events', 1 << 22), (e: unknown) => e instanceof BpfError && e.code === 'EBUSY');
+  assert.throws(() => native.close(), (e: unknown) => e instanceof BpfError && e.code === 'EBUSY');
+  await loading;
+  native.close();
+
+  const settings = { comm: 'tlstap-nobody', maxCallBytes: 1 << 16, ringBufferBytes: 1 << 16 };
+  const unused = await LoadedProgram.load(settings);
+  unused.close();
+  unused.close();
+  assert.throws(() => unused.attach([], () => undefined), /attached or closed already/);
+
+  const targets = (await systemTargets({ executables: false, flavour: false })).filter((x) => x.functions.length > 0);
+  for (const perProbeLinks of [false, true]) {
+    const program = await LoadedProgram.load({ ...settings, perProbeLinks });
+    assert.equal(program.multiLinks, !perProbeLinks);
+    const session = program.attach(targets, () => undefined);
+    assert.ok(session.probeCount >= targets.length);
+    await session.stop();
+  }
+});
+
 test('with one perf-event probe per function (what kernels before 6.6 get), calls are captured the same way', async (t) => {
   if (!requireRoot(t)) return;
   const { CaptureSession } = await import('../src/capture/session.js');

@@ -21,6 +21,7 @@ import {
   dedupeTargets,
   fileTarget,
   flavourFromText,
+  isTlsLibraryName,
   parseLdCache,
   parseLdconfigOutput,
   parseProcMaps,
@@ -134,6 +135,15 @@ test('the ld.so.cache parser finds the generator text and the new format behind 
   });
 });
 
+test('asked for some names, the ld.so.cache reader returns those entries as the full parse has them', async () => {
+  const wanted = (name: string) => isTlsLibraryName(name) || name.startsWith('libc.');
+  const read = await readLdCache(undefined, wanted);
+  const all = parseLdCache(readFileSync('/etc/ld.so.cache'));
+  assert.ok(read.entries.some((e) => e.name === 'libssl.so.3'));
+  assert.deepEqual(read.entries, all.filter((e) => wanted(e.name)));
+  assert.ok(read.entries.length < all.length);
+});
+
 test('an unreadable cache file falls back to `ldconfig -p`', async () => {
   const read = await readLdCache('/nonexistent/ld.so.cache');
   assert.equal(read.source, 'ldconfig');
@@ -141,6 +151,20 @@ test('an unreadable cache file falls back to `ldconfig -p`', async () => {
     read.entries.map((e) => [e.name, e.path]),
     parseLdCache(readFileSync('/etc/ld.so.cache')).map((e) => [e.name, e.path]),
   );
+});
+
+test('discovery without flavours finds the same files and functions, flavour unknown and no version', async () => {
+  clearAnalysisCache();
+  const quick = await systemTargets({ flavour: false });
+  const full = await systemTargets();
+  assert.deepEqual(
+    quick,
+    full.map(({ version: _, ...t }) => ({ ...t, flavour: 'unknown' })),
+  );
+  // And the other way round: the cached symbols get their flavour when it is asked for later.
+  clearAnalysisCache();
+  await systemTargets({ flavour: false });
+  assert.deepEqual(await systemTargets(), full);
 });
 
 test('system discovery lists libssl.so.3 once, with its version and the OpenSSL functions', async () => {

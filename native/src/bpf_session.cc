@@ -107,6 +107,7 @@ Napi::Function BpfSession::Define(Napi::Env env)
 				   InstanceMethod("setGlobal", &BpfSession::SetGlobal),
 				   InstanceMethod("setMapMaxEntries", &BpfSession::SetMapMaxEntries),
 				   InstanceMethod("load", &BpfSession::Load),
+				   InstanceMethod("loadAsync", &BpfSession::LoadAsync),
 				   InstanceMethod("attachUprobe", &BpfSession::AttachUprobe),
 				   InstanceMethod("attachTracepoint", &BpfSession::AttachTracepoint),
 				   InstanceMethod("useUprobeMulti", &BpfSession::UseUprobeMulti),
@@ -142,6 +143,8 @@ void BpfSession::RequireOpen(Napi::Env env, const char *op) const
 {
 	if (!obj_)
 		ThrowBpfError(env, op, EBADF, "the session is closed");
+	if (loading_)
+		ThrowBpfError(env, op, EBUSY, "the program is still loading");
 }
 
 // setGlobal(section, name, bytes): writes a `const volatile` setting before load.
@@ -194,6 +197,53 @@ void BpfSession::Load(const Napi::CallbackInfo &info)
 	if (ret)
 		ThrowBpfError(info.Env(), "bpf_object__load", ErrnoOf(ret), "");
 	loaded_ = true;
+}
+
+namespace {
+
+// Loads the object off the JS thread: the verifier and the kernel BTF take tens of milliseconds,
+// which the JS thread spends finding the files to probe meanwhile.
+class LoadWorker : public Napi::AsyncWorker {
+public:
+	LoadWorker(Napi::Object session, struct bpf_object *obj, bool *loading, bool *loaded)
+		: Napi::AsyncWorker(session.Env()), session_(Napi::Persistent(session)), obj_(obj), loading_(loading),
+		  loaded_(loaded), done_(Napi::Promise::Deferred::New(session.Env()))
+	{
+	}
+	Napi::Promise Promise() { return done_.Promise(); }
+	void Execute() override { ret_ = bpf_object__load(obj_); }
+	void OnOK() override
+	{
+		*loading_ = false;
+		if (ret_) {
+			done_.Reject(MakeBpfError(Env(), "bpf_object__load", ErrnoOf(ret_), ""));
+			return;
+		}
+		*loaded_ = true;
+		done_.Resolve(Env().Undefined());
+	}
+
+private:
+	Napi::ObjectReference session_; // keeps the session (and so obj_) alive while loading
+	struct bpf_object *obj_;
+	bool *loading_;
+	bool *loaded_;
+	int ret_ = 0;
+	Napi::Promise::Deferred done_;
+};
+
+} // namespace
+
+// loadAsync() -> Promise: load() on a worker thread; the session refuses every other call meanwhile.
+Napi::Value BpfSession::LoadAsync(const Napi::CallbackInfo &info)
+{
+	RequireOpen(info.Env(), "loadAsync");
+	ClearLibbpfLog();
+	auto *worker = new LoadWorker(info.This().As<Napi::Object>(), obj_, &loading_, &loaded_);
+	Napi::Promise promise = worker->Promise();
+	loading_ = true;
+	worker->Queue();
+	return promise;
 }
 
 // attachUprobe(program, binaryPath, fileOffset: bigint, pid (-1 = all), retprobe, cookie: bigint) -> link index
@@ -555,6 +605,8 @@ void BpfSession::Close(const Napi::CallbackInfo &info)
 {
 	if (polling_)
 		ThrowBpfError(info.Env(), "close", EBUSY, "stop polling and wait for it first");
+	if (loading_)
+		ThrowBpfError(info.Env(), "close", EBUSY, "wait for loadAsync() to settle first");
 	ReleaseAll();
 }
 

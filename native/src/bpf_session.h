@@ -26,6 +26,7 @@ private:
 	void SetGlobal(const Napi::CallbackInfo &info);
 	void SetMapMaxEntries(const Napi::CallbackInfo &info);
 	void Load(const Napi::CallbackInfo &info);
+	Napi::Value LoadAsync(const Napi::CallbackInfo &info);
 	Napi::Value AttachUprobe(const Napi::CallbackInfo &info);
 	Napi::Value AttachTracepoint(const Napi::CallbackInfo &info);
 	void UseUprobeMulti(const Napi::CallbackInfo &info);
@@ -48,6 +49,7 @@ private:
 
 	struct bpf_object *obj_ = nullptr;
 	bool loaded_ = false;
+	bool loading_ = false; // loadAsync() is running: nothing else may touch obj_
 	std::vector<struct bpf_link *> links_;
 	std::vector<int> multi_link_fds_; // uprobe_multi links made by a raw bpf(BPF_LINK_CREATE)
 

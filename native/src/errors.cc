@@ -62,7 +62,7 @@ void ClearLibbpfLog()
 	log_tail.clear();
 }
 
-void ThrowBpfError(Napi::Env env, const std::string &op, int err, const std::string &context)
+Napi::Value MakeBpfError(Napi::Env env, const std::string &op, int err, const std::string &context)
 {
 	int code = err < 0 ? -err : err;
 	auto *data = env.GetInstanceData<AddonData>();
@@ -75,9 +75,13 @@ void ThrowBpfError(Napi::Env env, const std::string &op, int err, const std::str
 	details.Set("errno", code);
 	details.Set("libbpfLog", LibbpfLogTail());
 	if (data == nullptr || data->bpf_error_class.IsEmpty())
-		throw Napi::Error::New(env, message);
-	Napi::Value error = data->bpf_error_class.New({Napi::String::New(env, message), details});
-	throw Napi::Error(env, error);
+		return Napi::Error::New(env, message).Value();
+	return data->bpf_error_class.New({Napi::String::New(env, message), details});
+}
+
+void ThrowBpfError(Napi::Env env, const std::string &op, int err, const std::string &context)
+{
+	throw Napi::Error(env, MakeBpfError(env, op, err, context));
 }
 
 } // namespace tlstap

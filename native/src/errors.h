@@ -11,7 +11,10 @@ struct AddonData {
 	Napi::FunctionReference session_class;
 };
 
-// Throws BpfError(message, {op, errno, detail}) as a JS exception. err is a negative or positive errno.
+// BpfError(message, {op, errno, libbpfLog}) as a value, for rejecting a promise. err is a negative or positive errno.
+Napi::Value MakeBpfError(Napi::Env env, const std::string &op, int err, const std::string &context);
+
+// Throws MakeBpfError(...) as a JS exception.
 [[noreturn]] void ThrowBpfError(Napi::Env env, const std::string &op, int err, const std::string &context);
 
 // Routes libbpf's messages to a bounded in-memory tail (and stderr when TLSTAP_LIBBPF_DEBUG is set),

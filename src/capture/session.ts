@@ -67,6 +67,81 @@ export function kernelComm(comm: string): Buffer {
 }
 
 /**
+ * The tlstap BPF program loaded with its settings, not attached yet. Loading (kernel BTF, verifier)
+ * takes tens of milliseconds: a capture starts it with `load` and looks for the files to probe meanwhile.
+ */
+export class LoadedProgram {
+  private done = false;
+
+  private constructor(
+    private readonly native: NativeBpfSession,
+    private readonly settings: KernelSettings,
+    /** Whether probes will be uprobe_multi links (one per file and program) rather than one per probe. */
+    readonly multiLinks: boolean,
+  ) {}
+
+  /** Loads the program off the JS thread, for uprobe_multi links where the kernel has them. */
+  static async load(settings: KernelSettings, objectName = 'tlstap.bpf.o'): Promise<LoadedProgram> {
+    // The fd of each call comes from the socket syscalls made inside it; close() ends connections.
+    ensureTracefs();
+    for (const multi of linkKinds(settings)) {
+      let native: NativeBpfSession | undefined;
+      try {
+        native = openProgram(objectName, settings, multi);
+        await native.loadAsync();
+        return new LoadedProgram(native, settings, multi);
+      } catch (err) {
+        native?.close();
+        if (!fallsBack(err, multi)) throw err;
+      }
+    }
+    throw new Error('unreachable: loading for per-probe links does not fall back');
+  }
+
+  /** `load`, on the JS thread. */
+  static loadSync(settings: KernelSettings, objectName = 'tlstap.bpf.o'): LoadedProgram {
+    ensureTracefs();
+    for (const multi of linkKinds(settings)) {
+      let native: NativeBpfSession | undefined;
+      try {
+        native = openProgram(objectName, settings, multi);
+        native.load();
+        return new LoadedProgram(native, settings, multi);
+      } catch (err) {
+        native?.close();
+        if (!fallsBack(err, multi)) throw err;
+      }
+    }
+    throw new Error('unreachable: loading for per-probe links does not fall back');
+  }
+
+  /** Attaches every function of every file and the syscall tracepoints, and starts polling; once. */
+  attach(files: readonly AttachFile[], onBatch: (batch: Buffer, count: number) => void): CaptureSession {
+    if (this.done) throw new Error('this loaded program was attached or closed already');
+    this.done = true;
+    const { native, multiLinks } = this;
+    const pid = this.settings.pid;
+    try {
+      const probes = multiLinks ? attachMulti(native, files, pid) : attachEach(native, files, pid);
+      for (const name of FD_SYSCALLS) native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
+      native.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close');
+      native.attachTracepoint('process_exit', 'sched', 'sched_process_exit');
+      return CaptureSession.polling(native, probes, multiLinks, onBatch);
+    } catch (err) {
+      native.close();
+      throw err;
+    }
+  }
+
+  /** Releases the program without attaching it (the capture failed before it started). */
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.native.close();
+  }
+}
+
+/**
  * A loaded and attached tlstap BPF program streaming batches of records. Resources are
  * released in reverse order: probes, polling thread, ring buffer, object.
  */
@@ -89,34 +164,20 @@ export class CaptureSession {
     onBatch: (batch: Buffer, count: number) => void,
     objectName = 'tlstap.bpf.o',
   ): CaptureSession {
-    // The fd of each call comes from the socket syscalls made inside it; close() ends connections.
-    ensureTracefs();
-    let native: NativeBpfSession | undefined;
-    let multi = settings.perProbeLinks !== true;
-    try {
-      if (multi) native = loadProgram(objectName, settings, true);
-    } catch (err) {
-      // Kernels before 6.6 have no uprobe_multi: one perf-event probe per function instead.
-      if (!(err instanceof BpfError)) throw err;
-    }
-    if (!native) {
-      native = loadProgram(objectName, settings, false);
-      multi = false;
-    }
-    try {
-      const probes = multi ? attachMulti(native, files, settings.pid) : attachEach(native, files, settings.pid);
-      for (const name of FD_SYSCALLS) native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
-      native.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close');
-      native.attachTracepoint('process_exit', 'sched', 'sched_process_exit');
-      const session = new CaptureSession(native, probes, multi);
-      session.polling = native.startPolling('events', onBatch, { batchBytes: 4 << 20, timeoutMs: 20 });
-      return session;
-    } catch (err) {
-      native.close();
-      throw err;
-    }
+    return LoadedProgram.loadSync(settings, objectName).attach(files, onBatch);
   }
 
+  /** A session for an attached program, polling its ring buffer (LoadedProgram.attach). */
+  static polling(
+    native: NativeBpfSession,
+    probeCount: number,
+    multiLinks: boolean,
+    onBatch: (batch: Buffer, count: number) => void,
+  ): CaptureSession {
+    const session = new CaptureSession(native, probeCount, multiLinks);
+    session.polling = native.startPolling('events', onBatch, { batchBytes: 4 << 20, timeoutMs: 20 });
+    return session;
+  }
   /** Stops or resumes reading the ring buffer (while outputs are behind, the kernel buffers and counts). */
   pause(paused: boolean): void {
     if (!this.closed) this.native.pausePolling(paused);
@@ -145,12 +206,22 @@ export class CaptureSession {
   }
 }
 
-function loadProgram(objectName: string, settings: KernelSettings, multi: boolean): NativeBpfSession {
+/** uprobe_multi links where allowed, then one perf-event probe per function (what kernels before 6.6 get). */
+function linkKinds(settings: KernelSettings): boolean[] {
+  return settings.perProbeLinks === true ? [false] : [true, false];
+}
+
+/** Whether a failed load for `multi` links is retried with per-probe links: a libbpf failure is. */
+function fallsBack(err: unknown, multi: boolean): boolean {
+  return multi && err instanceof BpfError;
+}
+
+/** Opens the object and applies the settings: ready for load() or loadAsync(). */
+function openProgram(objectName: string, settings: KernelSettings, multi: boolean): NativeBpfSession {
   const native = new (loadAddon().BpfSession)(bpfObjectPath(objectName));
   try {
     applySettings(native, settings);
     if (multi) native.useUprobeMulti([ENTRY_PROGRAM, RETURN_PROGRAM]);
-    native.load();
     return native;
   } catch (err) {
     native.close();

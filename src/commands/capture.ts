@@ -1,6 +1,7 @@
 import { endianness } from 'node:os';
 import type { Writable } from 'node:stream';
-import { CaptureSession } from '../capture/session.js';
+import { LoadedProgram } from '../capture/session.js';
+import type { CaptureSession, KernelSettings } from '../capture/session.js';
 import type { KernelCounters } from '../events/counters.js';
 import { encodeCountersRecord } from '../events/counters.js';
 import { CallPipeline } from '../capture/pipeline.js';
@@ -12,7 +13,8 @@ import type { CallSink, CaptureContext, CaptureStats, ConnectionInfo, TlsCall } 
 import { parseIpAddress } from '../events/addresses.js';
 import { formatStatsLine } from '../output/index.js';
 import { openOutputs } from './outputs.js';
-import { RecordWriter } from '../record/index.js';
+import type { Outputs } from './outputs.js';
+import type { RecordWriter } from '../record/index.js';
 import { dedupeTargets, fileTarget, processTargets, systemTargets, TargetError } from '../targets/index.js';
 import type { ProbeTarget, SkippedFile } from '../targets/index.js';
 import { catchStopSignals } from './signals.js';
@@ -27,12 +29,16 @@ export interface CaptureResult {
   targets: ProbeTarget[];
 }
 
+/** Which files to probe, and whether to tell their flavour and version (default true; a capture shows them only with --verbose). */
+export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & { flavour?: boolean };
+
 /** Finds the files to probe for these options, and the ones that cannot be; errors say what was looked for. */
-export async function resolveTargetsReporting(opts: Pick<CaptureOptions, 'pid' | 'lib'>): Promise<{ targets: ProbeTarget[]; skipped: SkippedFile[] }> {
+export async function resolveTargetsReporting(opts: TargetOptions): Promise<{ targets: ProbeTarget[]; skipped: SkippedFile[] }> {
   const skipped: SkippedFile[] = [];
   const onSkip = (path: string, reason: string) => skipped.push({ path, reason });
-  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip }) : await systemTargets({ onSkip });
-  for (const lib of opts.lib) found.push(await fileTarget(lib, 'lib-option'));
+  const { flavour } = opts;
+  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip, flavour }) : await systemTargets({ onSkip, flavour });
+  for (const lib of opts.lib) found.push(await fileTarget(lib, 'lib-option', { flavour }));
   const targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
   if (targets.length === 0) {
     const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
@@ -44,7 +50,7 @@ export async function resolveTargetsReporting(opts: Pick<CaptureOptions, 'pid' |
 }
 
 /** The files to probe for these options. */
-export async function resolveTargets(opts: Pick<CaptureOptions, 'pid' | 'lib'>): Promise<ProbeTarget[]> {
+export async function resolveTargets(opts: TargetOptions): Promise<ProbeTarget[]> {
   return (await resolveTargetsReporting(opts)).targets;
 }
 
@@ -71,9 +77,16 @@ export class LiveCapture {
     readonly pipeline: CallPipeline,
   ) {}
 
-  /** Loads, attaches and starts streaming. */
-  static start(parts: LiveCaptureParts, opts: KernelOptions): LiveCapture {
-    const host = opts.host === undefined ? undefined : parseIpAddress(opts.host);
+  /**
+   * Loads the program for these options, off the JS thread: start it first, find the targets meanwhile,
+   * then hand it to start().
+   */
+  static load(opts: KernelOptions): Promise<LoadedProgram> {
+    return LoadedProgram.load(kernelSettings(opts));
+  }
+
+  /** Attaches `program` (loaded now if not given) and starts streaming. */
+  static start(parts: LiveCaptureParts, opts: KernelOptions, program?: LoadedProgram): LiveCapture {
     const pipeline = new CallPipeline(parts.sinks, {
       recorder: parts.recorder,
       keepCall: parts.keepCall,
@@ -94,19 +107,7 @@ export class LiveCapture {
         session?.pause(false);
       });
     };
-    session = CaptureSession.open(
-      parts.targets,
-      {
-        pid: opts.pid,
-        uid: opts.uid,
-        comm: opts.comm,
-        maxCallBytes: opts.maxBytes,
-        ringBufferBytes: opts.ringBuffer,
-        port: opts.port,
-        host,
-      },
-      onBatch,
-    );
+    session = (program ?? LoadedProgram.loadSync(kernelSettings(opts))).attach(parts.targets, onBatch);
     return new LiveCapture(session, pipeline);
   }
 
@@ -132,6 +133,19 @@ export class LiveCapture {
   close(): Promise<void> {
     return this.pipeline.close();
   }
+}
+
+/** The kernel's half of the options. */
+function kernelSettings(opts: KernelOptions): KernelSettings {
+  return {
+    pid: opts.pid,
+    uid: opts.uid,
+    comm: opts.comm,
+    maxCallBytes: opts.maxBytes,
+    ringBufferBytes: opts.ringBuffer,
+    port: opts.port,
+    host: opts.host === undefined ? undefined : parseIpAddress(opts.host),
+  };
 }
 
 /**
@@ -187,6 +201,19 @@ function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>)
   };
 }
 
+/** Milestones of a start in ms since the process started, printed when TLSTAP_TIMING is set. */
+function startTimeline(enabled: boolean): { mark(name: string): void; line(): string } {
+  const marks: string[] = [];
+  return {
+    mark: (name) => void (enabled && marks.push(`${name} ${Math.round(performance.now())}`)),
+    line: () => {
+      if (!enabled) return '';
+      const cpu = process.cpuUsage();
+      return `tlstap: timing (ms since start): ${marks.join(', ')}; cpu ${Math.round((cpu.user + cpu.system) / 1000)} ms\n`;
+    },
+  };
+}
+
 /** `tlstap [options]`: capture until a signal, --duration, or the output closing. */
 export async function runCapture(opts: CaptureOptions, stderr: Writable = process.stderr): Promise<CaptureResult> {
   const missing = missingCapabilityMessage();
@@ -201,26 +228,48 @@ export async function runCapture(opts: CaptureOptions, stderr: Writable = proces
 }
 
 async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, stderr: Writable): Promise<CaptureResult> {
-  const { targets, skipped } = await resolveTargetsReporting(opts);
-  for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
-  const ctx = liveContext(targets);
+  const timeline = startTimeline(process.env.TLSTAP_TIMING !== undefined);
+  timeline.mark('modules loaded');
+  // The program loads (kernel BTF, verifier) on another thread while this one finds the targets.
+  const loading = LiveCapture.load(opts);
+  loading.then(() => timeline.mark('program loaded'), () => undefined);
+  const discardProgram = () => loading.then((p) => p.close(), () => undefined);
 
-  const outputs = await openOutputs(opts, ctx);
+  let outputs: Outputs;
+  let ctx: ReturnType<typeof liveContext>;
+  let targets: ProbeTarget[];
+  try {
+    let skipped: SkippedFile[];
+    // The flavour and version (a scan of each library's read-only data) are shown only by --verbose.
+    ({ targets, skipped } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
+    timeline.mark('targets found');
+    for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
+    ctx = liveContext(targets);
+    outputs = await openOutputs(opts, ctx);
+    timeline.mark('outputs open');
+  } catch (err) {
+    await discardProgram();
+    throw err;
+  }
   let recorder: RecordWriter | undefined;
   let capture: LiveCapture | undefined;
   try {
     recorder = opts.record
-      ? await RecordWriter.create(opts.record, recordHeader(opts, ctx), {
+      ? await (await import('../record/index.js')).RecordWriter.create(opts.record, recordHeader(opts, ctx), {
           onError: (err) => stderr.write(`tlstap: ${err.message}; the recording stops here, the capture goes on\n`),
         })
       : undefined;
+    // What the start waits for once the targets are known: the rest of the load, then the attach.
     const started = performance.now();
-    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder }, opts);
+    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder }, opts, await loading);
+    timeline.mark('attached');
     stderr.write(
       `tlstap: capturing (${capture.session.probeCount} probes attached in ${Math.round(performance.now() - started)} ms); Ctrl-C to stop\n` +
-        (opts.verbose ? `${describeTargets(targets)}\n` : ''),
+        (opts.verbose ? `${describeTargets(targets)}\n` : '') +
+        timeline.line(),
     );
   } catch (err) {
+    await discardProgram();
     await recorder?.close().catch(() => undefined);
     await outputs.abort();
     throw err;

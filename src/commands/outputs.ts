@@ -1,11 +1,8 @@
 import type { Writable } from 'node:stream';
 import type { CallSink, CaptureContext, CaptureStats } from '../events/types.js';
-import { createHarSink } from '../har/index.js';
-import { HttpTracker, httpSummaryRecord } from '../http/index.js';
+import type { HttpTracker } from '../http/index.js';
 import { createFormatSink, formatSummary, summaryRecord } from '../output/index.js';
 import type { FormatSink } from '../output/index.js';
-import { createHttpSink, formatHttpSummary, withHttpRecords } from '../output/http.js';
-import { createPcapngSink, wiresharkCommand } from '../pcapng/index.js';
 import type { PcapngSink } from '../pcapng/index.js';
 import { createPrivateWriteStream } from '../util/private-file.js';
 import type { OutputFormat } from './options.js';
@@ -32,17 +29,33 @@ export interface Outputs {
   abort(): Promise<void>;
 }
 
+/**
+ * The modules the chosen outputs need, and only those: the HTTP decoders (http-parser-js, hpack.js), HAR
+ * and pcapng take a while to load, and a capture should be live as soon as possible.
+ */
+async function outputModules(opts: OutputOptions) {
+  const usesHttp = opts.format === 'http' || opts.format === 'jsonl' || opts.har !== undefined;
+  const [http, httpOutput, har, pcapng] = await Promise.all([
+    usesHttp ? import('../http/index.js') : undefined,
+    usesHttp ? import('../output/http.js') : undefined,
+    opts.har !== undefined ? import('../har/index.js') : undefined,
+    opts.pcapng !== undefined ? import('../pcapng/index.js') : undefined,
+  ]);
+  return { http, httpOutput, har, pcapng };
+}
+
 /** Opens the stdout format (unless `-w -` has stdout), `-o`, `--har` and `-w` outputs. */
 export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Promise<Outputs> {
+  const modules = await outputModules(opts);
+  const { httpOutput } = modules;
   let failed: ((message: string) => void) | undefined;
   const fail = (message: string) => failed?.(message);
   const sinks: CallSink[] = [];
-  const usesHttp = opts.format === 'http' || opts.format === 'jsonl' || opts.har !== undefined;
-  const tracker = usesHttp ? new HttpTracker() : undefined;
+  const tracker: HttpTracker | undefined = modules.http ? new modules.http.HttpTracker() : undefined;
 
   let pcapng: PcapngSink | undefined;
   if (opts.pcapng !== undefined) {
-    pcapng = await createPcapngSink(opts.pcapng, ctx, { onClosed: (_e, message) => fail(message) });
+    pcapng = await modules.pcapng!.createPcapngSink(opts.pcapng, ctx, { onClosed: (_e, message) => fail(message) });
     sinks.push(pcapng);
   }
 
@@ -54,17 +67,17 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
     const color = opts.color ?? (!opts.output && process.stdout.isTTY === true && !process.env.NO_COLOR);
     const onClosed = (e: NodeJS.ErrnoException) => fail(`output ${opts.output ?? 'stdout'} closed: ${e.code ?? e.message}`);
     if (opts.format === 'http') {
-      main = createHttpSink(out, ctx, { color, redact: opts.redact, tracker, onClosed });
+      main = httpOutput!.createHttpSink(out, ctx, { color, redact: opts.redact, tracker, onClosed });
     } else if (opts.format === 'jsonl') {
       const jsonl = createFormatSink('jsonl', out, ctx, { color: false, onClosed });
-      main = withHttpRecords(jsonl, ctx, { redact: opts.redact, tracker, summary: false });
+      main = httpOutput!.withHttpRecords(jsonl, ctx, { redact: opts.redact, tracker, summary: false });
     } else {
       main = createFormatSink(opts.format, out, ctx, { color, onClosed });
     }
     sinks.push(main);
   }
 
-  const har = opts.har === undefined ? undefined : createHarSink(opts.har, ctx, { redact: opts.redact, tracker });
+  const har = opts.har === undefined ? undefined : modules.har!.createHarSink(opts.har, ctx, { redact: opts.redact, tracker });
   if (har) sinks.push(har);
 
   const closeAll = async () => {
@@ -79,17 +92,17 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
       // The HTTP decoders see the end first, so their last exchanges precede the summary lines.
       await tracker?.close();
       if (opts.format === 'jsonl' && main) {
-        if (tracker) main.writeLine(JSON.stringify(httpSummaryRecord(tracker.stats)));
+        if (tracker) main.writeLine(JSON.stringify(modules.http!.httpSummaryRecord(tracker.stats)));
         main.writeLine(JSON.stringify(summaryRecord(stats)));
       }
       await closeAll();
       const report = [formatSummary(stats)];
-      if (tracker) report.push(formatHttpSummary(tracker.stats));
+      if (tracker) report.push(modules.http!.formatHttpSummary(tracker.stats));
       if (har) report.push(`tlstap: HAR with ${har.entries} entries written to ${har.path}`);
       if (pcapng && opts.pcapng !== '-') {
         report.push(
           `tlstap: pcapng: ${pcapng.packetsWritten} packets, ${pcapng.bytesWritten} bytes in ${opts.pcapng}; open it with:\n` +
-            `  ${wiresharkCommand(opts.pcapng!, pcapng.decodeAs)}\n  ${wiresharkCommand(opts.pcapng!, pcapng.decodeAs, 'tshark')}`,
+            `  ${modules.pcapng!.wiresharkCommand(opts.pcapng!, pcapng.decodeAs)}\n  ${modules.pcapng!.wiresharkCommand(opts.pcapng!, pcapng.decodeAs, 'tshark')}`,
         );
       }
       return report.join('\n');

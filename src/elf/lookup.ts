@@ -140,10 +140,23 @@ export async function scanTable(
   const versioned = table.table === 'symtab';
   const names = [...wanted.keys()];
   const bytes = [...wanted.values()];
+  // The bytes a wanted name can start with (an empty one "starts" with its terminator): one look at
+  // the first byte rules out nearly every entry of a big table (node's .symtab has ~110k).
+  const starts = new Uint8Array(256);
+  for (const b of bytes) {
+    if (b.length > 0) {
+      starts[b[0]!] = 1;
+    } else {
+      starts[0] = 1;
+      if (versioned) starts[0x40] = 1;
+    }
+  }
   await table.strings.hold(async () => {
     // Names are compared in place while entries are read; only likely matches become objects.
     const likely = await table.scan(start, end, (info, shndx, nameOffset) => {
       if (!isDefinedFunction(info, shndx)) return false;
+      const first = table.strings.byteAt(nameOffset);
+      if (first !== undefined && starts[first] === 0) return false;
       return table.strings.matchAny(nameOffset, bytes, versioned) !== -1;
     });
     for (const raw of likely) {

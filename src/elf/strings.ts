@@ -87,6 +87,13 @@ export class StringTable {
     return nul === -1 ? undefined : page.subarray(from, nul);
   }
 
+  /** The byte at `offset` if it is in memory already (the table held whole, or its page cached). */
+  byteAt(offset: number): number | undefined {
+    if (this.whole !== undefined) return this.whole[offset];
+    const index = Math.floor(offset / PAGE);
+    return this.pages.get(index)?.[offset - index * PAGE];
+  }
+
   /**
    * Which of `wanted` the string at `offset` is (optionally followed by '@' and a version when
    * `versioned`): its index, -1 for none, or undefined when those bytes are not in memory. Synchronous

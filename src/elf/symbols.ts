@@ -116,15 +116,32 @@ export class SymbolTable {
     for (let first = Math.max(0, start); first < last; first += SYMBOL_CHUNK) {
       const n = Math.min(SYMBOL_CHUNK, last - first);
       const buf = await this.src.read(this.offset + first * this.entsize, n * this.entsize, `.${this.table}`);
-      const d = new Decoder(buf, this.littleEndian, this.bits);
-      for (let i = 0; i < n; i++) {
-        const at = i * this.entsize;
-        const info = this.bits === 64 ? d.u8(at + 4) : d.u8(at + 12);
-        const shndx = this.bits === 64 ? d.u16(at + 6) : d.u16(at + 14);
-        if (keep(info, shndx, d.u32(at))) out.push(this.decode(d, at, first + i, info, shndx));
-      }
+      this.scanChunk(new Decoder(buf, this.littleEndian, this.bits), first, n, keep, out);
     }
     return out;
+  }
+
+  // The loop over a table's entries lives outside the async scan(), where V8 can optimise it while it
+  // runs (on-stack replacement), and reads the fields in place: it runs 110k times for node.
+  private scanChunk(
+    d: Decoder,
+    first: number,
+    n: number,
+    keep: (info: number, shndx: number, nameOffset: number) => boolean,
+    out: RawSymbol[],
+  ): void {
+    // Elf64_Sym: name u32, info u8, other u8, shndx u16, value, size.
+    // Elf32_Sym: name, value, size (u32 each), info u8, other u8, shndx u16.
+    const { buf, littleEndian } = d;
+    const infoAt = this.bits === 64 ? 4 : 12;
+    for (let i = 0, at = 0; i < n; i++, at += this.entsize) {
+      const info = buf[at + infoAt]!;
+      const lo = buf[at + infoAt + 2]!;
+      const hi = buf[at + infoAt + 3]!;
+      const shndx = littleEndian ? lo | (hi << 8) : (lo << 8) | hi;
+      const nameOffset = littleEndian ? buf.readUInt32LE(at) : buf.readUInt32BE(at);
+      if (keep(info, shndx, nameOffset)) out.push(this.decode(d, at, first + i, info, shndx));
+    }
   }
 
   /** The entry at `index`. */

@@ -1,7 +1,8 @@
 // HTTP/2: a frame reader per direction (frames may be split across calls anywhere), one HPACK
 // decoder per direction kept for the connection's whole life, and streams paired into exchanges.
 
-import hpack from 'hpack.js';
+import { createRequire } from 'node:module';
+import type hpackModule from 'hpack.js';
 import type { Decompressor, HpackHeader } from 'hpack.js';
 import type { TlsCall } from '../events/types.js';
 import { Side } from './h1.js';
@@ -143,6 +144,13 @@ class FrameReader {
   }
 }
 
+let hpackLoaded: typeof hpackModule | undefined;
+
+/** hpack.js, loaded when the first HTTP/2 connection is seen: with readable-stream it takes ~17 ms to load. */
+function hpack(): typeof hpackModule {
+  return (hpackLoaded ??= createRequire(import.meta.url)('hpack.js') as typeof hpackModule);
+}
+
 /** Decodes one HTTP/2 connection; throws HttpDecodeError when it has to give up. */
 export class Http2Decoder {
   private readonly readers: [FrameReader, FrameReader];
@@ -166,7 +174,7 @@ export class Http2Decoder {
   }
 
   private newHpack(collect: (h: HpackHeader) => boolean): Decompressor {
-    const d = hpack.decompressor.create({ table: { maxSize: DEFAULT_TABLE_SIZE } });
+    const d = hpack().decompressor.create({ table: { maxSize: DEFAULT_TABLE_SIZE } });
     // Decoded fields go straight to our list instead of through the stream machinery.
     (d as unknown as { push: typeof collect }).push = collect;
     return d;

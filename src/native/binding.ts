@@ -50,11 +50,13 @@ export interface NativeLayout {
   constants: Record<string, number>;
 }
 
-/** One loaded BPF object (native/src/bpf_session.cc). Call order: setGlobal/setMapMaxEntries, load, attach, poll, close. */
+/** One loaded BPF object (native/src/bpf_session.cc). Call order: setGlobal/setMapMaxEntries, load or loadAsync, attach, poll, close. */
 export interface NativeBpfSession {
   setGlobal(section: string, name: string, value: Buffer): void;
   setMapMaxEntries(map: string, entries: number): void;
   load(): void;
+  /** load() on a worker thread; every other call fails with EBUSY until the promise settles. */
+  loadAsync(): Promise<void>;
   attachUprobe(program: string, binaryPath: string, fileOffset: bigint, pid: number, retprobe: boolean, cookie: bigint): number;
   attachTracepoint(program: string, category: string, name: string): number;
   /** Before load: the programs will be attached with uprobe_multi links (kernel 6.6+). */

@@ -7,6 +7,7 @@ import { PROBED_FUNCTIONS, TLS_FUNCTIONS } from '../events/types.js';
 import type { ProbedFunction } from '../events/types.js';
 import { familiesDefined } from './families.js';
 import { detectFlavour } from './flavour.js';
+import type { FlavourInfo } from './flavour.js';
 import type { ProbeFunction, ProbeTarget } from './types.js';
 
 /** What a file holds, independent of the path it was reached by. */
@@ -34,9 +35,22 @@ export interface Candidate {
   searchDirs?: readonly string[];
 }
 
+/** What a file's symbols tell: the probed functions, what its APIs lack, and its build ID. */
+type SymbolAnalysis = Omit<FileAnalysis, 'flavour' | 'version'>;
+
+/** Options of analyzeFile. */
+export interface AnalyzeOptions {
+  /**
+   * Also tell the flavour and version (default true): a scan of the file's read-only data, and often of
+   * its libcrypto's too, the larger part of looking into a file. Without, flavour is 'unknown'.
+   */
+  flavour?: boolean;
+}
+
 // Results by file identity and version, so repeated discovery (and a process's libraries that the
-// system scan already read) costs one ELF parse per file.
-const cache = new Map<string, Promise<FileAnalysis>>();
+// system scan already read) costs one ELF parse per file. The flavour is kept apart: it is looked
+// for only when asked.
+const cache = new Map<string, { symbols: Promise<SymbolAnalysis>; flavour?: Promise<FlavourInfo> }>();
 const CACHE_LIMIT = 512;
 
 async function openCompanionIn<T>(
@@ -51,13 +65,13 @@ async function openCompanionIn<T>(
   return undefined;
 }
 
-async function analyzeUncached(openPath: string, searchDirs: readonly string[]): Promise<FileAnalysis> {
+async function analyzeSymbols(openPath: string): Promise<SymbolAnalysis> {
   return withElfFile(openPath, async (elf) => {
     const found = await elf.findFunctions(PROBED_FUNCTIONS);
     // Only the APIs the file implements count: libssl lacks no gnutls_* function. With none (a
     // stripped library, an ordinary program), every plaintext function is missing.
     const families = familiesDefined(new Set(found.keys()));
-    if (families.length === 0) return { functions: [], missing: [...TLS_FUNCTIONS], flavour: 'unknown' };
+    if (families.length === 0) return { functions: [], missing: [...TLS_FUNCTIONS] };
     const wanted = new Set<ProbedFunction>(families.flatMap((f) => [...f.data, ...f.lifecycle]));
     const functions: ProbeFunction[] = [];
     const missing: ProbedFunction[] = [];
@@ -72,27 +86,45 @@ async function analyzeUncached(openPath: string, searchDirs: readonly string[]):
       if (fn.version !== undefined) probe.version = fn.version;
       functions.push(probe);
     }
-    const dirs = [dirname(openPath), ...searchDirs.filter((d) => d !== dirname(openPath))];
-    const info = await detectFlavour(elf, (name, fn) => openCompanionIn(dirs, name, fn));
-    const analysis: FileAnalysis = { functions, missing, flavour: info.flavour };
-    if (info.version !== undefined) analysis.version = info.version;
+    const analysis: SymbolAnalysis = { functions, missing };
     const buildId = await elf.buildId();
     if (buildId !== undefined) analysis.buildId = buildId;
     return analysis;
   });
 }
 
+async function analyzeFlavour(openPath: string, searchDirs: readonly string[]): Promise<FlavourInfo> {
+  const dirs = [dirname(openPath), ...searchDirs.filter((d) => d !== dirname(openPath))];
+  return withElfFile(openPath, (elf) => detectFlavour(elf, (name, fn) => openCompanionIn(dirs, name, fn)));
+}
+
 /** Looks into a candidate file (cached by device, inode, size and mtime); rejects with ElfError. */
-export function analyzeFile(c: Candidate): Promise<FileAnalysis> {
+export async function analyzeFile(c: Candidate, options: AnalyzeOptions = {}): Promise<FileAnalysis> {
   const key = `${c.dev}:${c.ino}:${c.size}:${c.mtimeNs}`;
-  let result = cache.get(key);
-  if (result === undefined) {
+  let entry = cache.get(key);
+  if (entry === undefined) {
     if (cache.size >= CACHE_LIMIT) cache.clear();
-    result = analyzeUncached(c.openPath, c.searchDirs ?? []);
-    cache.set(key, result);
-    result.catch(() => cache.delete(key));
+    const symbols = analyzeSymbols(c.openPath);
+    entry = { symbols };
+    cache.set(key, entry);
+    symbols.catch(() => cache.delete(key));
   }
-  return result;
+  const symbols = await entry.symbols;
+  // A file with none of the TLS functions has no flavour to look for.
+  if (options.flavour === false || symbols.functions.length === 0) return { ...symbols, flavour: 'unknown' };
+  let flavour = entry.flavour;
+  if (flavour === undefined) {
+    const owner = entry;
+    const started = analyzeFlavour(c.openPath, c.searchDirs ?? []);
+    started.catch(() => {
+      if (owner.flavour === started) delete owner.flavour;
+    });
+    owner.flavour = flavour = started;
+  }
+  const info = await flavour;
+  const analysis: FileAnalysis = { ...symbols, flavour: info.flavour };
+  if (info.version !== undefined) analysis.version = info.version;
+  return analysis;
 }
 
 /** Forgets every cached analysis (for tests and long-running embedders). */

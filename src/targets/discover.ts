@@ -5,7 +5,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { ElfError } from '../elf/index.js';
 import { TLS_FUNCTIONS } from '../events/types.js';
 import { analyzeFile, toTarget } from './analyze.js';
-import type { Candidate, FileAnalysis } from './analyze.js';
+import type { AnalyzeOptions, Candidate, FileAnalysis } from './analyze.js';
 import { fileKey, nicer } from './dedupe.js';
 import { LIBRARY_FAMILIES, familyOfFileName, isTlsLibraryName, orList } from './families.js';
 import { TargetError, errnoCode } from './errors.js';
@@ -56,6 +56,8 @@ export interface SystemDiscoveryOptions {
    * API's plaintext functions (stripped). Capture goes on with the rest.
    */
   onSkip?: (path: string, reason: string) => void;
+  /** Tell each target's flavour and version (default true); without, they are 'unknown' and absent, and discovery is quicker. */
+  flavour?: boolean;
 }
 
 /** Options for processTargets. */
@@ -65,6 +67,8 @@ export interface ProcessDiscoveryOptions {
    * TLS library (by name) that defines none of its API's plaintext functions.
    */
   onSkip?: (path: string, reason: string) => void;
+  /** Tell each target's flavour and version (default true); without, they are 'unknown' and absent, and discovery is quicker. */
+  flavour?: boolean;
 }
 
 function reasonOf(err: unknown): string {
@@ -142,8 +146,8 @@ function uniqueCandidates(list: readonly (Candidate | undefined)[]): Candidate[]
 
 /** The system's TLS libraries (LIBRARY_FAMILIES' file names): the linker cache plus the directories. */
 async function systemLibraryCandidates(dirs: readonly string[], useCache: boolean): Promise<Candidate[]> {
-  const cache = useCache ? await readLdCache() : { entries: [] };
-  const paths = cache.entries.filter((e) => isTlsLibraryName(e.name)).map((e) => e.path);
+  const cache = useCache ? await readLdCache(undefined, isTlsLibraryName) : { entries: [] };
+  const paths = cache.entries.map((e) => e.path);
   const listings = await Promise.all(dirs.map((d) => readdir(d).catch(() => [] as string[])));
   dirs.forEach((d, i) => {
     for (const name of listings[i]!) if (isTlsLibraryName(name)) paths.push(join(d, name));
@@ -249,9 +253,10 @@ async function processCandidates(): Promise<ProcessCandidates> {
 /** Analyses candidates in parallel; unreadable ones are reported and dropped. */
 async function analyzeAll(
   candidates: readonly Candidate[],
-  onSkip?: (path: string, reason: string) => void,
+  options: { onSkip?: (path: string, reason: string) => void; flavour?: boolean },
 ): Promise<{ candidate: Candidate; analysis: FileAnalysis }[]> {
-  const results = await Promise.allSettled(candidates.map((c) => analyzeFile(c)));
+  const { onSkip, flavour } = options;
+  const results = await Promise.allSettled(candidates.map((c) => analyzeFile(c, { flavour })));
   const out: { candidate: Candidate; analysis: FileAnalysis }[] = [];
   results.forEach((r, i) => {
     const candidate = candidates[i]!;
@@ -287,7 +292,7 @@ export async function systemTargets(options: SystemDiscoveryOptions = {}): Promi
   const elsewhere = [...procs.libraries, ...procs.executables].filter((c) => !known.has(fileKey(c.dev, c.ino)));
   const candidates = [...libs, ...uniqueCandidates(elsewhere)];
   const targets: ProbeTarget[] = [];
-  for (const { candidate, analysis } of await analyzeAll(candidates, options.onSkip)) {
+  for (const { candidate, analysis } of await analyzeAll(candidates, options)) {
     if (candidate.source === 'executable') {
       if (carriesTls(analysis)) targets.push(toTarget(candidate, analysis));
     } else if (analysis.functions.length === 0) {
@@ -329,7 +334,7 @@ export async function processTargets(pid: number, options: ProcessDiscoveryOptio
   for (const c of candidates) c.searchDirs = searchDirs;
 
   const targets: ProbeTarget[] = [];
-  for (const { candidate, analysis } of await analyzeAll(candidates, options.onSkip)) {
+  for (const { candidate, analysis } of await analyzeAll(candidates, options)) {
     if (analysis.functions.length === 0) {
       const name = basename(candidate.displayPath.replace(/ \(deleted\)$/, ''));
       if (isTlsLibraryName(name)) options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
@@ -350,7 +355,11 @@ const LIB_HINT =
  * A target for a file the user names (--lib PATH). Throws TargetError if the file is missing, is not
  * ELF, or defines none of the TLS functions. A file with only some of them is a target; see `missing`.
  */
-export async function fileTarget(path: string, source: ProbeTarget['source'] = 'lib-option'): Promise<ProbeTarget> {
+export async function fileTarget(
+  path: string,
+  source: ProbeTarget['source'] = 'lib-option',
+  options: AnalyzeOptions = {},
+): Promise<ProbeTarget> {
   const abs = resolve(path);
   let candidate: Candidate;
   try {
@@ -370,7 +379,7 @@ export async function fileTarget(path: string, source: ProbeTarget['source'] = '
 
   let analysis: FileAnalysis;
   try {
-    analysis = await analyzeFile(candidate);
+    analysis = await analyzeFile(candidate, options);
   } catch (err) {
     const message = `cannot look for ${LOOKED_FOR} in ${path}: ${reasonOf(err)}`;
     throw new TargetError(message, { path, hint: LIB_HINT, cause: err });

@@ -60,8 +60,11 @@ export function parseLdCache(buf: Buffer): LdCacheEntry[] {
   return parseLdCacheFull(buf).entries;
 }
 
-/** Like parseLdCache, and also returns the generator text from the extension section. */
-export function parseLdCacheFull(buf: Buffer): { entries: LdCacheEntry[]; generator?: string } {
+/**
+ * Like parseLdCache, and also returns the generator text from the extension section. With `wanted`,
+ * only the entries whose name it accepts are decoded (every entry is still checked).
+ */
+export function parseLdCacheFull(buf: Buffer, wanted?: (name: string) => boolean): { entries: LdCacheEntry[]; generator?: string } {
   let base = 0;
   if (buf.length >= 16 && buf.toString('latin1', 0, OLD_MAGIC.length) === OLD_MAGIC) {
     // Old format first: 16-byte header and 12-byte entries, then the new format at an 8-byte boundary.
@@ -83,12 +86,13 @@ export function parseLdCacheFull(buf: Buffer): { entries: LdCacheEntry[]; genera
     return le ? buf.readBigUInt64LE(off) : buf.readBigUInt64BE(off);
   };
   // String offsets count from the start of the new-format header.
-  const str = (off: number): string => {
+  const strEnd = (off: number): number => {
     const start = base + off;
     const end = buf.indexOf(0, start);
     if (off === 0 || start >= buf.length || end < 0) throw new LdCacheFormatError(`bad string offset ${off}`);
-    return buf.toString('utf8', start, end);
+    return end;
   };
+  const str = (off: number): string => buf.toString('utf8', base + off, strEnd(off));
 
   const nlibs = u32(base + 20);
   const extensionOffset = u32(base + 32);
@@ -118,6 +122,11 @@ export function parseLdCacheFull(buf: Buffer): { entries: LdCacheEntry[]; genera
   const entries: LdCacheEntry[] = [];
   for (let i = 0; i < nlibs; i++) {
     const e = entriesStart + i * NEW_ENTRY_SIZE;
+    const name = str(u32(e + 4));
+    if (wanted !== undefined && !wanted(name)) {
+      strEnd(u32(e + 8));
+      continue;
+    }
     const flags = u32(e) | 0;
     const hwcap = u64(e + 16);
     let hwcapText = '';
@@ -136,7 +145,7 @@ export function parseLdCacheFull(buf: Buffer): { entries: LdCacheEntry[]; genera
       (required === 0 ? '' : (REQUIRED_NAMES[required] ?? `,${required}`)) +
       hwcapText +
       osText;
-    entries.push({ name: str(u32(e + 4)), path: str(u32(e + 8)), description, flags });
+    entries.push({ name, path: str(u32(e + 8)), description, flags });
   }
   return generator === undefined ? { entries } : { entries, generator };
 }
@@ -162,13 +171,17 @@ function runLdconfig(): Promise<string> {
   return attempt('/sbin/ldconfig').catch(() => attempt('ldconfig'));
 }
 
-/** Reads the linker cache; falls back to `ldconfig -p` when the file is missing or unreadable. */
-export async function readLdCache(path: string = LD_CACHE_PATH): Promise<LdCache> {
+/**
+ * Reads the linker cache; falls back to `ldconfig -p` when the file is missing or unreadable. With
+ * `wanted`, only the entries whose name it accepts (discovery wants a handful of ~600).
+ */
+export async function readLdCache(path: string = LD_CACHE_PATH, wanted?: (name: string) => boolean): Promise<LdCache> {
   try {
-    return { ...parseLdCacheFull(await readFile(path)), source: 'file' };
+    return { ...parseLdCacheFull(await readFile(path), wanted), source: 'file' };
   } catch {
     try {
-      return { entries: parseLdconfigOutput(await runLdconfig()), source: 'ldconfig' };
+      const entries = parseLdconfigOutput(await runLdconfig());
+      return { entries: wanted === undefined ? entries : entries.filter((e) => wanted(e.name)), source: 'ldconfig' };
     } catch {
       return { entries: [], source: 'none' };
     }
