@@ -90,7 +90,8 @@ export class LiveCapture {
     const pipeline = new CallPipeline(parts.sinks, {
       recorder: parts.recorder,
       keepCall: parts.keepCall,
-      keepConnection: bothFilters(parts.keepConnection, addressFilter(opts.port, opts.host)),
+      // --port/--host need no filter here: the kernel announces only the connections that match.
+      keepConnection: parts.keepConnection,
     });
     // Slow outputs pause the reading of the ring buffer: memory stays bounded and the kernel
     // counts whatever does not fit, so nothing is lost without a trace.
@@ -146,33 +147,6 @@ function kernelSettings(opts: KernelOptions): KernelSettings {
     port: opts.port,
     host: opts.host === undefined ? undefined : parseIpAddress(opts.host),
   };
-}
-
-/**
- * The user-space half of --port/--host (the kernel filters the calls; this filters the
- * connection records): a connection matches when its local or remote side does.
- */
-export function addressFilter(port?: number, host?: string): ((conn: ConnectionInfo) => boolean) | undefined {
-  if (port === undefined && host === undefined) return undefined;
-  const wanted = host === undefined ? undefined : parseIpAddress(host);
-  // A dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d: compare those as IPv4.
-  const v4Mapped = Buffer.from('00000000000000000000ffff', 'hex');
-  const normal = (bytes: Buffer) => (bytes.length === 16 && bytes.subarray(0, 12).equals(v4Mapped) ? bytes.subarray(12) : bytes);
-  const sameHost = (ip: string) => {
-    const parsed = parseIpAddress(ip);
-    return parsed !== undefined && wanted !== undefined && normal(parsed.bytes).equals(normal(wanted.bytes));
-  };
-  return (conn) => {
-    const { local, remote } = conn;
-    if (!local || !remote) return false;
-    if (port !== undefined && local.port !== port && remote.port !== port) return false;
-    return wanted === undefined || sameHost(local.ip) || sameHost(remote.ip);
-  };
-}
-
-function bothFilters<T>(a?: (x: T) => boolean, b?: (x: T) => boolean): ((x: T) => boolean) | undefined {
-  if (!a || !b) return a ?? b;
-  return (x) => a(x) && b(x);
 }
 
 /** The capture context for live output: probed files and the clock offset. */
