@@ -5,7 +5,7 @@
 
 import type { WriteStream } from 'node:fs';
 import type { CallSink, CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
-import { BatchWriter, isBrokenPipe } from '../output/batch.js';
+import { BatchWriter, isBrokenPipe, releasesChunksOnCallback } from '../output/batch.js';
 import type { OutputStream } from '../output/batch.js';
 import { createPrivateWriteStream, OutputFileError } from '../util/private-file.js';
 import { hostInfo, tlstapVersion } from '../version.js';
@@ -145,6 +145,8 @@ class Sink implements PcapngSink {
     this.writer = new BatchWriter(this.counter, {
       flushBytes: opts.flushBytes,
       flushDelayMs: opts.flushDelayMs,
+      // The counting wrapper hides what the stream is.
+      reuseChunks: releasesChunksOnCallback(out),
       onClosed: (error) => {
         this.failure = `pcapng output to ${target === '-' ? 'stdout' : target} stopped: ${describeError(error)} after ${this.counter.written} bytes (${this.confirmedPackets} packets)`;
         opts.onClosed?.(error, this.failure);
