@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { GrowableBytes } from '../src/output/batch.js';
 import { JsonEscaper } from '../src/output/json-escape.js';
 import { ascii, putBigInt, putBytes, putDigits, putNumber } from '../src/output/bytes.js';
+import { random } from './support/random.js';
 
 /** What JSON.stringify makes of the UTF-8 text `data`, without its quotes. */
 function expected(data: Buffer): string {
@@ -16,16 +17,6 @@ function escaped(escaper: JsonEscaper, data: Buffer, target = new GrowableBytes(
   const before = target.pos;
   escaper.append(data, target);
   return target.buf.toString('utf8', before, target.pos);
-}
-
-// mulberry32: a small PRNG whose low bits are as random as its high bits.
-function random(seed: number): (n: number) => number {
-  return (n) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
 }
 
 test('json escape: every byte value alone and inside 16-byte blocks, as JSON.stringify escapes it', () => {
@@ -68,7 +59,7 @@ test('json escape: large payloads grow the kernel memory; the output lands after
   assert.equal(escaped(escaper, Buffer.alloc(0)), '');
 });
 
-test('json escape: the committed WebAssembly is what json-escape.c compiles to', (t) => {
+test('wasm: every committed WebAssembly module is what its .c file compiles to', (t) => {
   const script = fileURLToPath(new URL('../../scripts/build-wasm.sh', import.meta.url));
   const run = spawnSync('bash', [script, '--check'], { encoding: 'utf8' });
   if (run.status === 2) {

@@ -8,6 +8,7 @@ import type { CaptureContext, CaptureStats, ConnectionEvent, ConnectionInfo, Tls
 import { connectionJson } from '../events/addresses.js';
 import type { ByteTarget } from './batch.js';
 import { MAX_NUMBER_TEXT, ascii, putBigInt, putBytes, putDigits, putNumber } from './bytes.js';
+import { Base64Encoder } from './base64.js';
 import { JsonEscaper } from './json-escape.js';
 import type { CallEncoder } from './text.js';
 
@@ -155,6 +156,7 @@ export class JsonlFormat implements CallEncoder {
   private readonly fileNames: (string | undefined)[] = [];
   private readonly fileJson: string[] = [];
   private escaper: JsonEscaper | undefined;
+  private base64: Base64Encoder | undefined;
 
   constructor(private readonly ctx: CaptureContext) {}
 
@@ -167,9 +169,8 @@ export class JsonlFormat implements CallEncoder {
       this.escaper ??= new JsonEscaper();
       this.escaper.append(data, target);
     } else {
-      const base64 = data.toString('base64');
-      target.reserve(base64.length);
-      target.pos += target.buf.write(base64, target.pos, 'latin1');
+      this.base64 ??= new Base64Encoder();
+      this.base64.append(data, target);
     }
     target.reserve(LINE_END.length);
     target.pos = putBytes(target.buf, target.pos, LINE_END);
