@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GrowableBytes } from '../src/output/batch.js';
 import { Base64Encoder, base64Length } from '../src/output/base64.js';
-import { random } from './support/random.js';
+import { forEachByteAtEachPlace, random } from './support/random.js';
 
 function encoded(encoder: Base64Encoder, data: Uint8Array, target = new GrowableBytes()): string {
   const before = target.pos;
@@ -17,14 +17,7 @@ function expected(data: Uint8Array): string {
 
 test('base64: every byte value at every place of a 12-byte step and of the tail', () => {
   const encoder = new Base64Encoder();
-  for (let b = 0; b < 256; b++) {
-    for (let at = 0; at < 29; at++) {
-      const data = Buffer.alloc(29, 0x5a);
-      data[at] = b;
-      assert.equal(encoded(encoder, data), expected(data), `byte 0x${b.toString(16)} at ${at}`);
-      assert.equal(encoded(encoder, data.subarray(0, at + 1)), expected(data.subarray(0, at + 1)), `byte 0x${b.toString(16)} last of ${at + 1}`);
-    }
-  }
+  forEachByteAtEachPlace(29, 0x5a, (data, label) => assert.equal(encoded(encoder, data), expected(data), label));
 });
 
 test('base64: every length up to 100 at every alignment of the input, and random lengths, match Buffer', () => {

@@ -48,15 +48,20 @@ export class WasmKernel<Exports> {
    */
   appendThrough(data: Uint8Array, maxOutput: number, kernel: KernelFunction, target: ByteTarget): void {
     const n = data.length;
-    const src = this.base;
-    const dst = align16(src + n + SLACK);
+    const dst = align16(this.base + n + SLACK);
     this.ensureMemory(dst + maxOutput + SLACK);
-    // TypedArray set: Buffer.copy of a range makes a view of its own on each call.
-    this.memory.set(data, src);
-    const length = kernel(src, n, dst);
+    const length = kernel(this.load(data), n, dst);
     target.reserve(length);
     target.buf.set(this.memory.subarray(dst, dst + length), target.pos);
     target.pos += length;
+  }
+
+  /** Copies `data` into memory at `base` (growing it if need be); returns `base`. */
+  load(data: Uint8Array): number {
+    this.ensureMemory(this.base + data.length + SLACK);
+    // TypedArray set: Buffer.copy of a range makes a view of its own on each call.
+    this.memory.set(data, this.base);
+    return this.base;
   }
 
   /** Grows the memory until it holds `bytes` bytes. */

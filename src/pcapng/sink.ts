@@ -19,6 +19,7 @@ import {
   writeEnhancedPacket,
 } from './blocks.js';
 import type { SectionHeader } from './blocks.js';
+import { PayloadSummer } from './checksum.js';
 import { MAX_IP_PACKET, TcpSynthesizer, packetLength, writePacket } from './tcp.js';
 import type { DecodeAs, Segment } from './tcp.js';
 
@@ -123,6 +124,7 @@ class Sink implements PcapngSink {
   private readonly writer: BatchWriter;
   private readonly counter: CountingStream;
   private readonly synth: TcpSynthesizer;
+  private readonly summer = new PayloadSummer();
   /** Encoded bytes and packets so far. */
   private encodedBytes = 0;
   private encodedPackets = 0;
@@ -248,7 +250,7 @@ class Sink implements PcapngSink {
         comment: seg.comment,
       },
       len,
-      (buf, off) => writePacket(buf, off, seg),
+      (buf, off) => writePacket(buf, off, seg, this.summer.sum(seg.payload)),
     );
     this.encodedPackets++;
   }

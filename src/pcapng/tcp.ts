@@ -117,8 +117,11 @@ export function packetLength(seg: Segment): number {
   return (seg.src.ip.family === 4 ? IPV4_HEADER : IPV6_HEADER) + tcpHeaderLength(seg.flags) + seg.payload.length;
 }
 
-/** Writes the IP packet of `seg` at `off` (packetLength(seg) bytes), checksums included. */
-export function writePacket(buf: Buffer, off: number, seg: Segment): void {
+/**
+ * Writes the IP packet of `seg` at `off` (packetLength(seg) bytes), checksums included;
+ * `payloadSum` is what sum16 gives for its payload (a PayloadSummer's is quicker).
+ */
+export function writePacket(buf: Buffer, off: number, seg: Segment, payloadSum = sum16(seg.payload, 0, seg.payload.length)): void {
   const tcpLen = tcpHeaderLength(seg.flags) + seg.payload.length;
   let t: number;
   let pseudo: number;
@@ -165,7 +168,8 @@ export function writePacket(buf: Buffer, off: number, seg: Segment): void {
   }
   // TypedArray set: Buffer.copy makes a view of its own on each call.
   buf.set(seg.payload, t + hdr);
-  buf.writeUInt16BE(finishChecksum(sum16(buf, t, t + tcpLen, pseudo)), t + 16);
+  // The header is an even number of bytes: the payload's words line up with the segment's.
+  buf.writeUInt16BE(finishChecksum(sum16(buf, t, t + hdr, pseudo + payloadSum)), t + 16);
 }
 
 /** A 32-bit integer hash (the murmur3 finalizer): initial sequence numbers from connection numbers. */
@@ -221,6 +225,8 @@ interface CallComment {
 
 interface Flow {
   key: string;
+  /** The connection object its calls carry, once one has. */
+  conn?: ConnectionInfo;
   /** The connection number shown as conn=N (the tracker's id, or our own count). */
   num: number;
   hasId: boolean;
@@ -260,6 +266,8 @@ export function processIsServerByPorts(local: number, remote: number): boolean |
 /** Turns calls and connection events into TCP segments (see the top of this file). */
 export class TcpSynthesizer {
   private readonly flows = new Map<string, Flow>();
+  /** The same flows by their calls' connection object, while open. */
+  private readonly flowsByConn = new WeakMap<ConnectionInfo, Flow>();
   private readonly pendingOpen = new Map<string, ConnectionEvent>();
   private readonly protocols = new Map<number, Set<StreamProtocol>>();
   private nextOwnNum = 1;
@@ -300,12 +308,7 @@ export class TcpSynthesizer {
   call(call: TlsCall): void {
     const ts = this.wallClockNs(call.tsNs);
     this.noteTs(ts);
-    const key = call.conn !== undefined ? `c${call.conn.id}` : `${call.pid}:${call.ssl.toString(16)}`;
-    let flow = this.flows.get(key);
-    if (flow === undefined) {
-      flow = this.open(key, call, ts);
-      this.flows.set(key, flow);
-    }
+    const flow = this.flowOf(call, ts);
     const fromProcess = call.dir === 'write';
     const fromClient = fromProcess === flow.processIsClient;
     const sender = fromClient ? flow.client : flow.server;
@@ -330,7 +333,9 @@ export class TcpSynthesizer {
           segComment = Buffer.from(`${text} gap=${sender.gap} (bytes before this segment were not captured)`, 'utf8');
           sender.gap = 0;
         }
-        this.segment(flow, fromClient, ts, end === data.length ? TCP_PSH | TCP_ACK : TCP_ACK, data.subarray(off, end), fromProcess, segComment);
+        // A call that fits one segment goes as it is, without a view made for it.
+        const payload = off === 0 && end === data.length ? data : data.subarray(off, end);
+        this.segment(flow, fromClient, ts, end === data.length ? TCP_PSH | TCP_ACK : TCP_ACK, payload, fromProcess, segComment);
       }
     }
     if (missing > 0) {
@@ -341,6 +346,25 @@ export class TcpSynthesizer {
     if (((sender.next - sender.acked) >>> 0) >= ACK_EVERY) {
       this.segment(flow, !fromClient, ts, TCP_ACK, EMPTY, !fromProcess, this.note(flow, 'synthesized ACK'));
     }
+  }
+
+  /** The flow of a call's connection, opened (handshake segments) when it is new. */
+  private flowOf(call: TlsCall, ts: bigint): Flow {
+    const conn = call.conn;
+    // By the connection object first: no key string to make for each call.
+    let flow = conn !== undefined ? this.flowsByConn.get(conn) : undefined;
+    if (flow !== undefined) return flow;
+    const key = conn !== undefined ? `c${conn.id}` : `${call.pid}:${call.ssl.toString(16)}`;
+    flow = this.flows.get(key);
+    if (flow === undefined) {
+      flow = this.open(key, call, ts);
+      this.flows.set(key, flow);
+    }
+    if (conn !== undefined) {
+      flow.conn = conn;
+      this.flowsByConn.set(conn, flow);
+    }
+    return flow;
   }
 
   /**
@@ -450,6 +474,7 @@ export class TcpSynthesizer {
 
   private close(flow: Flow, ts: bigint, reason: string): void {
     this.flows.delete(flow.key);
+    if (flow.conn !== undefined) this.flowsByConn.delete(flow.conn);
     const fromClient = flow.processIsClient; // the process's side closes first
     const note = this.note(flow, `synthesized close: ${reason}`);
     this.segment(flow, fromClient, ts, TCP_FIN | TCP_ACK, EMPTY, true, note);
