@@ -16,6 +16,7 @@
 
 import { formatIpv4, formatIpv6, parseIpAddress } from '../events/addresses.js';
 import type { ConnectionEvent, ConnectionInfo, Endpoint, TlsCall } from '../events/types.js';
+import { putBytes, putU16BE, putU32BE } from '../output/bytes.js';
 import { finishChecksum, sum16 } from './checksum.js';
 
 export { finishChecksum, sum16 } from './checksum.js';
@@ -128,48 +129,47 @@ export function writePacket(buf: Buffer, off: number, seg: Segment, payloadSum =
   if (seg.src.ip.family === 4) {
     buf[off] = 0x45; // version 4, header length 5 words
     buf[off + 1] = 0;
-    buf.writeUInt16BE(IPV4_HEADER + tcpLen, off + 2);
-    buf.writeUInt16BE(seg.ipId & 0xffff, off + 4);
-    buf.writeUInt16BE(0x4000, off + 6); // don't fragment
+    putU16BE(buf, off + 2, IPV4_HEADER + tcpLen);
+    putU16BE(buf, off + 4, seg.ipId & 0xffff);
+    putU16BE(buf, off + 6, 0x4000); // don't fragment
     buf[off + 8] = 64; // TTL
     buf[off + 9] = 6; // TCP
-    buf.writeUInt16BE(0, off + 10);
-    buf.set(seg.src.ip.bytes, off + 12);
-    buf.set(seg.dst.ip.bytes, off + 16);
-    buf.writeUInt16BE(finishChecksum(sum16(buf, off, off + IPV4_HEADER)), off + 10);
+    putU16BE(buf, off + 10, 0);
+    putBytes(buf, off + 12, seg.src.ip.bytes);
+    putBytes(buf, off + 16, seg.dst.ip.bytes);
+    putU16BE(buf, off + 10, finishChecksum(sum16(buf, off, off + IPV4_HEADER)));
     // Pseudo-header: addresses, zero, protocol, TCP length.
     pseudo = sum16(buf, off + 12, off + 20, 6 + tcpLen);
     t = off + IPV4_HEADER;
   } else {
-    buf.writeUInt32BE(0x60000000, off); // version 6, no traffic class or flow label
-    buf.writeUInt16BE(tcpLen, off + 4);
+    putU32BE(buf, off, 0x60000000); // version 6, no traffic class or flow label
+    putU16BE(buf, off + 4, tcpLen);
     buf[off + 6] = 6; // next header: TCP
     buf[off + 7] = 64; // hop limit
-    buf.set(seg.src.ip.bytes, off + 8);
-    buf.set(seg.dst.ip.bytes, off + 24);
+    putBytes(buf, off + 8, seg.src.ip.bytes);
+    putBytes(buf, off + 24, seg.dst.ip.bytes);
     // Pseudo-header: addresses, upper-layer length (32 bits), zeros, next header.
     pseudo = sum16(buf, off + 8, off + 40, 6 + (tcpLen >>> 16) + (tcpLen & 0xffff));
     t = off + IPV6_HEADER;
   }
   const hdr = tcpHeaderLength(seg.flags);
-  buf.writeUInt16BE(seg.src.port, t);
-  buf.writeUInt16BE(seg.dst.port, t + 2);
-  buf.writeUInt32BE(seg.seq >>> 0, t + 4);
-  buf.writeUInt32BE((seg.flags & TCP_ACK) !== 0 ? seg.ack >>> 0 : 0, t + 8);
+  putU16BE(buf, t, seg.src.port);
+  putU16BE(buf, t + 2, seg.dst.port);
+  putU32BE(buf, t + 4, seg.seq >>> 0);
+  putU32BE(buf, t + 8, (seg.flags & TCP_ACK) !== 0 ? seg.ack >>> 0 : 0);
   buf[t + 12] = (hdr / 4) << 4;
   buf[t + 13] = seg.flags;
-  buf.writeUInt16BE(0xffff, t + 14); // window (scaled by 2^14 after the handshake)
-  buf.writeUInt32BE(0, t + 16); // checksum, urgent pointer
+  putU16BE(buf, t + 14, 0xffff); // window (scaled by 2^14 after the handshake)
+  putU32BE(buf, t + 16, 0); // checksum, urgent pointer
   if (hdr > TCP_HEADER) {
     buf[t + 20] = 1; // NOP
     buf[t + 21] = 3; // window scale
     buf[t + 22] = 3;
     buf[t + 23] = WINDOW_SHIFT;
   }
-  // TypedArray set: Buffer.copy makes a view of its own on each call.
-  buf.set(seg.payload, t + hdr);
+  putBytes(buf, t + hdr, seg.payload);
   // The header is an even number of bytes: the payload's words line up with the segment's.
-  buf.writeUInt16BE(finishChecksum(sum16(buf, t, t + hdr, pseudo + payloadSum)), t + 16);
+  putU16BE(buf, t + 16, finishChecksum(sum16(buf, t, t + hdr, pseudo + payloadSum)));
 }
 
 /** A 32-bit integer hash (the murmur3 finalizer): initial sequence numbers from connection numbers. */
