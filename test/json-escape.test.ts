@@ -30,6 +30,23 @@ test('json escape: every byte value alone and inside 16-byte blocks, as JSON.str
   }
 });
 
+test('json escape: every pattern of escapes in a 16-byte block, short forms and \\u00xx, as JSON.stringify escapes them', () => {
+  const escaper = new JsonEscaper();
+  const shortForms = ['"', '\\', '\n', '\r', '\t', '\b', '\f'].map((c) => c.charCodeAt(0));
+  const target = new GrowableBytes();
+  for (let mask = 0; mask < 0x10000; mask++) {
+    // The block starts after a byte, so it also sits at an odd place of the output.
+    const data = Buffer.alloc(33, 'x');
+    for (let i = 0; i < 16; i++) if (mask & (1 << i)) data[1 + i] = shortForms[(mask + i) % shortForms.length]!;
+    assert.equal(escaped(escaper, data, target), expected(data), `mask 0x${mask.toString(16)}`);
+    // A control without a short form among them (\u00xx) takes the one-by-one path.
+    if (mask % 7 === 0) {
+      data[1 + (mask % 16)] = 0x01 + (mask % 0x1f);
+      assert.equal(escaped(escaper, data, target), expected(data), `mask 0x${mask.toString(16)} with a control`);
+    }
+  }
+});
+
 test('json escape: random UTF-8 text of every length, dense and sparse escapes, matches JSON.stringify', () => {
   const escaper = new JsonEscaper();
   const rand = random(7);
