@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { GrowableBytes } from '../src/output/batch.js';
 import { JsonEscaper } from '../src/output/json-escape.js';
 import { ascii, putBigInt, putBytes, putDigits, putNumber } from '../src/output/bytes.js';
+import { random } from './support/random.js';
 
 /** What JSON.stringify makes of the UTF-8 text `data`, without its quotes. */
 function expected(data: Buffer): string {
@@ -18,16 +19,6 @@ function escaped(escaper: JsonEscaper, data: Buffer, target = new GrowableBytes(
   return target.buf.toString('utf8', before, target.pos);
 }
 
-// mulberry32: a small PRNG whose low bits are as random as its high bits.
-function random(seed: number): (n: number) => number {
-  return (n) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) % n;
-  };
-}
-
 test('json escape: every byte value alone and inside 16-byte blocks, as JSON.stringify escapes it', () => {
   const escaper = new JsonEscaper();
   for (let b = 0; b < 0x80; b++) {
@@ -35,6 +26,23 @@ test('json escape: every byte value alone and inside 16-byte blocks, as JSON.str
       const data = Buffer.alloc(48, 'a');
       data[at] = b;
       assert.equal(escaped(escaper, data), expected(data), `byte 0x${b.toString(16)} at ${at}`);
+    }
+  }
+});
+
+test('json escape: every pattern of escapes in a 16-byte block, short forms and \\u00xx, as JSON.stringify escapes them', () => {
+  const escaper = new JsonEscaper();
+  const shortForms = ['"', '\\', '\n', '\r', '\t', '\b', '\f'].map((c) => c.charCodeAt(0));
+  const target = new GrowableBytes();
+  for (let mask = 0; mask < 0x10000; mask++) {
+    // The block starts after a byte, so it also sits at an odd place of the output.
+    const data = Buffer.alloc(33, 'x');
+    for (let i = 0; i < 16; i++) if (mask & (1 << i)) data[1 + i] = shortForms[(mask + i) % shortForms.length]!;
+    assert.equal(escaped(escaper, data, target), expected(data), `mask 0x${mask.toString(16)}`);
+    // A control without a short form among them (\u00xx) takes the one-by-one path.
+    if (mask % 7 === 0) {
+      data[1 + (mask % 16)] = 0x01 + (mask % 0x1f);
+      assert.equal(escaped(escaper, data, target), expected(data), `mask 0x${mask.toString(16)} with a control`);
     }
   }
 });
@@ -68,7 +76,7 @@ test('json escape: large payloads grow the kernel memory; the output lands after
   assert.equal(escaped(escaper, Buffer.alloc(0)), '');
 });
 
-test('json escape: the committed WebAssembly is what json-escape.c compiles to', (t) => {
+test('wasm: every committed WebAssembly module is what its .c file compiles to', (t) => {
   const script = fileURLToPath(new URL('../../scripts/build-wasm.sh', import.meta.url));
   const run = spawnSync('bash', [script, '--check'], { encoding: 'utf8' });
   if (run.status === 2) {

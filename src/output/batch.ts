@@ -1,6 +1,9 @@
 // Batching output bytes into few large writes, with backpressure and a single report when the
 // stream dies (EPIPE when the reader of `tlstap | head` goes away).
 
+import { WriteStream } from 'node:fs';
+import { Socket } from 'node:net';
+
 /** The part of a Writable that output sinks use; process.stdout and fs/net streams fit. */
 export interface OutputStream {
   write(chunk: Uint8Array, callback?: (error?: Error | null) => void): boolean;
@@ -56,6 +59,20 @@ export interface BatchOptions {
   flushDelayMs?: number;
   /** Called once when the stream fails or closes under us; EPIPE means the reader went away. */
   onClosed?: (error: NodeJS.ErrnoException) => void;
+  /**
+   * Whether a chunk may be written over once the stream has called back for every slice of it
+   * (default: releasesChunksOnCallback(stream)).
+   */
+  reuseChunks?: boolean;
+}
+
+/**
+ * Whether `out` is done with a chunk when its write callback runs: files, sockets, pipes and
+ * stdio have handed the bytes to their fd by then. An in-memory stream may not have (a
+ * PassThrough still holds the chunk in its read queue), so its chunks are never reused.
+ */
+export function releasesChunksOnCallback(out: OutputStream): boolean {
+  return out instanceof WriteStream || out instanceof Socket || out === process.stdout || out === process.stderr;
 }
 
 /** Whether an error says the reading end of the pipe is gone (a normal way for output to end). */
@@ -65,21 +82,52 @@ export function isBrokenPipe(error: unknown): boolean {
 
 /** Bytes per chunk buffer; a batch is written out long before a chunk fills up. */
 const CHUNK_SIZE = 256 * 1024;
+/**
+ * Free chunks kept for reuse (8 MiB): a whole batch of records (4 MiB from the poller, more as
+ * jsonl) is encoded before the stream gets a chance to call back, so that many are in use at once.
+ */
+const POOL_SIZE = 32;
+
+/** A chunk buffer, and how many of its slices are queued for the stream or not yet called back. */
+class Chunk {
+  users = 0;
+  /** The write callback of this chunk's slices (made once: chunks are reused). */
+  readonly onWritten: (error?: Error | null) => void;
+
+  constructor(
+    readonly buf: Buffer,
+    onWritten: (chunk: Chunk, error?: Error | null) => void,
+  ) {
+    this.onWritten = (error) => onWritten(this, error);
+  }
+}
+
+/** A batched stretch of an earlier chunk, waiting to be handed to the stream. */
+interface QueuedSlice {
+  bytes: Buffer;
+  chunk: Chunk;
+}
 
 /**
  * Accumulates bytes in a chunk buffer and writes them in large slices, pausing while the stream
- * asks for a drain. A slice handed to the stream is never written to again: later bytes go after
- * it, and a full chunk is replaced by a new one.
+ * asks for a drain. A slice handed to the stream is not written to again until the stream has
+ * called back for it: later bytes go after it, and a full chunk is replaced by a free one. Chunks
+ * the stream is done with go back to a small pool, so steady output allocates nothing.
  */
 export class BatchWriter implements ByteTarget {
-  /** The current chunk; encoders write at `pos`. */
-  buf: Buffer = Buffer.allocUnsafeSlow(CHUNK_SIZE);
+  /** The chunk encoders write into. */
+  private chunk: Chunk;
+  /** Its buffer; encoders write at `pos`. */
+  buf: Buffer;
   /** End of the batched bytes in `buf`. */
   pos = 0;
   /** Start of the batched bytes in `buf` (everything before went to the stream). */
   private start = 0;
+  /** Free chunks of CHUNK_SIZE bytes, when chunks are reused. */
+  private readonly pool: Chunk[] = [];
+  private readonly reuseChunks: boolean;
   /** Batched bytes of earlier chunks, not yet handed to the stream. */
-  private queued: Buffer[] = [];
+  private queued: QueuedSlice[] = [];
   private queuedBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private waitingDrain = false;
@@ -101,10 +149,13 @@ export class BatchWriter implements ByteTarget {
     this.flushBytes = Math.min(options.flushBytes ?? 64 * 1024, CHUNK_SIZE);
     this.flushDelayMs = options.flushDelayMs ?? 20;
     this.onClosed = options.onClosed;
+    this.reuseChunks = options.reuseChunks ?? releasesChunksOnCallback(out);
     // Bound once: the hot path hands these to the stream without creating closures.
     this.onTimer = this.onTimer.bind(this);
     this.onDrain = this.onDrain.bind(this);
-    this.onWritten = this.onWritten.bind(this);
+    this.onChunkWritten = this.onChunkWritten.bind(this);
+    this.chunk = this.takeChunk(CHUNK_SIZE);
+    this.buf = this.chunk.buf;
     this.onError = this.onError.bind(this);
     this.onStreamClose = this.onStreamClose.bind(this);
     out.on('error', this.onError);
@@ -126,12 +177,33 @@ export class BatchWriter implements ByteTarget {
     if (this.buf.length - this.pos >= n) return;
     // The batched bytes of the full chunk wait in the queue; nothing is copied.
     if (this.pos > this.start) {
-      this.queued.push(this.buf.subarray(this.start, this.pos));
+      this.chunk.users++;
+      this.queued.push({ bytes: this.buf.subarray(this.start, this.pos), chunk: this.chunk });
       this.queuedBytes += this.pos - this.start;
     }
-    this.buf = Buffer.allocUnsafeSlow(Math.max(CHUNK_SIZE, n));
+    this.switchChunk(n);
+  }
+
+  /** Leaves the current chunk (to the pool, if nothing of it is in use) for one with room for n bytes. */
+  private switchChunk(n: number): void {
+    const old = this.chunk;
+    this.chunk = this.takeChunk(n);
+    this.buf = this.chunk.buf;
     this.pos = 0;
     this.start = 0;
+    this.recycle(old);
+  }
+
+  /** A free chunk from the pool, or a new one, of at least n bytes. */
+  private takeChunk(n: number): Chunk {
+    if (n <= CHUNK_SIZE && this.pool.length > 0) return this.pool.pop()!;
+    return new Chunk(Buffer.allocUnsafeSlow(Math.max(CHUNK_SIZE, n)), this.onChunkWritten);
+  }
+
+  /** Puts a chunk nobody uses any more back in the pool (not the current one, not an oversized one). */
+  private recycle(chunk: Chunk): void {
+    if (!this.reuseChunks || chunk === this.chunk || chunk.users > 0) return;
+    if (chunk.buf.length === CHUNK_SIZE && this.pool.length < POOL_SIZE) this.pool.push(chunk);
   }
 
   /** Appends a string as UTF-8. */
@@ -166,23 +238,22 @@ export class BatchWriter implements ByteTarget {
       return;
     }
     let ok = true;
-    for (const slice of this.queued) {
-      this.inflight++;
-      ok = this.out.write(slice, this.onWritten);
-    }
+    const queued = this.queued;
     this.queued = [];
     this.queuedBytes = 0;
-    if (this.pos > this.start) {
-      const chunk = this.buf.subarray(this.start, this.pos);
-      this.start = this.pos;
-      // Little room left: start the next batch in a fresh chunk rather than a sliver of this one.
-      if (this.buf.length - this.pos < this.flushBytes) {
-        this.buf = Buffer.allocUnsafeSlow(CHUNK_SIZE);
-        this.pos = 0;
-        this.start = 0;
-      }
+    for (const slice of queued) {
       this.inflight++;
-      ok = this.out.write(chunk, this.onWritten);
+      ok = this.out.write(slice.bytes, slice.chunk.onWritten);
+    }
+    if (this.pos > this.start) {
+      const chunk = this.chunk;
+      const bytes = this.buf.subarray(this.start, this.pos);
+      chunk.users++;
+      this.start = this.pos;
+      // Little room left: start the next batch in another chunk rather than a sliver of this one.
+      if (this.buf.length - this.pos < this.flushBytes) this.switchChunk(CHUNK_SIZE);
+      this.inflight++;
+      ok = this.out.write(bytes, chunk.onWritten);
     }
     if (!ok && this.failure === undefined) {
       this.waitingDrain = true;
@@ -196,9 +267,14 @@ export class BatchWriter implements ByteTarget {
 
   /** Forgets every batched byte (after a failure nobody will read them). */
   private discard(): void {
+    const queued = this.queued;
     this.queued = [];
     this.queuedBytes = 0;
     this.pos = this.start;
+    for (const slice of queued) {
+      slice.chunk.users--;
+      this.recycle(slice.chunk);
+    }
   }
 
   /** Resolves when the stream can take more (at once when it can, or when output has failed). */
@@ -241,6 +317,13 @@ export class BatchWriter implements ByteTarget {
     // producer go on.
     this.flush();
     if (!this.waitingDrain) this.settleDrain();
+  }
+
+  /** The stream called back for a slice of `chunk`: the chunk may be free now. */
+  private onChunkWritten(chunk: Chunk, error?: Error | null): void {
+    chunk.users--;
+    this.recycle(chunk);
+    this.onWritten(error);
   }
 
   private onWritten(error?: Error | null): void {

@@ -56,3 +56,38 @@ export function putBigInt(buf: Buffer, pos: number, value: bigint): number {
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+// Fixed-size integers, stored byte by byte: quicker than Buffer's writeUInt* (which check their
+// arguments) on the hot path. Values are taken modulo 2^16 or 2^32.
+
+/** Writes a 16-bit big-endian integer; returns the position after it. */
+export function putU16BE(buf: Uint8Array, pos: number, value: number): number {
+  buf[pos] = value >>> 8;
+  buf[pos + 1] = value;
+  return pos + 2;
+}
+
+/** Writes a 32-bit big-endian integer; returns the position after it. */
+export function putU32BE(buf: Uint8Array, pos: number, value: number): number {
+  buf[pos] = value >>> 24;
+  buf[pos + 1] = value >>> 16;
+  buf[pos + 2] = value >>> 8;
+  buf[pos + 3] = value;
+  return pos + 4;
+}
+
+/** Writes a 16-bit little-endian integer; returns the position after it. */
+export function putU16LE(buf: Uint8Array, pos: number, value: number): number {
+  buf[pos] = value;
+  buf[pos + 1] = value >>> 8;
+  return pos + 2;
+}
+
+/** Writes a 32-bit little-endian integer; returns the position after it. */
+export function putU32LE(buf: Uint8Array, pos: number, value: number): number {
+  buf[pos] = value;
+  buf[pos + 1] = value >>> 8;
+  buf[pos + 2] = value >>> 16;
+  buf[pos + 3] = value >>> 24;
+  return pos + 4;
+}

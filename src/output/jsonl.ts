@@ -3,11 +3,11 @@
 // file, SSL *, connection) are encoded once, and the payload is escaped by a WebAssembly kernel.
 
 import { isUtf8 } from 'node:buffer';
-import { TLS_FUNCTIONS } from '../events/types.js';
 import type { CaptureContext, CaptureStats, ConnectionEvent, ConnectionInfo, TlsCall } from '../events/types.js';
 import { connectionJson } from '../events/addresses.js';
 import type { ByteTarget } from './batch.js';
 import { MAX_NUMBER_TEXT, ascii, putBigInt, putBytes, putDigits, putNumber } from './bytes.js';
+import { Base64Encoder } from './base64.js';
 import { JsonEscaper } from './json-escape.js';
 import type { CallEncoder } from './text.js';
 
@@ -104,30 +104,21 @@ export function summaryRecord(stats: CaptureStats): SummaryRecord {
   };
 }
 
-const DATA_OPEN = ascii('{"type":"data","ts":"');
+const DATA_OPEN = '{"type":"data","ts":"';
 const TS_NS = ascii('Z","ts_ns":"');
-const PID = ascii('","pid":');
-const TID = ascii(',"tid":');
-const UID = ascii(',"uid":');
-const COMM = ascii(',"comm":');
-const FUNC = ascii(',"func":"');
-const DIR_READ_LEN = ascii('","dir":"read","len":');
-const DIR_WRITE_LEN = ascii('","dir":"write","len":');
 const TRUNCATED = ascii(',"truncated":');
 const LOST = ascii(',"lost":');
+const NOTHING_MISSING = ',"truncated":0,"lost":0';
 const TEXT_OPEN = ascii('"text":"');
 const BASE64_OPEN = ascii('"base64":"');
 const LINE_END = ascii('"}\n');
-/** Room for a data line's fixed fields: its constants and numbers (the ISO prefix is 26 at most). */
-const HEAD_ROOM = 256 + 8 * MAX_NUMBER_TEXT;
+/** Room for a data line's numbers and short constants (the cached parts are counted apart). */
+const HEAD_ROOM = 128 + 6 * MAX_NUMBER_TEXT;
 
-/** Writes `name` (the bytes up to the value: `,"pid":`) and the number; returns the position after it. */
+/** Writes `name` (the bytes up to the value: `,"lost":`) and the number; returns the position after it. */
 function putNumberField(buf: Buffer, pos: number, name: Uint8Array, value: number): number {
   return putNumber(buf, putBytes(buf, pos, name), value);
 }
-
-/** The bytes of a call's `func` value, by function name. */
-const FUNC_NAMES = new Map<string, Uint8Array>(TLS_FUNCTIONS.map((name) => [name, ascii(name)]));
 
 /** `,"file":…,"ssl":"0x…","conn":…,` of a data line, and what it was made from. */
 interface CallTail {
@@ -135,19 +126,33 @@ interface CallTail {
   fileName: string | undefined;
   ssl: bigint;
   bytes: Buffer;
+  /** `,"truncated":0,"lost":0` and `bytes`: a call that lost nothing. */
+  whole: Buffer;
+  /** The middle part of this connection's latest read and write lines. */
+  read?: CallMiddle;
+  write?: CallMiddle;
+}
+
+/** `","pid":…,"len":` of a data line (what a thread repeats from call to call), and what it was made from. */
+interface CallMiddle {
+  pid: number;
+  tid: number;
+  uid: number;
+  comm: string;
+  func: string;
+  bytes: Buffer;
 }
 
 /** `jsonl`: every captured byte of every call, as `text` when valid UTF-8, else `base64`. */
 export class JsonlFormat implements CallEncoder {
-  /** The wall-clock second of the latest line, and "2024-05-01T12:34:56." for it as text and bytes. */
+  /** The wall-clock second of the latest line, and "2024-05-01T12:34:56." for it. */
   private second = Number.NaN;
   private isoPrefixText = '';
-  private isoPrefix: Uint8Array = new Uint8Array(0);
-  /** The comm of the latest line, and its JSON as text and bytes. */
+  /** `{"type":"data","ts":"2024-05-01T12:34:56.` for that second. */
+  private lineOpen: Uint8Array = new Uint8Array(0);
+  /** The comm of the latest line, and its JSON. */
   private lastComm = '';
   private lastCommJson = '""';
-  private lastCommBytesOf = '';
-  private lastCommBytes: Uint8Array = ascii('""');
   /** The tail of each connection's data lines, made once per connection. */
   private readonly tails = new WeakMap<ConnectionInfo, CallTail>();
   private tailWithoutConn: CallTail | undefined;
@@ -155,6 +160,7 @@ export class JsonlFormat implements CallEncoder {
   private readonly fileNames: (string | undefined)[] = [];
   private readonly fileJson: string[] = [];
   private escaper: JsonEscaper | undefined;
+  private base64: Base64Encoder | undefined;
 
   constructor(private readonly ctx: CaptureContext) {}
 
@@ -167,9 +173,8 @@ export class JsonlFormat implements CallEncoder {
       this.escaper ??= new JsonEscaper();
       this.escaper.append(data, target);
     } else {
-      const base64 = data.toString('base64');
-      target.reserve(base64.length);
-      target.pos += target.buf.write(base64, target.pos, 'latin1');
+      this.base64 ??= new Base64Encoder();
+      this.base64.append(data, target);
     }
     target.reserve(LINE_END.length);
     target.pos = putBytes(target.buf, target.pos, LINE_END);
@@ -180,28 +185,24 @@ export class JsonlFormat implements CallEncoder {
     const us = Number(this.ctx.wallClockNs(call.tsNs) / 1000n);
     const second = Math.floor(us / 1e6);
     if (second !== this.second) this.newSecond(second);
-    const comm = this.commBytes(call.comm);
-    const func = FUNC_NAMES.get(call.func) ?? Buffer.from(call.func, 'utf8');
     const tail = this.tail(call);
-    target.reserve(HEAD_ROOM + comm.length + func.length + tail.length);
+    const middle = this.middle(call, tail);
+    target.reserve(HEAD_ROOM + this.lineOpen.length + middle.length + tail.whole.length);
     const buf = target.buf;
     let pos = target.pos;
-    pos = putBytes(buf, pos, DATA_OPEN);
-    pos = putBytes(buf, pos, this.isoPrefix);
+    pos = putBytes(buf, pos, this.lineOpen);
     pos = putDigits(buf, pos, us - second * 1e6, 6);
     pos = putBytes(buf, pos, TS_NS);
     pos = putBigInt(buf, pos, call.tsNs);
-    pos = putNumberField(buf, pos, PID, call.pid);
-    pos = putNumberField(buf, pos, TID, call.tid);
-    pos = putNumberField(buf, pos, UID, call.uid);
-    pos = putBytes(buf, pos, COMM);
-    pos = putBytes(buf, pos, comm);
-    pos = putBytes(buf, pos, FUNC);
-    pos = putBytes(buf, pos, func);
-    pos = putNumberField(buf, pos, call.dir === 'write' ? DIR_WRITE_LEN : DIR_READ_LEN, call.totalLen);
-    pos = putNumberField(buf, pos, TRUNCATED, call.truncated);
-    pos = putNumberField(buf, pos, LOST, call.lost);
-    pos = putBytes(buf, pos, tail);
+    pos = putBytes(buf, pos, middle);
+    pos = putNumber(buf, pos, call.totalLen);
+    if (call.truncated === 0 && call.lost === 0) {
+      pos = putBytes(buf, pos, tail.whole);
+    } else {
+      pos = putNumberField(buf, pos, TRUNCATED, call.truncated);
+      pos = putNumberField(buf, pos, LOST, call.lost);
+      pos = putBytes(buf, pos, tail.bytes);
+    }
     pos = putBytes(buf, pos, text ? TEXT_OPEN : BASE64_OPEN);
     target.pos = pos;
   }
@@ -211,29 +212,35 @@ export class JsonlFormat implements CallEncoder {
     this.second = second;
     // "2024-05-01T12:34:56.000Z" -> "2024-05-01T12:34:56."
     this.isoPrefixText = new Date(second * 1000).toISOString().slice(0, -4);
-    this.isoPrefix = Buffer.from(this.isoPrefixText, 'latin1');
+    this.lineOpen = Buffer.from(DATA_OPEN + this.isoPrefixText, 'latin1');
   }
 
   /** `,"file":…,"ssl":"0x…","conn":…,`, made once per connection (and again if its file or SSL * changes). */
-  private tail(call: TlsCall): Buffer {
+  private tail(call: TlsCall): CallTail {
     const conn = call.conn;
     const fileName = this.ctx.files[call.fileIndex];
     let tail = conn ? this.tails.get(conn) : this.tailWithoutConn;
     if (tail === undefined || tail.fileIndex !== call.fileIndex || tail.fileName !== fileName || tail.ssl !== call.ssl) {
       const json = `,"file":${this.file(call.fileIndex)},"ssl":"0x${call.ssl.toString(16)}","conn":${conn ? connectionJson(conn) : 'null'},`;
-      tail = { fileIndex: call.fileIndex, fileName, ssl: call.ssl, bytes: Buffer.from(json, 'utf8') };
+      const bytes = Buffer.from(json, 'utf8');
+      tail = { fileIndex: call.fileIndex, fileName, ssl: call.ssl, bytes, whole: Buffer.from(NOTHING_MISSING + json, 'utf8') };
       if (conn) this.tails.set(conn, tail);
       else this.tailWithoutConn = tail;
     }
-    return tail.bytes;
+    return tail;
   }
 
-  private commBytes(comm: string): Uint8Array {
-    if (comm !== this.lastCommBytesOf) {
-      this.lastCommBytesOf = comm;
-      this.lastCommBytes = Buffer.from(JSON.stringify(comm), 'utf8');
+  /** `","pid":…,"len":`, made again only when it differs from the connection's latest in that direction. */
+  private middle(call: TlsCall, tail: CallTail): Buffer {
+    const last = call.dir === 'write' ? tail.write : tail.read;
+    if (last !== undefined && last.pid === call.pid && last.tid === call.tid && last.uid === call.uid && last.comm === call.comm && last.func === call.func) {
+      return last.bytes;
     }
-    return this.lastCommBytes;
+    const json = `","pid":${call.pid},"tid":${call.tid},"uid":${call.uid},"comm":${this.comm(call.comm)},"func":${JSON.stringify(call.func)},"dir":"${call.dir}","len":`;
+    const middle: CallMiddle = { pid: call.pid, tid: call.tid, uid: call.uid, comm: call.comm, func: call.func, bytes: Buffer.from(json, 'utf8') };
+    if (call.dir === 'write') tail.write = middle;
+    else tail.read = middle;
+    return middle.bytes;
   }
 
   /** A connection's `open` or `close` record. */

@@ -5,6 +5,7 @@
 // padded to 32 bits — closed by opt_endofopt (code 0, length 0).
 
 import type { ByteTarget } from '../output/batch.js';
+import { putBytes, putU16LE, putU32LE } from '../output/bytes.js';
 
 /** Section Header Block type; a palindrome so it reads the same in either byte order. */
 export const SHB_TYPE = 0x0a0d0d0a;
@@ -163,6 +164,25 @@ export interface EnhancedPacket {
   comment: Buffer;
 }
 
+/** Zeroes the at most 3 padding bytes buf[start, end): a loop is quicker than Buffer.fill for so few. */
+function zeroPad(buf: Buffer, start: number, end: number): void {
+  for (let i = start; i < end; i++) buf[i] = 0;
+}
+
+/** Scratch space for splitting a timestamp into its 32-bit halves; nothing stays in it between calls. */
+const timestampSplit = new DataView(new ArrayBuffer(8));
+
+/**
+ * Writes a 64-bit timestamp as the EPB wants it: the high 32 bits first, each half little-endian.
+ * One store of the bigint into scratch space, no bigint arithmetic (each >> or & makes a new bigint).
+ */
+function putTimestamp(buf: Buffer, at: number, timestamp: bigint): void {
+  // setBigUint64 takes the value modulo 2^64, as a u64 field must.
+  timestampSplit.setBigUint64(0, timestamp, true);
+  putU32LE(buf, at, timestampSplit.getUint32(4, true));
+  putU32LE(buf, at + 4, timestampSplit.getUint32(0, true));
+}
+
 /**
  * Appends one Enhanced Packet Block to `target` in a single reserved stretch, so a block never
  * straddles two writes. `fill` writes exactly `packetLen` packet bytes at `off` of `buf`.
@@ -179,33 +199,32 @@ export function writeEnhancedPacket(
   target.reserve(total);
   const buf = target.buf;
   const start = target.pos;
-  buf.writeUInt32LE(EPB_TYPE, start);
-  buf.writeUInt32LE(total, start + 4);
-  buf.writeUInt32LE(p.interfaceId, start + 8);
-  buf.writeUInt32LE(Number(p.timestamp >> 32n) >>> 0, start + 12);
-  buf.writeUInt32LE(Number(p.timestamp & 0xffffffffn) >>> 0, start + 16);
-  buf.writeUInt32LE(packetLen, start + 20); // captured length
-  buf.writeUInt32LE(packetLen, start + 24); // original length
+  putU32LE(buf, start, EPB_TYPE);
+  putU32LE(buf, start + 4, total);
+  putU32LE(buf, start + 8, p.interfaceId);
+  putTimestamp(buf, start + 12, p.timestamp);
+  putU32LE(buf, start + 20, packetLen); // captured length
+  putU32LE(buf, start + 24, packetLen); // original length
   let off = start + EPB_HEAD;
   fill(buf, off);
   off += packetLen;
   const padded = start + EPB_HEAD + pad4(packetLen);
-  buf.fill(0, off, padded);
+  zeroPad(buf, off, padded);
   off = padded;
-  buf.writeUInt16LE(OPT.epb_flags, off);
-  buf.writeUInt16LE(4, off + 2);
-  buf.writeUInt32LE(p.flags >>> 0, off + 4);
+  putU16LE(buf, off, OPT.epb_flags);
+  putU16LE(buf, off + 2, 4);
+  putU32LE(buf, off + 4, p.flags >>> 0);
   off += 8;
   if (commentLen > 0) {
-    buf.writeUInt16LE(OPT.comment, off);
-    buf.writeUInt16LE(commentLen, off + 2);
-    p.comment.copy(buf, off + 4);
+    putU16LE(buf, off, OPT.comment);
+    putU16LE(buf, off + 2, commentLen);
+    putBytes(buf, off + 4, p.comment);
     const end = off + 4 + commentLen;
     off += 4 + pad4(commentLen);
-    buf.fill(0, end, off);
+    zeroPad(buf, end, off);
   }
-  buf.writeUInt32LE(0, off); // opt_endofopt
-  buf.writeUInt32LE(total, off + 4);
+  putU32LE(buf, off, 0); // opt_endofopt
+  putU32LE(buf, off + 4, total);
   target.pos = start + total;
   return total;
 }

@@ -5,7 +5,7 @@
 
 import type { WriteStream } from 'node:fs';
 import type { CallSink, CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
-import { BatchWriter, isBrokenPipe } from '../output/batch.js';
+import { BatchWriter, isBrokenPipe, releasesChunksOnCallback } from '../output/batch.js';
 import type { OutputStream } from '../output/batch.js';
 import { createPrivateWriteStream, OutputFileError } from '../util/private-file.js';
 import { hostInfo, tlstapVersion } from '../version.js';
@@ -19,6 +19,7 @@ import {
   writeEnhancedPacket,
 } from './blocks.js';
 import type { SectionHeader } from './blocks.js';
+import { PayloadSummer } from './checksum.js';
 import { MAX_IP_PACKET, TcpSynthesizer, packetLength, writePacket } from './tcp.js';
 import type { DecodeAs, Segment } from './tcp.js';
 
@@ -123,6 +124,7 @@ class Sink implements PcapngSink {
   private readonly writer: BatchWriter;
   private readonly counter: CountingStream;
   private readonly synth: TcpSynthesizer;
+  private readonly summer = new PayloadSummer();
   /** Encoded bytes and packets so far. */
   private encodedBytes = 0;
   private encodedPackets = 0;
@@ -145,6 +147,8 @@ class Sink implements PcapngSink {
     this.writer = new BatchWriter(this.counter, {
       flushBytes: opts.flushBytes,
       flushDelayMs: opts.flushDelayMs,
+      // The counting wrapper hides what the stream is.
+      reuseChunks: releasesChunksOnCallback(out),
       onClosed: (error) => {
         this.failure = `pcapng output to ${target === '-' ? 'stdout' : target} stopped: ${describeError(error)} after ${this.counter.written} bytes (${this.confirmedPackets} packets)`;
         opts.onClosed?.(error, this.failure);
@@ -246,7 +250,7 @@ class Sink implements PcapngSink {
         comment: seg.comment,
       },
       len,
-      (buf, off) => writePacket(buf, off, seg),
+      (buf, off) => writePacket(buf, off, seg, this.summer.sum(seg.payload)),
     );
     this.encodedPackets++;
   }

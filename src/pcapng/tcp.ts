@@ -16,6 +16,7 @@
 
 import { formatIpv4, formatIpv6, parseIpAddress } from '../events/addresses.js';
 import type { ConnectionEvent, ConnectionInfo, Endpoint, TlsCall } from '../events/types.js';
+import { putBytes, putU16BE, putU32BE } from '../output/bytes.js';
 import { finishChecksum, sum16 } from './checksum.js';
 
 export { finishChecksum, sum16 } from './checksum.js';
@@ -117,55 +118,58 @@ export function packetLength(seg: Segment): number {
   return (seg.src.ip.family === 4 ? IPV4_HEADER : IPV6_HEADER) + tcpHeaderLength(seg.flags) + seg.payload.length;
 }
 
-/** Writes the IP packet of `seg` at `off` (packetLength(seg) bytes), checksums included. */
-export function writePacket(buf: Buffer, off: number, seg: Segment): void {
+/**
+ * Writes the IP packet of `seg` at `off` (packetLength(seg) bytes), checksums included;
+ * `payloadSum` is what sum16 gives for its payload (a PayloadSummer's is quicker).
+ */
+export function writePacket(buf: Buffer, off: number, seg: Segment, payloadSum = sum16(seg.payload, 0, seg.payload.length)): void {
   const tcpLen = tcpHeaderLength(seg.flags) + seg.payload.length;
   let t: number;
   let pseudo: number;
   if (seg.src.ip.family === 4) {
     buf[off] = 0x45; // version 4, header length 5 words
     buf[off + 1] = 0;
-    buf.writeUInt16BE(IPV4_HEADER + tcpLen, off + 2);
-    buf.writeUInt16BE(seg.ipId & 0xffff, off + 4);
-    buf.writeUInt16BE(0x4000, off + 6); // don't fragment
+    putU16BE(buf, off + 2, IPV4_HEADER + tcpLen);
+    putU16BE(buf, off + 4, seg.ipId & 0xffff);
+    putU16BE(buf, off + 6, 0x4000); // don't fragment
     buf[off + 8] = 64; // TTL
     buf[off + 9] = 6; // TCP
-    buf.writeUInt16BE(0, off + 10);
-    buf.set(seg.src.ip.bytes, off + 12);
-    buf.set(seg.dst.ip.bytes, off + 16);
-    buf.writeUInt16BE(finishChecksum(sum16(buf, off, off + IPV4_HEADER)), off + 10);
+    putU16BE(buf, off + 10, 0);
+    putBytes(buf, off + 12, seg.src.ip.bytes);
+    putBytes(buf, off + 16, seg.dst.ip.bytes);
+    putU16BE(buf, off + 10, finishChecksum(sum16(buf, off, off + IPV4_HEADER)));
     // Pseudo-header: addresses, zero, protocol, TCP length.
     pseudo = sum16(buf, off + 12, off + 20, 6 + tcpLen);
     t = off + IPV4_HEADER;
   } else {
-    buf.writeUInt32BE(0x60000000, off); // version 6, no traffic class or flow label
-    buf.writeUInt16BE(tcpLen, off + 4);
+    putU32BE(buf, off, 0x60000000); // version 6, no traffic class or flow label
+    putU16BE(buf, off + 4, tcpLen);
     buf[off + 6] = 6; // next header: TCP
     buf[off + 7] = 64; // hop limit
-    buf.set(seg.src.ip.bytes, off + 8);
-    buf.set(seg.dst.ip.bytes, off + 24);
+    putBytes(buf, off + 8, seg.src.ip.bytes);
+    putBytes(buf, off + 24, seg.dst.ip.bytes);
     // Pseudo-header: addresses, upper-layer length (32 bits), zeros, next header.
     pseudo = sum16(buf, off + 8, off + 40, 6 + (tcpLen >>> 16) + (tcpLen & 0xffff));
     t = off + IPV6_HEADER;
   }
   const hdr = tcpHeaderLength(seg.flags);
-  buf.writeUInt16BE(seg.src.port, t);
-  buf.writeUInt16BE(seg.dst.port, t + 2);
-  buf.writeUInt32BE(seg.seq >>> 0, t + 4);
-  buf.writeUInt32BE((seg.flags & TCP_ACK) !== 0 ? seg.ack >>> 0 : 0, t + 8);
+  putU16BE(buf, t, seg.src.port);
+  putU16BE(buf, t + 2, seg.dst.port);
+  putU32BE(buf, t + 4, seg.seq >>> 0);
+  putU32BE(buf, t + 8, (seg.flags & TCP_ACK) !== 0 ? seg.ack >>> 0 : 0);
   buf[t + 12] = (hdr / 4) << 4;
   buf[t + 13] = seg.flags;
-  buf.writeUInt16BE(0xffff, t + 14); // window (scaled by 2^14 after the handshake)
-  buf.writeUInt32BE(0, t + 16); // checksum, urgent pointer
+  putU16BE(buf, t + 14, 0xffff); // window (scaled by 2^14 after the handshake)
+  putU32BE(buf, t + 16, 0); // checksum, urgent pointer
   if (hdr > TCP_HEADER) {
     buf[t + 20] = 1; // NOP
     buf[t + 21] = 3; // window scale
     buf[t + 22] = 3;
     buf[t + 23] = WINDOW_SHIFT;
   }
-  // TypedArray set: Buffer.copy makes a view of its own on each call.
-  buf.set(seg.payload, t + hdr);
-  buf.writeUInt16BE(finishChecksum(sum16(buf, t, t + tcpLen, pseudo)), t + 16);
+  putBytes(buf, t + hdr, seg.payload);
+  // The header is an even number of bytes: the payload's words line up with the segment's.
+  putU16BE(buf, t + 16, finishChecksum(sum16(buf, t, t + hdr, pseudo + payloadSum)));
 }
 
 /** A 32-bit integer hash (the murmur3 finalizer): initial sequence numbers from connection numbers. */
@@ -221,6 +225,8 @@ interface CallComment {
 
 interface Flow {
   key: string;
+  /** The connection object its calls carry, once one has. */
+  conn?: ConnectionInfo;
   /** The connection number shown as conn=N (the tracker's id, or our own count). */
   num: number;
   hasId: boolean;
@@ -260,6 +266,8 @@ export function processIsServerByPorts(local: number, remote: number): boolean |
 /** Turns calls and connection events into TCP segments (see the top of this file). */
 export class TcpSynthesizer {
   private readonly flows = new Map<string, Flow>();
+  /** The same flows by their calls' connection object, while open. */
+  private readonly flowsByConn = new WeakMap<ConnectionInfo, Flow>();
   private readonly pendingOpen = new Map<string, ConnectionEvent>();
   private readonly protocols = new Map<number, Set<StreamProtocol>>();
   private nextOwnNum = 1;
@@ -300,12 +308,7 @@ export class TcpSynthesizer {
   call(call: TlsCall): void {
     const ts = this.wallClockNs(call.tsNs);
     this.noteTs(ts);
-    const key = call.conn !== undefined ? `c${call.conn.id}` : `${call.pid}:${call.ssl.toString(16)}`;
-    let flow = this.flows.get(key);
-    if (flow === undefined) {
-      flow = this.open(key, call, ts);
-      this.flows.set(key, flow);
-    }
+    const flow = this.flowOf(call, ts);
     const fromProcess = call.dir === 'write';
     const fromClient = fromProcess === flow.processIsClient;
     const sender = fromClient ? flow.client : flow.server;
@@ -330,7 +333,9 @@ export class TcpSynthesizer {
           segComment = Buffer.from(`${text} gap=${sender.gap} (bytes before this segment were not captured)`, 'utf8');
           sender.gap = 0;
         }
-        this.segment(flow, fromClient, ts, end === data.length ? TCP_PSH | TCP_ACK : TCP_ACK, data.subarray(off, end), fromProcess, segComment);
+        // A call that fits one segment goes as it is, without a view made for it.
+        const payload = off === 0 && end === data.length ? data : data.subarray(off, end);
+        this.segment(flow, fromClient, ts, end === data.length ? TCP_PSH | TCP_ACK : TCP_ACK, payload, fromProcess, segComment);
       }
     }
     if (missing > 0) {
@@ -341,6 +346,25 @@ export class TcpSynthesizer {
     if (((sender.next - sender.acked) >>> 0) >= ACK_EVERY) {
       this.segment(flow, !fromClient, ts, TCP_ACK, EMPTY, !fromProcess, this.note(flow, 'synthesized ACK'));
     }
+  }
+
+  /** The flow of a call's connection, opened (handshake segments) when it is new. */
+  private flowOf(call: TlsCall, ts: bigint): Flow {
+    const conn = call.conn;
+    // By the connection object first: no key string to make for each call.
+    let flow = conn !== undefined ? this.flowsByConn.get(conn) : undefined;
+    if (flow !== undefined) return flow;
+    const key = conn !== undefined ? `c${conn.id}` : `${call.pid}:${call.ssl.toString(16)}`;
+    flow = this.flows.get(key);
+    if (flow === undefined) {
+      flow = this.open(key, call, ts);
+      this.flows.set(key, flow);
+    }
+    if (conn !== undefined) {
+      flow.conn = conn;
+      this.flowsByConn.set(conn, flow);
+    }
+    return flow;
   }
 
   /**
@@ -450,6 +474,7 @@ export class TcpSynthesizer {
 
   private close(flow: Flow, ts: bigint, reason: string): void {
     this.flows.delete(flow.key);
+    if (flow.conn !== undefined) this.flowsByConn.delete(flow.conn);
     const fromClient = flow.processIsClient; // the process's side closes first
     const note = this.note(flow, `synthesized close: ${reason}`);
     this.segment(flow, fromClient, ts, TCP_FIN | TCP_ACK, EMPTY, true, note);
