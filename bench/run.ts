@@ -127,6 +127,21 @@ async function nodeElfParseMs(): Promise<number> {
 }
 
 /**
+ * Milliseconds node itself takes to start and exit (`node -e 0`, median of 7), in this
+ * environment: part of every "start → capturing" figure that tlstap cannot change. Variables such
+ * as NODE_EXTRA_CA_CERTS (node reads the whole bundle before any script runs) make it larger.
+ */
+function nodeStartMs(): number {
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const t0 = performance.now();
+    spawnSync(process.execPath, ['-e', '0']);
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+/**
  * loadgen under a session loaded in this process: the floor, or tlstap.bpf.o with a no-op consumer.
  * For tlstap.bpf.o the kernel also measures each program's run time (bpf_stats).
  */
@@ -202,11 +217,17 @@ function configsFrom(args: string[]): Set<ConfigName> {
   );
 }
 
-async function liveBench(rounds: number, sizes: { size: number; calls: number }[], configs: Set<ConfigName>, log: (s: string) => void): Promise<{ results: SizeResult[]; elfParseMs: number; pcapng: boolean }> {
+async function liveBench(
+  rounds: number,
+  sizes: { size: number; calls: number }[],
+  configs: Set<ConfigName>,
+  log: (s: string) => void,
+): Promise<{ results: SizeResult[]; elfParseMs: number; nodeStartMs: number; pcapng: boolean }> {
   const root = process.getuid?.() === 0;
   const pcapng = cliHasOption('-w');
   const elfParseMs = await nodeElfParseMs();
   log(`live: ELF parse of ${process.execPath}: ${elfParseMs.toFixed(0)} ms`);
+  const nodeStart = nodeStartMs();
   const targets = root ? await resolveTargets({ lib: [] }) : [];
   if (root) log(`live: probing ${targets.map((t) => t.displayPath).join(', ')}`);
   else log('live: not root: only the untraced runs are possible');
@@ -268,7 +289,7 @@ async function liveBench(rounds: number, sizes: { size: number; calls: number }[
   }
 
   summarize(results);
-  return { results, elfParseMs, pcapng };
+  return { results, elfParseMs, nodeStartMs: nodeStart, pcapng };
 }
 
 /** Medians, ratios and targets of every configuration, from the rounds' figures. */
@@ -362,7 +383,7 @@ function programCostTable(results: SizeResult[]): string | undefined {
 /** `--from FILE`: prints the tables of an earlier results file again (with this version's targets). */
 function reprint(file: string): void {
   const report = JSON.parse(readFileSync(file, 'utf8')) as {
-    live?: { results: SizeResult[]; elfParseMs: number };
+    live?: { results: SizeResult[]; elfParseMs: number; nodeStartMs?: number };
     replay?: ReplayBenchResult;
     rounds: number;
   };
@@ -372,6 +393,7 @@ function reprint(file: string): void {
     const costs = programCostTable(report.live.results);
     if (costs) process.stdout.write(`BPF programs during "bpf only":\n${costs}\n`);
     process.stdout.write(`ELF parse of /usr/bin/node: ${fmt(report.live.elfParseMs, 0)} ms\n`);
+    if (report.live.nodeStartMs !== undefined) process.stdout.write(`node -e 0: ${fmt(report.live.nodeStartMs, 0)} ms\n`);
   }
   if (report.replay) process.stdout.write(`\n${formatReplayTable(report.replay)}\n`);
 }
@@ -427,6 +449,8 @@ async function main(): Promise<void> {
     }
     const elf = atMost(live.elfParseMs, 300, '< 300 ms');
     process.stdout.write(`ELF parse of ${process.execPath} (SSL_* lookup, fresh): ${fmt(live.elfParseMs, 0)} ms [${elf.text}: ${verdict(elf)}]\n`);
+    const caBundle = process.env.NODE_EXTRA_CA_CERTS ? `, with NODE_EXTRA_CA_CERTS=${process.env.NODE_EXTRA_CA_CERTS} set` : '';
+    process.stdout.write(`node's own start and exit (node -e 0${caBundle}): ${fmt(live.nodeStartMs, 0)} ms of every start → capturing figure\n`);
     report.elfParseTarget = elf;
     if (devNullChmods > 0) {
       process.stdout.write(`note: tlstap -o /dev/null set /dev/null to mode 0600 in ${devNullChmods} runs; the bench put it back to 0666 each time\n`);
