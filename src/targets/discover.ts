@@ -302,7 +302,12 @@ export async function systemTargets(options: SystemDiscoveryOptions = {}): Promi
     }
   }
   const order = (t: ProbeTarget): number => (t.source === 'system' ? 0 : 1);
-  return targets.sort((a, b) => order(a) - order(b) || a.displayPath.localeCompare(b.displayPath));
+  return targets.sort((a, b) => order(a) - order(b) || comparePaths(a.displayPath, b.displayPath));
+}
+
+/** Plain string order (UTF-16 code units): deterministic, and free of the ICU collator's first-use cost. */
+function comparePaths(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
