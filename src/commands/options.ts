@@ -1,5 +1,5 @@
 import { isatty } from 'node:tty';
-import { InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, Option } from './commander.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
 import { parseIpAddress } from '../events/addresses.js';
 import { FORMAT_NAMES } from '../output/index.js';
