@@ -7,7 +7,7 @@ import { TLS_FUNCTIONS } from '../events/types.js';
 import { analyzeFile, toTarget } from './analyze.js';
 import type { AnalyzeOptions, Candidate, FileAnalysis } from './analyze.js';
 import { fileKey, nicer } from './dedupe.js';
-import { LIBRARY_FAMILIES, familyOfFileName, isTlsLibraryName, orList } from './families.js';
+import { LIBRARY_FAMILIES, familyOfFileName, isTlsLibraryName, mayNameTlsLibrary, orList } from './families.js';
 import { TargetError, errnoCode } from './errors.js';
 import { readLdCache } from './ld-cache.js';
 import { checkPid, mappedFiles, mappedProcessFile, parseProcMaps, reachProcessFile, readProcMaps } from './proc-maps.js';
@@ -222,6 +222,7 @@ async function processCandidates(): Promise<ProcessCandidates> {
       const deleted = link.endsWith(' (deleted)');
       seen.set(key, { pid: Number(name), path: deleted ? link.slice(0, -' (deleted)'.length) : link, deleted });
       const maps = readFileSync(`/proc/${name}/maps`, 'latin1');
+      if (!mayNameTlsLibrary(maps)) continue;
       for (const file of mappedFiles(parseProcMaps(maps))) {
         if (!file.executable || !isTlsLibraryName(basename(file.path))) continue;
         // Keyed by the path and inode the kernel shows: the same library in many processes is reached once.
