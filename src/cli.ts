@@ -2,8 +2,8 @@
 // The command line: commander wired to the functions in src/commands/. Nothing else lives here.
 // Each command's module is imported when that command runs: a capture does not wait for the code of
 // doctor, demo or replay to load.
-import { Command } from 'commander';
-import type { Option } from 'commander';
+import { Command } from './commands/commander.js';
+import type { Option } from './commands/commander.js';
 import { captureOptions, outputOptions } from './commands/options.js';
 import type { OutputOptions } from './commands/outputs.js';
 import type { CaptureOptions } from './commands/options.js';

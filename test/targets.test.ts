@@ -31,6 +31,7 @@ import {
   systemTargets,
 } from '../src/targets/index.js';
 import type { ProbeTarget } from '../src/targets/index.js';
+import { mayNameTlsLibrary } from '../src/targets/families.js';
 
 const LIBSSL = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
 const BORING_LIBSSL = '/usr/lib/x86_64-linux-gnu/android/libssl.so.0';
@@ -430,6 +431,19 @@ test('every probed function belongs to exactly one library family', () => {
   }
   for (const family of LIBRARY_FAMILIES) assert.ok(family.data.includes(family.write), family.name);
   assert.deepEqual(LIBRARY_FAMILIES.flatMap((f) => f.data).sort(), [...TLS_FUNCTIONS].sort());
+});
+
+test('a process map naming no family file stem is passed over; one naming a TLS library is not', () => {
+  for (const family of LIBRARY_FAMILIES) {
+    // Every file name a family accepts starts with its stem.
+    assert.ok(family.fileName.source.startsWith(`^${family.fileStem.replace(/\./g, '\\.')}`), family.name);
+  }
+  const line = (path: string) => `7f0000000000-7f0000001000 r-xp 00000000 08:01 1234 ${path}\n`;
+  assert.equal(mayNameTlsLibrary(line('/usr/lib/x86_64-linux-gnu/libc.so.6') + line('/usr/bin/bash')), false);
+  for (const name of ['libssl.so.3', 'libgnutls.so.30', 'libnspr4.so', 'libssl.so']) {
+    assert.ok(isTlsLibraryName(name));
+    assert.equal(mayNameTlsLibrary(line('/usr/lib/libc.so.6') + line(`/opt/app/lib/${name} (deleted)`)), true, name);
+  }
 });
 
 test('`tlstap libs` on this machine: OpenSSL, GnuTLS, NSS, BoringSSL and node, each with its flavour', async () => {

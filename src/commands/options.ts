@@ -1,4 +1,5 @@
-import { InvalidArgumentError, Option } from 'commander';
+import { isatty } from 'node:tty';
+import { InvalidArgumentError, Option } from './commander.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
 import { parseIpAddress } from '../events/addresses.js';
 import { FORMAT_NAMES } from '../output/index.js';
@@ -9,9 +10,12 @@ export const OUTPUT_FORMATS = ['http', ...FORMAT_NAMES, 'none'] as const;
 /** A stdout format name. */
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
-/** `http` on a terminal, `text` when piped or redirected. */
+/**
+ * `http` on a terminal, `text` when piped or redirected. Asks about fd 1 without touching
+ * process.stdout, whose stream (made on first use, ~2 ms) a capture with -o never needs.
+ */
 export function defaultFormat(): OutputFormat {
-  return process.stdout.isTTY === true ? 'http' : 'text';
+  return isatty(1) ? 'http' : 'text';
 }
 
 /** Parsed options of a capture (and, where they apply, of replay). */

@@ -128,6 +128,22 @@ export async function lookupHashed(
   );
 }
 
+/**
+ * The first two bytes a name in `wanted` can start with, marked at `first << 8 | second` in 65536
+ * entries: a short name's second byte is its terminator (or '@' before a version when `versioned`),
+ * an empty name may be followed by anything.
+ */
+function namePairs(wanted: readonly Buffer[], versioned: boolean): Uint8Array {
+  const pairs = new Uint8Array(1 << 16);
+  const ends = versioned ? [0, 0x40] : [0];
+  for (const b of wanted) {
+    if (b.length >= 2) pairs[(b[0]! << 8) | b[1]!] = 1;
+    else if (b.length === 1) for (const end of ends) pairs[(b[0]! << 8) | end] = 1;
+    else for (const end of ends) pairs.fill(1, end << 8, (end + 1) << 8);
+  }
+  return pairs;
+}
+
 /** Scans entries [start, end) of a table, in chunks, for defined functions named like one of `wanted`. */
 export async function scanTable(
   loaded: LoadedTable,
@@ -153,12 +169,17 @@ export async function scanTable(
   }
   await table.strings.hold(async () => {
     // Names are compared in place while entries are read; only likely matches become objects.
-    const likely = await table.scan(start, end, (info, shndx, nameOffset) => {
-      if (!isDefinedFunction(info, shndx)) return false;
-      const first = table.strings.byteAt(nameOffset);
-      if (first !== undefined && starts[first] === 0) return false;
-      return table.strings.matchAny(nameOffset, bytes, versioned) !== -1;
-    });
+    const matches = (nameOffset: number): boolean => table.strings.matchAny(nameOffset, bytes, versioned) !== -1;
+    const whole = table.strings.held();
+    const likely =
+      whole !== undefined
+        ? (await table.definedFunctions(start, end, whole, namePairs(bytes, versioned))).filter((raw) => matches(raw.nameOffset))
+        : await table.scan(start, end, (info, shndx, nameOffset) => {
+            if (!isDefinedFunction(info, shndx)) return false;
+            const first = table.strings.byteAt(nameOffset);
+            if (first !== undefined && starts[first] === 0) return false;
+            return matches(nameOffset);
+          });
     for (const raw of likely) {
       const full = await table.strings.bytes(raw.nameOffset);
       // .symtab may hold `name@@VER`: compare up to the '@' then.

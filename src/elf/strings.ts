@@ -40,6 +40,11 @@ export class StringTable {
     }
   }
 
+  /** The whole table while `hold` keeps it in memory, else undefined. */
+  held(): Buffer | undefined {
+    return this.whole;
+  }
+
   private async page(index: number): Promise<Buffer> {
     if (this.whole !== undefined) {
       const start = index * PAGE;

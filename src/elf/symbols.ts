@@ -121,6 +121,57 @@ export class SymbolTable {
     return out;
   }
 
+  /**
+   * Defined functions among entries `start` to `end` (exclusive) whose name's first two bytes, as
+   * `first << 8 | second`, are marked in `pairs` (65536 entries), the names read from `names` (the whole
+   * string table, in memory); a name that starts at its last byte or past its end is kept, for the
+   * caller to judge. What scan() with that filter gives, in one loop with no
+   * call per entry: it runs cold at every start, over the 110k entries of node's .symtab.
+   */
+  async definedFunctions(start: number, end: number, names: Buffer, pairs: Uint8Array): Promise<RawSymbol[]> {
+    const out: RawSymbol[] = [];
+    const last = Math.min(end, this.count);
+    for (let first = Math.max(0, start); first < last; first += SYMBOL_CHUNK) {
+      const n = Math.min(SYMBOL_CHUNK, last - first);
+      const buf = await this.src.read(this.offset + first * this.entsize, n * this.entsize, `.${this.table}`);
+      const d = new Decoder(buf, this.littleEndian, this.bits);
+      for (const at of this.functionsInChunk(buf, n, names, pairs)) {
+        out.push(this.decode(d, at, first + at / this.entsize, buf[at + this.infoAt()]!, this.shndxAt(buf, at)));
+      }
+    }
+    return out;
+  }
+
+  private infoAt(): number {
+    return this.bits === 64 ? 4 : 12;
+  }
+
+  private shndxAt(buf: Buffer, at: number): number {
+    const lo = buf[at + this.infoAt() + 2]!;
+    const hi = buf[at + this.infoAt() + 3]!;
+    return this.littleEndian ? lo | (hi << 8) : (lo << 8) | hi;
+  }
+
+  // The byte offsets in `buf` of the entries definedFunctions() keeps: fields read in place, the
+  // common case (not a function, undefined, or a name starting otherwise) decided inline.
+  private functionsInChunk(buf: Buffer, n: number, names: Buffer, pairs: Uint8Array): number[] {
+    const { entsize, littleEndian } = this;
+    const infoAt = this.infoAt();
+    const kept: number[] = [];
+    for (let at = 0, stop = n * entsize; at < stop; at += entsize) {
+      if ((buf[at + infoAt]! & 0xf) !== STT_FUNC) continue;
+      const lo = buf[at + infoAt + 2]!;
+      const hi = buf[at + infoAt + 3]!;
+      if ((lo | hi) === SHN_UNDEF) continue;
+      const nameOffset = littleEndian
+        ? (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0
+        : ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
+      if (nameOffset + 1 < names.length && pairs[(names[nameOffset]! << 8) | names[nameOffset + 1]!] === 0) continue;
+      kept.push(at);
+    }
+    return kept;
+  }
+
   // The loop over a table's entries lives outside the async scan(), where V8 can optimise it while it
   // runs (on-stack replacement), and reads the fields in place: it runs 110k times for node.
   private scanChunk(

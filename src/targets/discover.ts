@@ -7,7 +7,7 @@ import { TLS_FUNCTIONS } from '../events/types.js';
 import { analyzeFile, toTarget } from './analyze.js';
 import type { AnalyzeOptions, Candidate, FileAnalysis } from './analyze.js';
 import { fileKey, nicer } from './dedupe.js';
-import { LIBRARY_FAMILIES, familyOfFileName, isTlsLibraryName, orList } from './families.js';
+import { LIBRARY_FAMILIES, familyOfFileName, isTlsLibraryName, mayNameTlsLibrary, orList } from './families.js';
 import { TargetError, errnoCode } from './errors.js';
 import { readLdCache } from './ld-cache.js';
 import { checkPid, mappedFiles, mappedProcessFile, parseProcMaps, reachProcessFile, readProcMaps } from './proc-maps.js';
@@ -222,6 +222,7 @@ async function processCandidates(): Promise<ProcessCandidates> {
       const deleted = link.endsWith(' (deleted)');
       seen.set(key, { pid: Number(name), path: deleted ? link.slice(0, -' (deleted)'.length) : link, deleted });
       const maps = readFileSync(`/proc/${name}/maps`, 'latin1');
+      if (!mayNameTlsLibrary(maps)) continue;
       for (const file of mappedFiles(parseProcMaps(maps))) {
         if (!file.executable || !isTlsLibraryName(basename(file.path))) continue;
         // Keyed by the path and inode the kernel shows: the same library in many processes is reached once.
@@ -302,7 +303,12 @@ export async function systemTargets(options: SystemDiscoveryOptions = {}): Promi
     }
   }
   const order = (t: ProbeTarget): number => (t.source === 'system' ? 0 : 1);
-  return targets.sort((a, b) => order(a) - order(b) || a.displayPath.localeCompare(b.displayPath));
+  return targets.sort((a, b) => order(a) - order(b) || comparePaths(a.displayPath, b.displayPath));
+}
+
+/** Plain string order (UTF-16 code units): deterministic, and free of the ICU collator's first-use cost. */
+function comparePaths(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**

@@ -14,6 +14,8 @@ export interface LibraryFamily {
   lifecycle: readonly ProbedFunction[];
   /** File names of the shared library, as system discovery looks for them. */
   fileName: RegExp;
+  /** What every such file name starts with: text without it names none of them. */
+  fileStem: string;
 }
 
 /** The probed APIs; every entry of PROBED_FUNCTIONS belongs to exactly one. */
@@ -25,6 +27,7 @@ export const LIBRARY_FAMILIES: readonly LibraryFamily[] = [
     write: 'SSL_write',
     lifecycle: ['SSL_set_fd', 'SSL_set_rfd', 'SSL_set_wfd', 'SSL_shutdown', 'SSL_free'],
     fileName: /^libssl\.so(?:\.\d+)*$/,
+    fileStem: 'libssl.so',
   },
   {
     name: 'GnuTLS',
@@ -33,6 +36,7 @@ export const LIBRARY_FAMILIES: readonly LibraryFamily[] = [
     lifecycle: ['gnutls_transport_set_int2', 'gnutls_bye', 'gnutls_deinit'],
     // Not libgnutls-openssl, libgnutls-dane or libgnutlsxx: they call into libgnutls.so.30.
     fileName: /^libgnutls\.so(?:\.\d+)*$/,
+    fileStem: 'libgnutls.so',
   },
   {
     // NSS pushes its SSL layer onto an NSPR file descriptor; plaintext goes through NSPR's PR_* I/O.
@@ -41,6 +45,7 @@ export const LIBRARY_FAMILIES: readonly LibraryFamily[] = [
     write: 'PR_Write',
     lifecycle: ['PR_Close'],
     fileName: /^libnspr4\.so$/,
+    fileStem: 'libnspr4.so',
   },
 ];
 
@@ -59,6 +64,14 @@ export function familyOfFileName(name: string): LibraryFamily | undefined {
 /** True if the file name is one system discovery looks for. */
 export function isTlsLibraryName(name: string): boolean {
   return familyOfFileName(name) !== undefined;
+}
+
+/**
+ * False when `text` (a process's maps, say) certainly names no file system discovery looks for: no
+ * family's file stem appears in it. A quick test before parsing it line by line.
+ */
+export function mayNameTlsLibrary(text: string): boolean {
+  return LIBRARY_FAMILIES.some((f) => text.includes(f.fileStem));
 }
 
 /** Families of which `defined` holds at least one plaintext function, in LIBRARY_FAMILIES order. */
