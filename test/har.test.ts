@@ -33,12 +33,14 @@ function h1Calls() {
 
 test('a HAR file from HTTP/1.1 traffic: valid HAR 1.2, 0600, timings, cookies, query, postData, redirect', async () => {
   const path = join(dir, 'h1.har');
-  const sink = createHarSink(path, ctx, { redact: false });
+  const tracker = new HttpTracker();
+  const sink = createHarSink(path, ctx, { redact: false, tracker });
   // The file exists (0600) before any exchange.
   assert.equal(statSync(path).mode & 0o777, 0o600);
-  for (const c of h1Calls().slice(0, 4)) sink.write(c);
-  sink.write(h1Calls()[5]!);
-  await sink.close();
+  for (const c of h1Calls().slice(0, 4)) tracker.write(c);
+  tracker.write(h1Calls()[5]!);
+  await tracker.close();
+  assert.equal(sink.entries, 3);
   assert.equal(statSync(path).mode & 0o777, 0o600);
   const doc = JSON.parse(readFileSync(path, 'utf8'));
   assert.deepEqual(validateHar(doc), []);
@@ -71,9 +73,10 @@ test('a HAR file from HTTP/1.1 traffic: valid HAR 1.2, 0600, timings, cookies, q
 
 test('--redact in HAR: headers and cookies masked', async () => {
   const path = join(dir, 'redacted.har');
-  const sink = createHarSink(path, ctx, { redact: true });
-  for (const c of h1Calls().slice(0, 2)) sink.write(c);
-  await sink.close();
+  const tracker = new HttpTracker();
+  createHarSink(path, ctx, { redact: true, tracker });
+  for (const c of h1Calls().slice(0, 2)) tracker.write(c);
+  await tracker.close();
   const text = readFileSync(path, 'utf8');
   assert.deepEqual(validateHar(JSON.parse(text)), []);
   for (const secret of ['Zm9vOmJhcg==', '"sid","value":"1"', '"value":"9"']) assert.equal(text.includes(secret), false, secret);
@@ -136,24 +139,23 @@ test('the validator catches what HAR 1.2 forbids (so passing it means something)
   assert.notDeepEqual(broken((e) => (e.request.headers = [{ name: 'a' }] as never)), []);
 });
 
-test('a symlink at the HAR path is refused; -f http and --har share one tracker', async () => {
+test('a symlink at the HAR path is refused; -f http and --har listen to one tracker, fed once', async () => {
   const target = join(dir, 'target');
   writeFileSync(target, 'keep');
   const link = join(dir, 'link.har');
   symlinkSync(target, link);
-  assert.throws(() => createHarSink(link, ctx, { redact: false }), OutputFileError);
+  assert.throws(() => createHarSink(link, ctx, { redact: false, tracker: new HttpTracker() }), OutputFileError);
   assert.equal(readFileSync(target, 'utf8'), 'keep');
 
   const out = new Writable({ write: (_c, _e, cb) => cb() });
-  const httpSink = createHttpSink(out, ctx, { color: false, redact: false });
-  const harSink = createHarSink(join(dir, 'shared.har'), ctx, { redact: false, tracker: httpSink.tracker });
-  for (const c of h1Calls().slice(0, 4)) {
-    httpSink.write(c);
-    harSink.write(c);
-  }
-  await httpSink.close();
-  await harSink.close();
+  const tracker = new HttpTracker();
+  const httpSink = createHttpSink(out, ctx, { color: false, redact: false, tracker });
+  const harSink = createHarSink(join(dir, 'shared.har'), ctx, { redact: false, tracker });
+  for (const c of h1Calls().slice(0, 4)) tracker.write(c);
+  // Closing the tracker closes both outputs.
+  await tracker.close();
   assert.equal(httpSink.stats.exchanges, 2);
+  assert.equal(harSink.entries, 2);
   const doc = JSON.parse(readFileSync(join(dir, 'shared.har'), 'utf8'));
   assert.equal(doc.log.entries.length, 2);
 });
@@ -182,9 +184,10 @@ test('a HAR file from real HTTP/2 traffic (node:http2 h2c) validates, one entry 
   await proxy.close();
   server.close();
   const path = join(dir, 'real.har');
-  const sink = createHarSink(path, ctx, { redact: false, tracker: new HttpTracker({ defaultScheme: 'http' }) });
-  for (const c of recordedCalls(proxy.recorded[0]!, 3n)) sink.write(c);
-  await sink.close();
+  const tracker = new HttpTracker({ defaultScheme: 'http' });
+  createHarSink(path, ctx, { redact: false, tracker });
+  for (const c of recordedCalls(proxy.recorded[0]!, 3n)) tracker.write(c);
+  await tracker.close();
   const doc = JSON.parse(readFileSync(path, 'utf8'));
   assert.deepEqual(validateHar(doc), []);
   assert.deepEqual(
@@ -193,3 +196,4 @@ test('a HAR file from real HTTP/2 traffic (node:http2 h2c) validates, one entry 
   );
   assert.deepEqual(doc.log.entries[2].request.queryString, [{ name: 'x', value: '1' }]);
 });
+

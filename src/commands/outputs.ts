@@ -51,6 +51,7 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
   let failed: ((message: string) => void) | undefined;
   const fail = (message: string) => failed?.(message);
   const sinks: CallSink[] = [];
+  // One tracker decodes HTTP for every HTTP output; those listen to it, and it closes them.
   const tracker: HttpTracker | undefined = modules.http ? new modules.http.HttpTracker() : undefined;
 
   let pcapng: PcapngSink | undefined;
@@ -67,18 +68,20 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
     const color = opts.color ?? (!opts.output && process.stdout.isTTY === true && !process.env.NO_COLOR);
     const onClosed = (e: NodeJS.ErrnoException) => fail(`output ${opts.output ?? 'stdout'} closed: ${e.code ?? e.message}`);
     if (opts.format === 'http') {
-      main = httpOutput!.createHttpSink(out, ctx, { color, redact: opts.redact, tracker, onClosed });
+      // A listener only: the tracker feeds it, reports its backpressure and closes it.
+      httpOutput!.createHttpSink(out, ctx, { color, redact: opts.redact, tracker: tracker!, onClosed });
     } else if (opts.format === 'jsonl') {
       const jsonl = createFormatSink('jsonl', out, ctx, { color: false, onClosed });
-      main = httpOutput!.withHttpRecords(jsonl, ctx, { redact: opts.redact, tracker, summary: false });
+      main = httpOutput!.withHttpRecords(jsonl, ctx, { redact: opts.redact, tracker: tracker!, summary: false });
     } else {
       main = createFormatSink(opts.format, out, ctx, { color, onClosed });
     }
-    sinks.push(main);
+    if (main) sinks.push(main);
   }
 
-  const har = opts.har === undefined ? undefined : modules.har!.createHarSink(opts.har, ctx, { redact: opts.redact, tracker });
-  if (har) sinks.push(har);
+  const har = opts.har === undefined ? undefined : modules.har!.createHarSink(opts.har, ctx, { redact: opts.redact, tracker: tracker! });
+  // After the jsonl sink: a call's `data` line comes before the `http` records it completes.
+  if (tracker) sinks.push(tracker);
 
   const closeAll = async () => {
     await Promise.all(sinks.map((s) => s.close()));
@@ -89,7 +92,8 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
     sinks,
     onFailure: (fn) => (failed = fn),
     async finish(stats) {
-      // The HTTP decoders see the end first, so their last exchanges precede the summary lines.
+      // The HTTP decoders see the end first, so their last exchanges precede the summary lines;
+      // closing the tracker also closes the -f http and --har outputs.
       await tracker?.close();
       if (opts.format === 'jsonl' && main) {
         if (tracker) main.writeLine(JSON.stringify(modules.http!.httpSummaryRecord(tracker.stats)));
