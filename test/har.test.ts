@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { createHarSink, harEntry } from '../src/har/index.js';
+import { createHarSink, createHarStreamSink, harEntry } from '../src/har/index.js';
 import { createHttpSink } from '../src/output/http.js';
 import { HttpTracker } from '../src/http/tracker.js';
 import { OutputFileError } from '../src/util/private-file.js';
@@ -197,3 +197,62 @@ test('a HAR file from real HTTP/2 traffic (node:http2 h2c) validates, one entry 
   assert.deepEqual(doc.log.entries[2].request.queryString, [{ name: 'x', value: '1' }]);
 });
 
+/** A stream that keeps what it is given, synchronously. */
+function collector() {
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      chunks.push(Buffer.from(chunk));
+      cb();
+    },
+  });
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+test('HAR is streamed: each entry reaches the stream when its exchange completes, the sink keeps no entries', async () => {
+  const out = collector();
+  const tracker = new HttpTracker();
+  // flushBytes 1: every committed entry goes to the stream at once, so no timer is involved.
+  const sink = createHarStreamSink(out.stream, 'memory.har', ctx, { redact: false, tracker, flushBytes: 1 });
+  assert.match(out.text(), /^\{"log":\{"version":"1\.2","creator":\{[^}]*\},"entries":\[$/);
+  const exchanges = 200;
+  for (let i = 0; i < exchanges; i++) {
+    const c = { ...conn, id: 100 + i };
+    tracker.write(call('write', `GET /item/${i} HTTP/1.1\r\nHost: api.test\r\n\r\n`, { conn: c }));
+    tracker.write(call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', { conn: c }));
+    // Written before the capture ends, not collected for the end.
+    assert.ok(out.text().includes(`"url":"https://api.test/item/${i}"`), `entry ${i} is on the stream`);
+    assert.equal(sink.entries, i + 1);
+  }
+  // Nothing the sink holds grows with the entries: no array among its fields.
+  for (const [field, value] of Object.entries(sink)) assert.equal(Array.isArray(value), false, field);
+  await tracker.close();
+  const doc = JSON.parse(out.text());
+  assert.deepEqual(validateHar(doc), []);
+  assert.equal(doc.log.entries.length, exchanges);
+  assert.equal(doc.log.comment, `captured by tlstap: ${exchanges} exchanges, 0 incomplete`);
+});
+
+test('HAR entries come in completion order; a killed capture leaves the head and the entries so far, unterminated', async () => {
+  const out = collector();
+  const tracker = new HttpTracker();
+  createHarStreamSink(out.stream, 'order.har', ctx, { redact: false, tracker, flushBytes: 1 });
+  const slow = { ...conn, id: 1 };
+  const fast = { ...conn, id: 2 };
+  tracker.write(call('write', 'GET /slow HTTP/1.1\r\nHost: api.test\r\n\r\n', { conn: slow }));
+  tracker.write(call('write', 'GET /fast HTTP/1.1\r\nHost: api.test\r\n\r\n', { conn: fast }));
+  tracker.write(call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { conn: fast }));
+  tracker.write(call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { conn: slow }));
+  // What a killed process leaves: not a whole document, but closing the array and objects makes one.
+  const cut = out.text();
+  assert.throws(() => JSON.parse(cut), SyntaxError);
+  const rescued = JSON.parse(`${cut}\n]}}`);
+  assert.deepEqual(
+    rescued.log.entries.map((e: { request: { url: string } }) => e.request.url),
+    ['https://api.test/fast', 'https://api.test/slow'],
+  );
+  await tracker.close();
+  const doc = JSON.parse(out.text());
+  assert.deepEqual(validateHar(doc), []);
+  assert.deepEqual(doc.log.entries.map((e: { request: { url: string } }) => e.request.url), ['https://api.test/fast', 'https://api.test/slow']);
+});
