@@ -83,9 +83,12 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
   // After the jsonl sink: a call's `data` line comes before the `http` records it completes.
   if (tracker) sinks.push(tracker);
 
+  // Every output is closed even when one fails (a --har on a full disk); the first failure is thrown.
   const closeAll = async () => {
-    await Promise.all(sinks.map((s) => s.close()));
+    const closed = await Promise.allSettled(sinks.map((s) => s.close()));
     if (opts.output && out) await new Promise<void>((resolve) => out!.end(() => resolve()));
+    const failed = closed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   };
 
   return {
@@ -93,8 +96,8 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
     onFailure: (fn) => (failed = fn),
     async finish(stats) {
       // The HTTP decoders see the end first, so their last exchanges precede the summary lines;
-      // closing the tracker also closes the -f http and --har outputs.
-      await tracker?.close();
+      // closing the tracker also closes the -f http and --har outputs (a failure is thrown by closeAll).
+      await tracker?.close().catch(() => undefined);
       if (opts.format === 'jsonl' && main) {
         if (tracker) main.writeLine(JSON.stringify(modules.http!.httpSummaryRecord(tracker.stats)));
         main.writeLine(JSON.stringify(summaryRecord(stats)));

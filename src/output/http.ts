@@ -304,7 +304,8 @@ export function withHttpRecords(jsonl: FormatSink, ctx: CaptureContext, opts: Ht
       return jsonl.drained();
     },
     async close() {
-      await tracker.close();
+      // Another listener's failing output (a --har on a full disk) is for the tracker's closer to report.
+      await tracker.close().catch(() => undefined);
       await jsonl.close();
     },
   };
