@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { createHarSink, harEntry } from '../src/har/index.js';
+import { createHarSink, createHarStreamSink, harEntry } from '../src/har/index.js';
 import { createHttpSink } from '../src/output/http.js';
 import { HttpTracker } from '../src/http/tracker.js';
 import { OutputFileError } from '../src/util/private-file.js';
@@ -33,12 +33,14 @@ function h1Calls() {
 
 test('a HAR file from HTTP/1.1 traffic: valid HAR 1.2, 0600, timings, cookies, query, postData, redirect', async () => {
   const path = join(dir, 'h1.har');
-  const sink = createHarSink(path, ctx, { redact: false });
+  const tracker = new HttpTracker();
+  const sink = createHarSink(path, ctx, { redact: false, tracker });
   // The file exists (0600) before any exchange.
   assert.equal(statSync(path).mode & 0o777, 0o600);
-  for (const c of h1Calls().slice(0, 4)) sink.write(c);
-  sink.write(h1Calls()[5]!);
-  await sink.close();
+  for (const c of h1Calls().slice(0, 4)) tracker.write(c);
+  tracker.write(h1Calls()[5]!);
+  await tracker.close();
+  assert.equal(sink.entries, 3);
   assert.equal(statSync(path).mode & 0o777, 0o600);
   const doc = JSON.parse(readFileSync(path, 'utf8'));
   assert.deepEqual(validateHar(doc), []);
@@ -71,9 +73,10 @@ test('a HAR file from HTTP/1.1 traffic: valid HAR 1.2, 0600, timings, cookies, q
 
 test('--redact in HAR: headers and cookies masked', async () => {
   const path = join(dir, 'redacted.har');
-  const sink = createHarSink(path, ctx, { redact: true });
-  for (const c of h1Calls().slice(0, 2)) sink.write(c);
-  await sink.close();
+  const tracker = new HttpTracker();
+  createHarSink(path, ctx, { redact: true, tracker });
+  for (const c of h1Calls().slice(0, 2)) tracker.write(c);
+  await tracker.close();
   const text = readFileSync(path, 'utf8');
   assert.deepEqual(validateHar(JSON.parse(text)), []);
   for (const secret of ['Zm9vOmJhcg==', '"sid","value":"1"', '"value":"9"']) assert.equal(text.includes(secret), false, secret);
@@ -136,24 +139,23 @@ test('the validator catches what HAR 1.2 forbids (so passing it means something)
   assert.notDeepEqual(broken((e) => (e.request.headers = [{ name: 'a' }] as never)), []);
 });
 
-test('a symlink at the HAR path is refused; -f http and --har share one tracker', async () => {
+test('a symlink at the HAR path is refused; -f http and --har listen to one tracker, fed once', async () => {
   const target = join(dir, 'target');
   writeFileSync(target, 'keep');
   const link = join(dir, 'link.har');
   symlinkSync(target, link);
-  assert.throws(() => createHarSink(link, ctx, { redact: false }), OutputFileError);
+  assert.throws(() => createHarSink(link, ctx, { redact: false, tracker: new HttpTracker() }), OutputFileError);
   assert.equal(readFileSync(target, 'utf8'), 'keep');
 
   const out = new Writable({ write: (_c, _e, cb) => cb() });
-  const httpSink = createHttpSink(out, ctx, { color: false, redact: false });
-  const harSink = createHarSink(join(dir, 'shared.har'), ctx, { redact: false, tracker: httpSink.tracker });
-  for (const c of h1Calls().slice(0, 4)) {
-    httpSink.write(c);
-    harSink.write(c);
-  }
-  await httpSink.close();
-  await harSink.close();
+  const tracker = new HttpTracker();
+  const httpSink = createHttpSink(out, ctx, { color: false, redact: false, tracker });
+  const harSink = createHarSink(join(dir, 'shared.har'), ctx, { redact: false, tracker });
+  for (const c of h1Calls().slice(0, 4)) tracker.write(c);
+  // Closing the tracker closes both outputs.
+  await tracker.close();
   assert.equal(httpSink.stats.exchanges, 2);
+  assert.equal(harSink.entries, 2);
   const doc = JSON.parse(readFileSync(join(dir, 'shared.har'), 'utf8'));
   assert.equal(doc.log.entries.length, 2);
 });
@@ -182,9 +184,10 @@ test('a HAR file from real HTTP/2 traffic (node:http2 h2c) validates, one entry 
   await proxy.close();
   server.close();
   const path = join(dir, 'real.har');
-  const sink = createHarSink(path, ctx, { redact: false, tracker: new HttpTracker({ defaultScheme: 'http' }) });
-  for (const c of recordedCalls(proxy.recorded[0]!, 3n)) sink.write(c);
-  await sink.close();
+  const tracker = new HttpTracker({ defaultScheme: 'http' });
+  createHarSink(path, ctx, { redact: false, tracker });
+  for (const c of recordedCalls(proxy.recorded[0]!, 3n)) tracker.write(c);
+  await tracker.close();
   const doc = JSON.parse(readFileSync(path, 'utf8'));
   assert.deepEqual(validateHar(doc), []);
   assert.deepEqual(
@@ -192,4 +195,64 @@ test('a HAR file from real HTTP/2 traffic (node:http2 h2c) validates, one entry 
     paths.map((p) => [`http://127.0.0.1:${proxy.port}${p}`, 200, `hello ${p}`]),
   );
   assert.deepEqual(doc.log.entries[2].request.queryString, [{ name: 'x', value: '1' }]);
+});
+
+/** A stream that keeps what it is given, synchronously. */
+function collector() {
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      chunks.push(Buffer.from(chunk));
+      cb();
+    },
+  });
+  return { stream, text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
+test('HAR is streamed: each entry reaches the stream when its exchange completes, the sink keeps no entries', async () => {
+  const out = collector();
+  const tracker = new HttpTracker();
+  // flushBytes 1: every committed entry goes to the stream at once, so no timer is involved.
+  const sink = createHarStreamSink(out.stream, 'memory.har', ctx, { redact: false, tracker, flushBytes: 1 });
+  assert.match(out.text(), /^\{"log":\{"version":"1\.2","creator":\{[^}]*\},"entries":\[$/);
+  const exchanges = 200;
+  for (let i = 0; i < exchanges; i++) {
+    const c = { ...conn, id: 100 + i };
+    tracker.write(call('write', `GET /item/${i} HTTP/1.1\r\nHost: api.test\r\n\r\n`, { conn: c }));
+    tracker.write(call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', { conn: c }));
+    // Written before the capture ends, not collected for the end.
+    assert.ok(out.text().includes(`"url":"https://api.test/item/${i}"`), `entry ${i} is on the stream`);
+    assert.equal(sink.entries, i + 1);
+  }
+  // Nothing the sink holds grows with the entries: no array among its fields.
+  for (const [field, value] of Object.entries(sink)) assert.equal(Array.isArray(value), false, field);
+  await tracker.close();
+  const doc = JSON.parse(out.text());
+  assert.deepEqual(validateHar(doc), []);
+  assert.equal(doc.log.entries.length, exchanges);
+  assert.equal(doc.log.comment, `captured by tlstap: ${exchanges} exchanges, 0 incomplete`);
+});
+
+test('HAR entries come in completion order; a killed capture leaves the head and the entries so far, unterminated', async () => {
+  const out = collector();
+  const tracker = new HttpTracker();
+  createHarStreamSink(out.stream, 'order.har', ctx, { redact: false, tracker, flushBytes: 1 });
+  const slow = { ...conn, id: 1 };
+  const fast = { ...conn, id: 2 };
+  tracker.write(call('write', 'GET /slow HTTP/1.1\r\nHost: api.test\r\n\r\n', { conn: slow }));
+  tracker.write(call('write', 'GET /fast HTTP/1.1\r\nHost: api.test\r\n\r\n', { conn: fast }));
+  tracker.write(call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { conn: fast }));
+  tracker.write(call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', { conn: slow }));
+  // What a killed process leaves: not a whole document, but closing the array and objects makes one.
+  const cut = out.text();
+  assert.throws(() => JSON.parse(cut), SyntaxError);
+  const rescued = JSON.parse(`${cut}\n]}}`);
+  assert.deepEqual(
+    rescued.log.entries.map((e: { request: { url: string } }) => e.request.url),
+    ['https://api.test/fast', 'https://api.test/slow'],
+  );
+  await tracker.close();
+  const doc = JSON.parse(out.text());
+  assert.deepEqual(validateHar(doc), []);
+  assert.deepEqual(doc.log.entries.map((e: { request: { url: string } }) => e.request.url), ['https://api.test/fast', 'https://api.test/slow']);
 });

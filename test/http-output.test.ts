@@ -45,9 +45,10 @@ function traffic() {
 
 test('-f http: one block per exchange with URL, status, headers, decoded body preview, latency, process', async () => {
   const out = new Collector();
-  const sink = createHttpSink(out, ctx, { color: false, redact: false, maxBodyPreview: 1024 });
-  for (const c of traffic()) sink.write(c);
-  await sink.close();
+  const tracker = new HttpTracker();
+  const sink = createHttpSink(out, ctx, { color: false, redact: false, maxBodyPreview: 1024, tracker });
+  for (const c of traffic()) tracker.write(c);
+  await tracker.close();
   const text = out.text();
   assert.match(text, /#1 curl pid=4242 conn=12 127\.0\.0\.1:50000 → 127\.0\.0\.1:8443 \(client\)/);
   assert.match(text, /^POST https:\/\/shop\.test\/login\?next=%2F HTTP\/1\.1$/m);
@@ -67,9 +68,10 @@ test('-f http: one block per exchange with URL, status, headers, decoded body pr
 
 test('--redact masks credentials in -f http, jsonl http records and keeps the rest', async () => {
   const out = new Collector();
-  const sink = createHttpSink(out, ctx, { color: true, redact: true });
-  for (const c of traffic()) sink.write(c);
-  await sink.close();
+  const tracker = new HttpTracker();
+  createHttpSink(out, ctx, { color: true, redact: true, tracker });
+  for (const c of traffic()) tracker.write(c);
+  await tracker.close();
   const text = out.text();
   for (const secret of ['abc.def', 'sid=123', 'k-777', 'sid=456', 'dark']) assert.equal(text.includes(secret), false, secret);
   assert.match(text, /Authorization:\x1b\[0m Bearer \[REDACTED\]/);
@@ -78,8 +80,13 @@ test('--redact masks credentials in -f http, jsonl http records and keeps the re
   assert.ok(text.includes('\x1b['), 'colour when asked');
 
   const jsonOut = new Collector();
-  const jsonl = withHttpRecords(createFormatSink('jsonl', jsonOut, ctx, { color: false }), ctx, { redact: true });
-  for (const c of traffic()) jsonl.write(c);
+  const jsonTracker = new HttpTracker();
+  const jsonl = withHttpRecords(createFormatSink('jsonl', jsonOut, ctx, { color: false }), ctx, { redact: true, tracker: jsonTracker });
+  // As the pipeline does: the jsonl sink, then the tracker.
+  for (const c of traffic()) {
+    jsonl.write(c);
+    jsonTracker.write(c);
+  }
   await jsonl.close();
   const lines = jsonOut.text().trim().split('\n').map((l) => JSON.parse(l) as { type: string });
   const http = lines.filter((l) => l.type === 'http') as unknown as HttpRecord[];
@@ -92,9 +99,13 @@ test('--redact masks credentials in -f http, jsonl http records and keeps the re
 
 test('jsonl http records: request and response with headers, sizes, text or base64, timings', async () => {
   const jsonOut = new Collector();
-  const jsonl = withHttpRecords(createFormatSink('jsonl', jsonOut, ctx, { color: false }), ctx, { redact: false });
+  const tracker = new HttpTracker();
+  const jsonl = withHttpRecords(createFormatSink('jsonl', jsonOut, ctx, { color: false }), ctx, { redact: false, tracker });
   const calls = traffic();
-  for (const c of calls) jsonl.write(c);
+  for (const c of calls) {
+    jsonl.write(c);
+    tracker.write(c);
+  }
   await jsonl.close();
   const http = jsonOut
     .text()
@@ -120,18 +131,14 @@ test('jsonl http records: request and response with headers, sizes, text or base
   assert.equal(logo!.response!.body.size, 100);
 });
 
-test('one tracker shared by two sinks decodes each call once', async () => {
+test('one tracker, fed each call once, serves two outputs and closes both', async () => {
   const tracker = new HttpTracker();
   const a = new Collector();
   const b = new Collector();
-  const s1 = createHttpSink(a, ctx, { color: false, redact: false, tracker });
-  const s2 = createHttpSink(b, ctx, { color: false, redact: true, tracker });
-  for (const c of traffic()) {
-    s1.write(c);
-    s2.write(c);
-  }
-  await s1.close();
-  await s2.close();
+  createHttpSink(a, ctx, { color: false, redact: false, tracker });
+  createHttpSink(b, ctx, { color: false, redact: true, tracker });
+  for (const c of traffic()) tracker.write(c);
+  await tracker.close();
   assert.equal(tracker.stats.exchanges, 2);
   assert.equal((a.text().match(/^← 200/gm) ?? []).length, 2);
   assert.equal((b.text().match(/^← 200/gm) ?? []).length, 2);
@@ -168,9 +175,10 @@ test('an output stream that dies (EPIPE) does not break decoding', async () => {
   });
   out.on('error', () => {});
   let closedWith: string | undefined;
-  const sink = createHttpSink(out, ctx, { color: false, redact: false, flushBytes: 1, onClosed: (e) => (closedWith = e.code) });
-  for (const c of traffic()) sink.write(c);
-  await sink.close();
+  const tracker = new HttpTracker();
+  const sink = createHttpSink(out, ctx, { color: false, redact: false, flushBytes: 1, onClosed: (e) => (closedWith = e.code), tracker });
+  for (const c of traffic()) tracker.write(c);
+  await tracker.close();
   assert.equal(closedWith, 'EPIPE');
   assert.equal(sink.stats.exchanges, 2);
 });

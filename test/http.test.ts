@@ -270,15 +270,39 @@ test('a request without a response is emitted as incomplete when the capture end
   assert.equal(got.ended, true);
 });
 
-test('a shared tracker ignores the same call passed twice (one per sink)', async () => {
+test('the tracker reports its listeners\' backpressure, ends then closes each of them once', async () => {
   const tracker = new HttpTracker();
   const got = collect(tracker);
-  const c1 = call('write', 'GET / HTTP/1.1\r\nHost: a\r\n\r\n');
-  const c2 = call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
-  for (const c of [c1, c1, c2, c2]) tracker.write(c);
-  await tracker.close();
+  const seen: string[] = [];
+  let behind = false;
+  let release: () => void = () => {};
+  tracker.subscribe({
+    exchange: () => seen.push('exchange'),
+    end: () => seen.push('end'),
+    close: async () => void seen.push('close'),
+    get needsDrain() {
+      return behind;
+    },
+    drained: () => new Promise<void>((resolve) => (release = resolve)),
+  });
+  assert.equal(tracker.needsDrain, false);
+  behind = true;
+  assert.equal(tracker.needsDrain, true);
+  let drained = false;
+  const waiting = tracker.drained().then(() => (drained = true));
+  await Promise.resolve();
+  assert.equal(drained, false);
+  release();
+  await waiting;
+  behind = false;
+  tracker.write(call('write', 'GET / HTTP/1.1\r\nHost: a\r\n\r\n'));
+  tracker.write(call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+  await Promise.all([tracker.close(), tracker.close()]);
+  // Calls after the end are ignored.
+  tracker.write(call('write', 'GET /late HTTP/1.1\r\nHost: a\r\n\r\n'));
   await tracker.close();
   assert.equal(got.exchanges.length, 1);
+  assert.deepEqual(seen, ['exchange', 'end', 'close']);
 });
 
 test('CONNECT tunnels switch to raw after the 200', async () => {

@@ -47,3 +47,18 @@ test('replay of a file that is not a recording fails with one clear line', async
   assert.match(run.stderr, /^tlstap: .*hostname/m);
   assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
 });
+
+test('a --har that fails (full disk) leaves -f jsonl whole, with its http and summary lines, and fails the run', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-replay-'));
+  try {
+    const out = join(dir, 'out.jsonl');
+    const run = await runTlstap(['replay', FIXTURE, '-f', 'jsonl', '-o', out, '--har', '/dev/full']);
+    assert.notEqual(run.code, 0);
+    assert.match(run.stderr, /ENOSPC/);
+    const types = readFileSync(out, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type);
+    assert.equal(types.filter((t) => t === 'http').length, 6);
+    assert.deepEqual(types.slice(-2), ['http_summary', 'summary']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

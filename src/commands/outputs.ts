@@ -51,6 +51,7 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
   let failed: ((message: string) => void) | undefined;
   const fail = (message: string) => failed?.(message);
   const sinks: CallSink[] = [];
+  // One tracker decodes HTTP for every HTTP output; those listen to it, and it closes them.
   const tracker: HttpTracker | undefined = modules.http ? new modules.http.HttpTracker() : undefined;
 
   let pcapng: PcapngSink | undefined;
@@ -67,30 +68,36 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
     const color = opts.color ?? (!opts.output && process.stdout.isTTY === true && !process.env.NO_COLOR);
     const onClosed = (e: NodeJS.ErrnoException) => fail(`output ${opts.output ?? 'stdout'} closed: ${e.code ?? e.message}`);
     if (opts.format === 'http') {
-      main = httpOutput!.createHttpSink(out, ctx, { color, redact: opts.redact, tracker, onClosed });
+      // A listener only: the tracker feeds it, reports its backpressure and closes it.
+      httpOutput!.createHttpSink(out, ctx, { color, redact: opts.redact, tracker: tracker!, onClosed });
     } else if (opts.format === 'jsonl') {
       const jsonl = createFormatSink('jsonl', out, ctx, { color: false, onClosed });
-      main = httpOutput!.withHttpRecords(jsonl, ctx, { redact: opts.redact, tracker, summary: false });
+      main = httpOutput!.withHttpRecords(jsonl, ctx, { redact: opts.redact, tracker: tracker!, summary: false });
     } else {
       main = createFormatSink(opts.format, out, ctx, { color, onClosed });
     }
-    sinks.push(main);
+    if (main) sinks.push(main);
   }
 
-  const har = opts.har === undefined ? undefined : modules.har!.createHarSink(opts.har, ctx, { redact: opts.redact, tracker });
-  if (har) sinks.push(har);
+  const har = opts.har === undefined ? undefined : modules.har!.createHarSink(opts.har, ctx, { redact: opts.redact, tracker: tracker! });
+  // After the jsonl sink: a call's `data` line comes before the `http` records it completes.
+  if (tracker) sinks.push(tracker);
 
+  // Every output is closed even when one fails (a --har on a full disk); the first failure is thrown.
   const closeAll = async () => {
-    await Promise.all(sinks.map((s) => s.close()));
+    const closed = await Promise.allSettled(sinks.map((s) => s.close()));
     if (opts.output && out) await new Promise<void>((resolve) => out!.end(() => resolve()));
+    const failed = closed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   };
 
   return {
     sinks,
     onFailure: (fn) => (failed = fn),
     async finish(stats) {
-      // The HTTP decoders see the end first, so their last exchanges precede the summary lines.
-      await tracker?.close();
+      // The HTTP decoders see the end first, so their last exchanges precede the summary lines;
+      // closing the tracker also closes the -f http and --har outputs (a failure is thrown by closeAll).
+      await tracker?.close().catch(() => undefined);
       if (opts.format === 'jsonl' && main) {
         if (tracker) main.writeLine(JSON.stringify(modules.http!.httpSummaryRecord(tracker.stats)));
         main.writeLine(JSON.stringify(summaryRecord(stats)));

@@ -1,12 +1,14 @@
 // HAR 1.2 (http://www.softwareishard.com/blog/har-12-spec/) from decoded exchanges: entries with
-// timings from the capture timestamps, written to a 0600 file when the capture ends.
+// timings from the capture timestamps, streamed to a 0600 file as exchanges complete; the
+// document is closed when the capture ends.
 
-import type { CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
+import type { Writable } from 'node:stream';
+import type { CaptureContext } from '../events/types.js';
 import { decodeBody } from '../http/body.js';
 import { headerValue } from '../http/message.js';
 import { redactHeaders } from '../http/redact.js';
-import { HttpTracker } from '../http/tracker.js';
-import type { HttpExchange, HttpHeader, HttpStats, HttpVersion } from '../http/types.js';
+import type { HttpTracker } from '../http/tracker.js';
+import type { HttpExchange, HttpHeader, HttpListener, HttpStats, HttpVersion } from '../http/types.js';
 import { BatchWriter } from '../output/batch.js';
 import { createPrivateWriteStream } from '../util/private-file.js';
 import { tlstapVersion } from '../version.js';
@@ -246,7 +248,7 @@ export function harEntry(ex: HttpExchange, ctx: CaptureContext, opts: HarOptions
   return entry;
 }
 
-/** A HAR document holding `entries` (ordered by start time). */
+/** A HAR document holding `entries`, in the order given. */
 export function harLog(entries: HarEntry[], comment?: string): HarLog {
   const log: HarLog['log'] = { version: '1.2', creator: { name: 'tlstap', version: tlstapVersion() }, entries };
   if (comment !== undefined) log.comment = comment;
@@ -255,78 +257,105 @@ export function harLog(entries: HarEntry[], comment?: string): HarLog {
 
 /** Options of createHarSink. */
 export interface HarSinkOptions extends HarOptions {
-  /** A tracker shared with other HTTP sinks (e.g. `-f http`), so calls are decoded once. */
-  tracker?: HttpTracker;
+  /** The tracker whose exchanges become entries (fed by the pipeline, shared with other outputs). */
+  tracker: HttpTracker;
+  /** Batched bytes that trigger a write (default 64 KiB). */
+  flushBytes?: number;
 }
 
-/** A CallSink writing a HAR file when closed. */
-export interface HarSink {
-  write(call: TlsCall): void;
-  connection(event: ConnectionEvent): void;
-  /** Writes the file; resolves when it is on disk (rejects when writing failed). */
+/**
+ * The `--har` output: a listener of a tracker, which feeds it and closes it. Each exchange is
+ * written as an entry when it completes, so nothing is kept but the stream's batch.
+ */
+export interface HarSink extends HttpListener {
+  /** Ends the document and the stream; resolves when it is on disk (rejects when writing failed). */
   close(): Promise<void>;
   readonly path: string;
   readonly tracker: HttpTracker;
   readonly stats: HttpStats;
-  /** Entries collected so far. */
+  /** Entries written so far. */
   readonly entries: number;
+  readonly needsDrain: boolean;
+  drained(): Promise<void>;
+}
+
+/** Where the entries go in `{"log":{...,"entries":[` + entries + `],"comment":...}}`. */
+const ENTRIES_KEY = '"entries":[';
+
+class HarWriter implements HarSink {
+  entries = 0;
+  private readonly writer: BatchWriter;
+  /** Where the head (up to the entries array) ends in a serialised harLog. */
+  private readonly cut: number;
+  private failure: NodeJS.ErrnoException | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly path: string,
+    private readonly stream: Writable,
+    private readonly ctx: CaptureContext,
+    private readonly opts: HarSinkOptions,
+  ) {
+    this.writer = new BatchWriter(stream, { onClosed: (e) => (this.failure ??= e), flushBytes: opts.flushBytes });
+    const head = JSON.stringify(harLog([]));
+    this.cut = head.indexOf(ENTRIES_KEY) + ENTRIES_KEY.length;
+    this.writer.writeString(head.slice(0, this.cut));
+    this.writer.commit();
+    opts.tracker.subscribe(this);
+  }
+
+  get tracker(): HttpTracker {
+    return this.opts.tracker;
+  }
+
+  get stats(): HttpStats {
+    return this.opts.tracker.stats;
+  }
+
+  get needsDrain(): boolean {
+    return this.writer.needsDrain;
+  }
+
+  drained(): Promise<void> {
+    return this.writer.drained();
+  }
+
+  /** One entry per line, in completion order. */
+  exchange(ex: HttpExchange): void {
+    if (this.writer.error !== undefined || this.closing !== undefined) return;
+    this.writer.writeString(`${this.entries === 0 ? '\n' : ',\n'}${JSON.stringify(harEntry(ex, this.ctx, this.opts))}`);
+    this.entries++;
+    this.writer.commit();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.writeTail();
+    return this.closing;
+  }
+
+  private async writeTail(): Promise<void> {
+    const s = this.stats;
+    const tail = JSON.stringify(harLog([], `captured by tlstap: ${s.exchanges} exchanges, ${s.incompleteExchanges} incomplete`));
+    this.writer.writeString(`${this.entries > 0 ? '\n' : ''}${tail.slice(this.cut)}\n`);
+    this.writer.commit();
+    await this.writer.close();
+    await new Promise<void>((resolve) => {
+      this.stream.end(() => resolve());
+    });
+    if (this.failure !== undefined) throw this.failure;
+  }
 }
 
 /**
- * A sink that decodes HTTP and writes HAR 1.2 to `path` at close. The file is created at once with
- * mode 0600 and without following a symlink (so a bad path fails before the capture starts).
+ * `--har` to `path`, listening to `opts.tracker`: the file is created at once with mode 0600 and
+ * without following a symlink (so a bad path fails before the capture starts), the document's head
+ * is written then, each entry as its exchange completes, the tail when the tracker closes.
  */
 export function createHarSink(path: string, ctx: CaptureContext, opts: HarSinkOptions): HarSink {
-  const stream = createPrivateWriteStream(path);
-  const tracker = opts.tracker ?? new HttpTracker();
-  const collected: { start: bigint; seq: number; json: string }[] = [];
-  tracker.subscribe({
-    exchange(ex) {
-      collected.push({ start: ex.timings.requestStartNs, seq: ex.seq, json: JSON.stringify(harEntry(ex, ctx, opts)) });
-    },
-  });
-  let closing: Promise<void> | undefined;
-  const write = async (): Promise<void> => {
-    await tracker.close();
-    collected.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.seq - b.seq));
-    let failure: NodeJS.ErrnoException | undefined;
-    const writer = new BatchWriter(stream, { onClosed: (e) => (failure = e), flushDelayMs: 0 });
-    const s = tracker.stats;
-    const comment = `captured by tlstap: ${s.exchanges} exchanges, ${s.incompleteExchanges} incomplete`;
-    const head = JSON.stringify(harLog([], comment));
-    // `{"log":{...,"entries":[` + entries + `],"comment":...}}`, one entry per line.
-    const cut = head.indexOf('"entries":[') + '"entries":['.length;
-    writer.writeString(head.slice(0, cut));
-    for (let i = 0; i < collected.length; i++) {
-      writer.writeString(`${i === 0 ? '\n' : ',\n'}${collected[i]!.json}`);
-      writer.commit();
-      if (writer.needsDrain) await writer.drained();
-    }
-    writer.writeString(`${collected.length > 0 ? '\n' : ''}${head.slice(cut)}\n`);
-    await writer.close();
-    await new Promise<void>((resolve) => {
-      stream.end(() => resolve());
-    });
-    if (failure !== undefined) throw failure;
-  };
-  return {
-    path,
-    tracker,
-    get stats() {
-      return tracker.stats;
-    },
-    get entries() {
-      return collected.length;
-    },
-    write(call) {
-      tracker.write(call);
-    },
-    connection(event) {
-      tracker.connection(event);
-    },
-    close() {
-      closing ??= write();
-      return closing;
-    },
-  };
+  return new HarWriter(path, createPrivateWriteStream(path), ctx, opts);
+}
+
+/** `--har` to a stream of the caller's (named `name` in reports); close() ends it. */
+export function createHarStreamSink(stream: Writable, name: string, ctx: CaptureContext, opts: HarSinkOptions): HarSink {
+  return new HarWriter(name, stream, ctx, opts);
 }

@@ -63,8 +63,9 @@ export function emptyHttpStats(): HttpStats {
 }
 
 /**
- * Rebuilds HTTP exchanges from calls. It is a CallSink; several sinks may share one tracker and
- * each pass it the same calls: a call (or connection event) identical to the last one is ignored.
+ * Rebuilds HTTP exchanges from calls. It is a CallSink of its own, fed once by the pipeline; the
+ * HTTP outputs (-f http, jsonl http records, HAR) are its listeners. It reports their backpressure
+ * as its own and closes them when it closes.
  */
 export class HttpTracker implements CallSink, ExchangeOut {
   /** The counters for the summary; updated as calls arrive. */
@@ -73,14 +74,13 @@ export class HttpTracker implements CallSink, ExchangeOut {
   private readonly byId = new Map<number, Conn>();
   private readonly byKey = new Map<string, Conn>();
   private readonly opts: DecoderOptions;
-  private lastCall: TlsCall | undefined;
-  private lastEvent: ConnectionEvent | undefined;
   /** The connection of the previous call, to skip the map lookup for runs on one connection. */
   private lastConn: Conn | undefined;
   private lastPid = -1;
   private lastSsl = -1n;
   private lastId: number | undefined = -1;
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(opts: HttpTrackerOptions = {}) {
     this.opts = { maxBodyBytes: opts.maxBodyBytes ?? 16 * 1024 * 1024, defaultScheme: opts.defaultScheme ?? 'https' };
@@ -93,8 +93,7 @@ export class HttpTracker implements CallSink, ExchangeOut {
 
   /** Takes one call in capture order. */
   write(call: TlsCall): void {
-    if (call === this.lastCall || this.closed) return;
-    this.lastCall = call;
+    if (this.closed) return;
     const conn = this.connFor(call);
     switch (conn.mode) {
       case Mode.Http:
@@ -110,8 +109,7 @@ export class HttpTracker implements CallSink, ExchangeOut {
 
   /** Connection lifecycle: an open fixes the connection's identity, a close ends it. */
   connection(event: ConnectionEvent): void {
-    if (event === this.lastEvent || this.closed) return;
-    this.lastEvent = event;
+    if (this.closed) return;
     if (event.type === 'open') {
       if (!this.byId.has(event.conn.id)) this.byId.set(event.conn.id, this.newConn(event.conn.pid, event.comm, event.conn.ssl, event.conn));
       return;
@@ -123,9 +121,26 @@ export class HttpTracker implements CallSink, ExchangeOut {
     this.finish(conn, `connection closed (${event.reason ?? 'closed'})`);
   }
 
-  /** Ends every connection (open exchanges are emitted as incomplete) and tells the listeners. */
+  /** True while a listener's output is behind and the producer should pause. */
+  get needsDrain(): boolean {
+    return this.listeners.some((l) => l.needsDrain === true);
+  }
+
+  /** Resolves when every listener's output can take more. */
+  async drained(): Promise<void> {
+    await Promise.all(this.listeners.map((l) => (l.needsDrain === true ? l.drained?.() : undefined)));
+  }
+
+  /**
+   * Ends every connection (open exchanges are emitted as incomplete), tells the listeners, then
+   * closes their outputs; rejects with the first output's failure once all are closed.
+   */
   close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+    this.closing ??= this.end();
+    return this.closing;
+  }
+
+  private async end(): Promise<void> {
     for (const conn of this.byId.values()) this.finish(conn, 'the capture ended');
     for (const conn of this.byKey.values()) this.finish(conn, 'the capture ended');
     this.byId.clear();
@@ -138,7 +153,9 @@ export class HttpTracker implements CallSink, ExchangeOut {
         // A listener's failure is its own.
       }
     }
-    return Promise.resolve();
+    const closed = await Promise.allSettled(this.listeners.map((l) => l.close?.()));
+    const failed = closed.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   }
 
   /** Hands an exchange to the listeners (called by the decoders). */

@@ -155,4 +155,10 @@ export interface HttpListener {
   raw?(call: TlsCall, conn: HttpConnection): void;
   /** The tracker has flushed everything at the end of the capture. */
   end?(stats: HttpStats): void;
+  /** An output of the listener's own: the tracker closes it after end(), and waits for it. */
+  close?(): Promise<void>;
+  /** True while the listener's output is behind; the tracker's own needsDrain reports it. */
+  readonly needsDrain?: boolean;
+  /** Resolves when the listener's output can take more. */
+  drained?(): Promise<void>;
 }

@@ -7,12 +7,13 @@ import { decodeBody } from '../http/body.js';
 import { endpointText } from '../http/message.js';
 import { formatHttpSummary, httpFallbackRecord, httpRecord, httpSummaryRecord } from '../http/record.js';
 import { redactHeaders } from '../http/redact.js';
-import { HttpTracker } from '../http/tracker.js';
+import type { HttpTracker } from '../http/tracker.js';
 import type { HttpBody, HttpConnection, HttpExchange, HttpFallback, HttpHeader, HttpListener, HttpStats } from '../http/types.js';
 import { BatchWriter } from './batch.js';
 import type { OutputStream } from './batch.js';
 import { escapePayload, previewEnd } from './escape.js';
 import { hexdump } from './hexdump.js';
+import { LineOutput } from './index.js';
 import type { FormatSink } from './index.js';
 import { LocalClock, TextFormat } from './text.js';
 
@@ -24,8 +25,8 @@ export interface HttpSinkOptions {
   redact: boolean;
   /** Body bytes shown per message (default 1024); binary bodies show at most 64 as hex. */
   maxBodyPreview?: number;
-  /** A tracker shared with other HTTP sinks (e.g. --har), so calls are decoded once. */
-  tracker?: HttpTracker;
+  /** The tracker this output listens to (fed by the pipeline, shared with --har and jsonl). */
+  tracker: HttpTracker;
   /** Called once when the stream fails; `isBrokenPipe(error)` means the reader went away. */
   onClosed?: (error: NodeJS.ErrnoException) => void;
   /** Batched bytes that trigger a write (default 64 KiB). */
@@ -34,10 +35,20 @@ export interface HttpSinkOptions {
   flushDelayMs?: number;
 }
 
-/** An HTTP output sink: a FormatSink whose stats count exchanges and raw fallbacks. */
-export interface HttpSink extends FormatSink {
-  /** The tracker decoding the calls (pass it to createHarSink to share it). */
+/**
+ * The `-f http` output: a listener of a tracker, which feeds it and closes it; it takes no calls
+ * itself. needsDrain/drained/error are its stream's.
+ */
+export interface HttpSink extends HttpListener {
+  /** The tracker this output listens to. */
   readonly tracker: HttpTracker;
+  readonly needsDrain: boolean;
+  drained(): Promise<void>;
+  /** Writes a line of the caller's own, in order with the exchanges. */
+  writeLine(line: string): void;
+  /** Flushes what is batched (called by the tracker when it closes); does not end the stream. */
+  close(): Promise<void>;
+  readonly error: NodeJS.ErrnoException | undefined;
   /** The HTTP counters for the summary. */
   readonly stats: HttpStats;
 }
@@ -183,17 +194,18 @@ export class ExchangeFormatter {
   }
 }
 
-/** The `-f http` sink. */
-class HttpFormatSink implements HttpSink, HttpListener {
+/** The `-f http` output. */
+class HttpFormatSink extends LineOutput implements HttpSink {
   private readonly formatter: ExchangeFormatter;
   private readonly rawText: TextFormat;
 
   constructor(
     readonly tracker: HttpTracker,
-    private readonly writer: BatchWriter,
+    writer: BatchWriter,
     ctx: CaptureContext,
     opts: HttpSinkOptions,
   ) {
+    super(writer);
     this.formatter = new ExchangeFormatter(ctx, opts);
     this.rawText = new TextFormat(ctx, opts.color, opts.maxBodyPreview ?? 1024);
     tracker.subscribe(this);
@@ -201,37 +213,6 @@ class HttpFormatSink implements HttpSink, HttpListener {
 
   get stats(): HttpStats {
     return this.tracker.stats;
-  }
-
-  get needsDrain(): boolean {
-    return this.writer.needsDrain;
-  }
-
-  get error(): NodeJS.ErrnoException | undefined {
-    return this.writer.error;
-  }
-
-  write(call: TlsCall): void {
-    this.tracker.write(call);
-  }
-
-  connection(event: ConnectionEvent): void {
-    this.tracker.connection(event);
-  }
-
-  writeLine(line: string): void {
-    if (this.writer.error !== undefined) return;
-    this.writer.writeString(line.endsWith('\n') ? line : `${line}\n`);
-    this.writer.commit();
-  }
-
-  drained(): Promise<void> {
-    return this.writer.drained();
-  }
-
-  async close(): Promise<void> {
-    await this.tracker.close();
-    await this.writer.close();
   }
 
   // HttpListener
@@ -256,20 +237,20 @@ class HttpFormatSink implements HttpSink, HttpListener {
   }
 }
 
-/** `-f http` on `out`: one block per exchange, raw calls for what is not HTTP; close() does not end `out`. */
+/** `-f http` on `out`, listening to `opts.tracker`: one block per exchange, raw calls for what is not HTTP; close() does not end `out`. */
 export function createHttpSink(out: OutputStream, ctx: CaptureContext, opts: HttpSinkOptions): HttpSink {
   const preview = opts.maxBodyPreview ?? 1024;
   if (!(preview >= 0)) throw new RangeError(`maxBodyPreview must be >= 0, got ${opts.maxBodyPreview}`);
   const writer = new BatchWriter(out, { onClosed: opts.onClosed, flushBytes: opts.flushBytes, flushDelayMs: opts.flushDelayMs });
-  return new HttpFormatSink(opts.tracker ?? new HttpTracker(), writer, ctx, opts);
+  return new HttpFormatSink(opts.tracker, writer, ctx, opts);
 }
 
 /** Options of withHttpRecords. */
 export interface HttpRecordOptions {
   redact: boolean;
-  /** A tracker shared with other HTTP sinks. */
-  tracker?: HttpTracker;
-  /** Also write one `http_summary` line when closing (default true). */
+  /** The tracker the records come from (fed by the pipeline, not by this sink). */
+  tracker: HttpTracker;
+  /** Also write one `http_summary` line when the tracker ends (default true). */
   summary?: boolean;
 }
 
@@ -280,18 +261,23 @@ export interface HttpJsonlSink extends FormatSink {
 }
 
 /**
- * Wraps a `jsonl` FormatSink: every call still goes to it as a `data` line, and each decoded
- * exchange adds a `{"type":"http",...}` line (HttpRecord), each raw fallback a `http_fallback` line,
- * and close() a final `http_summary` line before closing the wrapped sink.
+ * Wraps a `jsonl` FormatSink: every call still goes to it as a `data` line, and each exchange the
+ * tracker decodes adds a `{"type":"http",...}` line (HttpRecord), each raw fallback a
+ * `http_fallback` line, and its end a final `http_summary` line. The tracker is fed by the
+ * pipeline (after this sink, so a call's `data` line precedes the records it completes); close()
+ * closes the tracker first, so its last records precede the end of the stream.
  */
 export function withHttpRecords(jsonl: FormatSink, ctx: CaptureContext, opts: HttpRecordOptions): HttpJsonlSink {
-  const tracker = opts.tracker ?? new HttpTracker();
+  const tracker = opts.tracker;
   tracker.subscribe({
     exchange(ex) {
       jsonl.writeLine(JSON.stringify(httpRecord(ex, ctx, opts)));
     },
     fallback(f) {
       jsonl.writeLine(JSON.stringify(httpFallbackRecord(f, ctx)));
+    },
+    end(stats) {
+      if (opts.summary !== false) jsonl.writeLine(JSON.stringify(httpSummaryRecord(stats)));
     },
   });
   return {
@@ -307,11 +293,9 @@ export function withHttpRecords(jsonl: FormatSink, ctx: CaptureContext, opts: Ht
     },
     write(call: TlsCall) {
       jsonl.write(call);
-      tracker.write(call);
     },
     connection(event: ConnectionEvent) {
       jsonl.connection?.(event);
-      tracker.connection(event);
     },
     writeLine(line: string) {
       jsonl.writeLine(line);
@@ -320,8 +304,8 @@ export function withHttpRecords(jsonl: FormatSink, ctx: CaptureContext, opts: Ht
       return jsonl.drained();
     },
     async close() {
-      await tracker.close();
-      if (opts.summary !== false) jsonl.writeLine(JSON.stringify(httpSummaryRecord(tracker.stats)));
+      // Another listener's failing output (a --har on a full disk) is for the tracker's closer to report.
+      await tracker.close().catch(() => undefined);
       await jsonl.close();
     },
   };

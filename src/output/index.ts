@@ -55,18 +55,47 @@ export interface FormatSink extends CallSink {
   readonly error: NodeJS.ErrnoException | undefined;
 }
 
-class EncodingSink implements FormatSink {
-  constructor(
-    private readonly encoder: CallEncoder,
-    private readonly writer: BatchWriter,
-  ) {}
+/**
+ * A line output on a BatchWriter: backpressure, the caller's own lines, close. The format sinks
+ * and the `-f http` output build on it.
+ */
+export class LineOutput {
+  constructor(protected readonly writer: BatchWriter) {}
 
+  /** True while the stream wants the producer to pause; await drained() before writing more. */
   get needsDrain(): boolean {
     return this.writer.needsDrain;
   }
 
+  /** The error that ended output (EPIPE, ...), if any; later lines are discarded. */
   get error(): NodeJS.ErrnoException | undefined {
     return this.writer.error;
+  }
+
+  /** Writes one line (a newline is added when missing). */
+  writeLine(line: string): void {
+    if (this.writer.error !== undefined) return;
+    this.writer.writeString(line.endsWith('\n') ? line : `${line}\n`);
+    this.writer.commit();
+  }
+
+  /** Resolves when the stream can take more (at once if it already can, or after a failure). */
+  drained(): Promise<void> {
+    return this.writer.drained();
+  }
+
+  /** Flushes what is batched; does not end the stream. */
+  close(): Promise<void> {
+    return this.writer.close();
+  }
+}
+
+class EncodingSink extends LineOutput implements FormatSink {
+  constructor(
+    private readonly encoder: CallEncoder,
+    writer: BatchWriter,
+  ) {
+    super(writer);
   }
 
   write(call: TlsCall): void {
@@ -79,20 +108,6 @@ class EncodingSink implements FormatSink {
     if (this.writer.error !== undefined || !this.encoder.encodeConnection) return;
     this.encoder.encodeConnection(event, this.writer);
     this.writer.commit();
-  }
-
-  writeLine(line: string): void {
-    if (this.writer.error !== undefined) return;
-    this.writer.writeString(line.endsWith('\n') ? line : `${line}\n`);
-    this.writer.commit();
-  }
-
-  drained(): Promise<void> {
-    return this.writer.drained();
-  }
-
-  close(): Promise<void> {
-    return this.writer.close();
   }
 }
 
