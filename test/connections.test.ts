@@ -4,7 +4,7 @@ import { CallPipeline } from '../src/capture/pipeline.js';
 import type { PipelineOptions } from '../src/capture/pipeline.js';
 import { EVENT_LAYOUT } from '../src/events/layout.js';
 import type { CallSink, ConnectionEvent, TlsCall } from '../src/events/types.js';
-import { encodeBatchOf, encodeConnRecord, encodeRecord } from './support/events.js';
+import { chunkRecords, encodeBatchOf, encodeConnRecord, encodeRecord } from './support/events.js';
 
 const K = EVENT_LAYOUT.constants;
 const V4 = (a: number, b: number, c: number, d: number) => Buffer.from([a, b, c, d]);
@@ -112,4 +112,30 @@ test('a process exit closes every connection it still had', () => {
     [1, 'the process exited'],
     [2, 'the process exited'],
   ]);
+});
+
+/** Like run(), but each batch's memory is overwritten once the pipeline is done with it, as live capture reuses it. */
+function runReusingBatches(batches: Buffer[][]): string[] {
+  const texts: string[] = [];
+  // A sink follows the rule: it copies what it keeps past write().
+  const sink: CallSink = { write: (c) => texts.push(c.data.toString()), close: async () => undefined };
+  const pipeline = new CallPipeline([sink]);
+  for (const records of batches) {
+    const { batch, count } = encodeBatchOf(records);
+    pipeline.onBatch(batch, count);
+    batch.fill(0xee);
+  }
+  pipeline.flush();
+  return texts;
+}
+
+test('a call held back for an earlier one keeps its bytes when its batch is reused', () => {
+  assert.deepEqual(runReusingBatches([[open(1), data(1, 1, 'second')], [data(1, 0, 'first')]]), ['first', 'second']);
+});
+
+test('a call whose chunks span two batches keeps the first batch\'s bytes when that batch is reused', () => {
+  const spec = { connId: 1, seq: 0, tsNs: 100n, tid: 7, data: Buffer.from('0123456789abcdef') };
+  const [head, tail] = chunkRecords(spec, 8);
+  assert.ok(head && tail);
+  assert.deepEqual(runReusingBatches([[open(1), head], [tail]]), ['0123456789abcdef']);
 });

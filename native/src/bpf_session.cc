@@ -26,6 +26,8 @@ constexpr unsigned kAttachUprobeMulti = 48;       // BPF_TRACE_UPROBE_MULTI
 constexpr unsigned kUprobeMultiReturn = 1;        // BPF_F_UPROBE_MULTI_RETURN
 constexpr size_t kLinkCreateUnion = 16;           // link_create: prog_fd, target_fd, attach_type, flags
 constexpr size_t kBpfAttrSize = 128;
+// What OnSample returns to end a consume call early (libbpf stops at a negative return).
+constexpr int kStopConsuming = -ECANCELED;
 // Batches waiting for JS; when JS is this far behind, the polling thread waits and the kernel
 // counts what the ring buffer cannot hold.
 constexpr size_t kQueuedBatches = 8;
@@ -115,6 +117,7 @@ Napi::Function BpfSession::Define(Napi::Env env)
 				   InstanceMethod("startPolling", &BpfSession::StartPolling),
 				   InstanceMethod("stopPolling", &BpfSession::StopPolling),
 				   InstanceMethod("pausePolling", &BpfSession::PausePolling),
+				   InstanceMethod("releaseBatch", &BpfSession::ReleaseBatch),
 				   InstanceMethod("sumPercpuArray", &BpfSession::SumPercpuArray),
 				   InstanceMethod("detachAll", &BpfSession::DetachAll),
 				   InstanceMethod("close", &BpfSession::Close),
@@ -353,7 +356,9 @@ int BpfSession::OnSample(void *ctx, void *data, size_t size)
 	self->batch_count_++;
 	if (self->batch_->size() >= self->batch_limit_)
 		self->FlushBatch();
-	return 0;
+	// Under sustained load one consume call never runs out of records: a pause asked for by JS
+	// must end it here, or the outputs' backpressure never reaches the ring buffer.
+	return self->paused_.load(std::memory_order_relaxed) ? kStopConsuming : 0;
 }
 
 // Hands the current batch to JS. Blocks while JS is behind (bounded queue): the kernel then
@@ -403,13 +408,13 @@ void BpfSession::PollLoop()
 			continue;
 		}
 		int ret = ring_buffer__poll(ring_, poll_timeout_ms_);
-		if (ret < 0 && ret != -EINTR) {
+		if (ret < 0 && ret != -EINTR && ret != kStopConsuming) {
 			poll_error_ = -ret;
 			break;
 		}
 		// The program wakes us only for a backlog; what came in quietly is read on the timer.
 		ret = ring_buffer__consume(ring_);
-		if (ret < 0) {
+		if (ret < 0 && ret != kStopConsuming) {
 			poll_error_ = -ret;
 			break;
 		}
@@ -479,6 +484,24 @@ Napi::Value BpfSession::StopPolling(const Napi::CallbackInfo &info)
 void BpfSession::PausePolling(const Napi::CallbackInfo &info)
 {
 	paused_ = info[0].As<Napi::Boolean>().Value();
+}
+
+// releaseBatch(buffer): JS is done with a batch. Detaching its memory frees it at once (the
+// finalizer gives it back to the pool on the JS thread) instead of whenever V8 collects the
+// Buffer, which under load let hundreds of MiB of batches wait; any view still held by mistake
+// now reads as empty rather than as later records.
+void BpfSession::ReleaseBatch(const Napi::CallbackInfo &info)
+{
+	if (!info[0].IsBuffer())
+		ThrowBpfError(info.Env(), "releaseBatch", EINVAL, "expected a batch Buffer");
+	Napi::Buffer<uint8_t> batch = info[0].As<Napi::Buffer<uint8_t>>();
+	Napi::ArrayBuffer memory = batch.ArrayBuffer();
+	if (memory.IsDetached())
+		return;
+	// A batch is a whole external ArrayBuffer; refuse a slice of anything else.
+	if (batch.ByteOffset() != 0 || batch.ByteLength() != memory.ByteLength())
+		ThrowBpfError(info.Env(), "releaseBatch", EINVAL, "not a batch this session delivered");
+	memory.Detach();
 }
 
 // sumPercpuArray(map) -> bigint[]: each key's value summed over every possible CPU.

@@ -34,6 +34,7 @@ private:
 	Napi::Value StartPolling(const Napi::CallbackInfo &info);
 	Napi::Value StopPolling(const Napi::CallbackInfo &info);
 	void PausePolling(const Napi::CallbackInfo &info);
+	void ReleaseBatch(const Napi::CallbackInfo &info);
 	Napi::Value SumPercpuArray(const Napi::CallbackInfo &info);
 	Napi::Value DetachAll(const Napi::CallbackInfo &info);
 	void Close(const Napi::CallbackInfo &info);

@@ -175,12 +175,20 @@ export class CaptureSession {
     onBatch: (batch: Buffer, count: number) => void,
   ): CaptureSession {
     const session = new CaptureSession(native, probeCount, multiLinks);
-    session.polling = native.startPolling('events', onBatch, { batchBytes: 4 << 20, timeoutMs: 20 });
+    session.polling = native.startPolling('events', onBatch, { batchBytes: 1 << 20, timeoutMs: 20 });
     return session;
   }
   /** Stops or resumes reading the ring buffer (while outputs are behind, the kernel buffers and counts). */
   pause(paused: boolean): void {
     if (!this.closed) this.native.pausePolling(paused);
+  }
+
+  /**
+   * Frees a batch onBatch was given, now rather than when V8 collects it. Only for a batch no
+   * one holds on to: the pipeline copies what it keeps past a batch; the --record writer does not.
+   */
+  release(batch: Buffer): void {
+    this.native.releaseBatch(batch);
   }
 
   /** Current kernel counters. */

@@ -97,8 +97,12 @@ export class LiveCapture {
     // counts whatever does not fit, so nothing is lost without a trace.
     let paused = false;
     let session: CaptureSession | undefined;
+    // The pipeline copies whatever it keeps past a batch, so the batch's memory can go back to the
+    // poller at once; the --record writer keeps batches until they are written.
+    const releaseBatches = parts.recorder === undefined;
     const onBatch = (batch: Buffer, count: number) => {
       pipeline.onBatch(batch, count);
+      if (releaseBatches) session?.release(batch);
       const backlog = paused ? undefined : pipeline.backlog();
       if (!backlog || !session) return;
       paused = true;

@@ -60,6 +60,8 @@ interface PendingCall {
   captured: number;
   /** The batch that brought its latest chunk. */
   batch: number;
+  /** How many of `chunks` are copies; the rest are views of the current batch. */
+  owned: number;
 }
 
 /** Counts of records the decoder could not use. */
@@ -107,8 +109,18 @@ class CommCache {
 }
 
 /**
+ * A call still waiting for chunks when its batch ends: copies the chunks that are views of the
+ * batch, whose memory goes back to the poller (live capture releases each batch after it).
+ */
+function keepPastBatch(pending: PendingCall): void {
+  for (let i = pending.owned; i < pending.chunks.length; i++) pending.chunks[i] = Buffer.from(pending.chunks[i]!);
+  pending.owned = pending.chunks.length;
+}
+
+/**
  * Turns batches of ring-buffer records into whole calls and connection records. Single-chunk
- * calls come straight from the batch (no copy); multi-chunk calls are joined, and any chunk
+ * calls come straight from the batch (no copy), and chunks of a call that outlives its batch are
+ * copied at the batch's end; multi-chunk calls are joined, and any chunk
  * missing from the head, middle or end (ring buffer full) is counted in the call's `lost`.
  */
 export class RecordDecoder {
@@ -158,7 +170,10 @@ export class RecordDecoder {
    * in one go), so it goes out now with what is missing counted as lost, not when its thread calls again.
    */
   endBatch(): void {
-    for (const [tid, pending] of this.pending) if (pending.batch !== this.batchNumber) this.finish(tid, pending);
+    for (const [tid, pending] of this.pending) {
+      if (pending.batch !== this.batchNumber) this.finish(tid, pending);
+      else keepPastBatch(pending);
+    }
   }
 
   /** Emits every call still waiting for chunks, counting what never came as lost. */
@@ -190,7 +205,7 @@ export class RecordDecoder {
         this.out.call(decoded);
         return;
       }
-      pending = { decoded, chunks: [], next: offset, captured, batch: this.batchNumber };
+      pending = { decoded, chunks: [], next: offset, captured, batch: this.batchNumber, owned: 0 };
       this.pending.set(tid, pending);
     } else if (offset > pending.next) {
       pending.decoded.call.lost += offset - pending.next;

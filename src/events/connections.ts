@@ -109,6 +109,8 @@ export class ConnectionTracker implements DecoderOutput {
       this.drain(tracked);
     } else if (d.seq > tracked.expected) {
       this.stats.reordered++;
+      // Held past this batch, whose memory the poller gets back: keep a copy of the bytes.
+      d.call.data = Buffer.from(d.call.data);
       tracked.waiting.set(d.seq, d.call);
       this.stalled.add(tracked);
     } else {

@@ -95,7 +95,10 @@ export interface TlsCall {
   fileIndex: number;
   /** Bytes the call moved, captured or not. */
   totalLen: number;
-  /** The captured plaintext: totalLen minus truncated minus lost bytes. */
+  /**
+   * The captured plaintext: totalLen minus truncated minus lost bytes. Often a view of the batch
+   * it came in, whose memory is reused once the batch is done: copy what you keep past write().
+   */
   data: Buffer;
   /** Bytes beyond the per-call cap (--max-bytes), never copied. */
   truncated: number;
@@ -142,6 +145,7 @@ export interface CaptureStats {
 
 /** A consumer of joined calls: an output format or a file writer. */
 export interface CallSink {
+  /** Takes one call; `call.data` is valid during this call only (copy what you keep). */
   write(call: TlsCall): void;
   /** Connection lifecycle records, before the first call of a connection and after its last. */
   connection?(event: ConnectionEvent): void;

@@ -71,6 +71,8 @@ export interface NativeBpfSession {
   stopPolling(): void;
   /** Stops (true) or resumes (false) reading the ring buffer: backpressure from slow outputs. */
   pausePolling(paused: boolean): void;
+  /** JS is done with a batch it was given: its memory is freed now (views of it become empty). */
+  releaseBatch(batch: Buffer): void;
   sumPercpuArray(map: string): bigint[];
   /** Resolves once every probe is detached (done off the JS thread). */
   detachAll(): Promise<void>;
