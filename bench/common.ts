@@ -4,6 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { CaptureStats } from '../src/events/types.js';
 
 /** The repository root (bench/*.ts compiles to dist/bench/*.js). */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -101,15 +102,8 @@ export function replayHasOption(flag: string): boolean {
   return new RegExp(`(^|[\\s,])${flag.replace(/[-]/g, '\\-')}[\\s,]`, 'm').test(help);
 }
 
-/** The totals of tlstap's end-of-run summary on stderr. */
-export interface SummaryFigures {
-  calls: number;
-  bytes: number;
-  eventsDropped: number;
-  bytesDropped: number;
-  bytesTruncated: number;
-  readFaults: number;
-}
+/** The totals of tlstap's end-of-run summary on stderr: those of CaptureStats it prints. */
+export type SummaryFigures = Pick<CaptureStats, 'calls' | 'bytes' | 'eventsDropped' | 'bytesDropped' | 'bytesTruncated' | 'readFaults'>;
 
 /** Parses tlstap's stderr summary; undefined when there is none. */
 export function parseSummary(stderr: string): SummaryFigures | undefined {

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { CaptureContext, CaptureStats, TlsCall } from '../src/events/types.js';
+import { OFFSET_NS, call as streamCall } from './support/http-streams.js';
 import {
   createFormatSink,
   escapePayload,
@@ -17,31 +18,15 @@ import {
 } from '../src/output/index.js';
 import type { DataRecord, FormatName, FormatSinkOptions } from '../src/output/index.js';
 
-/** Wall clock = monotonic + this offset (2024-05-01T12:34:56Z at monotonic 0). */
-const OFFSET_NS = 1_714_566_896_000_000_000n;
 const ctx: CaptureContext = {
   files: ['/usr/lib/x86_64-linux-gnu/libssl.so.3', '/opt/app/bin/"quoted" näme'],
   wallClockNs: (mono) => mono + OFFSET_NS,
 };
 
+/** One SSL_write of curl at a fixed time (strings as UTF-8). */
 function call(data: Buffer | string, over: Partial<TlsCall> = {}): TlsCall {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-  return {
-    tsNs: 1_234_567_891n,
-    pid: 4242,
-    tid: 4243,
-    uid: 1000,
-    comm: 'curl',
-    func: 'SSL_write',
-    dir: 'write',
-    ssl: 0x55d0a1b2c3d0n,
-    fileIndex: 0,
-    totalLen: bytes.length + (over.truncated ?? 0) + (over.lost ?? 0),
-    data: bytes,
-    truncated: 0,
-    lost: 0,
-    ...over,
-  };
+  return streamCall('write', bytes, { tsNs: 1_234_567_891n, tid: 4243, ...over });
 }
 
 /** A Writable that keeps everything, optionally slowly. */

@@ -3,6 +3,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { ClientResult } from '../../src/demo/clients.js';
 
 /** The repository root (this file runs from dist/test/support/). */
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -10,16 +11,8 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** Where test/support/build-nss-client.sh puts the NSS client. */
 export const NSS_CLIENT = `${ROOT}build/nss-client`;
 
-/** What a client process did. */
-export interface LibraryClientResult {
-  pid: number;
-  /** What /proc/PID/comm reads while the client does TLS. */
-  comm: string;
-  stdout: Buffer;
-  stderr: string;
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-}
+/** What a client process did: the demo clients' result, without their timeout flag. */
+export type LibraryClientResult = Omit<ClientResult, 'timedOut'>;
 
 /** Runs file with args, stdin from `input`, killing it after timeoutMs. */
 function run(file: string, args: readonly string[], comm: string, input = '', timeoutMs = 30_000): Promise<LibraryClientResult> {
