@@ -2,7 +2,7 @@
 // process, medians and target checks.
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CaptureStats } from '../src/events/types.js';
 
@@ -38,7 +38,7 @@ export interface MemoryFigures {
 }
 
 /** VmHWM, VmRSS, RssAnon and RssFile of a live process; undefined once it is gone. */
-export function memory(pid: number): MemoryFigures | undefined {
+function memory(pid: number): MemoryFigures | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
@@ -46,17 +46,6 @@ export function memory(pid: number): MemoryFigures | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * Puts /dev/null back to mode 0666 if a run changed it; returns true when it had to. (`tlstap -o
- * /dev/null` fchmods the file it opens to 0600, /dev/null included: reported as a bug in src/.)
- */
-export function restoreDevNull(): boolean {
-  const mode = statSync('/dev/null').mode & 0o777;
-  if (mode === 0o666) return false;
-  chmodSync('/dev/null', 0o666);
-  return true;
 }
 
 /** The median of some numbers (the mean of the middle two for an even count); NaN when empty. */
@@ -88,18 +77,6 @@ export function atLeast(value: number | undefined, limit: number, label: string)
 /** "met" / "MISSED" / "n/a". */
 export function verdict(t: Target): string {
   return t.met === undefined ? 'n/a' : t.met ? 'met' : 'MISSED';
-}
-
-/** True when the built CLI knows a capture option (e.g. `-w`), judged from its --help. */
-export function cliHasOption(flag: string): boolean {
-  const help = spawnSync(process.execPath, [CLI, '--help'], { encoding: 'utf8' }).stdout;
-  return new RegExp(`(^|[\\s,])${flag.replace(/[-]/g, '\\-')}[\\s,]`, 'm').test(help);
-}
-
-/** True when the built CLI's `replay` command knows an option. */
-export function replayHasOption(flag: string): boolean {
-  const help = spawnSync(process.execPath, [CLI, 'replay', '--help'], { encoding: 'utf8' }).stdout;
-  return new RegExp(`(^|[\\s,])${flag.replace(/[-]/g, '\\-')}[\\s,]`, 'm').test(help);
 }
 
 /** The totals of tlstap's end-of-run summary on stderr: those of CaptureStats it prints. */

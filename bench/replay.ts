@@ -15,15 +15,13 @@ import { pathToFileURL } from 'node:url';
 import { EVENT_LAYOUT } from '../src/events/layout.js';
 import { RecordWriter } from '../src/record/index.js';
 import { hostInfo, tlstapVersion } from '../src/version.js';
-import { CLI, atLeast, median, replayHasOption, restoreDevNull, table, verdict } from './common.js';
+import { CLI, atLeast, median, table, verdict } from './common.js';
 import type { Target } from './common.js';
 
 type Fields = Record<string, { offset: number; size: number }>;
-// The data record's fields and header size, whether the layout lists one record kind (fields,
-// headerSize) or several (data.fields, data.size).
-const LAYOUT = EVENT_LAYOUT as unknown as { data?: { size: number; fields: Fields }; fields?: Fields; headerSize?: number };
-const F: Fields = LAYOUT.data?.fields ?? LAYOUT.fields!;
-const HEADER: number = LAYOUT.data?.size ?? LAYOUT.headerSize!;
+/** The data record's fields and header size. */
+const F: Fields = EVENT_LAYOUT.data.fields;
+const HEADER: number = EVENT_LAYOUT.data.size;
 
 function field(name: string): number {
   const f = F[name];
@@ -172,7 +170,6 @@ function timeReplay(args: readonly string[]): Promise<{ seconds: number; calls: 
     child.once('error', reject);
     child.once('close', (code) => {
       const seconds = (performance.now() - t0) / 1000;
-      if (AS_ROOT) restoreDevNull();
       if (code !== 0) {
         reject(new Error(`tlstap replay ${args.join(' ')} exited ${code}:\n${stderr}`));
         return;
@@ -196,7 +193,6 @@ const FORMATS = [
 export async function runReplayBench(opts: ReplayBenchOptions): Promise<ReplayBenchResult> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const dir = mkdtempSync(join(tmpdir(), 'tlstap-replay-bench-'));
-  const pcapng = replayHasOption('-w');
   const figures: ReplayFigure[] = [];
   const startup: number[] = [];
   try {
@@ -209,7 +205,7 @@ export async function runReplayBench(opts: ReplayBenchOptions): Promise<ReplayBe
       const records = await writeRecording(big, opts.megabytes * 1024 * 1024, opts.callBytes, kind);
       const fileBytes = statSync(big).size;
       log(`replay: ${records} records, ${fileBytes} bytes in ${((performance.now() - g0) / 1000).toFixed(1)} s`);
-      const formats = FORMATS.map((f) => ({ ...f, available: f.format === 'jsonl' || pcapng, seconds: [] as number[], calls: undefined as number | undefined }));
+      const formats = FORMATS.map((f) => ({ ...f, available: true, seconds: [] as number[], calls: undefined as number | undefined }));
       for (let round = 0; round < opts.rounds; round++) {
         startup.push((await timeReplay([empty, ...FORMATS[0].args])).seconds);
         // Alternate the order between rounds, so neither format always runs on a warmer cache.

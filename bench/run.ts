@@ -21,10 +21,8 @@ import {
   LOADGEN,
   ROOT,
   atMost,
-  cliHasOption,
   median,
   mib,
-  restoreDevNull,
   runLoadgen,
   startWatchedTlstap,
   table,
@@ -77,8 +75,6 @@ function arg(args: string[], name: string, env: string, fallback: number): numbe
   if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} (${env}) must be a positive whole number, got ${text}`);
   return value;
 }
-
-let devNullChmods = 0;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -189,7 +185,6 @@ async function runTlstap(extra: string[], loadArgs: string[]): Promise<{ load: L
     throw err;
   }
   const run = await tlstap.stop('SIGINT');
-  if (restoreDevNull()) devNullChmods++;
   if (run.code !== 0 || !run.summary) throw new Error(`tlstap ${extra.join(' ')} ended with code ${run.code}:\n${run.stderr}`);
   return { load, run, startMs: tlstap.startMs, attachMs: tlstap.attachMs };
 }
@@ -222,9 +217,8 @@ async function liveBench(
   sizes: { size: number; calls: number }[],
   configs: Set<ConfigName>,
   log: (s: string) => void,
-): Promise<{ results: SizeResult[]; elfParseMs: number; nodeStartMs: number; pcapng: boolean }> {
+): Promise<{ results: SizeResult[]; elfParseMs: number; nodeStartMs: number }> {
   const root = process.getuid?.() === 0;
-  const pcapng = cliHasOption('-w');
   const elfParseMs = await nodeElfParseMs();
   log(`live: ELF parse of ${process.execPath}: ${elfParseMs.toFixed(0)} ms`);
   const nodeStart = nodeStartMs();
@@ -239,7 +233,6 @@ async function liveBench(
       if (!configs.has(c)) return emptyFigures(c, false, 'not run (--configs)');
       if (c === 'untraced') return emptyFigures(c, true);
       if (!root) return emptyFigures(c, false, 'needs root');
-      if (c === 'tlstap pcapng' && !pcapng) return emptyFigures(c, false, 'not available: tlstap has no -w option yet');
       return emptyFigures(c, true);
     }),
     targets: {},
@@ -289,7 +282,7 @@ async function liveBench(
   }
 
   summarize(results);
-  return { results, elfParseMs, nodeStartMs: nodeStart, pcapng };
+  return { results, elfParseMs, nodeStartMs: nodeStart };
 }
 
 /** Medians, ratios and targets of every configuration, from the rounds' figures. */
@@ -452,9 +445,6 @@ async function main(): Promise<void> {
     const caBundle = process.env.NODE_EXTRA_CA_CERTS ? `, with NODE_EXTRA_CA_CERTS=${process.env.NODE_EXTRA_CA_CERTS} set` : '';
     process.stdout.write(`node's own start and exit (node -e 0${caBundle}): ${fmt(live.nodeStartMs, 0)} ms of every start → capturing figure\n`);
     report.elfParseTarget = elf;
-    if (devNullChmods > 0) {
-      process.stdout.write(`note: tlstap -o /dev/null set /dev/null to mode 0600 in ${devNullChmods} runs; the bench put it back to 0666 each time\n`);
-    }
   }
   if (!onlyLive) {
     const replay: ReplayBenchResult = await runReplayBench({ ...replayOptionsFrom(args), rounds, log });

@@ -31,7 +31,7 @@ export interface NginxOptions {
 const NGINX = '/usr/sbin/nginx';
 
 /** A free TCP port on loopback. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
+function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -61,8 +61,8 @@ error_log ${dir}/error.log warn;
 pid ${dir}/nginx.pid;
 events { worker_connections 256; }
 http {
-  access_log ${dir}/access.log tlstap;
   log_format tlstap '$remote_addr $remote_port $request_method $request_uri $server_protocol $status $body_bytes_sent';
+  access_log ${dir}/access.log tlstap;
   client_body_temp_path ${dir}/body;
   proxy_temp_path ${dir}/proxy;
   fastcgi_temp_path ${dir}/fastcgi;
@@ -78,9 +78,7 @@ http {
   }
 }
 `;
-  // log_format must come before its use: nginx reads the http block in order.
-  const ordered = conf.replace(/(  access_log .*\n)(  log_format .*\n)/, '$2$1');
-  writeFileSync(join(dir, 'nginx.conf'), ordered);
+  writeFileSync(join(dir, 'nginx.conf'), conf);
   const child: ChildProcess = spawn(NGINX, ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));

@@ -2,7 +2,7 @@
 import type { TestContext } from 'node:test';
 
 /** True when this process runs as root (uid 0). */
-export function isRoot(): boolean {
+function isRoot(): boolean {
   return process.getuid?.() === 0;
 }
 
