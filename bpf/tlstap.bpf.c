@@ -540,11 +540,9 @@ int syscall_close(struct syscall_enter *ctx)
 	key.ssl = *ssl;
 	bpf_map_delete_elem(&fd_conns, &fk);
 	st = bpf_map_lookup_elem(&conns, &key);
-	if (!st || st->fd != fk.fd)
-		return 0;
-	if (st->announced)
-		emit_conn_event(TLSTAP_EVENT_CONN_CLOSE, pid_tgid, key.ssl, 0, st, TLSTAP_REASON_FD_CLOSED);
-	bpf_map_delete_elem(&conns, &key);
+	/* Only the fd the connection uses now: an older one may be closed after the switch. */
+	if (st && st->fd == fk.fd)
+		end_conn(pid_tgid, key.ssl, 0, TLSTAP_REASON_FD_CLOSED);
 	return 0;
 }
 

@@ -10,7 +10,7 @@
 namespace tlstap {
 
 // A steady capture allocates no batch: JS gives each one back when V8 collects its Buffer.
-// Without it, 4 MiB batches allocated on the polling thread and freed on the JS thread spread
+// Without it, batches allocated on the polling thread and freed on the JS thread spread
 // over several malloc arenas, which kept hundreds of MiB resident under load.
 class BatchPool {
 public:

@@ -59,7 +59,6 @@ struct Delivery {
 	BatchPool::Batch *data;
 	SharedBatchPool pool;
 	uint32_t count;
-	int error;
 };
 
 // Each record in a batch is framed as [u32 little-endian length][bytes].
@@ -367,7 +366,7 @@ void BpfSession::FlushBatch()
 {
 	if (!batch_)
 		return;
-	auto *delivery = new Delivery{batch_, pool_, batch_count_, 0};
+	auto *delivery = new Delivery{batch_, pool_, batch_count_};
 	batch_ = nullptr;
 	batch_count_ = 0;
 	auto deliver = [](Napi::Env env, Napi::Function callback, Delivery *d) {
@@ -381,16 +380,18 @@ void BpfSession::FlushBatch()
 		// capacity: most batches are small, and overstating them makes V8 collect in vain.
 		auto external = static_cast<int64_t>(d->data->size());
 		Napi::MemoryManagement::AdjustExternalMemory(env, external);
-		auto *owner = new Delivery{d->data, d->pool, 0, 0};
+		// The Buffer owns the delivery from here: its finalizer gives the batch back.
+		uint32_t count = d->count;
+		Delivery *owner = delivery.release();
 		Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
-			env, d->data->data(), d->data->size(),
+			env, owner->data->data(), owner->data->size(),
 			[external](Napi::Env env, uint8_t *, Delivery *owned) {
 				owned->pool->Give(owned->data);
 				delete owned;
 				Napi::MemoryManagement::AdjustExternalMemory(env, -external);
 			},
 			owner);
-		callback.Call({buffer, Napi::Number::New(env, d->count)});
+		callback.Call({buffer, Napi::Number::New(env, count)});
 	};
 	if (deliver_.BlockingCall(delivery, deliver) != napi_ok) {
 		pool_->Give(delivery->data);

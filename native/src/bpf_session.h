@@ -60,7 +60,7 @@ private:
 	std::atomic<bool> paused_{false};
 	bool polling_ = false;
 	Napi::ThreadSafeFunction deliver_;
-	size_t batch_limit_ = 4 << 20;
+	size_t batch_limit_ = 0; // set by startPolling (batchBytes)
 	int poll_timeout_ms_ = 100;
 	SharedBatchPool pool_;                   // created by startPolling; finalizers of batches share it
 	BatchPool::Batch *batch_ = nullptr; // owned by the polling thread until handed to JS

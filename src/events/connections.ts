@@ -102,7 +102,6 @@ export class ConnectionTracker implements DecoderOutput {
       this.announce(tracked, d.call.tsNs);
     }
     if (d.fdConflict) this.stats.fdConflicts++;
-    d.call.conn = tracked.info;
     if (d.seq === tracked.expected) {
       this.emit(tracked, d.call);
       tracked.expected++;
