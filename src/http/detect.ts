@@ -3,6 +3,9 @@
 
 import { H2_PREFACE } from './h2.js';
 
+/** What follows a request target: the protocol version and the line end. */
+const HTTP11_VERSION_CRLF = Buffer.from('HTTP/1.1\r\n', 'latin1');
+
 /** What the first bytes of a direction look like. */
 export const enum StartKind {
   /** Not enough bytes to tell yet. */
@@ -67,7 +70,7 @@ function requestLine(data: Buffer): StartKind {
   if (i === targetStart || data[i] !== 0x20) return StartKind.Other;
   i++;
   const rest = data.subarray(i, i + 10);
-  const expect = Buffer.from('HTTP/1.1\r\n', 'latin1');
+  const expect = HTTP11_VERSION_CRLF;
   for (let k = 0; k < rest.length; k++) {
     const b = rest[k]!;
     if (k === 7) {

@@ -2,6 +2,7 @@
 // connection to raw, and building the URL of a request.
 
 import type { FallbackReason, HttpBody, HttpConnection, HttpExchange, HttpHeader, HttpVersion } from './types.js';
+import { formatEndpoint } from '../events/addresses.js';
 
 /** Stops decoding a connection: it is shown raw from here on, for `reason`. */
 export class HttpDecodeError extends Error {
@@ -68,15 +69,10 @@ export function headerValue(headers: readonly HttpHeader[], name: string): strin
   return undefined;
 }
 
-/** `ip:port`, with brackets for IPv6. */
-export function endpointText(ep: { ip: string; port: number }): string {
-  return ep.ip.includes(':') ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
-}
-
 /** The server's address as an authority, when the connection tracker knows it. */
 export function serverAuthority(conn: HttpConnection): string | undefined {
   const server = conn.role === 'client' ? conn.remote : conn.local;
-  return server ? endpointText(server) : undefined;
+  return server ? formatEndpoint(server) : undefined;
 }
 
 /** scheme://authority + target; an absolute-form target (proxies) is already a URL. */

@@ -2,7 +2,7 @@
 
 import type { CaptureContext, Endpoint } from '../events/types.js';
 import { decodeBody } from './body.js';
-import { endpointText } from './message.js';
+import { formatEndpoint } from '../events/addresses.js';
 import { redactHeaders } from './redact.js';
 import type { HttpBody, HttpFallback, HttpHeader, HttpStats, HttpExchange } from './types.js';
 
@@ -90,7 +90,7 @@ export interface HttpSummaryRecord extends HttpStats {
 }
 
 function endpoint(ep: Endpoint | undefined): string | null {
-  return ep === undefined ? null : endpointText(ep);
+  return ep === undefined ? null : formatEndpoint(ep);
 }
 
 /** ISO-8601 UTC with microseconds for wall-clock nanoseconds. */

@@ -4,7 +4,7 @@
 
 import type { CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
 import { decodeBody } from '../http/body.js';
-import { endpointText } from '../http/message.js';
+import { formatEndpoint } from '../events/addresses.js';
 import { formatHttpSummary, httpFallbackRecord, httpRecord, httpSummaryRecord } from '../http/record.js';
 import { redactHeaders } from '../http/redact.js';
 import type { HttpTracker } from '../http/tracker.js';
@@ -94,7 +94,7 @@ export function connectionLabel(conn: HttpConnection): string {
   else s += ` ssl=0x${conn.ssl.toString(16)}`;
   if (conn.local !== undefined && conn.remote !== undefined) {
     const [client, server] = conn.role === 'client' ? [conn.local, conn.remote] : [conn.remote, conn.local];
-    s += ` ${endpointText(client)} → ${endpointText(server)}`;
+    s += ` ${formatEndpoint(client)} → ${formatEndpoint(server)}`;
   }
   return `${s} (${conn.role})`;
 }

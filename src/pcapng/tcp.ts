@@ -19,8 +19,6 @@ import type { ConnectionEvent, ConnectionInfo, Endpoint, TlsCall } from '../even
 import { putBytes, putU16BE, putU32BE } from '../output/bytes.js';
 import { finishChecksum, sum16 } from './checksum.js';
 
-export { finishChecksum, sum16 } from './checksum.js';
-
 /** TCP flag bits. */
 export const TCP_FIN = 0x01;
 /** TCP SYN flag. */
