@@ -1,0 +1,76 @@
+// The Go programs the Go tests read: built by fixtures/go/build.sh (Debian's Go) or fetched by it from
+// npm (esbuild, a Go program that links crypto/tls, built by other Go releases).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import type { PclntabLayout } from '../../src/elf/go/index.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Where fixtures/go/build.sh puts what it makes. */
+export const GO_BUILD_DIR = `${ROOT}build/go`;
+
+/** One Go program of the tests, and what is known about it from how it was made. */
+export interface GoFixture {
+  path: string;
+  /** How it was obtained. */
+  origin: string;
+  arch: 'x86_64' | 'aarch64';
+  layout: PclntabLayout;
+  /** The Go release that built it; for the fixture without build info, what `strings` shows in it. */
+  goVersion: string;
+  /** Whether it keeps .symtab (then `go tool nm` can check the function table). */
+  symbols: boolean;
+  /** Whether it has a .go.buildinfo section. */
+  buildInfo: boolean;
+}
+
+const npm = (spec: string): string => `${GO_BUILD_DIR}/npm/${spec.replace(/\//g, '+')}`;
+
+/** Every Go fixture: the layouts from Go 1.16 to the newest, amd64 and arm64. */
+export const GO_FIXTURES: readonly GoFixture[] = [
+  { path: `${GO_BUILD_DIR}/client`, origin: 'Debian golang-go', arch: 'x86_64', layout: 'go1.18', goVersion: 'go1.19.8', symbols: true, buildInfo: true },
+  { path: `${GO_BUILD_DIR}/client-stripped`, origin: 'Debian golang-go, -ldflags=-s -w', arch: 'x86_64', layout: 'go1.18', goVersion: 'go1.19.8', symbols: false, buildInfo: true },
+  { path: `${GO_BUILD_DIR}/server`, origin: 'Debian golang-go', arch: 'x86_64', layout: 'go1.18', goVersion: 'go1.19.8', symbols: true, buildInfo: true },
+  { path: `${GO_BUILD_DIR}/server-stripped`, origin: 'Debian golang-go, -ldflags=-s -w', arch: 'x86_64', layout: 'go1.18', goVersion: 'go1.19.8', symbols: false, buildInfo: true },
+  { path: npm('esbuild-linux-64@0.11.23'), origin: 'npm esbuild-linux-64@0.11.23', arch: 'x86_64', layout: 'go1.16', goVersion: 'go1.16.3', symbols: false, buildInfo: true },
+  { path: npm('esbuild-linux-64@0.13.15'), origin: 'npm esbuild-linux-64@0.13.15', arch: 'x86_64', layout: 'go1.16', goVersion: 'go1.17.2', symbols: false, buildInfo: true },
+  { path: npm('esbuild-linux-64@0.14.30'), origin: 'npm esbuild-linux-64@0.14.30', arch: 'x86_64', layout: 'go1.18', goVersion: 'go1.18', symbols: false, buildInfo: true },
+  { path: npm('@esbuild/linux-x64@0.17.19'), origin: 'npm @esbuild/linux-x64@0.17.19', arch: 'x86_64', layout: 'go1.20', goVersion: 'go1.20.4', symbols: false, buildInfo: true },
+  { path: npm('@esbuild/linux-x64@0.24.2'), origin: 'npm @esbuild/linux-x64@0.24.2', arch: 'x86_64', layout: 'go1.20', goVersion: 'go1.23.1', symbols: false, buildInfo: true },
+  { path: npm('@esbuild/linux-x64@0.28.2'), origin: 'npm @esbuild/linux-x64@0.28.2', arch: 'x86_64', layout: 'go1.20', goVersion: 'go1.26.5', symbols: false, buildInfo: false },
+  { path: npm('@esbuild/linux-arm64@0.17.19'), origin: 'npm @esbuild/linux-arm64@0.17.19', arch: 'aarch64', layout: 'go1.20', goVersion: 'go1.20.4', symbols: false, buildInfo: true },
+];
+
+/** The fixture at `path` of GO_FIXTURES. */
+export function goFixture(name: 'client' | 'client-stripped' | 'server' | 'server-stripped'): GoFixture {
+  return GO_FIXTURES.find((f) => f.path === `${GO_BUILD_DIR}/${name}`)!;
+}
+
+let built: string | undefined;
+
+/**
+ * Makes the Go fixtures (fixtures/go/build.sh; quick when they exist). Returns true if the test may go
+ * on; when they cannot be made (no Go toolchain, no npm registry) it skips, or throws when CI=true.
+ */
+export function requireGoFixtures(t: TestContext): boolean {
+  if (built === undefined) {
+    const result = spawnSync('bash', [`${ROOT}fixtures/go/build.sh`], { encoding: 'utf8' });
+    built = result.status === 0 && GO_FIXTURES.every((f) => existsSync(f.path)) ? '' : `${result.stderr}${result.error?.message ?? ''}`.trim();
+  }
+  if (built === '') return true;
+  const why = `the Go fixtures could not be made (fixtures/go/build.sh: ${built || 'a file is missing'})`;
+  if (process.env.CI === 'true') throw new Error(`${why}, and CI=true forbids skipping`);
+  t.skip(why);
+  return false;
+}
+
+/** Output of the Go toolchain's `go` (GOTOOLCHAIN=local: nothing is downloaded). */
+export function goTool(args: readonly string[]): string {
+  return execFileSync('go', [...args], {
+    encoding: 'utf8',
+    maxBuffer: 256 * 1024 * 1024,
+    env: { ...process.env, GOTOOLCHAIN: 'local', GOCACHE: `${GO_BUILD_DIR}/cache`, GOFLAGS: '' },
+  });
+}
