@@ -1,6 +1,8 @@
 // The Go programs the Go tests read: built by fixtures/go/build.sh (Debian's Go) or fetched by it from
 // npm (esbuild, a Go program that links crypto/tls, built by other Go releases).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +50,9 @@ export function goFixture(name: 'client' | 'client-stripped' | 'server' | 'serve
   return GO_FIXTURES.find((f) => f.path === `${GO_BUILD_DIR}/${name}`)!;
 }
 
+/** A Go 1.19 program without crypto/tls (fixtures/go/plain); `-wait` keeps it running until stdin closes. */
+export const GO_PLAIN = `${GO_BUILD_DIR}/plain-stripped`;
+
 let built: string | undefined;
 
 /**
@@ -57,7 +62,7 @@ let built: string | undefined;
 export function requireGoFixtures(t: TestContext): boolean {
   if (built === undefined) {
     const result = spawnSync('bash', [`${ROOT}fixtures/go/build.sh`], { encoding: 'utf8' });
-    built = result.status === 0 && GO_FIXTURES.every((f) => existsSync(f.path)) ? '' : `${result.stderr}${result.error?.message ?? ''}`.trim();
+    built = result.status === 0 && [...GO_FIXTURES.map((f) => f.path), GO_PLAIN].every((p) => existsSync(p)) ? '' : `${result.stderr}${result.error?.message ?? ''}`.trim();
   }
   if (built === '') return true;
   const why = `the Go fixtures could not be made (fixtures/go/build.sh: ${built || 'a file is missing'})`;
@@ -72,5 +77,49 @@ export function goTool(args: readonly string[]): string {
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
     env: { ...process.env, GOTOOLCHAIN: 'local', GOCACHE: `${GO_BUILD_DIR}/cache`, GOFLAGS: '' },
+  });
+}
+
+/** A running Go program of the fixtures. */
+export interface RunningGoProgram {
+  child: ChildProcess;
+  pid: number;
+  /** What it printed so far. */
+  output(): string;
+  /** Ends it (SIGTERM) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts a fixture program and resolves once its output matches `ready` (10 s at most). */
+export function startGoProgram(path: string, args: readonly string[], ready: RegExp): Promise<RunningGoProgram> {
+  const child = spawn(path, [...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  const exited = once(child, 'close');
+  const program: RunningGoProgram = {
+    child,
+    pid: child.pid!,
+    output: () => out,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${path} did not get ready within 10 s; it printed:\n${out}`));
+    }, 10_000);
+    const onData = (b: Buffer) => {
+      out += b.toString('utf8');
+      if (!ready.test(out)) return;
+      clearTimeout(timer);
+      resolve(program);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
   });
 }
