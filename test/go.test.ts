@@ -102,6 +102,10 @@ test('each Go fixture: its pclntab layout, and crypto/tls.(*Conn).Write and Read
       assert.equal(go.pclntabProblem, undefined, f.path);
       assert.equal(go.pclntab?.layout, f.layout, f.path);
       assert.equal(go.pclntab?.source, 'section', f.path);
+      if (f.symbols) {
+        const nm = goNm(f.path);
+        for (const fn of go.functions.values()) assert.ok(nm.get(fn.address)?.some((s) => s.name === fn.name), `${f.path}: go tool nm puts no ${fn.name} at ${fn.address}`);
+      }
       assert.equal(go.pclntab?.quantum, f.arch === 'x86_64' ? 1 : 4);
       assert.deepEqual([...go.functions.keys()].sort(), [READ, WRITE]);
       for (const fn of go.functions.values()) {
@@ -276,4 +280,28 @@ test('return finders: RET forms, padding, and code that does not decode', () => 
   arm.writeUInt32LE(0xd61f0200, 12); // br x16: not a return
   assert.deepEqual(arm64ReturnOffsets(arm), [4, 8]);
   assert.throws(() => arm64ReturnOffsets(arm.subarray(0, 6)), DecodeError);
+});
+
+test('every function of real Go programs decodes; the one signature blob in the text is refused, not guessed', async (t) => {
+  if (!requireGoFixtures(t)) return;
+  for (const f of GO_FIXTURES.filter((x) => x.path.endsWith('/server') || x.goVersion === 'go1.16.3' || x.arch === 'aarch64')) {
+    await withElfFile(f.path, async (elf) => {
+      const failed: string[] = [];
+      let returns = 0;
+      const all = await (await Pclntab.find(elf))!.allFunctions();
+      for (const fn of all) {
+        const code = await elf.readAt(elf.fileOffsetOf(fn.address), fn.size, 'code');
+        try {
+          returns += returnOffsets(f.arch, code, fn.address).length;
+        } catch (err) {
+          assert.ok(err instanceof DecodeError, String(err));
+          failed.push(fn.name);
+        }
+      }
+      // crypto/internal/boring/sig.StandardCrypto is a marker: bytes that are not instructions, in .text.
+      const expected = all.some((fn) => fn.name === 'crypto/internal/boring/sig.StandardCrypto') && f.arch === 'x86_64' ? ['crypto/internal/boring/sig.StandardCrypto'] : [];
+      assert.deepEqual(failed, expected, f.path);
+      assert.ok(returns > all.length, `${f.path}: ${returns} returns in ${all.length} functions`);
+    });
+  }
 });

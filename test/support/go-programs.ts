@@ -34,6 +34,7 @@ const npm = (spec: string): string => `${GO_BUILD_DIR}/npm/${spec.replace(/\//g,
 export const GO_FIXTURES: readonly GoFixture[] = [
   { path: `${GO_BUILD_DIR}/client`, origin: 'Debian golang-go', arch: 'x86_64', layout: 'go1.18', goVersion: 'go1.19.8', symbols: true, buildInfo: true },
   { path: `${GO_BUILD_DIR}/client-stripped`, origin: 'Debian golang-go, -ldflags=-s -w', arch: 'x86_64', layout: 'go1.18', goVersion: 'go1.19.8', symbols: false, buildInfo: true },
+  { path: `${GO_BUILD_DIR}/client-pie`, origin: 'Debian golang-go, -buildmode=pie', arch: 'x86_64', layout: 'go1.18', goVersion: 'go1.19.8', symbols: true, buildInfo: true },
   { path: `${GO_BUILD_DIR}/server`, origin: 'Debian golang-go', arch: 'x86_64', layout: 'go1.18', goVersion: 'go1.19.8', symbols: true, buildInfo: true },
   { path: `${GO_BUILD_DIR}/server-stripped`, origin: 'Debian golang-go, -ldflags=-s -w', arch: 'x86_64', layout: 'go1.18', goVersion: 'go1.19.8', symbols: false, buildInfo: true },
   { path: npm('esbuild-linux-64@0.11.23'), origin: 'npm esbuild-linux-64@0.11.23', arch: 'x86_64', layout: 'go1.16', goVersion: 'go1.16.3', symbols: false, buildInfo: true },
