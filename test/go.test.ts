@@ -165,6 +165,29 @@ test('without section headers, the pclntab is found by a scan and the build info
   }
 });
 
+test('without a .gopclntab section, the pclntab is found through the runtime.pclntab symbol', async (t) => {
+  if (!requireGoFixtures(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-go-'));
+  try {
+    const copy = join(dir, 'client-renamed');
+    const buf = readFileSync(goFixture('client').path);
+    // Rename the section in the section-name string table: .gopclntab -> .gopclnXYZ.
+    const at = buf.indexOf(Buffer.from('\0.gopclntab\0', 'latin1'));
+    assert.ok(at > 0);
+    buf.write('.gopclnXYZ', at + 1, 'latin1');
+    writeFileSync(copy, buf);
+    const expected = await withElfFile(goFixture('client').path, (elf) => readGoBinary(elf, [WRITE, READ]));
+    await withElfFile(copy, async (elf) => {
+      assert.equal(elf.section('.gopclntab'), undefined);
+      const go = await readGoBinary(elf, [WRITE, READ]);
+      assert.equal(go?.pclntab?.source, 'symbol');
+      assert.deepEqual(go?.functions, expected?.functions);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a Go 1.2-1.15 pclntab and an unknown one are named as layouts tlstap does not read', async (t) => {
   if (!requireGoFixtures(t)) return;
   const dir = mkdtempSync(join(tmpdir(), 'tlstap-go-'));

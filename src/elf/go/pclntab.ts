@@ -170,7 +170,8 @@ export class Pclntab {
     if (section !== undefined && section.type !== SHT_NOBITS) {
       return Pclntab.at(elf, section.offset, 'section');
     }
-    const symbol = (await elf.findFunctions(['runtime.pclntab'])).get('runtime.pclntab');
+    // A data symbol (STT_OBJECT), which findFunctions does not look at: the .symtab list is searched.
+    const symbol = (await elf.symbols('symtab')).find((sym) => sym.name === 'runtime.pclntab' && sym.defined);
     if (symbol !== undefined) return Pclntab.at(elf, elf.fileOffsetOf(symbol.address), 'symbol');
     return Pclntab.scan(elf);
   }
