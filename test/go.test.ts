@@ -3,10 +3,11 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withElfFile } from '../src/elf/index.js';
+import type { ElfFile } from '../src/elf/index.js';
 import {
   ARM64_RET,
   DecodeError,
@@ -139,80 +140,71 @@ test('the unstripped Go 1.19 programs: every pclntab function is where `go tool 
   }
 });
 
-test('without section headers, the pclntab is found by a scan and the build info in the data segment', async (t) => {
-  if (!requireGoFixtures(t)) return;
+/** Reads a copy of `source` changed by `patch`, made in a temporary directory that is removed after. */
+async function withPatchedCopy<T>(source: string, patch: (buf: Buffer) => void, fn: (elf: ElfFile) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'tlstap-go-'));
   try {
-    const copy = join(dir, 'client-no-sections');
-    const buf = readFileSync(goFixture('client-stripped').path);
+    const buf = readFileSync(source);
+    patch(buf);
+    writeFileSync(join(dir, 'copy'), buf);
+    return await withElfFile(join(dir, 'copy'), fn);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('without section headers, the pclntab is found by a scan and the build info in the data segment', async (t) => {
+  if (!requireGoFixtures(t)) return;
+  const expected = await withElfFile(goFixture('client').path, (elf) => readGoBinary(elf, [WRITE, READ]));
+  const removeSections = (buf: Buffer) => {
     // ELF64: e_shoff at 0x28, e_shnum at 0x3c, e_shstrndx at 0x3e.
     buf.writeBigUInt64LE(0n, 0x28);
     buf.writeUInt16LE(0, 0x3c);
     buf.writeUInt16LE(0, 0x3e);
-    writeFileSync(copy, buf);
-    const expected = await withElfFile(goFixture('client').path, (elf) => readGoBinary(elf, [WRITE, READ]));
-    await withElfFile(copy, async (elf) => {
-      assert.equal(elf.sections.length, 0);
-      const go = await readGoBinary(elf, [WRITE, READ]);
-      assert.equal(go?.pclntab?.source, 'scan');
-      assert.equal(go?.pclntab?.layout, 'go1.18');
-      assert.equal(go?.buildInfo?.goVersion, 'go1.19.8');
-      assert.equal(go?.buildInfo?.versionSource, 'buildinfo');
-      assert.deepEqual(go?.functions, expected?.functions);
-    });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  };
+  await withPatchedCopy(goFixture('client-stripped').path, removeSections, async (elf) => {
+    assert.equal(elf.sections.length, 0);
+    const go = await readGoBinary(elf, [WRITE, READ]);
+    assert.equal(go?.pclntab?.source, 'scan');
+    assert.equal(go?.pclntab?.layout, 'go1.18');
+    assert.equal(go?.buildInfo?.goVersion, 'go1.19.8');
+    assert.equal(go?.buildInfo?.versionSource, 'buildinfo');
+    assert.deepEqual(go?.functions, expected?.functions);
+  });
 });
 
 test('without a .gopclntab section, the pclntab is found through the runtime.pclntab symbol', async (t) => {
   if (!requireGoFixtures(t)) return;
-  const dir = mkdtempSync(join(tmpdir(), 'tlstap-go-'));
-  try {
-    const copy = join(dir, 'client-renamed');
-    const buf = readFileSync(goFixture('client').path);
-    // Rename the section in the section-name string table: .gopclntab -> .gopclnXYZ.
+  const expected = await withElfFile(goFixture('client').path, (elf) => readGoBinary(elf, [WRITE, READ]));
+  const rename = (buf: Buffer) => {
+    // In the section-name string table: .gopclntab -> .gopclnXYZ.
     const at = buf.indexOf(Buffer.from('\0.gopclntab\0', 'latin1'));
     assert.ok(at > 0);
     buf.write('.gopclnXYZ', at + 1, 'latin1');
-    writeFileSync(copy, buf);
-    const expected = await withElfFile(goFixture('client').path, (elf) => readGoBinary(elf, [WRITE, READ]));
-    await withElfFile(copy, async (elf) => {
-      assert.equal(elf.section('.gopclntab'), undefined);
-      const go = await readGoBinary(elf, [WRITE, READ]);
-      assert.equal(go?.pclntab?.source, 'symbol');
-      assert.deepEqual(go?.functions, expected?.functions);
-    });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  };
+  await withPatchedCopy(goFixture('client').path, rename, async (elf) => {
+    assert.equal(elf.section('.gopclntab'), undefined);
+    const go = await readGoBinary(elf, [WRITE, READ]);
+    assert.equal(go?.pclntab?.source, 'symbol');
+    assert.deepEqual(go?.functions, expected?.functions);
+  });
 });
 
 test('a Go 1.2-1.15 pclntab and an unknown one are named as layouts tlstap does not read', async (t) => {
   if (!requireGoFixtures(t)) return;
-  const dir = mkdtempSync(join(tmpdir(), 'tlstap-go-'));
-  try {
-    const source = goFixture('client-stripped').path;
-    const offset = await withElfFile(source, async (elf) => Number(elf.section('.gopclntab')!.offset));
-    for (const [magic, words] of [
-      [PCLNTAB_MAGIC_GO12, /Go 1\.2-1\.15 layout \(magic 0xfffffffb\).*rebuild it with Go 1\.16 or later/],
-      [0xfffffff7, /layout tlstap does not know \(magic 0xfffffff7\).*go version FILE/],
-    ] as const) {
-      const copy = join(dir, `client-${magic.toString(16)}`);
-      copyFileSync(source, copy);
-      const buf = readFileSync(copy);
-      buf.writeUInt32LE(magic, offset);
-      writeFileSync(copy, buf);
-      await withElfFile(copy, async (elf) => {
-        const go = await readGoBinary(elf, [WRITE, READ]);
-        assert.equal(go?.buildInfo?.goVersion, 'go1.19.8');
-        assert.equal(go?.pclntab, undefined);
-        assert.match(go?.pclntabProblem ?? '', words);
-        assert.equal(go?.functions.size, 0);
-      });
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const source = goFixture('client-stripped').path;
+  const offset = await withElfFile(source, async (elf) => Number(elf.section('.gopclntab')!.offset));
+  for (const [magic, words] of [
+    [PCLNTAB_MAGIC_GO12, /Go 1\.2-1\.15 layout \(magic 0xfffffffb\).*rebuild it with Go 1\.16 or later/],
+    [0xfffffff7, /layout tlstap does not know \(magic 0xfffffff7\).*go version FILE/],
+  ] as const) {
+    await withPatchedCopy(source, (buf) => buf.writeUInt32LE(magic, offset), async (elf) => {
+      const go = await readGoBinary(elf, [WRITE, READ]);
+      assert.equal(go?.buildInfo?.goVersion, 'go1.19.8');
+      assert.equal(go?.pclntab, undefined);
+      assert.match(go?.pclntabProblem ?? '', words);
+      assert.equal(go?.functions.size, 0);
+    });
   }
 });
 
