@@ -15,13 +15,15 @@ import {
   TargetError,
   clearAnalysisCache,
   fileTarget,
+  goProgramMessage,
   planGoProbes,
   processTargets,
   systemTargets,
 } from '../src/targets/index.js';
 import type { GoProgram } from '../src/targets/index.js';
+import { goMinorVersion } from '../src/targets/go.js';
 import { programHeaders } from './elf/tools.js';
-import { GO_FIXTURES, GO_PLAIN, goFixture, goTool, requireGoFixtures, startGoProgram } from './support/go-programs.js';
+import { GO_FIXTURES, GO_PLAIN, goFixture, goTool, hideGoVersion, requireGoFixtures, startGoProgram, withPatchedCopy } from './support/go-programs.js';
 
 /** The GoProgram fileTarget reports for a Go binary named with --lib. */
 async function libProgram(path: string): Promise<GoProgram> {
@@ -64,6 +66,23 @@ test('Go programs tlstap will not probe say why: Go 1.16 (stack ABI), no crypto/
   assert.equal(plain.status, 'no-crypto-tls');
   assert.equal(plain.functions.length, 0);
   assert.match(plain.reason, /no crypto\/tls/);
+});
+
+test('a Go program whose release cannot be read is named so; the table layout decides when it can', async (t) => {
+  if (!requireGoFixtures(t)) return;
+  // Go 1.18 layout: Go 1.18 or later, so registers whatever the release.
+  const p18 = await withPatchedCopy(goFixture('client-stripped').path, hideGoVersion, libProgram);
+  assert.equal(p18.goVersion, undefined);
+  assert.equal(p18.layout, 'go1.18');
+  assert.equal(p18.status, 'not-captured-yet');
+  assert.match(goProgramMessage(p18), /^Go program \S+ \(Go release unknown\): its crypto\/tls is not captured yet/);
+  // Go 1.16 layout: Go 1.16 (stack) or 1.17 (registers), so it cannot be told.
+  const go117 = GO_FIXTURES.find((f) => f.goVersion === 'go1.17.2')!.path;
+  const p16 = await withPatchedCopy(go117, hideGoVersion, libProgram);
+  assert.equal(p16.status, 'unsupported');
+  assert.match(p16.reason, /its Go release is unknown \(its function table is of the Go 1\.16\/1\.17 layout\)/);
+  assert.equal(goMinorVersion('go1.21rc2'), 21);
+  assert.equal(goMinorVersion('devel +abc'), undefined);
 });
 
 test('every Go fixture of Go 1.17 or later is a program whose probes can be planned', async (t) => {

@@ -3,9 +3,6 @@
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { withElfFile } from '../src/elf/index.js';
 import type { ElfFile } from '../src/elf/index.js';
 import {
@@ -22,7 +19,7 @@ import {
   returnOffsets,
   x86ReturnOffsets,
 } from '../src/elf/go/index.js';
-import { GO_FIXTURES, goFixture, goTool, requireGoFixtures } from './support/go-programs.js';
+import { GO_FIXTURES, goFixture, goTool, requireGoFixtures, withPatchedCopy } from './support/go-programs.js';
 
 const WRITE = 'crypto/tls.(*Conn).Write';
 const READ = 'crypto/tls.(*Conn).Read';
@@ -141,16 +138,8 @@ test('the unstripped Go 1.19 programs: every pclntab function is where `go tool 
 });
 
 /** Reads a copy of `source` changed by `patch`, made in a temporary directory that is removed after. */
-async function withPatchedCopy<T>(source: string, patch: (buf: Buffer) => void, fn: (elf: ElfFile) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(join(tmpdir(), 'tlstap-go-'));
-  try {
-    const buf = readFileSync(source);
-    patch(buf);
-    writeFileSync(join(dir, 'copy'), buf);
-    return await withElfFile(join(dir, 'copy'), fn);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+function withPatchedElf<T>(source: string, patch: (buf: Buffer) => void, fn: (elf: ElfFile) => Promise<T>): Promise<T> {
+  return withPatchedCopy(source, patch, (path) => withElfFile(path, fn));
 }
 
 test('without section headers, the pclntab is found by a scan and the build info in the data segment', async (t) => {
@@ -162,7 +151,7 @@ test('without section headers, the pclntab is found by a scan and the build info
     buf.writeUInt16LE(0, 0x3c);
     buf.writeUInt16LE(0, 0x3e);
   };
-  await withPatchedCopy(goFixture('client-stripped').path, removeSections, async (elf) => {
+  await withPatchedElf(goFixture('client-stripped').path, removeSections, async (elf) => {
     assert.equal(elf.sections.length, 0);
     const go = await readGoBinary(elf, [WRITE, READ]);
     assert.equal(go?.pclntab?.source, 'scan');
@@ -182,7 +171,7 @@ test('without a .gopclntab section, the pclntab is found through the runtime.pcl
     assert.ok(at > 0);
     buf.write('.gopclnXYZ', at + 1, 'latin1');
   };
-  await withPatchedCopy(goFixture('client').path, rename, async (elf) => {
+  await withPatchedElf(goFixture('client').path, rename, async (elf) => {
     assert.equal(elf.section('.gopclntab'), undefined);
     const go = await readGoBinary(elf, [WRITE, READ]);
     assert.equal(go?.pclntab?.source, 'symbol');
@@ -198,7 +187,7 @@ test('a Go 1.2-1.15 pclntab and an unknown one are named as layouts tlstap does 
     [PCLNTAB_MAGIC_GO12, /Go 1\.2-1\.15 layout \(magic 0xfffffffb\).*rebuild it with Go 1\.16 or later/],
     [0xfffffff7, /layout tlstap does not know \(magic 0xfffffff7\).*go version FILE/],
   ] as const) {
-    await withPatchedCopy(source, (buf) => buf.writeUInt32LE(magic, offset), async (elf) => {
+    await withPatchedElf(source, (buf) => buf.writeUInt32LE(magic, offset), async (elf) => {
       const go = await readGoBinary(elf, [WRITE, READ]);
       assert.equal(go?.buildInfo?.goVersion, 'go1.19.8');
       assert.equal(go?.pclntab, undefined);

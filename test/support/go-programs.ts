@@ -3,7 +3,9 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { PclntabLayout } from '../../src/elf/go/index.js';
@@ -123,4 +125,25 @@ export function startGoProgram(path: string, args: readonly string[], ready: Reg
       reject(err);
     });
   });
+}
+
+/** Runs `fn` on a copy of `source` changed by `patch`, in a temporary directory removed afterwards. */
+export async function withPatchedCopy<T>(source: string, patch: (buf: Buffer) => void, fn: (path: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-go-'));
+  try {
+    const buf = readFileSync(source);
+    patch(buf);
+    writeFileSync(join(dir, 'copy'), buf, { mode: 0o755 });
+    return await fn(join(dir, 'copy'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Makes a Go binary's release unknowable: its build info magic and every `go1.N` text are defaced. */
+export function hideGoVersion(buf: Buffer): void {
+  const magic = Buffer.from('\xff Go buildinf:', 'latin1');
+  for (let at = buf.indexOf(magic); at >= 0; at = buf.indexOf(magic, at + 1)) buf[at + 13] = 0x58;
+  const text = Buffer.from('go1.', 'latin1');
+  for (let at = buf.indexOf(text); at >= 0; at = buf.indexOf(text, at + 1)) buf[at + 1] = 0x58;
 }
