@@ -46,7 +46,8 @@ test('--lib with a Go program: not a TLS library but a Go program, with its vers
     assert.deepEqual(p.functions.map((f) => f.name).sort(), [GO_TLS_READ, GO_TLS_WRITE]);
     await assert.rejects(fileTarget(goFixture(name).path), (err: unknown) => {
       assert.ok(err instanceof TargetError);
-      assert.match(err.message, new RegExp(`^Go program .*/${name} \\(go1\\.19\\.8\\): its crypto/tls is not captured yet: tlstap finds`));
+      assert.match(err.message, new RegExp(`^Go program .*/${name} \\(go1\\.19\\.8\\): its crypto/tls is not captured yet$`));
+      assert.match(err.hint ?? '', /^tlstap finds crypto\/tls\.\(\*Conn\)\.Write and Read/);
       return true;
     });
   }
@@ -155,7 +156,8 @@ test('running Go programs: -p names the Go program, system-wide discovery lists 
     const text = await runLibs({ pid: server.pid, lib: [], json: false });
     assert.match(text, new RegExp(`^${serverPath}  Go program \\(go1\\.19\\.8, x86_64, pclntab go1\\.18 layout\\)$`, 'm'));
     assert.match(text, /^ {2}crypto\/tls\.\(\*Conn\)\.Read +offset 0x[0-9a-f]+, 7 return sites at offsets( 0x[0-9a-f]+){7}$/m);
-    assert.match(text, /its crypto\/tls is not captured yet: tlstap finds/);
+    assert.match(text, new RegExp(`^ {2}Go program ${serverPath} \\(go1\\.19\\.8\\): its crypto/tls is not captured yet$`, 'm'));
+    assert.match(text, /^hint: tlstap finds crypto\/tls/m);
     const json = JSON.parse(await runLibs({ pid: server.pid, lib: [], json: true })) as { targets: unknown[]; go: { goVersion: string; status: string; probes: { kind: string }[] }[] };
     assert.deepEqual(json.targets, []);
     assert.equal(json.go[0]?.goVersion, 'go1.19.8');

@@ -32,7 +32,8 @@ test('a Go server and client talk over TLS: tlstap names the Go program at start
     assert.match(clientOut, /(status 200, 1000 bytes, HTTP\/2\.0\n){3}done/);
     const [start, rest] = exit.stderr.split(/tlstap: capturing \(\d+ probes attached/);
     assert.ok(rest !== undefined, exit.stderr);
-    assert.ok(start!.includes(`tlstap: warning: ${said}: tlstap finds crypto/tls.(*Conn).Write and Read`), exit.stderr);
+    assert.ok(start!.includes(`tlstap: warning: ${said}\n`), exit.stderr);
+    assert.match(start!, /\n {2}hint: tlstap finds crypto\/tls\.\(\*Conn\)\.Write and Read in Go programs.*TLS proxy/);
     assert.ok(rest.includes(`tlstap: not captured: ${said}\n`), exit.stderr);
     // Nothing was made up for the Go programs: no call of theirs, and the server answered all three.
     const lines = parseJsonl<DataRecord | SummaryRecord>(out);

@@ -19,8 +19,8 @@ import {
   dedupeTargets,
   fileTarget,
   GoProgramError,
+  formatGoNotice,
   goProgramMessage,
-  goProgramName,
   onlyGoProgramsError,
   processTargets,
   systemTargets,
@@ -264,7 +264,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     ({ targets, skipped, goPrograms } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
     timeline.mark('targets found');
     for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
-    for (const p of goPrograms) stderr.write(`tlstap: warning: ${goProgramMessage(p)}\n`);
+    stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));
     ctx = liveContext(targets);
     outputs = await openOutputs(opts, ctx);
     timeline.mark('outputs open');
@@ -328,7 +328,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
 
 /** The summary's word on the Go programs found at start: their TLS is in none of the figures above. */
 function goSummary(programs: readonly GoProgram[]): string {
-  return programs.map((p) => `tlstap: not captured: ${goProgramName(p)}: ${p.reason}\n`).join('');
+  return programs.map((p) => `tlstap: not captured: ${goProgramMessage(p)}\n`).join('');
 }
 
 /** Resolves with what ended the capture: a signal, the duration, or an output failing. */

@@ -1,6 +1,6 @@
 // How `tlstap libs` shows Go programs: version, layout, the crypto/tls functions and the probes planned
 // for them, and why their traffic is not captured yet.
-import { goProgramMessage } from './go.js';
+import { goProgramMessage, goProgramsHint } from './go.js';
 import type { GoProgram } from './go.js';
 import { planGoProbes } from './go-probes.js';
 import type { GoProbePlan } from './go-probes.js';
@@ -44,6 +44,8 @@ export function formatGoPrograms(reports: readonly GoProgramReport[]): string {
     if (planError !== undefined) lines.push(`  no probe plan: ${planError}`);
     lines.push(`  ${goProgramMessage(p)}`);
   }
+  const hint = goProgramsHint(reports.map((r) => r.program));
+  if (hint !== undefined) lines.push(`hint: ${hint}`);
   return lines.join('\n');
 }
 
@@ -58,6 +60,7 @@ export function goProgramsJson(reports: readonly GoProgramReport[]): unknown {
     pclntabLayout: p.layout ?? null,
     status: p.status,
     message: goProgramMessage(p),
+    hint: goProgramsHint([p]) ?? null,
     functions: p.functions.map((f) => ({ name: f.name, address: hex(f.address), offset: hex(f.fileOffset), size: f.size })),
     probes: plan?.sites.map((s) => ({ func: s.func, kind: s.kind, offset: hex(s.offset) })) ?? null,
     planError: planError ?? null,

@@ -136,10 +136,20 @@ export function goProgramName(p: GoProgram): string {
   return `Go program ${p.displayPath} (${version})`;
 }
 
-/** One line saying why a Go program's TLS is not shown, and what to do: for libs, the start and the summary. */
+/** One line saying why a Go program's TLS is not shown: for libs, the start and the summary. */
 export function goProgramMessage(p: GoProgram): string {
-  const line = `${goProgramName(p)}: ${p.reason}`;
-  return p.status === 'not-captured-yet' ? `${line}: ${GO_NOT_YET_HINT}` : line;
+  return `${goProgramName(p)}: ${p.reason}`;
+}
+
+/** The hint that follows the messages about these programs (what comes, what to do), if one does. */
+export function goProgramsHint(programs: readonly GoProgram[]): string | undefined {
+  return programs.some((p) => p.status === 'not-captured-yet') ? GO_NOT_YET_HINT : undefined;
+}
+
+/** A line per Go program, each after `prefix`, then one `hint:` line: the warning at the start of a capture. */
+export function formatGoNotice(programs: readonly GoProgram[], prefix: string): string {
+  const hint = goProgramsHint(programs);
+  return programs.map((p) => `${prefix}${goProgramMessage(p)}\n`).join('') + (hint === undefined ? '' : `  hint: ${hint}\n`);
 }
 
 /**
@@ -160,14 +170,15 @@ export function reportGo(
 /** A file named with --lib is a Go program: no TLS library target, but a Go program to tell about. */
 export class GoProgramError extends TargetError {
   constructor(readonly program: GoProgram) {
-    super(goProgramMessage(program), { path: program.displayPath });
+    const hint = goProgramsHint([program]);
+    super(goProgramMessage(program), hint === undefined ? { path: program.displayPath } : { path: program.displayPath, hint });
     this.name = 'GoProgramError';
   }
 }
 
 /** The error when nothing can be probed but Go programs were found: it names them and why. */
 export function onlyGoProgramsError(where: string, programs: readonly GoProgram[]): TargetError {
-  const named = programs.map((p) => `${goProgramName(p)}: ${p.reason}`).join('; ');
-  const notYet = programs.some((p) => p.status === 'not-captured-yet');
-  return new TargetError(`no TLS library to probe in ${where}, only Go's own TLS: ${named}`, notYet ? { hint: GO_NOT_YET_HINT } : {});
+  const named = programs.map(goProgramMessage).join('; ');
+  const hint = goProgramsHint(programs);
+  return new TargetError(`no TLS library to probe in ${where}, only Go's own TLS: ${named}`, hint === undefined ? {} : { hint });
 }

@@ -29,7 +29,9 @@ export {
   GO_TLS_WRITE,
   GO_NOT_YET_HINT,
   GoProgramError,
+  formatGoNotice,
   goProgramMessage,
+  goProgramsHint,
   goProgramName,
   onlyGoProgramsError,
 } from './go.js';
