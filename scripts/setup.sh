@@ -13,10 +13,12 @@ action=${1:-}
 # Run and test: curl and openssl (demo, clients), bpftool (layout check), binutils (ELF tests),
 # nginx (a real TLS server), tshark (reads our pcapng back); other TLS libraries' clients: wget
 # (GnuTLS), android-boringssl (bssl-tool, BoringSSL's libssl.so.0), libnss3-dev (builds the NSS test
-# client) and libnss3-tools.
+# client) and libnss3-tools; golang-go (Debian's Go 1.19) builds the Go test programs
+# (fixtures/go/build.sh, which also fetches esbuild builds of other Go releases from npm) and checks
+# them (go tool nm, go version -m); llvm's llvm-objdump disassembles their arm64 code.
 packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
 	curl openssl ca-certificates bpftool binutils nginx tshark
-	wget android-boringssl libnss3-dev libnss3-tools)
+	wget android-boringssl libnss3-dev libnss3-tools golang-go)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -42,6 +44,7 @@ if [ -d /usr/include/node ]; then export npm_config_nodedir=/usr; fi
 npm run --silent build
 bash bench/build.sh
 bash test/support/build-nss-client.sh
+bash fixtures/go/build.sh
 
 case "$action" in
 "") echo "setup: done. Try: node dist/src/cli.js demo" ;;
