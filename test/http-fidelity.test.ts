@@ -2,8 +2,12 @@
 // known length inside bodies (skipped and counted), resynchronisation after a gap in a response
 // head, and HTTP/2 streams whose message is whole without END_STREAM.
 import { test } from 'node:test';
+import { Writable } from 'node:stream';
 import assert from 'node:assert/strict';
-import { call, decodeCalls, frame, FT, HeaderEncoder, PREFACE } from './support/http-streams.js';
+import { harEntry, harLog } from '../src/har/index.js';
+import { HttpTracker } from '../src/http/tracker.js';
+import { createHttpSink } from '../src/output/http.js';
+import { call, ctx, decodeCalls, frame, FT, HeaderEncoder, PREFACE, validateHar } from './support/http-streams.js';
 
 const decode = decodeCalls;
 
@@ -166,4 +170,53 @@ test('a server process on a connection that is not HTTP is labelled server in it
   assert.deepEqual(byOrder.got.fallbacks.map((f) => f.conn.role), ['server']);
   const client = await decode([call('write', '*1\r\n$4\r\nPING\r\n', { comm: 'redis-cli', ssl: 3n })]);
   assert.deepEqual(client.got.fallbacks.map((f) => f.conn.role), ['client']);
+});
+
+test('HAR postData: a multipart upload with a binary file gives params, the body as base64 with _encoding', async () => {
+  const file = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x00, 0xff, 0x10]);
+  const body = Buffer.concat([
+    Buffer.from('--XyZ\r\nContent-Disposition: form-data; name="title"\r\n\r\nJos\u00e9\r\n--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'),
+    file,
+    Buffer.from('\r\n--XyZ--\r\n'),
+  ]);
+  const { got } = await decode([
+    call('write', Buffer.concat([Buffer.from(`POST /up HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: ${body.length}\r\n\r\n`), body])),
+    call('read', OK_EMPTY),
+  ]);
+  const entry = harEntry(got.exchanges[0]!, ctx, { redact: false });
+  const post = entry.request.postData!;
+  assert.deepEqual(post.params, [
+    { name: 'title', value: 'Jos\u00e9' },
+    { name: 'file', comment: 'binary, 7 bytes (in postData.text)', fileName: 'a.png', contentType: 'image/png' },
+  ]);
+  assert.equal(post._encoding, 'base64');
+  assert.ok(Buffer.from(post.text, 'base64').equals(body));
+  assert.deepEqual(validateHar(harLog([entry])), []);
+});
+
+test('a response cut mid-body has the time of its last captured bytes as HAR receive', async () => {
+  const t0 = 7_000_000_000n;
+  const { got } = await decode([
+    call('write', 'GET /slow HTTP/1.1\r\nHost: h\r\n\r\n', { tsNs: t0 }),
+    call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nab', { tsNs: t0 + 10_000_000n }),
+    call('read', 'cd', { tsNs: t0 + 250_000_000n }),
+  ]);
+  const entry = harEntry(got.exchanges[0]!, ctx, { redact: false });
+  assert.match(got.exchanges[0]!.incomplete!, /^response cut/);
+  assert.equal(entry.timings.receive, 240);
+});
+
+test('-f http after a fallback: the failing call is not shown twice, and a long raw connection is cut to a count', async () => {
+  const out: Buffer[] = [];
+  const tracker = new HttpTracker();
+  const stream = new Writable({ write: (chunk: Buffer, _enc, cb) => (out.push(Buffer.from(chunk)), cb()) });
+  createHttpSink(stream, ctx, { color: false, redact: false, tracker });
+  tracker.write(call('write', 'POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nBODY-ONCE!'));
+  tracker.write(call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab', { lost: 3 }));
+  for (let i = 0; i < 100; i++) tracker.write(call('read', Buffer.alloc(1024, 'r')));
+  await tracker.close();
+  const text = Buffer.concat(out).toString();
+  assert.equal(text.split('BODY-ONCE!').length, 2, text.slice(0, 2000));
+  assert.match(text, /raw calls after the first 64 KiB not shown, from here/);
+  assert.match(text, /raw calls after the first 64 KiB not shown, 36 calls \(36864 bytes\) in all/);
 });

@@ -363,7 +363,10 @@ export class Http1Decoder {
   }
 
   private onRequestBody(chunk: Buffer, offset: number, length: number): void {
-    this.current?.reqBody.add(chunk, offset, offset + length);
+    const p = this.current;
+    if (p === undefined) return;
+    p.reqBody.add(chunk, offset, offset + length);
+    p.exchange.timings.requestEndNs = this.nowNs;
   }
 
   private onRequestTrailers(trailers: string[]): void {
@@ -427,7 +430,11 @@ export class Http1Decoder {
   }
 
   private onResponseBody(chunk: Buffer, offset: number, length: number): void {
-    this.answering?.resBody?.add(chunk, offset, offset + length);
+    const p = this.answering;
+    if (p === undefined) return;
+    p.resBody?.add(chunk, offset, offset + length);
+    // A body cut later still has the time of its last captured bytes.
+    p.exchange.timings.responseEndNs = this.nowNs;
   }
 
   private onResponseTrailers(trailers: string[]): void {

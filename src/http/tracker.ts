@@ -295,6 +295,7 @@ export class HttpTracker implements CallSink, ExchangeOut {
   private feed(conn: Conn, call: TlsCall): void {
     const side = call.dir === conn.requestDir ? Side.Request : Side.Response;
     const decoder = conn.decoder!;
+    let fed = false;
     try {
       if (call.callsMissedBefore) {
         throw new HttpDecodeError('gap', `${call.callsMissedBefore} earlier calls of this connection were dropped`);
@@ -302,15 +303,17 @@ export class HttpTracker implements CallSink, ExchangeOut {
       // Lost bytes may sit anywhere in the call, so where the stream is after them is unknown.
       if (call.lost > 0) throw new HttpDecodeError('gap', `${call.lost} bytes lost in a ${call.func} of ${call.totalLen} bytes`);
       decoder.feed(side, call, call.data);
+      fed = true;
       // Truncated bytes are all at the call's end: the stream position after them is known.
       if (call.truncated > 0) decoder.gap(side, call.truncated, `${call.truncated} bytes truncated (--max-bytes) in a ${call.func} of ${call.totalLen} bytes`);
     } catch (err) {
       const e = err instanceof HttpDecodeError ? err : new HttpDecodeError('malformed', `decoder failure: ${(err as Error).message}`);
-      this.fail(conn, e, call);
+      this.fail(conn, e, call, fed);
     }
   }
 
-  private fail(conn: Conn, err: HttpDecodeError, call: TlsCall): void {
+  /** Decoding of `conn` ends at `call`; its bytes are shown raw unless the decoder took them all (`fed`). */
+  private fail(conn: Conn, err: HttpDecodeError, call: TlsCall, fed = false): void {
     const decoder = conn.decoder!;
     conn.decoder = undefined;
     if (err.reason === 'hpack') this.stats.hpackErrors++;
@@ -324,7 +327,7 @@ export class HttpTracker implements CallSink, ExchangeOut {
     this.toRaw(conn, err.reason, err.message, call.tsNs);
     if (err.reason === 'upgrade') {
       if (err.rest !== undefined && err.rest.length > 0) this.emitRaw({ ...call, data: err.rest, totalLen: err.rest.length }, conn);
-    } else {
+    } else if (!fed) {
       this.emitRaw(call, conn);
     }
   }
