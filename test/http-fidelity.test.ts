@@ -187,7 +187,7 @@ test('HAR postData: a multipart upload with a binary file gives params, the body
   const post = entry.request.postData!;
   assert.deepEqual(post.params, [
     { name: 'title', value: 'Jos\u00e9' },
-    { name: 'file', comment: 'binary, 7 bytes (in postData.text)', fileName: 'a.png', contentType: 'image/png' },
+    { name: 'file', value: file.toString('base64'), comment: 'binary, 7 bytes: value is base64', fileName: 'a.png', contentType: 'image/png' },
   ]);
   assert.equal(post._encoding, 'base64');
   assert.ok(Buffer.from(post.text, 'base64').equals(body));

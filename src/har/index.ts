@@ -176,8 +176,8 @@ function queryString(url: string): HarNameValue[] {
 
 /**
  * A request body as HAR postData: text as it is; a urlencoded form also as params; a whole
- * multipart/form-data body also as params (file parts with fileName and contentType, their value
- * only when it is text); binary bytes as base64 with `_encoding: "base64"` (see docs/http.md).
+ * multipart/form-data body also as params (file parts with fileName and contentType, a binary
+ * part's value as base64); binary bytes as base64 with `_encoding: "base64"` (see docs/http.md).
  */
 function postData(body: HttpBody, headers: HttpHeader[]): HarPostData {
   const mimeType = headerValue(headers, 'content-type') ?? '';
@@ -205,7 +205,11 @@ function postData(body: HttpBody, headers: HttpHeader[]): HarPostData {
 function formParam(part: FormPart): HarParam {
   const param: HarParam = { name: part.name };
   if (part.text) param.value = part.data.toString('utf8');
-  else param.comment = `binary, ${part.data.length} bytes (in postData.text)`;
+  else {
+    // Replay tools need a value (har-to-k6 fails without one); base64 keeps the bytes.
+    param.value = part.data.toString('base64');
+    param.comment = `binary, ${part.data.length} bytes: value is base64`;
+  }
   if (part.fileName !== undefined) param.fileName = part.fileName;
   if (part.contentType !== undefined) param.contentType = part.contentType;
   return param;
