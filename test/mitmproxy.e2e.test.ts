@@ -14,38 +14,109 @@ import { join } from 'node:path';
 import type { HarEntry, HarLog } from '../src/har/index.js';
 import type { HttpRecord } from '../src/http/index.js';
 import { bigBody, TEXT } from './support/fidelity-server.js';
-import { runProcess, startFidelityServer } from './support/fidelity.js';
+import { runProcess, runPython, startFidelityServer } from './support/fidelity.js';
+import type { FidelityServer, Run } from './support/fidelity.js';
 import { startMitmproxy } from './support/mitm.js';
-import type { MitmFlow } from './support/mitm.js';
+import type { MitmFlow, Mitmproxy } from './support/mitm.js';
 import { requireRoot } from './support/privileges.js';
 import { parseJsonl, startTlstap } from './support/tlstap-process.js';
 
 const require = createRequire(import.meta.url);
 
-/** One case: curl arguments (before the URL base is applied) and how many exchanges it makes. */
+/** One case: its name, and how many exchanges it makes (a redirect followed makes two). */
 interface Case {
   name: string;
-  args: (base: string, dir: string) => string[];
   exchanges: number;
 }
+
+const CASES: Case[] = [
+  '5 MB', 'small', 'JSON POST', 'multipart with a binary file', 'gzip', 'br', '204', '304', 'HEAD', 'redirect', '16 KB cookie', 'UTF-8 headers', 'trailers', 'cancelled',
+].map((name) => ({ name, exchanges: name === 'redirect' ? 2 : 1 }));
 
 const JSON_BODY = JSON.stringify({ name: 'José', list: [1, 2, 3], nested: { ok: true } });
 const BINARY = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) & 0xff));
 
-const CASES: Case[] = [
-  { name: 'small', args: (u) => [`${u}/small`], exchanges: 1 },
-  { name: '5 MB', args: (u) => [`${u}/big?n=${5 * 1024 * 1024}`], exchanges: 1 },
-  { name: 'JSON POST', args: (u) => ['-H', 'Content-Type: application/json', '--data-binary', JSON_BODY, `${u}/json`], exchanges: 1 },
-  { name: 'multipart with a binary file', args: (u, dir) => ['-F', 'title=José', '-F', `file=@${dir}/blob.bin;type=application/octet-stream`, `${u}/echo`], exchanges: 1 },
-  { name: 'gzip', args: (u) => ['--compressed', `${u}/gzip`], exchanges: 1 },
-  { name: 'br', args: (u) => ['--compressed', `${u}/br`], exchanges: 1 },
-  { name: '204', args: (u) => [`${u}/nocontent`], exchanges: 1 },
-  { name: '304', args: (u) => ['-H', 'If-None-Match: "v1"', `${u}/cached`], exchanges: 1 },
-  { name: 'HEAD', args: (u) => ['-I', `${u}/small`], exchanges: 1 },
-  { name: 'redirect', args: (u) => ['-L', `${u}/redirect`], exchanges: 2 },
-  { name: '16 KB cookie', args: (u) => ['-b', `big=${'c'.repeat(16 * 1024)}`, `${u}/cookie`], exchanges: 1 },
-  { name: 'UTF-8 headers', args: (u) => ['-H', 'X-Name: José', `${u}/utf8`], exchanges: 1 },
-  { name: 'trailers', args: (u) => [`${u}/trailers`], exchanges: 1 },
+/** curl's arguments for a case. */
+function curlArgs(name: string, u: string, dir: string): string[] {
+  switch (name) {
+    case 'small': return [`${u}/small`];
+    case '5 MB': return [`${u}/big?n=${5 * 1024 * 1024}`];
+    case 'JSON POST': return ['-H', 'Content-Type: application/json', '--data-binary', JSON_BODY, `${u}/json`];
+    case 'multipart with a binary file': return ['-F', 'title=José', '-F', `file=@${dir}/blob.bin;type=application/octet-stream`, `${u}/echo`];
+    case 'gzip': return ['--compressed', `${u}/gzip`];
+    case 'br': return ['--compressed', `${u}/br`];
+    case '204': return [`${u}/nocontent`];
+    case '304': return ['-H', 'If-None-Match: "v1"', `${u}/cached`];
+    case 'HEAD': return ['-I', `${u}/small`];
+    case 'redirect': return ['-L', `${u}/redirect`];
+    case '16 KB cookie': return ['-b', `big=${'c'.repeat(16 * 1024)}`, `${u}/cookie`];
+    case 'UTF-8 headers': return ['-H', 'X-Name: José', `${u}/utf8`];
+    case 'trailers': return [`${u}/trailers`];
+    default: return ['--max-time', '0.5', `${u}/slow`];
+  }
+}
+
+/** The same cases with python requests or httpx: `lib http2 case base proxy dir json`. */
+const PYTHON_CASE = `
+import sys
+lib, h2, case, base, proxy, d, body = sys.argv[1:8]
+if lib == 'requests':
+    import requests, urllib3
+    urllib3.disable_warnings()
+    s = requests.Session()
+    def req(method, path, **kw):
+        kw.setdefault('timeout', 5)
+        return s.request(method, base + path, proxies={'https': proxy}, verify=False, **kw)
+else:
+    import httpx
+    s = httpx.Client(proxies=proxy, verify=False, http2=h2 == '1', follow_redirects=True, timeout=5)
+    def req(method, path, **kw):
+        if isinstance(kw.get('data'), bytes):
+            kw['content'] = kw.pop('data')
+        return s.request(method, base + path, **kw)
+cases = {
+    'small': lambda: req('GET', '/small'),
+    '5 MB': lambda: req('GET', '/big?n=%d' % (5 * 1024 * 1024)),
+    'JSON POST': lambda: req('POST', '/json', data=body.encode(), headers={'Content-Type': 'application/json'}),
+    'multipart with a binary file': lambda: req('POST', '/echo', data={'title': 'José'}, files={'file': ('blob.bin', open(d + '/blob.bin', 'rb'), 'application/octet-stream')}),
+    'gzip': lambda: req('GET', '/gzip'),
+    'br': lambda: req('GET', '/br'),
+    '204': lambda: req('GET', '/nocontent'),
+    '304': lambda: req('GET', '/cached', headers={'If-None-Match': '"v1"'}),
+    'HEAD': lambda: req('HEAD', '/small'),
+    'redirect': lambda: req('GET', '/redirect'),
+    '16 KB cookie': lambda: req('GET', '/cookie', headers={'Cookie': 'big=' + 'c' * 16384}),
+    'UTF-8 headers': lambda: req('GET', '/utf8', headers={'X-Name': 'José'.encode()}),
+    'trailers': lambda: req('GET', '/trailers'),
+    'cancelled': lambda: req('GET', '/slow', timeout=0.5),
+}
+try:
+    print(cases[case]().status_code)
+except Exception as e:
+    print(type(e).__name__, e, file=sys.stderr)
+    sys.exit(28)
+`;
+
+/** A client of the comparison: how it runs a case through the proxy. */
+interface Client {
+  name: string;
+  /** Its process name, for tlstap --comm. */
+  comm: string;
+  run(c: string, base: string, proxy: string, dir: string): Promise<Run>;
+}
+
+const CLIENTS: Client[] = [
+  ...['--http1.1', '--http2'].map((version) => ({
+    name: `curl ${version.slice(2)}`,
+    comm: 'curl',
+    run: (c: string, base: string, proxy: string, dir: string) =>
+      runProcess('curl', ['-sSk', '--max-time', '5', '-o', '/dev/null', version, '-x', proxy, ...curlArgs(c, base, dir)]),
+  })),
+  ...([['requests', '0'], ['httpx', '0'], ['httpx', '1']] as const).map(([lib, h2]) => ({
+    name: `python ${lib} ${h2 === '1' ? 'http2' : 'http1.1'}`,
+    comm: 'python3',
+    run: (c: string, base: string, proxy: string, dir: string) => runPython(PYTHON_CASE, [lib, h2, c, base, proxy, dir, JSON_BODY]),
+  })),
 ];
 
 /** Header bytes (as latin-1 from the addon) read the way tlstap reads them: UTF-8 where valid. */
@@ -96,75 +167,123 @@ function differences(e: HarEntry, rec: HttpRecord | undefined, f: MitmFlow): str
   return out;
 }
 
-test('curl through mitmproxy, HTTP/1.1 and HTTP/2: tlstap\'s HAR and jsonl agree with mitmproxy entry by entry', { timeout: 300_000 }, async (t) => {
+/** One run of one case by one client, and the flows mitmproxy wrote for it. */
+interface CaseRun {
+  client: string;
+  name: string;
+  pid: number;
+  code: number | null;
+  flows: MitmFlow[];
+}
+
+/** What tlstap wrote while `clients` ran every case. */
+interface Captured {
+  runs: CaseRun[];
+  doc: HarLog;
+  records: HttpRecord[];
+}
+
+/** Runs every case with `clients` (all with process name `comm`) under tlstap --comm COMM. */
+async function captureClients(comm: string, clients: Client[], server: FidelityServer, mitm: Mitmproxy, dir: string): Promise<Captured> {
+  const har = join(dir, `${comm}.har`);
+  const jsonl = join(dir, `${comm}.jsonl`);
+  const tlstap = await startTlstap(['--comm', comm, '-f', 'jsonl', '-o', jsonl, '--har', har]);
+  const runs: CaseRun[] = [];
+  try {
+    for (const client of clients) {
+      for (const c of CASES) {
+        const before = mitm.flows().length;
+        const run = await client.run(c.name, server.url, mitm.proxy, dir);
+        // mitmproxy writes a flow when it is done with it: wait for this run's.
+        for (let i = 0; i < 50 && mitm.flows().length < before + c.exchanges; i++) await new Promise((r) => setTimeout(r, 100));
+        runs.push({ client: client.name, name: c.name, pid: run.pid, code: run.code, flows: mitm.flows().slice(before) });
+      }
+    }
+  } finally {
+    const exit = await tlstap.stop('SIGINT');
+    assert.equal(exit.code, 0, exit.stderr);
+  }
+  const pids = new Set(runs.map((r) => r.pid));
+  const records = parseJsonl<{ type: string; conn?: { pid: number } }>(readFileSync(jsonl, 'utf8')).filter(
+    (l): l is HttpRecord => l.type === 'http' && pids.has(l.conn!.pid),
+  );
+  return { runs, doc: JSON.parse(readFileSync(har, 'utf8')) as HarLog, records };
+}
+
+/** The HAR entries of one run (the entry comment starts with `COMM pid PID`). */
+function entriesOf(doc: HarLog, pid: number): HarEntry[] {
+  return doc.log.entries.filter((e) => new RegExp(`^\\S+ pid ${pid}(;|$)`).test(e.comment ?? ''));
+}
+
+/** `CLIENT CASE: same`, or what differs between tlstap and mitmproxy. */
+function compare(captured: Captured): string[] {
+  return captured.runs.map((run) => {
+    const entries = entriesOf(captured.doc, run.pid);
+    const recs = captured.records.filter((r) => r.conn.pid === run.pid);
+    const lines: string[] = [];
+    if (run.code !== 0) lines.push(`client exit status ${run.code}`);
+    if (run.flows.length !== entries.length) lines.push(`flows: tlstap ${entries.length}, mitmproxy ${run.flows.length}`);
+    entries.forEach((e, i) => {
+      const f = run.flows[i];
+      if (f !== undefined) lines.push(...differences(e, recs[i], f));
+    });
+    return `${run.client} ${run.name}: ${lines.length === 0 ? 'same' : lines.join('; ')}`;
+  });
+}
+
+/** The HAR as HAR tools take it: har-validator, httpsnippet (every request) and har-to-k6. */
+async function checkHarTools(doc: HarLog): Promise<void> {
+  const harValidator = require('har-validator') as { har(d: unknown): Promise<unknown> };
+  await harValidator.har(doc);
+  const { HTTPSnippet } = require('httpsnippet') as { HTTPSnippet: new (r: unknown) => { convert(target: string, client?: string): string | string[] | false } };
+  for (const e of doc.log.entries) assert.ok(new HTTPSnippet(e.request).convert('shell', 'curl'), `httpsnippet takes ${e.request.url}`);
+  const { liHARToK6Script } = require('har-to-k6') as { liHARToK6Script(h: unknown): Promise<{ main: string }> };
+  const k6 = await liHARToK6Script(doc);
+  assert.match(k6.main, /http\.request|http\.get|http\.post/);
+}
+
+/**
+ * The differences docs/http.md lists: what the client got (tlstap) is not what mitmproxy got
+ * from the server, because of how mitmproxy 8.1.1 forwards.
+ */
+function expectedDifference(client: string, name: string): RegExp | undefined {
+  // mitmproxy 8.1.1 never forwards an HTTP/1.1 response with trailers: the client gets nothing.
+  if (name === 'trailers' && !client.endsWith('http2')) return /^client exit status 28; status: 0 vs 200 \(Client disconnected\.\)$/;
+  // mitmproxy forwards a response once it has all of it: the cancelled client got nothing.
+  if (name === 'cancelled') return /^client exit status 28; status: 0 vs 200 \(.+\)$/;
+  return undefined;
+}
+
+test('curl, python requests and httpx through mitmproxy, HTTP/1.1 and HTTP/2: tlstap\'s HAR and jsonl agree with mitmproxy entry by entry', { timeout: 600_000 }, async (t) => {
   if (!requireRoot(t)) return;
   const dir = mkdtempSync(join(tmpdir(), 'tlstap-mitm-cmp-'));
   writeFileSync(join(dir, 'blob.bin'), BINARY);
   const server = await startFidelityServer();
   const mitm = await startMitmproxy();
-  const har = join(dir, 'tlstap.har');
-  const jsonl = join(dir, 'tlstap.jsonl');
   try {
-    const tlstap = await startTlstap(['--comm', 'curl', '-f', 'jsonl', '-o', jsonl, '--har', har]);
-    const runs: { version: string; name: string; pid: number; flows: MitmFlow[]; code: number | null; expect: number }[] = [];
-    try {
-      for (const version of ['--http1.1', '--http2']) {
-        for (const c of [...CASES, { name: 'cancelled', args: (u: string) => ['--max-time', '0.5', `${u}/slow`], exchanges: 1 }]) {
-          const before = mitm.flows().length;
-          const run = await runProcess('curl', ['-sSk', '--max-time', '10', '-o', '/dev/null', version, '-x', mitm.proxy, ...c.args(server.url, dir)]);
-          // mitmproxy writes a flow when it is done with it: wait for this run's.
-          for (let i = 0; i < 50 && mitm.flows().length < before + c.exchanges; i++) await new Promise((r) => setTimeout(r, 100));
-          runs.push({ version, name: c.name, pid: run.pid, flows: mitm.flows().slice(before), code: run.code, expect: c.exchanges });
-        }
-      }
-    } finally {
-      const exit = await tlstap.stop('SIGINT');
-      assert.equal(exit.code, 0, exit.stderr);
-    }
-    const doc = JSON.parse(readFileSync(har, 'utf8')) as HarLog;
-    const records = parseJsonl<{ type: string }>(readFileSync(jsonl, 'utf8')).filter((l): l is HttpRecord => l.type === 'http');
     const report: string[] = [];
-    for (const run of runs) {
-      const entries = doc.log.entries.filter((e) => new RegExp(`^curl pid ${run.pid}(;|$)`).test(e.comment ?? ''));
-      const recs = records.filter((r) => r.conn.pid === run.pid);
-      const label = `${run.version.slice(2)} ${run.name}`;
-      if (entries.length !== run.expect) console.log(`# ${label}: ${entries.length} entries: ${JSON.stringify(entries.map((e) => [e.request.url, e.response.status, e.comment]))}`);
-      const lines: string[] = [];
-      if (run.code !== 0) lines.push(`curl exit status ${run.code}`);
-      if (run.flows.length !== entries.length) lines.push(`flows: tlstap ${entries.length}, mitmproxy ${run.flows.length}`);
-      entries.forEach((e, i) => {
-        const f = run.flows[i];
-        if (f !== undefined) lines.push(...differences(e, recs[i], f));
-      });
-      report.push(`${label}: ${lines.length === 0 ? 'same' : lines.join('; ')}`);
+    for (const comm of ['curl', 'python3']) {
+      const captured = await captureClients(comm, CLIENTS.filter((c) => c.comm === comm), server, mitm, dir);
+      report.push(...compare(captured));
+      await checkHarTools(captured.doc);
+      if (comm === 'curl') {
+        // Checked apart: what curl got is what the server sent.
+        const entry = (client: string, name: string): HarEntry => entriesOf(captured.doc, captured.runs.find((r) => r.client === client && r.name === name)!.pid)[0]!;
+        assert.ok(harResponseBody(entry('curl http2', '5 MB')).equals(bigBody(5 * 1024 * 1024)));
+        assert.equal(harResponseBody(entry('curl http1.1', 'gzip')).toString(), TEXT);
+      }
     }
     console.log(report.map((l) => `# ${l}`).join('\n'));
-    // Checked apart: what curl got is what the server sent.
-    const big = doc.log.entries.find((e) => e.request.url.endsWith(`/big?n=${5 * 1024 * 1024}`))!;
-    assert.ok(harResponseBody(big).equals(bigBody(5 * 1024 * 1024)));
-    assert.equal(harResponseBody(doc.log.entries.find((e) => e.request.url.endsWith('/gzip'))!).toString(), TEXT);
-    // The HAR as HAR tools take it.
-    const harValidator = require('har-validator') as { har(d: unknown): Promise<unknown> };
-    await harValidator.har(doc);
-    const { HTTPSnippet } = require('httpsnippet') as { HTTPSnippet: new (r: unknown) => { convert(target: string, client?: string): string | string[] | false } };
-    for (const e of doc.log.entries) assert.ok(new HTTPSnippet(e.request).convert('shell', 'curl'), `httpsnippet takes ${e.request.url}`);
-    const { liHARToK6Script } = require('har-to-k6') as { liHARToK6Script(h: unknown): Promise<{ main: string }> };
-    const k6 = await liHARToK6Script(doc);
-    assert.match(k6.main, /http\.request|http\.get|http\.post/);
-    // Everything else is the same; these differ as docs/http.md says (what curl got vs what
-    // mitmproxy got from the server).
-    const expected: Record<string, RegExp> = {
-      // mitmproxy 8.1.1 never forwards an HTTP/1.1 response with trailers: curl gets nothing.
-      'http1.1 trailers': /^curl exit status 28; status: 0 vs 200 \(Client disconnected\.\)$/,
-      // mitmproxy buffers a whole response before it forwards it: the cancelled curl got nothing.
-      'http1.1 cancelled': /^curl exit status 28; status: 0 vs 200 \(.+\)$/,
-      'http2 cancelled': /^curl exit status 28; status: 0 vs 200 \(.+\)$/,
-    };
-    for (const line of report) {
-      const [label, what] = line.split(': ', 2) as [string, string];
-      const rest = line.slice(label.length + 2);
-      if (expected[label] !== undefined) assert.match(rest, expected[label]!, label);
-      else assert.equal(what, 'same', line);
+    for (const client of CLIENTS) {
+      for (const c of CASES) {
+        const key = `${client.name} ${c.name}: `;
+        const line = report.find((l) => l.startsWith(key));
+        assert.ok(line, key);
+        const rest = line.slice(key.length);
+        const expected = expectedDifference(client.name, c.name);
+        if (expected !== undefined) assert.match(rest, expected, key);
+        else assert.equal(rest, 'same', line);
+      }
     }
   } finally {
     await mitm.stop();
