@@ -5,13 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { HttpFallbackRecord, HttpRecord } from '../src/http/index.js';
 import { bigBody } from './support/fidelity-server.js';
 import { runNode, runProcess, runPython, startFidelityServer } from './support/fidelity.js';
 import type { FidelityServer, Run } from './support/fidelity.js';
+import { validate } from './support/json-schema.js';
 import { startNginx } from './support/nginx.js';
 import { requireRoot } from './support/privileges.js';
 import { captureWhile, parseJsonl } from './support/tlstap-process.js';
+
+const SCHEMA = JSON.parse(readFileSync(new URL('../../docs/jsonl.schema.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 
 /**
  * Captures `-f jsonl` while `fn` runs; returns the http and http_fallback records (the tests pick
@@ -21,6 +25,8 @@ import { captureWhile, parseJsonl } from './support/tlstap-process.js';
 async function captureHttp(extra: string[], fn: () => Promise<void>): Promise<{ http: HttpRecord[]; fallbacks: HttpFallbackRecord[] }> {
   const { out } = await captureWhile(['-f', 'jsonl', ...extra], fn);
   const lines = parseJsonl<{ type: string }>(out);
+  // The HTTP lines of every capture hold to the documented schema.
+  for (const line of lines) if (line.type.startsWith('http')) assert.deepEqual(validate(line, SCHEMA), [], JSON.stringify(line).slice(0, 300));
   return {
     http: lines.filter((l): l is HttpRecord => l.type === 'http'),
     fallbacks: lines.filter((l): l is HttpFallbackRecord => l.type === 'http_fallback'),

@@ -2,8 +2,9 @@
 // HTTP/2 through Debian's mitmdump (a regular proxy, its view dumped by test/support/mitm_dump.py)
 // to the Node fidelity server, while tlstap captures curl's side with --har and -f jsonl. Entry
 // by entry, method, URL, status, headers and bodies must agree, except for the differences
-// docs/http.md lists (each one checked here to be exactly what it says); the HAR must pass
-// har-validator and be taken by httpsnippet and har-to-k6.
+// docs/http.md lists (each one checked here to be exactly what it says); every jsonl line must
+// hold to docs/jsonl.schema.json, and the HAR must pass har-validator and be taken by httpsnippet
+// and har-to-k6.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
@@ -18,10 +19,12 @@ import { runProcess, runPython, startFidelityServer } from './support/fidelity.j
 import type { FidelityServer, Run } from './support/fidelity.js';
 import { startMitmproxy } from './support/mitm.js';
 import type { MitmFlow, Mitmproxy } from './support/mitm.js';
+import { validate } from './support/json-schema.js';
 import { requireRoot } from './support/privileges.js';
 import { parseJsonl, startTlstap } from './support/tlstap-process.js';
 
 const require = createRequire(import.meta.url);
+const SCHEMA = JSON.parse(readFileSync(new URL('../../docs/jsonl.schema.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 
 /** One case: its name, and how many exchanges it makes (a redirect followed makes two). */
 interface Case {
@@ -204,9 +207,10 @@ async function captureClients(comm: string, clients: Client[], server: FidelityS
     assert.equal(exit.code, 0, exit.stderr);
   }
   const pids = new Set(runs.map((r) => r.pid));
-  const records = parseJsonl<{ type: string; conn?: { pid: number } }>(readFileSync(jsonl, 'utf8')).filter(
-    (l): l is HttpRecord => l.type === 'http' && pids.has(l.conn!.pid),
-  );
+  const lines = parseJsonl<{ type: string; conn?: { pid: number } }>(readFileSync(jsonl, 'utf8'));
+  // Every line of the real capture holds to the documented schema.
+  for (const [i, line] of lines.entries()) assert.deepEqual(validate(line, SCHEMA), [], `${comm} jsonl line ${i + 1}: ${JSON.stringify(line).slice(0, 300)}`);
+  const records = lines.filter((l): l is HttpRecord => l.type === 'http' && pids.has(l.conn!.pid));
   return { runs, doc: JSON.parse(readFileSync(har, 'utf8')) as HarLog, records };
 }
 
