@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import assert from 'node:assert/strict';
 import { harEntry, harLog } from '../src/har/index.js';
 import { HttpTracker } from '../src/http/tracker.js';
-import { createHttpSink } from '../src/output/http.js';
+import { createHttpSink, ExchangeFormatter } from '../src/output/http.js';
 import { call, ctx, decodeCalls, frame, FT, HeaderEncoder, PREFACE, validateHar } from './support/http-streams.js';
 
 const decode = decodeCalls;
@@ -73,6 +73,7 @@ test('--max-bytes cut inside a Content-Length body: the rest is skipped and coun
   assert.equal(one!.request.body.complete, false);
   assert.equal(one!.request.body.bytes.toString(), 'a'.repeat(30));
   assert.equal(one!.incomplete, 'request body: 970 bytes not captured');
+  assert.match(new ExchangeFormatter(ctx, { color: false, redact: false }).format(one!), /\[body 1000 bytes, incomplete: 970 bytes not captured\]\na{30}\n/);
   assert.equal(two!.request.body.bytes.toString(), 'abc');
   assert.equal(two!.response!.status, 201);
   assert.equal(two!.incomplete, undefined);
@@ -217,6 +218,7 @@ test('-f http after a fallback: the failing call is not shown twice, and a long 
   await tracker.close();
   const text = Buffer.concat(out).toString();
   assert.equal(text.split('BODY-ONCE!').length, 2, text.slice(0, 2000));
+  assert.match(text, /\[body 10 bytes\]\nBODY-ONCE!/);
   assert.match(text, /raw calls after the first 64 KiB not shown, from here/);
   assert.match(text, /raw calls after the first 64 KiB not shown, 36 calls \(36864 bytes\) in all/);
 });

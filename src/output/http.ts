@@ -175,7 +175,7 @@ export class ExchangeFormatter {
     const decoded = decodeBody(body, headers);
     let meta = `body ${plural(body.size, 'byte')}`;
     if (decoded.encoding !== undefined) meta += `, ${decoded.encoding} → ${plural(decoded.bytes.length, 'byte')}`;
-    if (!body.complete) meta += ', incomplete';
+    if (!body.complete) meta += body.missing ? `, incomplete: ${plural(body.missing, 'byte')} not captured` : ', incomplete';
     if (decoded.note !== undefined) meta += `; ${decoded.note}`;
     let out = `  ${c.dim}[${safe(meta)}]${c.reset}\n`;
     const data = decoded.bytes;
