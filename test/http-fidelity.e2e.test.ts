@@ -113,6 +113,39 @@ for (const lib of ['requests', 'httpx']) {
   });
 }
 
+test('python aiohttp PUTs 90 KB, then GETs on the same connection: two whole exchanges', async (t) => {
+  if (!requireRoot(t)) return;
+  const server = await startFidelityServer();
+  try {
+    let run: Run | undefined;
+    const { http } = await captureHttp([], async () => {
+      run = await runPython(
+        `
+import sys, asyncio, aiohttp
+async def main():
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False, limit=1)) as s:
+        async with s.put(sys.argv[1] + '/echo', data=b'a' * 90000) as r:
+            print(await r.text())
+        async with s.get(sys.argv[1] + '/small') as r:
+            print(await r.text(), end='')
+asyncio.run(main())
+`,
+        [server.url],
+      );
+    });
+    ok(run!, 'python aiohttp');
+    const mine = ofPid(http, run!.pid);
+    assert.deepEqual(mine.map(shape), [
+      ['PUT', '/echo', 200, 90000, mine[0]?.response?.body.size, undefined],
+      ['GET', '/small', 200, 0, 12, undefined],
+    ]);
+    assert.equal(new Set(mine.map((r) => r.conn.id)).size, 1, 'one keep-alive connection');
+    assert.equal(`${bodyBytes(mine[0]!.response!.body).toString()}\n${bodyBytes(mine[1]!.response!.body).toString()}`, run!.stdout.toString());
+  } finally {
+    await server.stop();
+  }
+});
+
 test('node fetch PUTs 300 KB: one whole exchange', async (t) => {
   if (!requireRoot(t)) return;
   const server = await startFidelityServer();
