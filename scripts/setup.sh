@@ -18,7 +18,8 @@ action=${1:-}
 # them (go tool nm, go version -m); llvm's llvm-objdump disassembles their arm64 code.
 packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
 	curl openssl ca-certificates bpftool binutils nginx tshark
-	wget android-boringssl libnss3-dev libnss3-tools golang-go)
+	wget android-boringssl libnss3-dev libnss3-tools golang-go
+	python3-requests python3-httpx python3-aiohttp mitmproxy)
 
 missing=()
 for p in "${packages[@]}"; do
