@@ -20,6 +20,7 @@ import type { ProbeTarget, SkippedFile } from '../targets/index.js';
 import { catchStopSignals } from './signals.js';
 import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
+import { runNotes } from './report.js';
 import type { CaptureOptions } from './options.js';
 import { hostInfo, tlstapVersion } from '../version.js';
 
@@ -65,6 +66,8 @@ export interface LiveCaptureParts {
   keepCall?: (call: TlsCall) => boolean;
   /** Only these connections' records go out (besides --port/--host). */
   keepConnection?: (conn: ConnectionInfo) => boolean;
+  /** --redact: credentials masked in the batches, before the recorder and the sinks. */
+  redact?: boolean;
 }
 
 /** A running capture: a session feeding a pipeline. */
@@ -92,6 +95,7 @@ export class LiveCapture {
       keepCall: parts.keepCall,
       // --port/--host need no filter here: the kernel announces only the connections that match.
       keepConnection: parts.keepConnection,
+      redact: parts.redact,
     });
     // Slow outputs pause the reading of the ring buffer: memory stays bounded and the kernel
     // counts whatever does not fit, so nothing is lost without a trace.
@@ -175,7 +179,8 @@ function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>)
     files: [...ctx.files],
     monotonicToWallNs: ctx.offsetNs.toString(),
     host: hostInfo(),
-    settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes },
+    // `redacted`: the records hold masked credentials (--redact masks before recording).
+    settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes, redacted: opts.redact },
   };
 }
 
@@ -239,7 +244,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
       : undefined;
     // What the start waits for once the targets are known: the rest of the load, then the attach.
     const started = performance.now();
-    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder }, opts, await loading);
+    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder, redact: opts.redact }, opts, await loading);
     timeline.mark('attached');
     stderr.write(
       `tlstap: capturing (${capture.session.probeCount} probes attached in ${Math.round(performance.now() - started)} ms); Ctrl-C to stop\n` +
@@ -278,7 +283,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     failure ??= err;
   }
   const report = await outputs.finish(stats);
-  stderr.write(`${report}\n`);
+  stderr.write(`${report}\n${runNotes(capture.pipeline)}`);
   if (failure) throw failure;
   return { stats, targets };
 }
