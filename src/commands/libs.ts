@@ -7,7 +7,7 @@ export function formatTargets(targets: readonly ProbeTarget[], skipped: readonly
   const width = Math.max(0, ...targets.flatMap((t) => t.functions.map((f) => f.name.length + (f.version ? f.version.length + 1 : 0)))) + 2;
   for (const t of targets) {
     const version = t.version ? ` ${t.version}` : '';
-    lines.push(`${t.displayPath}  ${t.flavour}${version}  (${t.source}${t.buildId ? `, build-id ${t.buildId}` : ''})`);
+    lines.push(`${t.displayPath}  ${t.flavour}${version}  (${t.arch}, ${t.source}${t.buildId ? `, build-id ${t.buildId}` : ''})`);
     if (t.path !== t.displayPath) lines.push(`  attached through ${t.path}`);
     for (const f of t.functions) {
       const symbolVersion = f.version ? `@${f.version}` : '';
@@ -26,6 +26,7 @@ export function targetsJson(targets: readonly ProbeTarget[], skipped: readonly S
     attachPath: t.path,
     flavour: t.flavour,
     version: t.version ?? null,
+    arch: t.arch,
     buildId: t.buildId ?? null,
     source: t.source,
     functions: t.functions.map((f) => ({ name: f.name, offset: `0x${f.fileOffset.toString(16)}`, version: f.version ?? null })),

@@ -10,6 +10,7 @@ import { fileKey, nicer } from './dedupe.js';
 import { LIBRARY_FAMILIES, familyOfFileName, isTlsLibraryName, mayNameTlsLibrary, orList } from './families.js';
 import { TargetError, errnoCode } from './errors.js';
 import { readLdCache } from './ld-cache.js';
+import { foreignArchHint } from './arch.js';
 import { checkPid, mappedFiles, mappedProcessFile, parseProcMaps, reachProcessFile, readProcMaps } from './proc-maps.js';
 import type { MappedFile } from './proc-maps.js';
 import type { ProbeTarget } from './types.js';
@@ -297,7 +298,7 @@ export async function systemTargets(options: SystemDiscoveryOptions = {}): Promi
     if (candidate.source === 'executable') {
       if (carriesTls(analysis)) targets.push(toTarget(candidate, analysis));
     } else if (analysis.functions.length === 0) {
-      options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
+      options.onSkip?.(candidate.displayPath, analysis.foreign ?? strippedReason(candidate.displayPath));
     } else {
       targets.push(toTarget(candidate, analysis));
     }
@@ -343,7 +344,9 @@ export async function processTargets(pid: number, options: ProcessDiscoveryOptio
   for (const { candidate, analysis } of await analyzeAll(candidates, options)) {
     if (analysis.functions.length === 0) {
       const name = basename(candidate.displayPath.replace(/ \(deleted\)$/, ''));
-      if (isTlsLibraryName(name)) options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
+      if (isTlsLibraryName(name) || (analysis.foreign !== undefined && isExe(candidate))) {
+        options.onSkip?.(candidate.displayPath, analysis.foreign ?? strippedReason(candidate.displayPath));
+      }
       continue;
     }
     if (isExe(candidate) && !carriesTls(analysis)) continue;
@@ -389,6 +392,9 @@ export async function fileTarget(
   } catch (err) {
     const message = `cannot look for ${LOOKED_FOR} in ${path}: ${reasonOf(err)}`;
     throw new TargetError(message, { path, hint: LIB_HINT, cause: err });
+  }
+  if (analysis.foreign !== undefined) {
+    throw new TargetError(`cannot probe ${path}: ${analysis.foreign}`, { path, hint: foreignArchHint() });
   }
   if (analysis.functions.length === 0) {
     throw new TargetError(`${path} defines none of the TLS functions ${LOOKED_FOR}`, {
