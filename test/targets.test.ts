@@ -600,6 +600,11 @@ test('-p on a process with GnuTLS, NSPR, BoringSSL and OpenSSL loaded finds all 
     assert.equal(flavours.get(BORING_LIBSSL), 'BoringSSL process');
     assert.equal(flavours.get(LIBSSL), 'OpenSSL process');
     assert.equal(targets.length, 4, targets.map((t) => t.displayPath).join(', '));
+    // Named as system discovery names them: libgnutls.so.30, not the real file libgnutls.so.30.34.3.
+    const system = await systemTargets({ executables: false, flavour: false });
+    const systemName = (t: { dev: bigint; ino: bigint }) => system.find((x) => x.dev === t.dev && x.ino === t.ino)?.displayPath;
+    for (const t of targets) assert.equal(t.displayPath, systemName(t), t.path);
+    assert.ok(targets.some((t) => t.displayPath === GNUTLS), targets.map((t) => t.displayPath).join(', '));
   } finally {
     await stop(child);
   }

@@ -172,6 +172,24 @@ async function systemLibraryCandidates(dirs: readonly string[], useCache: boolea
   return [...byKey.values()];
 }
 
+/**
+ * The name system discovery shows a process's library by: the kernel names the real file
+ * (libgnutls.so.30.34.3), programs load it by its soname link in the same directory (libgnutls.so.30).
+ */
+async function libraryDisplayPath(c: Candidate): Promise<string> {
+  const name = basename(c.displayPath);
+  const family = familyOfFileName(name);
+  if (family === undefined || basename(c.openPath) !== name) return c.displayPath;
+  const dir = dirname(c.openPath);
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n !== name && family.fileName.test(n));
+  let best = name;
+  for (const other of names) {
+    const st = await stat(join(dir, other), { bigint: true }).catch(() => undefined);
+    if (st !== undefined && st.dev === c.dev && st.ino === c.ino && betterLibraryName(other, best)) best = other;
+  }
+  return join(dirname(c.displayPath), best);
+}
+
 /** Whether a is a better name to show a library by than b: soname, then real file, then development link. */
 function betterLibraryName(a: string, b: string): boolean {
   const kind = (path: string): number => {
@@ -330,7 +348,9 @@ export async function processTargets(pid: number, options: ProcessDiscoveryOptio
         options.onSkip?.(f.path, why);
         return undefined;
       }
-      return { ...reach, displayPath: f.deleted ? `${f.path} (deleted)` : f.path, source: 'process' };
+      if (f.deleted) return { ...reach, displayPath: `${f.path} (deleted)`, source: 'process' };
+      const c: Candidate = { ...reach, displayPath: f.path, source: 'process' };
+      return { ...c, displayPath: await libraryDisplayPath(c) };
     }),
   );
   const candidates = uniqueCandidates(reached);
