@@ -15,8 +15,8 @@ import { formatStatsLine } from '../output/index.js';
 import { openOutputs } from './outputs.js';
 import type { Outputs } from './outputs.js';
 import type { RecordWriter } from '../record/index.js';
-import { dedupeTargets, fileTarget, processTargets, systemTargets, TargetError } from '../targets/index.js';
-import type { ProbeTarget, SkippedFile } from '../targets/index.js';
+import { dedupeTargets, fileTarget, formatBlindspots, processBlindspots, processTargets, systemTargets, TargetError } from '../targets/index.js';
+import type { Blindspot, ProbeTarget, SkippedFile } from '../targets/index.js';
 import { catchStopSignals } from './signals.js';
 import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
@@ -34,20 +34,25 @@ export interface CaptureResult {
 export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & { flavour?: boolean };
 
 /** Finds the files to probe for these options, and the ones that cannot be; errors say what was looked for. */
-export async function resolveTargetsReporting(opts: TargetOptions): Promise<{ targets: ProbeTarget[]; skipped: SkippedFile[] }> {
+export async function resolveTargetsReporting(
+  opts: TargetOptions,
+): Promise<{ targets: ProbeTarget[]; skipped: SkippedFile[]; blindspots: Blindspot[] }> {
   const skipped: SkippedFile[] = [];
   const onSkip = (path: string, reason: string) => skipped.push({ path, reason });
   const { flavour } = opts;
   const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip, flavour }) : await systemTargets({ onSkip, flavour });
   for (const lib of opts.lib) found.push(await fileTarget(lib, 'lib-option', { flavour }));
   const targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
+  // What -p's process does that its targets will not show (TLS linked in and stripped, SSL BIOs, workers).
+  const blindspots = opts.pid !== undefined ? await processBlindspots(opts.pid, targets) : [];
+  if (targets.length === 0 && blindspots.length > 0) throw new TargetError(blindspots[0]!.reason, { hint: blindspots[0]!.hint });
   if (targets.length === 0) {
     const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
     throw new TargetError(`no TLS library (OpenSSL, BoringSSL, GnuTLS or NSS) found in ${where}`, {
       hint: 'name one with --lib PATH (a TLS library, or a program with one linked in)',
     });
   }
-  return { targets, skipped };
+  return { targets, skipped, blindspots };
 }
 
 /** The files to probe for these options. */
@@ -221,12 +226,14 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   let outputs: Outputs;
   let ctx: ReturnType<typeof liveContext>;
   let targets: ProbeTarget[];
+  let blindspots: Blindspot[];
   try {
     let skipped: SkippedFile[];
     // The flavour and version (a scan of each library's read-only data) are shown only by --verbose.
-    ({ targets, skipped } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
+    ({ targets, skipped, blindspots } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
     timeline.mark('targets found');
     for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
+    stderr.write(formatBlindspots(blindspots));
     ctx = liveContext(targets);
     outputs = await openOutputs(opts, ctx);
     timeline.mark('outputs open');
@@ -283,7 +290,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     failure ??= err;
   }
   const report = await outputs.finish(stats);
-  stderr.write(`${report}\n${runNotes(capture.pipeline)}`);
+  stderr.write(`${report}\n${runNotes(capture.pipeline, { pid: opts.pid, blindspots })}`);
   if (failure) throw failure;
   return { stats, targets };
 }

@@ -1,8 +1,9 @@
-import type { ProbeTarget, SkippedFile } from '../targets/index.js';
+import { formatBlindspots } from '../targets/index.js';
+import type { Blindspot, ProbeTarget, SkippedFile } from '../targets/index.js';
 import { resolveTargetsReporting } from './capture.js';
 
 /** `tlstap libs`: what would be probed, as text lines, then what cannot be and why. */
-export function formatTargets(targets: readonly ProbeTarget[], skipped: readonly SkippedFile[] = []): string {
+export function formatTargets(targets: readonly ProbeTarget[], skipped: readonly SkippedFile[] = [], blindspots: readonly Blindspot[] = []): string {
   const lines: string[] = [];
   const width = Math.max(0, ...targets.flatMap((t) => t.functions.map((f) => f.name.length + (f.version ? f.version.length + 1 : 0)))) + 2;
   for (const t of targets) {
@@ -16,11 +17,12 @@ export function formatTargets(targets: readonly ProbeTarget[], skipped: readonly
     if (t.missing.length > 0) lines.push(`  not in this file: ${t.missing.join(', ')}`);
   }
   for (const s of skipped) lines.push(`${s.path}  cannot be probed: ${s.reason}`);
-  return lines.join('\n');
+  const notes = formatBlindspots(blindspots, '');
+  return notes === '' ? lines.join('\n') : `${lines.join('\n')}\n${notes.trimEnd()}`;
 }
 
 /** The targets as JSON-friendly objects (bigints as hex strings). */
-export function targetsJson(targets: readonly ProbeTarget[], skipped: readonly SkippedFile[] = []): unknown {
+export function targetsJson(targets: readonly ProbeTarget[], skipped: readonly SkippedFile[] = [], blindspots: readonly Blindspot[] = []): unknown {
   const probed = targets.map((t) => ({
     path: t.displayPath,
     attachPath: t.path,
@@ -32,11 +34,11 @@ export function targetsJson(targets: readonly ProbeTarget[], skipped: readonly S
     functions: t.functions.map((f) => ({ name: f.name, offset: `0x${f.fileOffset.toString(16)}`, version: f.version ?? null })),
     missing: t.missing,
   }));
-  return { targets: probed, skipped };
+  return { targets: probed, skipped, blindspots };
 }
 
 /** Runs `tlstap libs`. */
 export async function runLibs(opts: { pid?: number; lib: string[]; json: boolean }): Promise<string> {
-  const { targets, skipped } = await resolveTargetsReporting(opts);
-  return opts.json ? JSON.stringify(targetsJson(targets, skipped), null, 2) : formatTargets(targets, skipped);
+  const { targets, skipped, blindspots } = await resolveTargetsReporting(opts);
+  return opts.json ? JSON.stringify(targetsJson(targets, skipped, blindspots), null, 2) : formatTargets(targets, skipped, blindspots);
 }

@@ -1,6 +1,8 @@
 import type { Writable } from 'node:stream';
 import type { CallPipeline } from '../capture/pipeline.js';
 import { formatRedactSummary } from '../redact/index.js';
+import { formatBlindspots } from '../targets/index.js';
+import type { Blindspot } from '../targets/index.js';
 
 /** Errors whose message is written for the user (they carry context and, often, a hint). */
 const USER_FACING = new Set([
@@ -18,9 +20,20 @@ export function reportFatal(err: unknown, stderr: Writable): number {
   return (error as { exitCode?: number }).exitCode ?? 1;
 }
 
-/** The lines a run adds after the output summary: what --redact masked. */
-export function runNotes(pipeline: Pick<CallPipeline, 'redaction'>): string {
-  const lines: string[] = [];
-  if (pipeline.redaction) lines.push(formatRedactSummary(pipeline.redaction));
-  return lines.map((l) => `${l}\n`).join('');
+/**
+ * The lines a run adds after the output summary: what --redact masked, and, when -p's process gave
+ * no call at all, why that may be (the blindspots found at start, again).
+ */
+export function runNotes(
+  pipeline: Pick<CallPipeline, 'redaction' | 'totals'>,
+  capture: { pid?: number; blindspots?: readonly Blindspot[] } = {},
+): string {
+  let text = pipeline.redaction ? `${formatRedactSummary(pipeline.redaction)}\n` : '';
+  if (capture.pid !== undefined && pipeline.totals.calls === 0) {
+    text += `tlstap: no TLS call of process ${capture.pid} was seen\n`;
+    text += capture.blindspots?.length
+      ? formatBlindspots(capture.blindspots)
+      : '  hint: did it do TLS while tlstap ran? A call is seen when the process calls a probed function (tlstap libs -p PID lists them)\n';
+  }
+  return text;
 }

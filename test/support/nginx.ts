@@ -61,6 +61,7 @@ export async function startNginx(opts: NginxOptions = {}): Promise<NginxServer> 
   const listen = opts.ipv6 ? `[::1]:${port}` : `127.0.0.1:${port}`;
   const conf = `
 daemon off;
+${opts.workers ? 'user root;' : ''}
 master_process ${opts.workers ? 'on' : 'off'};
 worker_processes ${opts.workers ?? 1};
 error_log ${dir}/error.log warn;
