@@ -17,8 +17,8 @@ export function formatTargets(targets: readonly ProbeTarget[], skipped: readonly
     if (t.missing.length > 0) lines.push(`  not in this file: ${t.missing.join(', ')}`);
   }
   for (const s of skipped) lines.push(`${s.path}  cannot be probed: ${s.reason}`);
-  const notes = formatBlindspots(blindspots, '');
-  return notes === '' ? lines.join('\n') : `${lines.join('\n')}\n${notes.trimEnd()}`;
+  // First: what the list does not cover (a program's own stripped TLS is not in the libraries it maps).
+  return `${formatBlindspots(blindspots, '')}${lines.join('\n')}`;
 }
 
 /** The targets as JSON-friendly objects (bigints as hex strings). */
