@@ -85,10 +85,10 @@ export class HpackMasker {
     const b = buf[i]!;
     switch (this.state) {
       case State.Op:
-        if (b & 0x80) this.startInt('indexed', b, 7, 'index');
-        else if (b & 0x40) this.startInt('incremental', b, 6, 'index');
-        else if (b & 0x20) this.startInt('size', b, 5, 'index');
-        else this.startInt(b & 0x10 ? 'never' : 'plain', b, 4, 'index');
+        if (b & 0x80) this.startOp('indexed', b, 7);
+        else if (b & 0x40) this.startOp('incremental', b, 6);
+        else if (b & 0x20) this.startOp('size', b, 5);
+        else this.startOp(b & 0x10 ? 'never' : 'plain', b, 4);
         return;
       case State.Int:
         this.intValue += (b & 0x7f) * 2 ** this.intShift;
@@ -109,9 +109,10 @@ export class HpackMasker {
     }
   }
 
-  private startInt(rep: Representation, b: number, prefix: number, intFor: 'index'): void {
+  /** A field representation starts: its first byte holds an integer of `prefix` bits (an index, or a size). */
+  private startOp(rep: Representation, b: number, prefix: number): void {
     this.rep = rep;
-    this.intFor = intFor;
+    this.intFor = 'index';
     const mask = (1 << prefix) - 1;
     this.intValue = b & mask;
     this.intShift = 0;
@@ -194,8 +195,8 @@ export class HpackMasker {
       this.startString('value');
       return;
     }
-    const valueSize = size;
-    if (this.rep === 'incremental') this.insert({ name: this.name, size: this.nameSize + valueSize + 32 });
+    // RFC 7541 4.1: an entry's size is its name and value lengths plus 32.
+    if (this.rep === 'incremental') this.insert({ name: this.name, size: this.nameSize + size + 32 });
     this.state = State.Op;
     this.name = undefined;
   }

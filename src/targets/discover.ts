@@ -226,8 +226,8 @@ async function processCandidates(): Promise<ProcessCandidates> {
     .flatMap((d) => EXECUTABLE_NAMES.map((n) => join(d, n)));
   const fromPath = Promise.all([...new Set(onPath)].map((p) => hostCandidate(p, 'executable')));
 
-  // Identify each process's executable by one stat of /proc/PID/exe, and read the link and the maps
-  // only for new files. Synchronous on purpose: procfs answers from memory, and a thread-pool round
+  // Identify each process's executable by one stat of /proc/PID/exe (and its mount namespace), and
+  // read the link and the maps only for new ones. Synchronous on purpose: procfs answers from memory, and a thread-pool round
   // trip per process made this the slowest part of discovery on a busy machine.
   const seen = new Map<string, { pid: number; path: string; deleted: boolean }>();
   const libraries = new Map<string, { pid: number; file: MappedFile }>();
@@ -235,7 +235,8 @@ async function processCandidates(): Promise<ProcessCandidates> {
     if (!/^\d+$/.test(name)) continue;
     try {
       const st = statSync(`/proc/${name}/exe`, { bigint: true });
-      const key = fileKey(st.dev, st.ino);
+      // Per mount namespace too: a container's python3 maps its own libssl, not the host python3's.
+      const key = `${fileKey(st.dev, st.ino)}:${readlinkSync(`/proc/${name}/ns/mnt`)}`;
       if (!st.isFile() || seen.has(key)) continue;
       const link = readlinkSync(`/proc/${name}/exe`);
       const deleted = link.endsWith(' (deleted)');
