@@ -125,3 +125,18 @@ test('openssl s_server -www: 0 calls, and the start and the summary say SSL BIOs
     await cert.remove();
   }
 });
+
+test('a --lib file no call went through is named in the summary, with how to check', { timeout: 60_000 }, async (t) => {
+  if (!requireRoot(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-unused-lib-'));
+  try {
+    // A copy of libssl that no program loads.
+    const copy = join(dir, 'libssl.so.3');
+    execFileSync('cp', ['/usr/lib/x86_64-linux-gnu/libssl.so.3', copy]);
+    const r = await runTlstap(['--lib', copy, '--comm', 'no-such-comm', '-f', 'none', '--duration', '1']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`tlstap: no call went through ${copy} \\(--lib\\)\\n  hint: check that the program uses this very file \\(grep libssl\\.so\\.3 /proc/PID/maps\\)`));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

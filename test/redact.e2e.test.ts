@@ -48,6 +48,7 @@ test('--redact: the marker secret is in no byte of -f text, hex, jsonl, -w, --ha
     // The replay of the recording, without --redact: the recorded bytes themselves are masked.
     const replayed = await runTlstap(['replay', join(dir, 'out.rec'), '-f', 'jsonl', '-o', join(dir, 'replay.jsonl')]);
     assert.equal(replayed.code, 0, replayed.stderr);
+    assert.match(replayed.stderr, /out\.rec was recorded with --redact: its credential header values are masked/);
 
     const files = readdirSync(dir);
     assert.deepEqual(files.sort(), ['out.har', 'out.hex', 'out.jsonl', 'out.pcapng', 'out.rec', 'out.txt', 'replay.jsonl']);

@@ -39,6 +39,8 @@ export interface PipelineOptions {
  */
 export class CallPipeline {
   readonly totals: PipelineTotals = { calls: 0, bytes: 0, bytesTruncated: 0, bytesLost: 0 };
+  /** Calls delivered, by probed file (TlsCall.fileIndex). */
+  readonly callsByFile: number[] = [];
   private readonly decoder: RecordDecoder;
   private readonly tracker: ConnectionTracker;
   /** The kernel counters a replayed recording ended with. */
@@ -78,6 +80,7 @@ export class CallPipeline {
     t.bytes += call.data.length;
     t.bytesTruncated += call.truncated;
     t.bytesLost += call.lost;
+    this.callsByFile[call.fileIndex] = (this.callsByFile[call.fileIndex] ?? 0) + 1;
     for (const sink of this.sinks) sink.write(call);
   }
 

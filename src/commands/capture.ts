@@ -290,7 +290,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     failure ??= err;
   }
   const report = await outputs.finish(stats);
-  stderr.write(`${report}\n${runNotes(capture.pipeline, { pid: opts.pid, blindspots })}`);
+  stderr.write(`${report}\n${runNotes(capture.pipeline, { pid: opts.pid, blindspots, targets })}`);
   if (failure) throw failure;
   return { stats, targets };
 }

@@ -22,6 +22,7 @@ export async function runReplay(path: string, opts: OutputOptions, stderr: Writa
     }
     const offset = BigInt(reader.header.monotonicToWallNs);
     const ctx: CaptureContext = { files: reader.header.files, wallClockNs: (mono) => mono + offset };
+    if (reader.header.settings['redacted'] === true) stderr.write(`tlstap: ${path} was recorded with --redact: its credential header values are masked\n`);
     const outputs = await openOutputs(opts, ctx);
     const pipeline = new CallPipeline(outputs.sinks, { redact: opts.redact });
     let failure: string | undefined;

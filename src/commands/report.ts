@@ -2,7 +2,8 @@ import type { Writable } from 'node:stream';
 import type { CallPipeline } from '../capture/pipeline.js';
 import { formatRedactSummary } from '../redact/index.js';
 import { formatBlindspots } from '../targets/index.js';
-import type { Blindspot } from '../targets/index.js';
+import type { Blindspot, ProbeTarget } from '../targets/index.js';
+import { basename } from 'node:path';
 
 /** Errors whose message is written for the user (they carry context and, often, a hint). */
 const USER_FACING = new Set([
@@ -25,10 +26,16 @@ export function reportFatal(err: unknown, stderr: Writable): number {
  * no call at all, why that may be (the blindspots found at start, again).
  */
 export function runNotes(
-  pipeline: Pick<CallPipeline, 'redaction' | 'totals'>,
-  capture: { pid?: number; blindspots?: readonly Blindspot[] } = {},
+  pipeline: Pick<CallPipeline, 'redaction' | 'totals' | 'callsByFile'>,
+  capture: { pid?: number; blindspots?: readonly Blindspot[]; targets?: readonly ProbeTarget[] } = {},
 ): string {
   let text = pipeline.redaction ? `${formatRedactSummary(pipeline.redaction)}\n` : '';
+  // A file the user named with --lib that no call went through.
+  capture.targets?.forEach((t, i) => {
+    if (t.source !== 'lib-option' || (pipeline.callsByFile[i] ?? 0) > 0) return;
+    text += `tlstap: no call went through ${t.displayPath} (--lib)\n`;
+    text += `  hint: check that the program uses this very file (grep ${basename(t.displayPath)} /proc/PID/maps); a program with its own copy needs --lib on that copy\n`;
+  });
   if (capture.pid !== undefined && pipeline.totals.calls === 0) {
     text += `tlstap: no TLS call of process ${capture.pid} was seen\n`;
     text += capture.blindspots?.length
