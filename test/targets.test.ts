@@ -29,6 +29,7 @@ import {
   processTargets,
   readLdCache,
   systemTargets,
+  embeddedTls,
 } from '../src/targets/index.js';
 import type { ProbeTarget } from '../src/targets/index.js';
 import { mayNameTlsLibrary } from '../src/targets/families.js';
@@ -632,4 +633,15 @@ test('system discovery also finds a library only a container process sees', asyn
     await stop(child);
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('TLS linked into a file is recognised from its read-only data alone: BoringSSL, OpenSSL, GnuTLS, any TLS 1.3', async () => {
+  // The real libraries stand in for executables that carry them, stripped: only their text is read.
+  assert.equal(await embeddedTls(BORING_LIBSSL), 'BoringSSL');
+  assert.equal(await embeddedTls(LIBSSL), 'OpenSSL');
+  assert.equal(await embeddedTls(GNUTLS), 'GnuTLS');
+  // NSS's libssl3 has no text of its own in the table, but carries RFC 8446's context strings.
+  assert.equal(await embeddedTls('/usr/lib/x86_64-linux-gnu/libssl3.so'), 'a TLS 1.3 implementation');
+  // A program without TLS of its own: nothing.
+  assert.equal(await embeddedTls('/usr/bin/curl'), undefined);
 });

@@ -27,7 +27,7 @@ export const EMBEDDED_TLS: readonly { library: string; text: RegExp }[] = [
 const EMBEDDED_PATTERN = new RegExp(EMBEDDED_TLS.map((e) => `(?:${e.text.source})`).join('|'));
 
 /** The TLS library whose traces are in a file's read-only data, if any. */
-async function embeddedTls(path: string): Promise<string | undefined> {
+export async function embeddedTls(path: string): Promise<string | undefined> {
   const hit = await withElfFile(path, (elf) => elf.findInSection('.rodata', EMBEDDED_PATTERN)).catch(() => undefined);
   return hit === undefined ? undefined : EMBEDDED_TLS.find((e) => e.text.test(hit))?.library;
 }
