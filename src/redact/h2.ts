@@ -84,18 +84,18 @@ export class H2Masker implements StreamMasker {
           this.startBefore();
           break;
         case Phase.Skip:
+        case Phase.Fragment: {
+          const fragment = this.phase === Phase.Fragment;
+          if (fragment) this.hpack.feed(buf, i, i + n);
           i += n;
           this.left -= n;
           this.payload -= n;
-          if (this.left === 0) this.afterSkip();
+          if (this.left === 0) {
+            if (fragment) this.afterFragment();
+            else this.afterSkip();
+          }
           break;
-        case Phase.Fragment:
-          this.hpack.feed(buf, i, i + n);
-          i += n;
-          this.left -= n;
-          this.payload -= n;
-          if (this.left === 0) this.afterFragment();
-          break;
+        }
         case Phase.Padding:
           i += n;
           this.left -= n;
