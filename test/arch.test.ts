@@ -69,3 +69,14 @@ test('an aarch64 copy of libssl named with --lib: refused, naming the architectu
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a system-wide capture probes no arm64 library, and says so in one line at start', { timeout: 60_000 }, async (t) => {
+  if (!arm64Library(t) || !requireRoot(t)) return;
+  const r = await runTlstap(['--comm', 'no-such-comm', '-f', 'none', '--duration', '1', '-v']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /tlstap: not probing \d+ TLS librar(y|ies) built for aarch64, which no program here can load \(tlstap libs lists them\)/);
+  // -v lists the probed files: none of them is an aarch64 one.
+  const probed = r.stderr.slice(r.stderr.indexOf('capturing ('), r.stderr.indexOf('stopping'));
+  assert.match(probed, /libssl\.so\.3 /);
+  assert.doesNotMatch(probed, /aarch64/);
+});

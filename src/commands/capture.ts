@@ -15,12 +15,12 @@ import { formatStatsLine } from '../output/index.js';
 import { openOutputs } from './outputs.js';
 import type { Outputs } from './outputs.js';
 import type { RecordWriter } from '../record/index.js';
-import { dedupeTargets, fileTarget, formatBlindspots, processBlindspots, processTargets, systemTargets, TargetError } from '../targets/index.js';
+import { dedupeTargets, fileTarget, processBlindspots, processTargets, systemTargets, TargetError } from '../targets/index.js';
 import type { Blindspot, ProbeTarget, SkippedFile } from '../targets/index.js';
 import { catchStopSignals } from './signals.js';
 import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
-import { runNotes } from './report.js';
+import { runNotes, startNotes } from './report.js';
 import type { CaptureOptions } from './options.js';
 import { hostInfo, tlstapVersion } from '../version.js';
 
@@ -38,7 +38,7 @@ export async function resolveTargetsReporting(
   opts: TargetOptions,
 ): Promise<{ targets: ProbeTarget[]; skipped: SkippedFile[]; blindspots: Blindspot[] }> {
   const skipped: SkippedFile[] = [];
-  const onSkip = (path: string, reason: string) => skipped.push({ path, reason });
+  const onSkip = (path: string, reason: string, foreignArch?: string) => skipped.push({ path, reason, ...(foreignArch ? { foreignArch } : {}) });
   const { flavour } = opts;
   const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip, flavour }) : await systemTargets({ onSkip, flavour });
   for (const lib of opts.lib) found.push(await fileTarget(lib, 'lib-option', { flavour }));
@@ -232,8 +232,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     // The flavour and version (a scan of each library's read-only data) are shown only by --verbose.
     ({ targets, skipped, blindspots } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
     timeline.mark('targets found');
-    for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
-    stderr.write(formatBlindspots(blindspots));
+    stderr.write(startNotes(skipped, blindspots));
     ctx = liveContext(targets);
     outputs = await openOutputs(opts, ctx);
     timeline.mark('outputs open');

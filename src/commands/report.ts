@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import type { CallPipeline } from '../capture/pipeline.js';
 import { formatRedactSummary } from '../redact/index.js';
 import { formatBlindspots } from '../targets/index.js';
-import type { Blindspot, ProbeTarget } from '../targets/index.js';
+import type { Blindspot, ProbeTarget, SkippedFile } from '../targets/index.js';
 import { basename } from 'node:path';
 
 /** Errors whose message is written for the user (they carry context and, often, a hint). */
@@ -19,6 +19,22 @@ export function reportFatal(err: unknown, stderr: Writable): number {
   if (!USER_FACING.has(error.name) || process.env.TLSTAP_DEBUG) stderr.write(`${error.stack ?? ''}\n`);
   if (process.env.TLSTAP_DEBUG && 'libbpfLog' in error) stderr.write(`${String((error as { libbpfLog: string }).libbpfLog)}\n`);
   return (error as { exitCode?: number }).exitCode ?? 1;
+}
+
+/**
+ * What a capture says before it starts: each file it does not probe and why (libraries of another
+ * architecture in one line: no program here can load them; `tlstap libs` lists them), then what -p's
+ * process does that the probes will not see.
+ */
+export function startNotes(skipped: readonly SkippedFile[], blindspots: readonly Blindspot[]): string {
+  let text = '';
+  for (const s of skipped) if (s.foreignArch === undefined) text += `tlstap: warning: not probing ${s.path}: ${s.reason}\n`;
+  const foreign = skipped.filter((s) => s.foreignArch !== undefined);
+  if (foreign.length > 0) {
+    const arches = [...new Set(foreign.map((s) => s.foreignArch))].join(', ');
+    text += `tlstap: not probing ${foreign.length} TLS librar${foreign.length > 1 ? 'ies' : 'y'} built for ${arches}, which no program here can load (tlstap libs lists them)\n`;
+  }
+  return text + formatBlindspots(blindspots);
 }
 
 /**

@@ -41,6 +41,8 @@ const MULTIARCH_DIR = /^[a-z0-9_]+-linux-[a-z0-9_]+$/;
 export interface SkippedFile {
   path: string;
   reason: string;
+  /** The CPU it is built for, when that is why (no program here can load it). */
+  foreignArch?: string;
 }
 
 /** Options for systemTargets. */
@@ -56,7 +58,7 @@ export interface SystemDiscoveryOptions {
    * Told about each TLS library that cannot be probed: unreadable, not ELF, or defining none of its
    * API's plaintext functions (stripped). Capture goes on with the rest.
    */
-  onSkip?: (path: string, reason: string) => void;
+  onSkip?: (path: string, reason: string, foreignArch?: string) => void;
   /** Tell each target's flavour and version (default true); without, they are 'unknown' and absent, and discovery is quicker. */
   flavour?: boolean;
 }
@@ -67,7 +69,7 @@ export interface ProcessDiscoveryOptions {
    * Told about each mapped file that cannot be probed: deleted after mapping, unreadable, not ELF, or a
    * TLS library (by name) that defines none of its API's plaintext functions.
    */
-  onSkip?: (path: string, reason: string) => void;
+  onSkip?: (path: string, reason: string, foreignArch?: string) => void;
   /** Tell each target's flavour and version (default true); without, they are 'unknown' and absent, and discovery is quicker. */
   flavour?: boolean;
 }
@@ -274,7 +276,7 @@ async function processCandidates(): Promise<ProcessCandidates> {
 /** Analyses candidates in parallel; unreadable ones are reported and dropped. */
 async function analyzeAll(
   candidates: readonly Candidate[],
-  options: { onSkip?: (path: string, reason: string) => void; flavour?: boolean },
+  options: { onSkip?: (path: string, reason: string, foreignArch?: string) => void; flavour?: boolean },
 ): Promise<{ candidate: Candidate; analysis: FileAnalysis }[]> {
   const { onSkip, flavour } = options;
   const results = await Promise.allSettled(candidates.map((c) => analyzeFile(c, { flavour })));
@@ -317,7 +319,8 @@ export async function systemTargets(options: SystemDiscoveryOptions = {}): Promi
     if (candidate.source === 'executable') {
       if (carriesTls(analysis)) targets.push(toTarget(candidate, analysis));
     } else if (analysis.functions.length === 0) {
-      options.onSkip?.(candidate.displayPath, analysis.foreign ?? strippedReason(candidate.displayPath));
+      if (analysis.foreign !== undefined) options.onSkip?.(candidate.displayPath, analysis.foreign, analysis.arch);
+      else options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
     } else {
       targets.push(toTarget(candidate, analysis));
     }
@@ -366,7 +369,8 @@ export async function processTargets(pid: number, options: ProcessDiscoveryOptio
     if (analysis.functions.length === 0) {
       const name = basename(candidate.displayPath.replace(/ \(deleted\)$/, ''));
       if (isTlsLibraryName(name) || (analysis.foreign !== undefined && isExe(candidate))) {
-        options.onSkip?.(candidate.displayPath, analysis.foreign ?? strippedReason(candidate.displayPath));
+        if (analysis.foreign !== undefined) options.onSkip?.(candidate.displayPath, analysis.foreign, analysis.arch);
+        else options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
       }
       continue;
     }
