@@ -20,6 +20,14 @@ packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ py
 	curl openssl ca-certificates bpftool binutils nginx tshark
 	wget android-boringssl libnss3-dev libnss3-tools golang-go
 	python3-requests python3-httpx python3-aiohttp mitmproxy)
+# A TLS library of another architecture, which tlstap must never probe (test/arch.test.ts): arm64's
+# libssl3 on an amd64 machine.
+if [ "$(dpkg --print-architecture)" = amd64 ]; then
+	if ! dpkg --print-foreign-architectures | grep -qx arm64 && [ "$(id -u)" -eq 0 ]; then
+		dpkg --add-architecture arm64
+	fi
+	packages+=(libssl3:arm64)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -29,6 +29,7 @@ import {
   processTargets,
   readLdCache,
   systemTargets,
+  embeddedTls,
 } from '../src/targets/index.js';
 import type { ProbeTarget } from '../src/targets/index.js';
 import { mayNameTlsLibrary } from '../src/targets/families.js';
@@ -46,7 +47,9 @@ const NSPR_FUNCTIONS = ['PR_Read', 'PR_Write', 'PR_Recv', 'PR_Send', 'PR_Close']
 
 /** The upstream version of an installed Debian package: 2:4.35-1 → 4.35, 3.7.9-2+deb12u6 → 3.7.9. */
 function debianVersion(pkg: string): string {
-  const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
+  // This machine's own build: with multiarch (libssl3:arm64 too), the bare name matches every one.
+  const arch = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
+  const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', `${pkg}:${arch}`], { encoding: 'utf8' });
   return v.replace(/^\d+:/, '').replace(/-[^-]*$/, '');
 }
 
@@ -598,6 +601,11 @@ test('-p on a process with GnuTLS, NSPR, BoringSSL and OpenSSL loaded finds all 
     assert.equal(flavours.get(BORING_LIBSSL), 'BoringSSL process');
     assert.equal(flavours.get(LIBSSL), 'OpenSSL process');
     assert.equal(targets.length, 4, targets.map((t) => t.displayPath).join(', '));
+    // Named as system discovery names them: libgnutls.so.30, not the real file libgnutls.so.30.34.3.
+    const system = await systemTargets({ executables: false, flavour: false });
+    const systemName = (t: { dev: bigint; ino: bigint }) => system.find((x) => x.dev === t.dev && x.ino === t.ino)?.displayPath;
+    for (const t of targets) assert.equal(t.displayPath, systemName(t), t.path);
+    assert.ok(targets.some((t) => t.displayPath === GNUTLS), targets.map((t) => t.displayPath).join(', '));
   } finally {
     await stop(child);
   }
@@ -625,4 +633,15 @@ test('system discovery also finds a library only a container process sees', asyn
     await stop(child);
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('TLS linked into a file is recognised from its read-only data alone: BoringSSL, OpenSSL, GnuTLS, any TLS 1.3', async () => {
+  // The real libraries stand in for executables that carry them, stripped: only their text is read.
+  assert.equal(await embeddedTls(BORING_LIBSSL), 'BoringSSL');
+  assert.equal(await embeddedTls(LIBSSL), 'OpenSSL');
+  assert.equal(await embeddedTls(GNUTLS), 'GnuTLS');
+  // NSS's libssl3 has no text of its own in the table, but carries RFC 8446's context strings.
+  assert.equal(await embeddedTls('/usr/lib/x86_64-linux-gnu/libssl3.so'), 'a TLS 1.3 implementation');
+  // A program without TLS of its own: nothing.
+  assert.equal(await embeddedTls('/usr/bin/curl'), undefined);
 });

@@ -22,14 +22,16 @@ import {
   formatGoNotice,
   goProgramMessage,
   onlyGoProgramsError,
+  processBlindspots,
   processTargets,
   systemTargets,
   TargetError,
 } from '../targets/index.js';
-import type { GoProgram, ProbeTarget, SkippedFile } from '../targets/index.js';
+import type { Blindspot, GoProgram, ProbeTarget, SkippedFile } from '../targets/index.js';
 import { catchStopSignals } from './signals.js';
 import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
+import { runNotes, startNotes } from './report.js';
 import type { CaptureOptions } from './options.js';
 import { hostInfo, tlstapVersion } from '../version.js';
 
@@ -39,11 +41,13 @@ export interface CaptureResult {
   targets: ProbeTarget[];
 }
 
-/** The files to probe, the ones that cannot be and why, and the Go programs found (not captured yet). */
+/** The files to probe, the ones that cannot be and why, the Go programs found (not captured yet), and -p's blindspots. */
 export interface ResolvedTargets {
   targets: ProbeTarget[];
   skipped: SkippedFile[];
   goPrograms: GoProgram[];
+  /** What -p's process does that its targets will not show. */
+  blindspots: Blindspot[];
 }
 
 /** Which files to probe, and whether to tell their flavour and version (default true; a capture shows them only with --verbose). */
@@ -56,7 +60,7 @@ export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & {
 /** Finds the files to probe for these options, and the ones that cannot be; errors say what was looked for. */
 export async function resolveTargetsReporting(opts: TargetOptions): Promise<ResolvedTargets> {
   const skipped: SkippedFile[] = [];
-  const onSkip = (path: string, reason: string) => skipped.push({ path, reason });
+  const onSkip = (path: string, reason: string, foreignArch?: string) => skipped.push({ path, reason, ...(foreignArch ? { foreignArch } : {}) });
   const goPrograms: GoProgram[] = [];
   const onGoProgram = (program: GoProgram) => goPrograms.push(program);
   const { flavour } = opts;
@@ -67,16 +71,20 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
   }
   const targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
   const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
+  // A Go program's own message wins over the blindspots (its crypto/tls also looks like TLS linked in).
   if (targets.length === 0 && goPrograms.length > 0) {
-    if (opts.goProgramsSuffice) return { targets, skipped, goPrograms };
+    if (opts.goProgramsSuffice) return { targets, skipped, goPrograms, blindspots: [] };
     throw onlyGoProgramsError(where, goPrograms);
   }
+  // What -p's process does that its targets will not show (TLS linked in and stripped, SSL BIOs, workers).
+  const blindspots = opts.pid !== undefined && goPrograms.length === 0 ? await processBlindspots(opts.pid, targets) : [];
+  if (targets.length === 0 && blindspots.length > 0) throw new TargetError(blindspots[0]!.reason, { hint: blindspots[0]!.hint });
   if (targets.length === 0) {
     throw new TargetError(`no TLS library (OpenSSL, BoringSSL, GnuTLS or NSS) found in ${where}`, {
       hint: 'name one with --lib PATH (a TLS library, or a program with one linked in)',
     });
   }
-  return { targets, skipped, goPrograms };
+  return { targets, skipped, goPrograms, blindspots };
 }
 
 /** A --lib file's target; a Go program is told to `onGoProgram` instead (its TLS is not captured yet). */
@@ -106,6 +114,8 @@ export interface LiveCaptureParts {
   keepCall?: (call: TlsCall) => boolean;
   /** Only these connections' records go out (besides --port/--host). */
   keepConnection?: (conn: ConnectionInfo) => boolean;
+  /** --redact: credentials masked in the batches, before the recorder and the sinks. */
+  redact?: boolean;
 }
 
 /** A running capture: a session feeding a pipeline. */
@@ -133,6 +143,7 @@ export class LiveCapture {
       keepCall: parts.keepCall,
       // --port/--host need no filter here: the kernel announces only the connections that match.
       keepConnection: parts.keepConnection,
+      redact: parts.redact,
     });
     // Slow outputs pause the reading of the ring buffer: memory stays bounded and the kernel
     // counts whatever does not fit, so nothing is lost without a trace.
@@ -216,7 +227,8 @@ function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>)
     files: [...ctx.files],
     monotonicToWallNs: ctx.offsetNs.toString(),
     host: hostInfo(),
-    settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes },
+    // `redacted`: the records hold masked credentials (--redact masks before recording).
+    settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes, redacted: opts.redact },
   };
 }
 
@@ -258,12 +270,13 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   let ctx: ReturnType<typeof liveContext>;
   let targets: ProbeTarget[];
   let goPrograms: GoProgram[];
+  let blindspots: Blindspot[];
   try {
     let skipped: SkippedFile[];
     // The flavour and version (a scan of each library's read-only data) are shown only by --verbose.
-    ({ targets, skipped, goPrograms } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
+    ({ targets, skipped, goPrograms, blindspots } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
     timeline.mark('targets found');
-    for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
+    stderr.write(startNotes(skipped, blindspots));
     stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));
     ctx = liveContext(targets);
     outputs = await openOutputs(opts, ctx);
@@ -282,7 +295,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
       : undefined;
     // What the start waits for once the targets are known: the rest of the load, then the attach.
     const started = performance.now();
-    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder }, opts, await loading);
+    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder, redact: opts.redact }, opts, await loading);
     timeline.mark('attached');
     stderr.write(
       `tlstap: capturing (${capture.session.probeCount} probes attached in ${Math.round(performance.now() - started)} ms); Ctrl-C to stop\n` +
@@ -321,7 +334,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     failure ??= err;
   }
   const report = await outputs.finish(stats);
-  stderr.write(`${report}\n${goSummary(goPrograms)}`);
+  stderr.write(`${report}\n${runNotes(capture.pipeline, { pid: opts.pid, blindspots, targets })}${goSummary(goPrograms)}`);
   if (failure) throw failure;
   return { stats, targets };
 }

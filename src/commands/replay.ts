@@ -6,6 +6,7 @@ import { CallPipeline } from '../capture/pipeline.js';
 import type { CaptureContext, CaptureStats } from '../events/types.js';
 import { openRecordFile } from '../record/index.js';
 import { CliError } from './errors.js';
+import { runNotes } from './report.js';
 import { openOutputs } from './outputs.js';
 import type { OutputOptions } from './outputs.js';
 
@@ -21,8 +22,9 @@ export async function runReplay(path: string, opts: OutputOptions, stderr: Writa
     }
     const offset = BigInt(reader.header.monotonicToWallNs);
     const ctx: CaptureContext = { files: reader.header.files, wallClockNs: (mono) => mono + offset };
+    if (reader.header.settings['redacted'] === true) stderr.write(`tlstap: ${path} was recorded with --redact: its credential header values are masked\n`);
     const outputs = await openOutputs(opts, ctx);
-    const pipeline = new CallPipeline(outputs.sinks);
+    const pipeline = new CallPipeline(outputs.sinks, { redact: opts.redact });
     let failure: string | undefined;
     outputs.onFailure((message) => (failure = message));
     for await (const { batch, count } of reader.batches()) {
@@ -34,7 +36,7 @@ export async function runReplay(path: string, opts: OutputOptions, stderr: Writa
     }
     pipeline.flush();
     const stats = pipeline.stats();
-    stderr.write(`${await outputs.finish(stats)}\n`);
+    stderr.write(`${await outputs.finish(stats)}\n${runNotes(pipeline)}`);
     if (failure) throw new CliError(`replay stopped: ${failure}`);
     const stop = reader.stopReason();
     if (stop.kind !== 'end') {

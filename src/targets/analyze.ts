@@ -10,6 +10,7 @@ import { detectFlavour } from './flavour.js';
 import { goFacts } from './go.js';
 import type { GoFacts } from './go.js';
 import type { FlavourInfo } from './flavour.js';
+import { archLabel, foreignArchReason } from './arch.js';
 import type { ProbeFunction, ProbeTarget } from './types.js';
 
 /** What a file holds, independent of the path it was reached by. */
@@ -23,6 +24,10 @@ export interface FileAnalysis {
   buildId?: string;
   /** A Go program's Go version, crypto/tls functions and status (it has no TLS library functions). */
   go?: GoFacts;
+  /** The CPU the file is built for ('x86_64', 'aarch64'). */
+  arch: string;
+  /** Set when the file is built for another architecture or ELF class: why it is not probed. */
+  foreign?: string;
 }
 
 /** A file found somewhere, identified by device and inode, not yet looked into. */
@@ -71,14 +76,19 @@ async function openCompanionIn<T>(
 
 async function analyzeSymbols(openPath: string): Promise<SymbolAnalysis> {
   return withElfFile(openPath, async (elf) => {
+    const arch = { machine: elf.machineName, bits: elf.bits, littleEndian: elf.littleEndian };
+    const foreign = foreignArchReason(arch);
+    // Another CPU's code is never probed: its symbols are not even looked up.
+    if (foreign !== undefined) return { functions: [], missing: [...TLS_FUNCTIONS], arch: archLabel(arch), foreign };
     const found = await elf.findFunctions(PROBED_FUNCTIONS);
     // Only the APIs the file implements count: libssl lacks no gnutls_* function. With none (a
     // stripped library, an ordinary program), every plaintext function is missing.
     const families = familiesDefined(new Set(found.keys()));
     if (families.length === 0) {
       // A Go program carries Go's own TLS, found through its function table instead.
+      const none = { functions: [], missing: [...TLS_FUNCTIONS], arch: archLabel(arch) };
       const go = await goFacts(elf);
-      return go === undefined ? { functions: [], missing: [...TLS_FUNCTIONS] } : { functions: [], missing: [...TLS_FUNCTIONS], go };
+      return go === undefined ? none : { ...none, go };
     }
     const wanted = new Set<ProbedFunction>(families.flatMap((f) => [...f.data, ...f.lifecycle]));
     const functions: ProbeFunction[] = [];
@@ -94,7 +104,7 @@ async function analyzeSymbols(openPath: string): Promise<SymbolAnalysis> {
       if (fn.version !== undefined) probe.version = fn.version;
       functions.push(probe);
     }
-    const analysis: SymbolAnalysis = { functions, missing };
+    const analysis: SymbolAnalysis = { functions, missing, arch: archLabel(arch) };
     const buildId = await elf.buildId();
     if (buildId !== undefined) analysis.buildId = buildId;
     return analysis;
@@ -148,6 +158,7 @@ export function toTarget(c: Candidate, a: FileAnalysis): ProbeTarget {
     dev: c.dev,
     ino: c.ino,
     flavour: a.flavour,
+    arch: a.arch,
     functions: a.functions.map((f) => ({ ...f })),
     missing: [...a.missing],
     source: c.source,

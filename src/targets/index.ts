@@ -16,6 +16,10 @@ export type { SystemDiscoveryOptions, ProcessDiscoveryOptions, SkippedFile } fro
 export { LIBRARY_FAMILIES, familyOf, familyOfFileName, isTlsLibraryName } from './families.js';
 export type { LibraryFamily } from './families.js';
 export { dedupeTargets } from './dedupe.js';
+export { processBlindspots, formatBlindspots, embeddedTls, EMBEDDED_TLS } from './blindspots.js';
+export type { Blindspot } from './blindspots.js';
+export { hostArch, archLabel, foreignArchReason } from './arch.js';
+export type { ElfArch } from './arch.js';
 export { clearAnalysisCache } from './analyze.js';
 export { readLdCache, parseLdCache, parseLdconfigOutput, LdCacheFormatError, LD_CACHE_PATH } from './ld-cache.js';
 export type { LdCache, LdCacheEntry } from './ld-cache.js';
