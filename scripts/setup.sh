@@ -14,9 +14,19 @@ action=${1:-}
 # nginx (a real TLS server), tshark (reads our pcapng back); other TLS libraries' clients: wget
 # (GnuTLS), android-boringssl (bssl-tool, BoringSSL's libssl.so.0), libnss3-dev (builds the NSS test
 # client) and libnss3-tools.
+# Both architectures from any host (scripts/build-bpf.sh, scripts/build-native.sh): the cross
+# toolchains and each architecture's libbpf, libelf and zlib archives (linked into the addon);
+# linux-libc-dev of each architecture has its asm/ptrace.h for the BPF object; qemu-user-static runs
+# the arm64 addon in a test.
+cross=(crossbuild-essential-arm64 libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 qemu-user-static)
+case "$(dpkg --print-architecture)" in
+amd64) ;;
+arm64) cross=(crossbuild-essential-amd64 libbpf-dev:amd64 libelf-dev:amd64 zlib1g-dev:amd64 qemu-user-static) ;;
+*) echo "setup: tlstap builds on amd64 or arm64 hosts, not $(dpkg --print-architecture)" >&2; exit 1 ;;
+esac
 packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
 	curl openssl ca-certificates bpftool binutils nginx tshark
-	wget android-boringssl libnss3-dev libnss3-tools)
+	wget android-boringssl libnss3-dev libnss3-tools "${cross[@]}")
 
 missing=()
 for p in "${packages[@]}"; do
@@ -30,6 +40,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 		exit 1
 	fi
 	echo "setup: installing ${missing[*]}"
+	foreign=${cross[1]#*:}
+	if ! dpkg --print-foreign-architectures | grep -qx "$foreign"; then dpkg --add-architecture "$foreign"; fi
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -37,8 +49,6 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
 	npm ci --no-audit --no-fund
 fi
-# node-gyp builds against the installed Node's headers; nothing is downloaded.
-if [ -d /usr/include/node ]; then export npm_config_nodedir=/usr; fi
 npm run --silent build
 bash bench/build.sh
 bash test/support/build-nss-client.sh

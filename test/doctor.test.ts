@@ -89,7 +89,7 @@ function fakeEnv(files: Record<string, string | FileInfo> = {}, over: Partial<Do
     '/proc/self/mounts': 'sysfs /sys sysfs rw 0 0\ntracefs /sys/kernel/tracing tracefs rw 0 0\n',
     '/proc/sys/kernel/unprivileged_bpf_disabled': '2\n',
     '/proc/sys/kernel/perf_event_paranoid': '2\n',
-    [`${ROOT}/build/tlstap.bpf.o`]: { size: 28000, mtimeMs: 2000, isDirectory: false },
+    [`${ROOT}/build/bpf/${process.arch}/tlstap.bpf.o`]: { size: 28000, mtimeMs: 2000, isDirectory: false },
     [`${ROOT}/bpf/tlstap.bpf.c`]: { size: 5000, mtimeMs: 1000, isDirectory: false },
     [`${ROOT}/bpf/tlstap.h`]: { size: 3000, mtimeMs: 1000, isDirectory: false },
     [`${ROOT}/native/build/Release/tlstap_native.node`]: { size: 90000, mtimeMs: 2000, isDirectory: false },
@@ -132,7 +132,7 @@ test('runDoctor: a machine with everything in place passes every check', async (
   const byName = Object.fromEntries(list.map((c) => [c.name, c]));
   assert.match(byName.privileges!.finding, /root, with CAP_BPF and CAP_PERFMON/);
   assert.match(byName.sysctl!.finding, /unprivileged_bpf_disabled=2, kernel\.perf_event_paranoid=2/);
-  assert.equal(byName['BPF object']!.finding, `${ROOT}/build/tlstap.bpf.o`);
+  assert.equal(byName['BPF object']!.finding, `${ROOT}/build/bpf/${process.arch}/tlstap.bpf.o`);
 });
 
 test('runDoctor: an unprivileged user fails with the sudo fix', async () => {
@@ -212,7 +212,7 @@ test('runDoctor: BTF, uprobe PMU and tracefs problems come with their fix', asyn
 
 test('runDoctor: a missing or stale BPF object and addon say how to build them', async () => {
   const missing = await checks(
-    fakeEnv({ [`${ROOT}/build/tlstap.bpf.o`]: '', [`${ROOT}/native/build/Release/tlstap_native.node`]: '' }),
+    fakeEnv({ [`${ROOT}/build/bpf/${process.arch}/tlstap.bpf.o`]: '', [`${ROOT}/native/build/Release/tlstap_native.node`]: '' }),
   );
   assert.equal(missing['BPF object']!.status, 'fail');
   assert.match(missing['BPF object']!.fix!, /npm run build:bpf/);

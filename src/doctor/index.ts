@@ -4,7 +4,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { release } from 'node:os';
 import { join } from 'node:path';
-import { addonCandidates } from '../native/binding.js';
+import { ADDON_FIX, addonCandidates, bpfObjectFile, firstLine } from '../native/binding.js';
 import { packageRoot } from '../util/package-root.js';
 import {
   CAP,
@@ -103,7 +103,7 @@ export function systemEnv(): DoctorEnv {
         require(path);
         return undefined;
       } catch (error) {
-        return (error as Error).message.split('\n')[0];
+        return firstLine(error);
       }
     },
   };
@@ -292,7 +292,7 @@ function newest(env: DoctorEnv, paths: string[]): { path: string; mtimeMs: numbe
 
 function checkBpfObject(env: DoctorEnv): DoctorCheck {
   const root = env.packageRoot;
-  const object = join(root, 'build', 'tlstap.bpf.o');
+  const object = bpfObjectFile('tlstap.bpf.o', root);
   const info = env.stat(object);
   const build = 'npm run build:bpf (needs clang)';
   if (info === undefined || info.size === 0) {
@@ -308,20 +308,21 @@ function checkBpfObject(env: DoctorEnv): DoctorCheck {
 function checkAddon(env: DoctorEnv): DoctorCheck {
   const root = env.packageRoot;
   const candidates = addonCandidates(root);
-  const build = 'npm run build:native (needs libbpf-dev, pkg-config and a C++ compiler)';
-  const path = candidates.find((p) => env.stat(p) !== undefined);
+  const present = candidates.filter((p) => env.stat(p) !== undefined);
+  if (present.length === 0) {
+    return { name: 'native addon', status: 'fail', finding: `not built (tried ${candidates.join(', ')})`, fix: ADDON_FIX };
+  }
+  // The loader takes the first candidate that loads.
+  const problems: string[] = [];
+  const path = present.find((p) => {
+    const error = env.loadAddon(p);
+    if (error !== undefined) problems.push(`${p} does not load: ${error}`);
+    return error === undefined;
+  });
   if (path === undefined) {
-    return { name: 'native addon', status: 'fail', finding: `not built (tried ${candidates.join(', ')})`, fix: build };
+    return { name: 'native addon', status: 'fail', finding: problems.join('; '), fix: ADDON_FIX };
   }
-  const error = env.loadAddon(path);
-  if (error !== undefined) {
-    return {
-      name: 'native addon',
-      status: 'fail',
-      finding: `${path} does not load: ${error}`,
-      fix: `install libbpf (e.g. apt install libbpf1), then ${build}`,
-    };
-  }
+  const build = 'npm run build:native';
   const srcDir = join(root, 'native', 'src');
   const sources = env.listDir(srcDir).map((f) => join(srcDir, f));
   const source = newest(env, [...sources, join(root, 'bpf', 'tlstap.h')]);
