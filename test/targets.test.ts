@@ -46,7 +46,8 @@ const NSPR_FUNCTIONS = ['PR_Read', 'PR_Write', 'PR_Recv', 'PR_Send', 'PR_Close']
 
 /** The upstream version of an installed Debian package: 2:4.35-1 → 4.35, 3.7.9-2+deb12u6 → 3.7.9. */
 function debianVersion(pkg: string): string {
-  const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
+  // One line per installed architecture (libssl3 and libssl3:arm64 on a cross-building host): the same version.
+  const v = execFileSync('dpkg-query', ['-W', '-f=${Version}\n', pkg], { encoding: 'utf8' }).split('\n')[0]!;
   return v.replace(/^\d+:/, '').replace(/-[^-]*$/, '');
 }
 
