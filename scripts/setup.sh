@@ -17,8 +17,8 @@ action=${1:-}
 # Both architectures from any host (scripts/build-bpf.sh, scripts/build-native.sh): the cross
 # toolchains and each architecture's libbpf, libelf and zlib archives (linked into the addon);
 # linux-libc-dev of each architecture has its asm/ptrace.h for the BPF object; qemu-user-static runs
-# the arm64 addon in a test.
-cross=(crossbuild-essential-arm64 libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 qemu-user-static)
+# the arm64 addon in a test; libssl3:arm64 is the foreign library discovery must skip (test/targets.test.ts).
+cross=(crossbuild-essential-arm64 libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libssl3:arm64 qemu-user-static)
 case "$(dpkg --print-architecture)" in
 amd64) ;;
 arm64) cross=(crossbuild-essential-amd64 libbpf-dev:amd64 libelf-dev:amd64 zlib1g-dev:amd64 qemu-user-static) ;;

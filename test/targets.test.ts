@@ -627,3 +627,19 @@ test('system discovery also finds a library only a container process sees', asyn
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("system discovery skips another architecture's copy of a library, saying which it is built for", async () => {
+  // scripts/setup.sh installs arm64 packages (libssl3:arm64 among them) to cross-build the addon.
+  const foreign = '/usr/lib/aarch64-linux-gnu/libssl.so.3';
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-targets-'));
+  try {
+    copyFileSync(realpathSync(foreign), join(dir, 'libssl.so.3'));
+    copyFileSync(realpathSync(LIBSSL), join(dir, 'libssl.so.1.1'));
+    const skipped: string[] = [];
+    const targets = await systemTargets({ libraryDirs: [dir], executables: false, onSkip: (path, reason) => skipped.push(`${path}: ${reason}`) });
+    assert.deepEqual(targets.map((t) => t.displayPath), [join(dir, 'libssl.so.1.1')]);
+    assert.deepEqual(skipped, [`${join(dir, 'libssl.so.3')}: built for aarch64, not for this x86_64 machine`]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
