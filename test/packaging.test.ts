@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SHIPPED_ARCHS, addonCandidates, bpfObjectFile, loadFirstAddon } from '../src/native/binding.js';
+import { BpfError, SHIPPED_ARCHS, addonCandidates, bpfObjectFile, bpfObjectPath, loadAddon, loadFirstAddon } from '../src/native/binding.js';
 import { packageRoot } from '../src/util/package-root.js';
 
 const ROOT = packageRoot();
@@ -113,6 +113,30 @@ test('the loader takes the first candidate that loads, and lists every path it p
         return true;
       },
     );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a failed open is an error, never a session: libbpf\'s words for its own codes, libelf\'s message in the log', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-open-'));
+  try {
+    // Cut inside the section headers: libelf itself fails, through native/src/static_link.c.
+    const truncated = join(dir, 'truncated.bpf.o');
+    writeFileSync(truncated, readFileSync(bpfObjectPath()).subarray(0, 100));
+    const { BpfSession } = loadAddon();
+    assert.throws(
+      () => new BpfSession(truncated),
+      (error: unknown) => {
+        assert.ok(error instanceof BpfError);
+        assert.equal(error.op, 'bpf_object__open_file');
+        assert.equal(error.errno, 4001); // LIBBPF_ERRNO__FORMAT
+        assert.match(error.message, /bpf_object__open_file failed: BPF object format invalid/);
+        assert.match(error.libbpfLog, /invalid `Elf' handle/);
+        return true;
+      },
+    );
+    assert.throws(() => new BpfSession(join(dir, 'missing.bpf.o')), (error: unknown) => error instanceof BpfError && error.code === 'ENOENT');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
