@@ -4,11 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpfError, SHIPPED_ARCHS, addonCandidates, bpfObjectFile, bpfObjectPath, loadAddon, loadFirstAddon } from '../src/native/binding.js';
 import { packageRoot } from '../src/util/package-root.js';
+import { EVENT_LAYOUT } from '../src/events/layout.js';
 
 const ROOT = packageRoot();
 
@@ -140,4 +141,28 @@ test('a failed open is an error, never a session: libbpf\'s words for its own co
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('in arm64 Node 18 under qemu-user, the linux-arm64 addon loads, its layout is the mirror, and it opens the arm64 object', (t) => {
+  // scripts/setup.sh unpacks Debian's arm64 node and its libraries here; qemu -L looks there first.
+  const sysroot = join(ROOT, 'build', 'arm64-node');
+  const node = join(sysroot, 'usr', 'bin', 'node');
+  const qemu = '/usr/bin/qemu-aarch64-static';
+  if (!existsSync(node) || !existsSync(qemu)) {
+    if (process.env.CI === 'true') assert.fail(`${node} or ${qemu} is missing: run scripts/setup.sh`);
+    t.skip(`${node} or ${qemu} is missing: run scripts/setup.sh`);
+    return;
+  }
+  const script = `
+    const { loadAddon, bpfObjectPath } = await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'native', 'binding.js'))});
+    const addon = loadAddon();
+    const session = new addon.BpfSession(bpfObjectPath());
+    session.close();
+    console.log(JSON.stringify({ arch: process.arch, version: process.version, object: bpfObjectPath(), layout: addon.layout() }));`;
+  const out = execFileSync(qemu, ['-L', sysroot, node, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+  const seen = JSON.parse(out) as { arch: string; version: string; object: string; layout: unknown };
+  assert.equal(seen.arch, 'arm64');
+  assert.match(seen.version, /^v18\./);
+  assert.equal(seen.object, bpfObjectFile('tlstap.bpf.o', ROOT, 'arm64'));
+  assert.deepEqual(seen.layout, EVENT_LAYOUT);
 });
