@@ -14,9 +14,12 @@ action=${1:-}
 # nginx (a real TLS server), tshark (reads our pcapng back); other TLS libraries' clients: wget
 # (GnuTLS), android-boringssl (bssl-tool, BoringSSL's libssl.so.0), libnss3-dev (builds the NSS test
 # client) and libnss3-tools.
+# tlstap-agent (agent/): gcc -static for x86_64, crossbuild-essential-arm64 for aarch64; its tests run
+# the arm64 build under qemu-user-static against arm64 libssl and BoringSSL, and pack an APK with zip.
 packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
 	curl openssl ca-certificates bpftool binutils nginx tshark
-	wget android-boringssl libnss3-dev libnss3-tools)
+	wget android-boringssl libnss3-dev libnss3-tools
+	gcc crossbuild-essential-arm64 qemu-user-static libssl3:arm64 android-libboringssl:arm64 zip)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -30,6 +33,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 		exit 1
 	fi
 	echo "setup: installing ${missing[*]}"
+	if [[ " ${missing[*]}" == *:arm64* ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+		dpkg --add-architecture arm64
+	fi
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -40,6 +46,7 @@ fi
 # node-gyp builds against the installed Node's headers; nothing is downloaded.
 if [ -d /usr/include/node ]; then export npm_config_nodedir=/usr; fi
 npm run --silent build
+bash scripts/build-agent.sh
 bash bench/build.sh
 bash test/support/build-nss-client.sh
 

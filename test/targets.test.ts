@@ -46,7 +46,9 @@ const NSPR_FUNCTIONS = ['PR_Read', 'PR_Write', 'PR_Recv', 'PR_Send', 'PR_Close']
 
 /** The upstream version of an installed Debian package: 2:4.35-1 → 4.35, 3.7.9-2+deb12u6 → 3.7.9. */
 function debianVersion(pkg: string): string {
-  const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
+  // Of this machine's architecture: with libssl3:arm64 installed too (the agent's tests), both would print.
+  const arch = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
+  const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', `${pkg}:${arch}`], { encoding: 'utf8' });
   return v.replace(/^\d+:/, '').replace(/-[^-]*$/, '');
 }
 
