@@ -229,6 +229,8 @@ static int dispatch(uint32_t op, struct args *a, struct buf *out, int *bye)
 	}
 
 	/* The rest is capture: it needs the core. */
+	if (op < TLSTAP_AGENT_OP_SET_GLOBAL || op > TLSTAP_AGENT_OP_STOP)
+		return -EOPNOTSUPP;
 	if ((ret = need_core()) != 0)
 		return ret;
 	switch (op) {
