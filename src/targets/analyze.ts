@@ -36,7 +36,7 @@ export interface Candidate {
 }
 
 /** What a file's symbols tell: the probed functions, what its APIs lack, and its build ID. */
-type SymbolAnalysis = Omit<FileAnalysis, 'flavour' | 'version'>;
+export type SymbolAnalysis = Omit<FileAnalysis, 'flavour' | 'version'>;
 
 /** Options of analyzeFile. */
 export interface AnalyzeOptions {
@@ -66,31 +66,34 @@ async function openCompanionIn<T>(
 }
 
 async function analyzeSymbols(openPath: string): Promise<SymbolAnalysis> {
-  return withElfFile(openPath, async (elf) => {
-    const found = await elf.findFunctions(PROBED_FUNCTIONS);
-    // Only the APIs the file implements count: libssl lacks no gnutls_* function. With none (a
-    // stripped library, an ordinary program), every plaintext function is missing.
-    const families = familiesDefined(new Set(found.keys()));
-    if (families.length === 0) return { functions: [], missing: [...TLS_FUNCTIONS] };
-    const wanted = new Set<ProbedFunction>(families.flatMap((f) => [...f.data, ...f.lifecycle]));
-    const functions: ProbeFunction[] = [];
-    const missing: ProbedFunction[] = [];
-    for (const name of PROBED_FUNCTIONS) {
-      if (!wanted.has(name)) continue;
-      const fn = found.get(name);
-      if (fn === undefined) {
-        missing.push(name);
-        continue;
-      }
-      const probe: ProbeFunction = { name, fileOffset: fn.fileOffset, address: fn.address };
-      if (fn.version !== undefined) probe.version = fn.version;
-      functions.push(probe);
+  return withElfFile(openPath, analyzeElfSymbols);
+}
+
+/** What an open ELF's symbols tell: its probed functions, what its APIs lack, its build ID (any file view, any base). */
+export async function analyzeElfSymbols(elf: ElfFile): Promise<SymbolAnalysis> {
+  const found = await elf.findFunctions(PROBED_FUNCTIONS);
+  // Only the APIs the file implements count: libssl lacks no gnutls_* function. With none (a
+  // stripped library, an ordinary program), every plaintext function is missing.
+  const families = familiesDefined(new Set(found.keys()));
+  if (families.length === 0) return { functions: [], missing: [...TLS_FUNCTIONS] };
+  const wanted = new Set<ProbedFunction>(families.flatMap((f) => [...f.data, ...f.lifecycle]));
+  const functions: ProbeFunction[] = [];
+  const missing: ProbedFunction[] = [];
+  for (const name of PROBED_FUNCTIONS) {
+    if (!wanted.has(name)) continue;
+    const fn = found.get(name);
+    if (fn === undefined) {
+      missing.push(name);
+      continue;
     }
-    const analysis: SymbolAnalysis = { functions, missing };
-    const buildId = await elf.buildId();
-    if (buildId !== undefined) analysis.buildId = buildId;
-    return analysis;
-  });
+    const probe: ProbeFunction = { name, fileOffset: fn.fileOffset, address: fn.address };
+    if (fn.version !== undefined) probe.version = fn.version;
+    functions.push(probe);
+  }
+  const analysis: SymbolAnalysis = { functions, missing };
+  const buildId = await elf.buildId();
+  if (buildId !== undefined) analysis.buildId = buildId;
+  return analysis;
 }
 
 async function analyzeFlavour(openPath: string, searchDirs: readonly string[]): Promise<FlavourInfo> {
