@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef TLSTAP_AGENT_VERSION
@@ -220,6 +221,15 @@ static int dispatch(uint32_t op, struct args *a, struct buf *out, int *bye)
 		uint32_t max = take32(a);
 		const char *path = take_rest(a, s1);
 		return a->bad ? -EBADMSG : files_readfile(path, max, out);
+	}
+	case TLSTAP_AGENT_OP_CLOCK: {
+		/* The records' timestamps are the device's monotonic clock: this ties them to its wall clock. */
+		struct timespec mono, real;
+		clock_gettime(CLOCK_MONOTONIC, &mono);
+		clock_gettime(CLOCK_REALTIME, &real);
+		buf_add64(out, (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec);
+		buf_add64(out, (uint64_t)real.tv_sec * 1000000000u + (uint64_t)real.tv_nsec);
+		return 0;
 	}
 	case TLSTAP_AGENT_OP_BYE:
 		*bye = 1;

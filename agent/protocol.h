@@ -42,6 +42,7 @@ enum tlstap_agent_op {
 	TLSTAP_AGENT_OP_READDIR = 4,  /* path -> entries: u8 type, u8 0, u16 name length, name */
 	TLSTAP_AGENT_OP_READLINK = 5, /* path -> target */
 	TLSTAP_AGENT_OP_READFILE = 6, /* u32 max, path -> u32 flags (bit 0: more than max), bytes */
+	TLSTAP_AGENT_OP_CLOCK = 7,    /* -> u64 CLOCK_MONOTONIC ns, u64 CLOCK_REALTIME ns, read back to back */
 	/* Capture, served by the shared native core (agent/core.h). */
 	TLSTAP_AGENT_OP_SET_GLOBAL = 16,     /* u16 section len, section, u16 name len, name, value */
 	TLSTAP_AGENT_OP_SET_MAP_MAX = 17,    /* u32 entries, map name */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ElfFile } from '../src/elf/index.js';
 import type { FileView } from '../src/remote/index.js';
 import { AgentConnection, AgentError, AgentGoneError, AgentView, agentBinary, localView, sayHello, startRemoteAgent } from '../src/remote/index.js';
-import { Args, OP, encodeFrame } from '../src/remote/protocol.js';
+import { Args, OP, decodeClock, encodeFrame } from '../src/remote/protocol.js';
 import { PROBED_FUNCTIONS } from '../src/events/types.js';
 
 const LIBSSL = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
@@ -179,6 +179,18 @@ describe('the agent over a local pipe', () => {
     await assert.rejects(a.connection.request(OP.LOAD), (err: unknown) => err instanceof AgentError && err.code === 'ENOSYS' && /without the capture core/.test(err.message));
     assert.equal(await a.connection.close(), null);
     assert.equal(await a.exited, 0);
+  });
+
+  it('CLOCK gives the monotonic and wall clocks that stamp the records', async () => {
+    const a = agent();
+    const before = process.hrtime.bigint();
+    const clock = decodeClock(await a.connection.request(OP.CLOCK));
+    const after = process.hrtime.bigint();
+    // process.hrtime is CLOCK_MONOTONIC too: the agent's reading lies between ours.
+    assert.ok(clock.monotonicNs >= before && clock.monotonicNs <= after, `${before} <= ${clock.monotonicNs} <= ${after}`);
+    const offByMs = Number(clock.realtimeNs / 1_000_000n) - Date.now();
+    assert.ok(Math.abs(offByMs) < 1000, `wall clock off by ${offByMs} ms`);
+    await a.connection.close();
   });
 
   it('many overlapping requests each get their own answer', async () => {

@@ -38,6 +38,7 @@ export const OP = {
   READDIR: 4,
   READLINK: 5,
   READFILE: 6,
+  CLOCK: 7,
   SET_GLOBAL: 16,
   SET_MAP_MAX: 17,
   USE_MULTI: 18,
@@ -323,4 +324,10 @@ export function decodeHello(b: Buffer): AgentHello {
 /** CRC32 (zlib) of a file's bytes: what HELLO's selfCrc32 is compared with. */
 export function fileCrc32(bytes: Uint8Array): number {
   return crc32(bytes);
+}
+
+/** Decodes a CLOCK result: the agent's CLOCK_MONOTONIC and CLOCK_REALTIME, in ns. */
+export function decodeClock(b: Buffer): { monotonicNs: bigint; realtimeNs: bigint } {
+  if (b.length !== 16) throw new ProtocolError(`a CLOCK result is ${b.length} bytes, not 16`, 0);
+  return { monotonicNs: b.readBigUInt64LE(0), realtimeNs: b.readBigUInt64LE(8) };
 }
