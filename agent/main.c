@@ -238,29 +238,36 @@ static int dispatch(uint32_t op, struct args *a, struct buf *out, int *bye)
 		break;
 	}
 
-	/* The rest is capture: it needs the core. */
+	/* The rest is capture: each request's arguments are checked, then the core serves it. */
 	if (op < TLSTAP_AGENT_OP_SET_GLOBAL || op > TLSTAP_AGENT_OP_STOP)
 		return -EOPNOTSUPP;
-	if ((ret = need_core()) != 0)
-		return ret;
+#define NEED_CORE()                                   \
+	do {                                          \
+		if (a->bad)                           \
+			return -EBADMSG;              \
+		if ((ret = need_core()) != 0)         \
+			return ret;                   \
+	} while (0)
 	switch (op) {
 	case TLSTAP_AGENT_OP_SET_GLOBAL: {
 		const char *section = take_str(a, take16(a), s1);
 		const char *name = take_str(a, take16(a), s2);
-		if (a->bad)
-			return -EBADMSG;
+		NEED_CORE();
 		return tlstap_core_set_global(core, section, name, a->p, a->left);
 	}
 	case TLSTAP_AGENT_OP_SET_MAP_MAX: {
 		uint32_t entries = take32(a);
 		const char *map = take_rest(a, s1);
-		return a->bad ? -EBADMSG : tlstap_core_set_map_max_entries(core, map, entries);
+		NEED_CORE();
+		return tlstap_core_set_map_max_entries(core, map, entries);
 	}
 	case TLSTAP_AGENT_OP_USE_MULTI: {
 		const char *prog = take_rest(a, s1);
-		return a->bad ? -EBADMSG : tlstap_core_use_uprobe_multi(core, prog);
+		NEED_CORE();
+		return tlstap_core_use_uprobe_multi(core, prog);
 	}
 	case TLSTAP_AGENT_OP_LOAD:
+		NEED_CORE();
 		return tlstap_core_load(core);
 	case TLSTAP_AGENT_OP_ATTACH_UPROBE: {
 		uint64_t offset = take64(a), cookie = take64(a);
@@ -269,8 +276,7 @@ static int dispatch(uint32_t op, struct args *a, struct buf *out, int *bye)
 		take8(a);
 		const char *prog = take_str(a, take16(a), s1);
 		const char *path = take_rest(a, s2);
-		if (a->bad)
-			return -EBADMSG;
+		NEED_CORE();
 		return link_index(tlstap_core_attach_uprobe(core, prog, path, offset, pid, ret_probe, cookie), out);
 	}
 	case TLSTAP_AGENT_OP_ATTACH_MULTI: {
@@ -288,10 +294,13 @@ static int dispatch(uint32_t op, struct args *a, struct buf *out, int *bye)
 		for (uint32_t i = 0; i < 2 * count; i++)
 			values[i] = take64(a);
 		const char *path = take_rest(a, s2);
-		ret = a->bad ? -EBADMSG
-			     : link_index(tlstap_core_attach_uprobe_multi(core, prog, path, values, values + count,
-									count, pid, ret_probe),
-					  out);
+		if (a->bad || (ret = need_core()) != 0) {
+			free(values);
+			return a->bad ? -EBADMSG : ret;
+		}
+		ret = link_index(tlstap_core_attach_uprobe_multi(core, prog, path, values, values + count, count, pid,
+								 ret_probe),
+				 out);
 		free(values);
 		return ret;
 	}
@@ -299,15 +308,15 @@ static int dispatch(uint32_t op, struct args *a, struct buf *out, int *bye)
 		const char *prog = take_str(a, take16(a), s1);
 		const char *category = take_str(a, take16(a), s2);
 		const char *name = take_rest(a, s3);
-		if (a->bad)
-			return -EBADMSG;
+		NEED_CORE();
 		return link_index(tlstap_core_attach_tracepoint(core, prog, category, name), out);
 	}
 	case TLSTAP_AGENT_OP_START: {
 		uint32_t batch_bytes = take32(a), timeout_ms = take32(a);
 		const char *map = take_rest(a, s1);
-		if (a->bad || batch_bytes == 0 || batch_bytes > TLSTAP_AGENT_MAX_PAYLOAD / 2 || timeout_ms > 60000)
-			return -EBADMSG;
+		if (batch_bytes == 0 || batch_bytes > TLSTAP_AGENT_MAX_PAYLOAD / 2 || timeout_ms > 60000)
+			a->bad = 1;
+		NEED_CORE();
 		if (ring.polling)
 			return -EBUSY;
 		if ((ret = tlstap_core_ring_open(core, map, emit_record, NULL)) != 0)
@@ -319,20 +328,22 @@ static int dispatch(uint32_t op, struct args *a, struct buf *out, int *bye)
 	}
 	case TLSTAP_AGENT_OP_PAUSE:
 		ring.paused = take8(a);
-		return a->bad ? -EBADMSG : 0;
+		NEED_CORE();
+		return 0;
 	case TLSTAP_AGENT_OP_COUNTERS: {
 		uint64_t sums[64];
 		const char *map = take_rest(a, s1);
-		if (a->bad)
-			return -EBADMSG;
+		NEED_CORE();
 		ret = tlstap_core_sum_percpu(core, map, sums, 64);
 		for (int i = 0; i < ret; i++)
 			buf_add64(out, sums[i]);
 		return ret < 0 ? ret : 0;
 	}
 	case TLSTAP_AGENT_OP_DETACH:
+		NEED_CORE();
 		return tlstap_core_detach_all(core);
 	case TLSTAP_AGENT_OP_STOP:
+		NEED_CORE();
 		/* Every record the kernel wrote before this goes out ahead of the response. */
 		drain_ring();
 		ring.polling = 0;
@@ -340,6 +351,7 @@ static int dispatch(uint32_t op, struct args *a, struct buf *out, int *bye)
 	default:
 		return -EOPNOTSUPP;
 	}
+#undef NEED_CORE
 }
 
 static int respond(uint32_t id, uint32_t op, int status, struct buf *result)

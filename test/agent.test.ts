@@ -11,6 +11,8 @@ import { ElfFile } from '../src/elf/index.js';
 import type { FileView } from '../src/remote/index.js';
 import { AgentConnection, AgentError, AgentGoneError, AgentView, agentBinary, localView, sayHello, startRemoteAgent } from '../src/remote/index.js';
 import { Args, OP, decodeClock, encodeFrame } from '../src/remote/protocol.js';
+import { RemoteBpfSession } from '../src/remote/session.js';
+import { BpfError } from '../src/native/binding.js';
 import { PROBED_FUNCTIONS } from '../src/events/types.js';
 
 const LIBSSL = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
@@ -179,6 +181,27 @@ describe('the agent over a local pipe', () => {
     await assert.rejects(a.connection.request(OP.LOAD), (err: unknown) => err instanceof AgentError && err.code === 'ENOSYS' && /without the capture core/.test(err.message));
     assert.equal(await a.connection.close(), null);
     assert.equal(await a.exited, 0);
+  });
+
+  it('every capture request reaches the core with its arguments decoded; without a core each fails as a BpfError', async () => {
+    const a = agent();
+    const session = new RemoteBpfSession(a.connection);
+    const noCore = (op: string) => (err: unknown) =>
+      err instanceof BpfError && err.errno === 38 && err.op === op && /without the capture core/.test(err.message);
+    // ENOSYS comes only after the agent decoded the arguments; a misencoded request gets EBADMSG instead.
+    await assert.rejects(session.setGlobal('.rodata', 'max_call_bytes', Buffer.alloc(4)), noCore('setGlobal'));
+    await assert.rejects(session.setMapMaxEntries('events', 1 << 24), noCore('setMapMaxEntries'));
+    await assert.rejects(session.useUprobeMulti(['probe_enter']), noCore('useUprobeMulti'));
+    await assert.rejects(session.load(), noCore('load'));
+    await assert.rejects(session.attachUprobe('probe_enter', LIBSSL, 0x35944n, -1, false, 0x100n), noCore('attachUprobe'));
+    const offsets = BigUint64Array.of(1n, 2n, 3n);
+    await assert.rejects(session.attachUprobeMulti('probe_return', LIBSSL, offsets, offsets, 42, true), noCore('attachUprobeMulti'));
+    await assert.rejects(session.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close'), noCore('attachTracepoint'));
+    await assert.rejects(session.startPolling('events', () => undefined, { batchBytes: 1 << 20, timeoutMs: 20 }), noCore('startPolling'));
+    await assert.rejects(session.sumPercpuArray('counters'), noCore('sumPercpuArray'));
+    await assert.rejects(session.stopPolling(), noCore('stopPolling'));
+    await assert.rejects(a.connection.request(OP.ATTACH_MULTI, new Args().u32(2).u32(0).u8(0).u8(0).str16('p').u64(1n).done()), /malformed/);
+    await a.connection.close();
   });
 
   it('CLOCK gives the monotonic and wall clocks that stamp the records', async () => {
