@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import { strict as assert } from 'node:assert';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,6 +146,27 @@ describe("the agent over --remote 'sh -c'", () => {
     assert.equal(target.quoting, 2);
     assert.equal(hello.machine, 'x86_64');
     await connection.close();
+  });
+
+  it('a front end killed mid-session leaves no agent running 2 s later', async () => {
+    const holder = spawn(process.execPath, [join(import.meta.dirname, 'support', 'agent-holder.js'), agentPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(holder);
+    const pid = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      holder.stdout!.on('data', (b: Buffer) => {
+        out += b.toString();
+        if (out.includes('\n')) resolve(Number(out.trim()));
+      });
+      holder.on('exit', (code) => reject(new Error(`the holder exited with ${code} before the agent answered`)));
+    });
+    assert.ok(existsSync(`/proc/${pid}`), 'the agent runs');
+    holder.kill('SIGKILL');
+    const killed = Date.now();
+    while (existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] !== 'Z' && Date.now() - killed < 2000) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const state = existsSync(`/proc/${pid}`) ? readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] : 'gone';
+    assert.ok(state === 'gone' || state === 'Z', `agent ${pid} still running (state ${state}) 2 s after its front end was killed`);
   });
 
   it('a command that runs no shell is refused with what to do', async () => {
