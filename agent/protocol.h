@@ -65,6 +65,21 @@ enum tlstap_agent_op {
 /* STAT result: u32 mode, uid, gid, nlink; u64 dev, ino, size; i64 mtime in ns; u64 rdev. */
 #define TLSTAP_AGENT_STAT_SIZE 56
 
+/*
+ * A plan (docs/agent.md, "Recording on the device alone"): this magic, u32 version, u32 0, then a
+ * THDR frame (the recording's JSON header, with the two placeholders below), TCHK frames (u64 size,
+ * i64 mtime ns, u64 inode, path: the file must still be the one the plan was made for) and TREQ frames.
+ */
+#define TLSTAP_AGENT_PLAN_MAGIC "TLSTAPPL"
+#define TLSTAP_AGENT_PLAN_VERSION 1
+#define TLSTAP_AGENT_MARK_PLAN_HEADER "THDR"
+#define TLSTAP_AGENT_MARK_PLAN_CHECK "TCHK"
+#define TLSTAP_AGENT_PLAN_CREATED_AT "@CREATED_AT@"
+#define TLSTAP_AGENT_PLAN_MONOTONIC_TO_WALL "@MONOTONIC_TO_WALL_NS@"
+/* The recording it makes (docs/record-format.md: FILE_MAGIC, RECORD_FORMAT_VERSION). */
+#define TLSTAP_AGENT_RECORD_MAGIC "TLSTAPRC"
+#define TLSTAP_AGENT_RECORD_VERSION 1
+
 /* READFILE flags. */
 #define TLSTAP_AGENT_READFILE_TRUNCATED 1u
 

@@ -147,16 +147,13 @@ static ssize_t read_full(int fd, uint8_t *p, size_t n)
 	return (ssize_t)n;
 }
 
-int frame_read(int fd, const char mark[4], uint32_t max_payload, uint32_t *field, struct buf *b, const char **why)
+int frame_read(int fd, uint32_t max_payload, char mark[4], uint32_t *field, struct buf *b, const char **why)
 {
 	uint8_t head[TLSTAP_AGENT_FRAME_HEADER];
 	ssize_t r = read_full(fd, head, sizeof(head));
 	if (r <= 0)
 		return (int)r;
-	if (memcmp(head, mark, 4) != 0) {
-		*why = "bad frame marker";
-		return -EPROTO;
-	}
+	memcpy(mark, head, 4);
 	uint32_t len = get32(head + 4);
 	if (len > max_payload) {
 		*why = "frame payload too large";

@@ -35,10 +35,10 @@ void buf_free(struct buf *b);
 int frame_write(int fd, const char mark[4], uint32_t field, const void *payload, size_t len);
 
 /*
- * Reads one frame with marker `mark` into b (payload only): 1 on a frame, 0 at a clean end of
- * input (nothing of a next frame read), or a negative errno; -EPROTO for a bad marker, length or
- * CRC, with *why saying which.
+ * Reads one frame into b (payload only) and its marker into mark: 1 on a frame, 0 at a clean end of
+ * input (nothing of a next frame read), or a negative errno; -EPROTO for a length over max_payload or
+ * a bad CRC, with *why saying which. The caller checks the marker.
  */
-int frame_read(int fd, const char mark[4], uint32_t max_payload, uint32_t *field, struct buf *b, const char **why);
+int frame_read(int fd, uint32_t max_payload, char mark[4], uint32_t *field, struct buf *b, const char **why);
 
 #endif

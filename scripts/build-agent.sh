@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(node -p "require('./package.json').version")
-sources=(agent/main.c agent/wire.c agent/files.c agent/core_none.c)
+sources=(agent/main.c agent/requests.c agent/plan.c agent/wire.c agent/files.c agent/core_none.c)
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(x86_64 aarch64)
 for arch in "${archs[@]}"; do

@@ -12,6 +12,8 @@ import type { FileView } from '../src/remote/index.js';
 import { AgentConnection, AgentError, AgentGoneError, AgentView, agentBinary, localView, sayHello, startRemoteAgent } from '../src/remote/index.js';
 import { Args, OP, decodeClock, encodeFrame } from '../src/remote/protocol.js';
 import { RemoteBpfSession } from '../src/remote/session.js';
+import { encodePlan } from '../src/remote/plan.js';
+import { openRecordFile } from '../src/record/index.js';
 import { BpfError } from '../src/native/binding.js';
 import { PROBED_FUNCTIONS } from '../src/events/types.js';
 
@@ -313,5 +315,108 @@ describe('the arm64 agent under qemu-user', () => {
       await a.connection.close();
     }
     assert.equal(await a.exited, 0);
+  });
+});
+
+describe('recording on the device alone, from a plan', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tlstap-plan-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const header = {
+    tlstapVersion: '0.1.0',
+    layout: { version: 1 },
+    littleEndian: true,
+    files: [LIBSSL],
+    host: { kernel: 'k', arch: 'x64', hostname: 'device' },
+    settings: { maxCallBytes: 1048576 },
+  };
+
+  /** Runs the agent on a plan; resolves with its exit code and stderr. */
+  async function record(planBytes: Buffer, name: string, args: string[] = ['--duration', '1'], signalAfterMs?: number) {
+    const plan = join(dir, `${name}.plan`);
+    await writeFile(plan, planBytes);
+    const out = join(dir, `${name}.tlstap`);
+    const child = spawn(agentBinary('x86_64'), ['--plan', plan, '--record', out, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    children.add(child);
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    if (signalAfterMs !== undefined) setTimeout(() => child.kill('SIGTERM'), signalAfterMs);
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    return { code, stderr, out };
+  }
+
+  const libsslFile = () => {
+    const st = statSync(LIBSSL, { bigint: true });
+    return { path: LIBSSL, stat: { size: st.size, mtimeNs: st.mtimeNs, ino: st.ino } };
+  };
+
+  it('checks the files, writes a recording tlstap reads, stamped with the device clock, mode 0600', async () => {
+    const started = Date.now();
+    const { code, stderr, out } = await record(encodePlan({ header, files: [libsslFile()], requests: [{ op: OP.CLOCK }] }), 'ok');
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /bytes recorded; `tlstap replay/);
+    assert.equal(statSync(out).mode & 0o777, 0o600);
+    const reader = await openRecordFile(out);
+    try {
+      assert.deepEqual(reader.header.files, [LIBSSL]);
+      assert.deepEqual(reader.header.host, header.host);
+      const created = Date.parse(reader.header.createdAt);
+      assert.ok(created >= started - 1000 && created <= Date.now(), reader.header.createdAt);
+      // wall = monotonic + offset: the same offset this process sees, within a second.
+      const ours = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+      const diffMs = Number((BigInt(reader.header.monotonicToWallNs) - ours) / 1_000_000n);
+      assert.ok(Math.abs(diffMs) < 1000, `clock offset differs by ${diffMs} ms`);
+      let frames = 0;
+      for await (const _ of reader.batches()) frames++;
+      assert.equal(frames, 0);
+      assert.deepEqual(reader.stopReason(), { kind: 'end' });
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('stops at SIGTERM as at the end of its duration', async () => {
+    const { code, out } = await record(encodePlan({ header, files: [], requests: [] }), 'signal', [], 300);
+    assert.equal(code, 0);
+    const reader = await openRecordFile(out);
+    await reader.close();
+  });
+
+  it('refuses a plan whose files changed since, and writes nothing', async () => {
+    const stale = libsslFile();
+    stale.stat.size += 1n;
+    const { code, stderr, out } = await record(encodePlan({ header, files: [stale], requests: [] }), 'stale');
+    assert.equal(code, 1);
+    assert.match(stderr, /libssl\.so\.3: changed since the plan was made .*make the plan again/);
+    assert.equal(existsSync(out), false);
+  });
+
+  it('stops at the first request that fails, naming it, and writes nothing', async () => {
+    const requests = [{ op: OP.CLOCK }, { op: OP.SET_MAP_MAX, args: new Args().u32(1 << 24).bytes('events').done() }];
+    const { code, stderr, out } = await record(encodePlan({ header, files: [libsslFile()], requests }), 'nocore');
+    assert.equal(code, 1);
+    assert.match(stderr, /request 2 \(op 17\) failed: this tlstap-agent was built without the capture core/);
+    assert.equal(existsSync(out), false);
+  });
+
+  it('refuses to overwrite a file, and a file that is not a plan', async () => {
+    const plan = encodePlan({ header, files: [], requests: [] });
+    await writeFile(join(dir, 'taken.tlstap'), 'precious');
+    const taken = await record(plan, 'taken');
+    assert.equal(taken.code, 1);
+    assert.match(taken.stderr, /cannot create: it exists; choose a new name/);
+    assert.equal(readFileSync(join(dir, 'taken.tlstap'), 'utf8'), 'precious');
+    const notPlan = await record(Buffer.from('TLSTAPRC and more bytes'), 'notplan');
+    assert.equal(notPlan.code, 1);
+    assert.match(notPlan.stderr, /not a tlstap plan/);
+    const damaged = Buffer.from(plan);
+    damaged[damaged.length - 1]! ^= 1;
+    const bad = await record(damaged, 'damaged');
+    assert.match(bad.stderr, /damaged: frame CRC mismatch/);
   });
 });

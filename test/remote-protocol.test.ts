@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeFrameHeader } from '../src/record/format.js';
+import { FILE_MAGIC, RECORD_FORMAT_VERSION, encodeFrameHeader } from '../src/record/format.js';
 import {
   AGENT_PROTOCOL,
   Args,
@@ -14,6 +14,10 @@ import {
   MAX_READ,
   MAX_REQUEST,
   OP,
+  PLAN_CREATED_AT,
+  PLAN_MAGIC,
+  PLAN_MONOTONIC_TO_WALL,
+  PLAN_VERSION,
   ProtocolError,
   READFILE_TRUNCATED,
   STAT_NOFOLLOW,
@@ -59,6 +63,15 @@ describe('the TypeScript mirror of agent/protocol.h', () => {
     assert.equal(h.get('TLSTAP_AGENT_MARK_RESPONSE'), MARK.response);
     assert.equal(h.get('TLSTAP_AGENT_MARK_RECORDS'), MARK.records);
     assert.equal(h.get('TLSTAP_AGENT_MARK_LOG'), MARK.log);
+    assert.equal(h.get('TLSTAP_AGENT_MARK_PLAN_HEADER'), MARK.planHeader);
+    assert.equal(h.get('TLSTAP_AGENT_MARK_PLAN_CHECK'), MARK.planCheck);
+    assert.equal(h.get('TLSTAP_AGENT_PLAN_MAGIC'), PLAN_MAGIC);
+    assert.equal(h.get('TLSTAP_AGENT_PLAN_VERSION'), PLAN_VERSION);
+    assert.equal(h.get('TLSTAP_AGENT_PLAN_CREATED_AT'), PLAN_CREATED_AT);
+    assert.equal(h.get('TLSTAP_AGENT_PLAN_MONOTONIC_TO_WALL'), PLAN_MONOTONIC_TO_WALL);
+    // The recording the agent writes on its own is the format src/record/ reads.
+    assert.equal(h.get('TLSTAP_AGENT_RECORD_MAGIC'), FILE_MAGIC.toString('latin1'));
+    assert.equal(h.get('TLSTAP_AGENT_RECORD_VERSION'), RECORD_FORMAT_VERSION);
   });
   it('has every op with its number, and no other', () => {
     const ops = [...h].filter(([k]) => k.startsWith('TLSTAP_AGENT_OP_')).map(([k, v]) => [k.slice('TLSTAP_AGENT_OP_'.length), v]);

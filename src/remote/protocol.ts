@@ -25,7 +25,19 @@ export const MARK = {
   response: 'TRSP',
   records: FRAME_MAGIC.toString('latin1'),
   log: 'TLOG',
+  /** In a plan file only: the recording's JSON header template. */
+  planHeader: 'THDR',
+  /** In a plan file only: a file that must be unchanged. */
+  planCheck: 'TCHK',
 } as const;
+
+/** The first 8 bytes of a plan file (docs/agent.md, "Recording on the device alone"). */
+export const PLAN_MAGIC = 'TLSTAPPL';
+/** Version of the plan format. */
+export const PLAN_VERSION = 1;
+/** Placeholders in a plan's header that the agent fills when it starts recording. */
+export const PLAN_CREATED_AT = '@CREATED_AT@';
+export const PLAN_MONOTONIC_TO_WALL = '@MONOTONIC_TO_WALL_NS@';
 
 /** What a frame is, by its marker. */
 export type FrameKind = keyof typeof MARK;
