@@ -19,10 +19,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef TLSTAP_AGENT_VERSION
-#define TLSTAP_AGENT_VERSION "dev"
-#endif
-
 volatile sig_atomic_t agent_stop_signal;
 
 static void on_signal(int sig)

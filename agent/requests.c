@@ -15,10 +15,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef TLSTAP_AGENT_VERSION
-#define TLSTAP_AGENT_VERSION "dev"
-#endif
-
 static struct tlstap_core *core;
 
 /* Ring-buffer records wait here until they make a TFRM frame. */

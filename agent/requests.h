@@ -8,6 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The agent's version (package.json's), set by scripts/build-agent.sh. */
+#ifndef TLSTAP_AGENT_VERSION
+#define TLSTAP_AGENT_VERSION "dev"
+#endif
+
 /* Runs a request payload; the result goes to out. Returns 0 or a negative errno; *bye is set by BYE. */
 int request_run(const uint8_t *payload, size_t len, struct buf *out, uint32_t *op, int *bye);
 /* The message of a failed request. */

@@ -193,11 +193,11 @@ describe('the agent over a local pipe', () => {
     const maps = (await view.readFile(`/proc/${hello.pid}/maps`)).toString();
     assert.match(maps, /r-xp .*tlstap-agent/);
     await assert.rejects(view.readFile(`/proc/${hello.pid}/maps`, 16), { code: 'EFBIG' });
-    const head = await view.pread(LIBSSL, 0, 4);
+    const head = await view.read(LIBSSL, 0, 4);
     assert.deepEqual(head, Buffer.from('\x7fELF', 'latin1'));
-    assert.equal((await view.pread(LIBSSL, Number(local.size) - 2, 100)).length, 2);
+    assert.equal((await view.read(LIBSSL, Number(local.size) - 2, 100)).length, 2);
     await assert.rejects(view.stat('/no/such/file'), (err: unknown) => err instanceof AgentError && err.code === 'ENOENT' && /STAT \/no\/such\/file/.test(err.message));
-    await assert.rejects(view.pread('/usr/lib', 0, 10), { code: 'EISDIR' });
+    await assert.rejects(view.read('/usr/lib', 0, 10), { code: 'EISDIR' });
     await assert.rejects(view.stat('relative/path'), { code: 'EINVAL' });
     await assert.rejects(a.connection.request(OP.PREAD, Buffer.from([1, 2])), (err: unknown) => err instanceof AgentError && /malformed/.test(err.message));
     await assert.rejects(a.connection.request(99), /unknown request/);
@@ -243,7 +243,7 @@ describe('the agent over a local pipe', () => {
     const a = agent();
     const view = new AgentView(a.connection);
     const offsets = Array.from({ length: 200 }, (_, i) => i * 997);
-    const remote = await Promise.all(offsets.map((o) => view.pread(LIBSSL, o, 64)));
+    const remote = await Promise.all(offsets.map((o) => view.read(LIBSSL, o, 64)));
     const file = await localView().openFile(LIBSSL);
     offsets.forEach((o, i) => {
       const want = Buffer.alloc(64);

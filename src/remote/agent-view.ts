@@ -48,8 +48,8 @@ export class AgentView implements FileView {
     return result.subarray(4);
   }
 
-  /** Bytes at `offset`: `length` of them, fewer only at the end of the file. */
-  async pread(path: string, offset: number, length: number): Promise<Buffer> {
+  /** Bytes at `offset`: `length` of them (at most MAX_READ), fewer only at the end of the file. */
+  async read(path: string, offset: number, length: number): Promise<Buffer> {
     const args = new Args().u64(BigInt(offset)).u32(length).bytes(path).done();
     return this.agent.request(OP.PREAD, args, path);
   }
@@ -97,7 +97,7 @@ class RemoteFile implements PositionalFile {
   private async direct(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
     let done = 0;
     while (done < length) {
-      const part = await this.view.pread(this.path, position + done, Math.min(MAX_READ, length - done));
+      const part = await this.view.read(this.path, position + done, Math.min(MAX_READ, length - done));
       if (part.length === 0) break;
       done += part.copy(buf, offset + done);
     }
@@ -108,7 +108,7 @@ class RemoteFile implements PositionalFile {
     let block = this.blocks.get(index);
     if (block === undefined) {
       if (this.blocks.size >= CACHED_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
-      block = this.view.pread(this.path, index * BLOCK_SIZE, BLOCK_SIZE);
+      block = this.view.read(this.path, index * BLOCK_SIZE, BLOCK_SIZE);
       block.catch(() => this.blocks.delete(index));
       this.blocks.set(index, block);
     }

@@ -27,6 +27,8 @@ export interface FileView {
   stat(path: string, options?: { follow?: boolean }): Promise<ViewStat>;
   readdir(path: string): Promise<ViewDirent[]>;
   readlink(path: string): Promise<string>;
+  /** Up to `length` bytes at `offset` of a file, without keeping it open (fewer only at its end). */
+  read(path: string, offset: number, length: number): Promise<Buffer>;
   /** The whole file (a /proc file too, whose size says 0), at most `max` bytes (default 4 MiB). */
   readFile(path: string, max?: number): Promise<Buffer>;
   /** Opens a regular file for positional reads (the ELF reader's input). */
@@ -74,6 +76,20 @@ export function localView(root = '/'): FileView {
       });
     },
     readlink: (path) => readlink(full(path)),
+    async read(path, offset, length) {
+      const handle = await open(full(path), 'r');
+      try {
+        const buf = Buffer.alloc(length);
+        let done = 0;
+        for (;;) {
+          const { bytesRead } = await handle.read(buf, done, length - done, offset + done);
+          if (bytesRead === 0 || (done += bytesRead) === length) break;
+        }
+        return buf.subarray(0, done);
+      } finally {
+        await handle.close();
+      }
+    },
     async readFile(path, max = READ_FILE_MAX) {
       const handle = await open(full(path), 'r');
       try {

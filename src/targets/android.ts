@@ -104,11 +104,16 @@ async function listDir(view: FileView, dir: string): Promise<string[]> {
   return (await view.readdir(dir).catch(() => [])).map((d) => d.name).sort();
 }
 
-/** Reads e_ident's class byte: 1 for a 32-bit ELF, 2 for 64-bit, undefined if not ELF. */
+/** e_ident's class byte from a file's first 5 bytes: 1 for a 32-bit ELF, 2 for 64-bit, undefined if not ELF. */
+function elfClassOf(head: Buffer): number | undefined {
+  return head.length >= 5 && head.readUInt32BE(0) === 0x7f454c46 ? head[4] : undefined;
+}
+
+/** The class byte of an opened file. */
 async function elfClass(file: PositionalFile): Promise<number | undefined> {
   const head = Buffer.alloc(5);
   const n = await file.read(head, 0, 5, 0);
-  return n === 5 && head.readUInt32BE(0) === 0x7f454c46 ? head[4] : undefined;
+  return elfClassOf(head.subarray(0, n));
 }
 
 /** The app directories of installed packages (of one package, if named): /data/app/[~~x/]pkg-y. */
@@ -199,9 +204,8 @@ class Walk {
       try {
         const uid = uidFromStatus((await this.view.readFile(`/proc/${pid}/status`)).toString('latin1'));
         if (appId !== undefined && (uid === undefined || appIdOf(uid) !== appId)) continue;
-        const exe = await this.view.openFile(`/proc/${pid}/exe`);
-        const bits = await elfClass(exe).finally(() => exe.close());
-        if (bits === ELFCLASS32) {
+        // Five bytes of the executable, not a block of it: a phone has a thousand processes.
+        if (elfClassOf(await this.view.read(`/proc/${pid}/exe`, 0, 5)) === ELFCLASS32) {
           this.processes32++;
           continue;
         }
