@@ -23,3 +23,7 @@ export { parseProcMaps, mappedFiles, readProcMaps } from './proc-maps.js';
 export type { MapRegion, MappedFile } from './proc-maps.js';
 export { FLAVOUR_RULES, detectFlavour, flavourFromText } from './flavour.js';
 export type { FlavourRule, FlavourInfo } from './flavour.js';
+export { androidTargets, parsePackagesList, appIdOf, ANDROID_LIB64_DIRS, ANDROID_APP_DIR, PACKAGES_LIST } from './android.js';
+export type { AndroidTarget, AndroidDiscovery, AndroidDiscoveryOptions, AndroidPackage } from './android.js';
+export { apkLibraries, ApkFormatError } from './apk.js';
+export type { ApkLibrary } from './apk.js';
