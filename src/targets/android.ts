@@ -8,6 +8,7 @@ import type { FileView } from '../remote/view.js';
 import { analyzeElfSymbols } from './analyze.js';
 import { apkLibraries } from './apk.js';
 import type { ApkLibrary } from './apk.js';
+import { ANDROID_LIBRARY_DIRS } from './discover.js';
 import type { SkippedFile } from './discover.js';
 import { TargetError } from './errors.js';
 import { isTlsLibraryName } from './families.js';
@@ -16,9 +17,9 @@ import { mappedFiles, parseProcMaps } from './proc-maps.js';
 import type { ProbeTarget } from './types.js';
 
 /** Where Android keeps the 64-bit system TLS libraries: conscrypt's APEX (what apps' HTTPS uses) and the platform's. */
-export const ANDROID_LIB64_DIRS: readonly string[] = ['/apex/com.android.conscrypt/lib64', '/system/lib64'];
+export const ANDROID_LIB64_DIRS: readonly string[] = ANDROID_LIBRARY_DIRS.filter((d) => d.endsWith('64'));
 /** Their 32-bit twins: looked at only to count what is skipped. */
-export const ANDROID_LIB32_DIRS: readonly string[] = ['/apex/com.android.conscrypt/lib', '/system/lib'];
+export const ANDROID_LIB32_DIRS: readonly string[] = ANDROID_LIBRARY_DIRS.filter((d) => !d.endsWith('64'));
 /** Installed apps: /data/app/<pkg>-<id>/ (before Android 11) or /data/app/~~<id>/<pkg>-<id>/. */
 export const ANDROID_APP_DIR = '/data/app';
 /** One line per installed package: name, app id, debuggable, data dir, ... */
