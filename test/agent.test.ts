@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ElfFile } from '../src/elf/index.js';
 import type { FileView } from '../src/remote/index.js';
 import { AgentConnection, AgentError, AgentGoneError, AgentView, agentBinary, localView, sayHello, startRemoteAgent } from '../src/remote/index.js';
@@ -151,7 +152,7 @@ describe("the agent over --remote 'sh -c'", () => {
   });
 
   it('a front end killed mid-session leaves no agent running 2 s later', async () => {
-    const holder = spawn(process.execPath, [join(import.meta.dirname, 'support', 'agent-holder.js'), agentPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = spawn(process.execPath, [fileURLToPath(new URL('./support/agent-holder.js', import.meta.url)), agentPath], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.add(holder);
     const pid = await new Promise<number>((resolve, reject) => {
       let out = '';
