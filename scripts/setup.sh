@@ -13,12 +13,14 @@ action=${1:-}
 # Run and test: curl and openssl (demo, clients), bpftool (layout check), binutils (ELF tests),
 # nginx (a real TLS server), tshark (reads our pcapng back); other TLS libraries' clients: wget
 # (GnuTLS), android-boringssl (bssl-tool, BoringSSL's libssl.so.0), libnss3-dev (builds the NSS test
-# client) and libnss3-tools.
+# client) and libnss3-tools; golang-go (Debian's Go 1.19) builds the Go test programs
+# (fixtures/go/build.sh, which also fetches esbuild builds of other Go releases from npm) and checks
+# them (go tool nm, go version -m); llvm's llvm-objdump disassembles their arm64 code.
 # tlstap-agent (agent/): gcc -static for x86_64, crossbuild-essential-arm64 for aarch64; its tests run
 # the arm64 build under qemu-user-static against arm64 libssl and BoringSSL, and pack an APK with zip.
 packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
 	curl openssl ca-certificates bpftool binutils nginx tshark
-	wget android-boringssl libnss3-dev libnss3-tools
+	wget android-boringssl libnss3-dev libnss3-tools golang-go
 	gcc crossbuild-essential-arm64 qemu-user-static libssl3:arm64 android-libboringssl:arm64 zip)
 
 missing=()
@@ -49,6 +51,7 @@ npm run --silent build
 bash scripts/build-agent.sh
 bash bench/build.sh
 bash test/support/build-nss-client.sh
+bash fixtures/go/build.sh
 
 case "$action" in
 "") echo "setup: done. Try: node dist/src/cli.js demo" ;;

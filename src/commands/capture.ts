@@ -15,8 +15,18 @@ import { formatStatsLine } from '../output/index.js';
 import { openOutputs } from './outputs.js';
 import type { Outputs } from './outputs.js';
 import type { RecordWriter } from '../record/index.js';
-import { dedupeTargets, fileTarget, processTargets, systemTargets, TargetError } from '../targets/index.js';
-import type { ProbeTarget, SkippedFile } from '../targets/index.js';
+import {
+  dedupeTargets,
+  fileTarget,
+  GoProgramError,
+  formatGoNotice,
+  goProgramMessage,
+  onlyGoProgramsError,
+  processTargets,
+  systemTargets,
+  TargetError,
+} from '../targets/index.js';
+import type { GoProgram, ProbeTarget, SkippedFile } from '../targets/index.js';
 import { catchStopSignals } from './signals.js';
 import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
@@ -29,24 +39,55 @@ export interface CaptureResult {
   targets: ProbeTarget[];
 }
 
+/** The files to probe, the ones that cannot be and why, and the Go programs found (not captured yet). */
+export interface ResolvedTargets {
+  targets: ProbeTarget[];
+  skipped: SkippedFile[];
+  goPrograms: GoProgram[];
+}
+
 /** Which files to probe, and whether to tell their flavour and version (default true; a capture shows them only with --verbose). */
-export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & { flavour?: boolean };
+export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & {
+  flavour?: boolean;
+  /** Found Go programs are enough (`libs` lists them); else finding nothing but them is an error that names them. */
+  goProgramsSuffice?: boolean;
+};
 
 /** Finds the files to probe for these options, and the ones that cannot be; errors say what was looked for. */
-export async function resolveTargetsReporting(opts: TargetOptions): Promise<{ targets: ProbeTarget[]; skipped: SkippedFile[] }> {
+export async function resolveTargetsReporting(opts: TargetOptions): Promise<ResolvedTargets> {
   const skipped: SkippedFile[] = [];
   const onSkip = (path: string, reason: string) => skipped.push({ path, reason });
+  const goPrograms: GoProgram[] = [];
+  const onGoProgram = (program: GoProgram) => goPrograms.push(program);
   const { flavour } = opts;
-  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip, flavour }) : await systemTargets({ onSkip, flavour });
-  for (const lib of opts.lib) found.push(await fileTarget(lib, 'lib-option', { flavour }));
+  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip, flavour, onGoProgram }) : await systemTargets({ onSkip, flavour, onGoProgram });
+  for (const lib of opts.lib) {
+    const target = await libTarget(lib, flavour, onGoProgram);
+    if (target !== undefined) found.push(target);
+  }
   const targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
+  const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
+  if (targets.length === 0 && goPrograms.length > 0) {
+    if (opts.goProgramsSuffice) return { targets, skipped, goPrograms };
+    throw onlyGoProgramsError(where, goPrograms);
+  }
   if (targets.length === 0) {
-    const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
     throw new TargetError(`no TLS library (OpenSSL, BoringSSL, GnuTLS or NSS) found in ${where}`, {
       hint: 'name one with --lib PATH (a TLS library, or a program with one linked in)',
     });
   }
-  return { targets, skipped };
+  return { targets, skipped, goPrograms };
+}
+
+/** A --lib file's target; a Go program is told to `onGoProgram` instead (its TLS is not captured yet). */
+async function libTarget(path: string, flavour: boolean | undefined, onGoProgram: (p: GoProgram) => void): Promise<ProbeTarget | undefined> {
+  try {
+    return await fileTarget(path, 'lib-option', { flavour });
+  } catch (err) {
+    if (!(err instanceof GoProgramError)) throw err;
+    onGoProgram(err.program);
+    return undefined;
+  }
 }
 
 /** The files to probe for these options. */
@@ -216,12 +257,14 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   let outputs: Outputs;
   let ctx: ReturnType<typeof liveContext>;
   let targets: ProbeTarget[];
+  let goPrograms: GoProgram[];
   try {
     let skipped: SkippedFile[];
     // The flavour and version (a scan of each library's read-only data) are shown only by --verbose.
-    ({ targets, skipped } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
+    ({ targets, skipped, goPrograms } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
     timeline.mark('targets found');
     for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
+    stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));
     ctx = liveContext(targets);
     outputs = await openOutputs(opts, ctx);
     timeline.mark('outputs open');
@@ -278,9 +321,14 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     failure ??= err;
   }
   const report = await outputs.finish(stats);
-  stderr.write(`${report}\n`);
+  stderr.write(`${report}\n${goSummary(goPrograms)}`);
   if (failure) throw failure;
   return { stats, targets };
+}
+
+/** The summary's word on the Go programs found at start: their TLS is in none of the figures above. */
+function goSummary(programs: readonly GoProgram[]): string {
+  return programs.map((p) => `tlstap: not captured: ${goProgramMessage(p)}\n`).join('');
 }
 
 /** Resolves with what ended the capture: a signal, the duration, or an output failing. */

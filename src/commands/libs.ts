@@ -1,5 +1,6 @@
 import type { ProbeTarget, SkippedFile } from '../targets/index.js';
 import { resolveTargetsReporting } from './capture.js';
+import { formatGoPrograms, goProgramsJson, reportGoPrograms } from '../targets/go-report.js';
 
 /** `tlstap libs`: what would be probed, as text lines, then what cannot be and why. */
 export function formatTargets(targets: readonly ProbeTarget[], skipped: readonly SkippedFile[] = []): string {
@@ -36,6 +37,8 @@ export function targetsJson(targets: readonly ProbeTarget[], skipped: readonly S
 
 /** Runs `tlstap libs`. */
 export async function runLibs(opts: { pid?: number; lib: string[]; json: boolean }): Promise<string> {
-  const { targets, skipped } = await resolveTargetsReporting(opts);
-  return opts.json ? JSON.stringify(targetsJson(targets, skipped), null, 2) : formatTargets(targets, skipped);
+  const { targets, skipped, goPrograms } = await resolveTargetsReporting({ ...opts, goProgramsSuffice: true });
+  const go = await reportGoPrograms(goPrograms);
+  if (opts.json) return JSON.stringify({ ...(targetsJson(targets, skipped) as object), go: goProgramsJson(go) }, null, 2);
+  return [formatTargets(targets, skipped), formatGoPrograms(go)].filter((text) => text !== '').join('\n');
 }

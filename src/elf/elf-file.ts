@@ -234,6 +234,19 @@ export class ElfFile {
     });
   }
 
+  /** Reads `size` bytes at file offset `offset` (checked against the file size); `what` names them in errors. */
+  async readAt(offset: bigint, size: number, what: string): Promise<Buffer> {
+    const where = this.src.range(offset, BigInt(size), what);
+    return this.src.read(where.offset, where.size, what);
+  }
+
+  /** Reads `size` bytes at virtual address `address` through the PT_LOAD segment that holds them. */
+  async readAddress(address: bigint, size: number, what: string): Promise<Buffer> {
+    const offset = this.fileOffsetOf(address);
+    if (size > 0) this.fileOffsetOf(address + BigInt(size) - 1n);
+    return this.readAt(offset, size, what);
+  }
+
   /**
    * First match of `pattern` (applied to latin1 text) in a section's bytes, scanned in bounded chunks with
    * overlap; undefined if none/absent. Matches longer than 4 KiB may be missed; ^ and $ see chunk edges.

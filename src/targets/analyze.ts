@@ -7,6 +7,8 @@ import { PROBED_FUNCTIONS, TLS_FUNCTIONS } from '../events/types.js';
 import type { ProbedFunction } from '../events/types.js';
 import { familiesDefined } from './families.js';
 import { detectFlavour } from './flavour.js';
+import { goFacts } from './go.js';
+import type { GoFacts } from './go.js';
 import type { FlavourInfo } from './flavour.js';
 import type { ProbeFunction, ProbeTarget } from './types.js';
 
@@ -19,6 +21,8 @@ export interface FileAnalysis {
   flavour: ProbeTarget['flavour'];
   version?: string;
   buildId?: string;
+  /** A Go program's Go version, crypto/tls functions and status (it has no TLS library functions). */
+  go?: GoFacts;
 }
 
 /** A file found somewhere, identified by device and inode, not yet looked into. */
@@ -75,7 +79,11 @@ export async function analyzeElfSymbols(elf: ElfFile): Promise<SymbolAnalysis> {
   // Only the APIs the file implements count: libssl lacks no gnutls_* function. With none (a
   // stripped library, an ordinary program), every plaintext function is missing.
   const families = familiesDefined(new Set(found.keys()));
-  if (families.length === 0) return { functions: [], missing: [...TLS_FUNCTIONS] };
+  if (families.length === 0) {
+    // A Go program carries Go's own TLS, found through its function table instead.
+    const go = await goFacts(elf);
+    return go === undefined ? { functions: [], missing: [...TLS_FUNCTIONS] } : { functions: [], missing: [...TLS_FUNCTIONS], go };
+  }
   const wanted = new Set<ProbedFunction>(families.flatMap((f) => [...f.data, ...f.lifecycle]));
   const functions: ProbeFunction[] = [];
   const missing: ProbedFunction[] = [];

@@ -9,6 +9,8 @@ import type { AnalyzeOptions, Candidate, FileAnalysis } from './analyze.js';
 import { fileKey, nicer } from './dedupe.js';
 import { LIBRARY_FAMILIES, familyOfFileName, isTlsLibraryName, mayNameTlsLibrary, orList } from './families.js';
 import { TargetError, errnoCode } from './errors.js';
+import { GoProgramError, goProgram, reportGo } from './go.js';
+import type { GoProgram } from './go.js';
 import { readLdCache } from './ld-cache.js';
 import { checkPid, mappedFiles, mappedProcessFile, parseProcMaps, reachProcessFile, readProcMaps } from './proc-maps.js';
 import type { MappedFile } from './proc-maps.js';
@@ -58,6 +60,8 @@ export interface SystemDiscoveryOptions {
   onSkip?: (path: string, reason: string) => void;
   /** Tell each target's flavour and version (default true); without, they are 'unknown' and absent, and discovery is quicker. */
   flavour?: boolean;
+  /** Told about each running Go program with crypto/tls: Go's TLS is not captured yet, and this says so. */
+  onGoProgram?: (program: GoProgram) => void;
 }
 
 /** Options for processTargets. */
@@ -69,6 +73,8 @@ export interface ProcessDiscoveryOptions {
   onSkip?: (path: string, reason: string) => void;
   /** Tell each target's flavour and version (default true); without, they are 'unknown' and absent, and discovery is quicker. */
   flavour?: boolean;
+  /** Told about each Go program the process maps (its executable): Go's TLS is not captured yet. */
+  onGoProgram?: (program: GoProgram) => void;
 }
 
 function reasonOf(err: unknown): string {
@@ -296,6 +302,7 @@ export async function systemTargets(options: SystemDiscoveryOptions = {}): Promi
   for (const { candidate, analysis } of await analyzeAll(candidates, options)) {
     if (candidate.source === 'executable') {
       if (carriesTls(analysis)) targets.push(toTarget(candidate, analysis));
+      else reportGo(candidate, analysis, options.onGoProgram, false);
     } else if (analysis.functions.length === 0) {
       options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
     } else {
@@ -342,6 +349,7 @@ export async function processTargets(pid: number, options: ProcessDiscoveryOptio
   const targets: ProbeTarget[] = [];
   for (const { candidate, analysis } of await analyzeAll(candidates, options)) {
     if (analysis.functions.length === 0) {
+      reportGo(candidate, analysis, options.onGoProgram, true);
       const name = basename(candidate.displayPath.replace(/ \(deleted\)$/, ''));
       if (isTlsLibraryName(name)) options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
       continue;
@@ -359,7 +367,7 @@ const LIB_HINT =
 
 /**
  * A target for a file the user names (--lib PATH). Throws TargetError if the file is missing, is not
- * ELF, or defines none of the TLS functions. A file with only some of them is a target; see `missing`.
+ * ELF, or defines none of the TLS functions (GoProgramError for a Go program). A file with only some of them is a target; see `missing`.
  */
 export async function fileTarget(
   path: string,
@@ -391,6 +399,7 @@ export async function fileTarget(
     throw new TargetError(message, { path, hint: LIB_HINT, cause: err });
   }
   if (analysis.functions.length === 0) {
+    if (analysis.go !== undefined) throw new GoProgramError(goProgram(analysis.go, candidate.openPath, candidate.displayPath));
     throw new TargetError(`${path} defines none of the TLS functions ${LOOKED_FOR}`, {
       path,
       hint: `${LIB_HINT}; a stripped, statically linked program has no symbols to find`,
