@@ -20,7 +20,9 @@ action=${1:-}
 # toolchains and each architecture's libbpf, libelf and zlib archives (linked into the addon);
 # linux-libc-dev of each architecture has its asm/ptrace.h for the BPF object; qemu-user-static runs
 # the arm64 addon in a test, in Debian's arm64 Node 18 (unpacked below); libssl3:arm64 is the foreign
-# library discovery must skip (test/arch.test.ts).
+# library discovery must skip (test/arch.test.ts). tlstap-agent (agent/): gcc -static for x86_64,
+# the cross toolchain for aarch64; its tests run the arm64 build under qemu-user-static against arm64
+# libssl and BoringSSL (android-libboringssl:arm64), and pack an APK with zip.
 cross=(crossbuild-essential-arm64 libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libssl3:arm64 qemu-user-static)
 case "$(dpkg --print-architecture)" in
 amd64) ;;
@@ -30,7 +32,8 @@ esac
 packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
 	curl openssl ca-certificates bpftool binutils nginx tshark
 	wget android-boringssl libnss3-dev libnss3-tools golang-go
-	python3-requests python3-httpx python3-aiohttp mitmproxy "${cross[@]}")
+	python3-requests python3-httpx python3-aiohttp mitmproxy "${cross[@]}"
+	gcc android-libboringssl:arm64 zip)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -64,6 +67,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 	npm ci --no-audit --no-fund
 fi
 npm run --silent build
+bash scripts/build-agent.sh
 bash bench/build.sh
 bash test/support/build-nss-client.sh
 bash fixtures/go/build.sh

@@ -17,6 +17,7 @@ import {
 import type { Candidate, LoadedTable, TableSource } from './lookup.js';
 import { buildIdFrom, parseNotes } from './notes.js';
 import { FileSource } from './reader.js';
+import type { PositionalFile } from './reader.js';
 import { StringTable } from './strings.js';
 import type { ElfSymbolInfo } from './symbols.js';
 
@@ -79,7 +80,15 @@ export class ElfFile {
 
   /** Opens and validates `path`, reading the ELF header and the program and section headers only. */
   static async open(path: string): Promise<ElfFile> {
-    const src = await FileSource.open(path);
+    return ElfFile.fromSource(await FileSource.open(path));
+  }
+
+  /** Opens and validates the ELF in `file` (a remote file, a slice of an APK); `path` names it in messages. */
+  static async openFile(path: string, file: PositionalFile): Promise<ElfFile> {
+    return ElfFile.fromSource(FileSource.over(path, file));
+  }
+
+  private static async fromSource(src: FileSource): Promise<ElfFile> {
     try {
       return new ElfFile(src, await readHeaders(src));
     } catch (err) {

@@ -36,9 +36,8 @@ export function archLabel(a: ElfArch): string {
   return `${a.machine}${order}${sameNameOtherClass ? ` (${a.bits}-bit)` : ''}`;
 }
 
-/** Why a file of architecture `a` cannot be probed here, or undefined when it can. */
-export function foreignArchReason(a: ElfArch): string | undefined {
-  const host = hostArch();
+/** Why a file of architecture `a` cannot be probed on `host` (default: this machine), or undefined when it can or `host` is unknown. */
+export function foreignArchReason(a: ElfArch, host: ElfArch | undefined = hostArch()): string | undefined {
   if (host === undefined) return undefined;
   if (a.machine === host.machine && a.bits === host.bits && a.littleEndian === host.littleEndian) return undefined;
   return `built for ${archLabel(a)} (ELF ${a.bits}-bit), while this machine runs ${archLabel(host)} (ELF ${host.bits}-bit) code: no program here can load it`;

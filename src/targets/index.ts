@@ -42,3 +42,7 @@ export {
 export type { GoProgram, GoStatus, GoTlsFunction } from './go.js';
 export { GO_REGISTER_ABI, planGoProbes } from './go-probes.js';
 export type { GoProbePlan, GoProbeSite, GoRegister, GoRegisterAbi } from './go-probes.js';
+export { androidTargets, parsePackagesList, appIdOf, ANDROID_LIB64_DIRS, ANDROID_APP_DIR, PACKAGES_LIST } from './android.js';
+export type { AndroidTarget, AndroidDiscovery, AndroidDiscoveryOptions, AndroidPackage } from './android.js';
+export { apkLibraries, ApkFormatError } from './apk.js';
+export type { ApkLibrary } from './apk.js';
