@@ -82,11 +82,11 @@ async function analyzeSymbols(openPath: string): Promise<SymbolAnalysis> {
 /**
  * What an open ELF's symbols tell: its architecture, probed functions, what its APIs lack, its build ID
  * (any file view, any base). `runsOn` is the machine the file's programs run on (default: this one;
- * undefined for a device whose discovery checks the architecture itself).
+ * null for a device whose discovery checks the architecture itself).
  */
-export async function analyzeElfSymbols(elf: ElfFile, runsOn: ElfArch | undefined = hostArch()): Promise<SymbolAnalysis> {
+export async function analyzeElfSymbols(elf: ElfFile, runsOn: ElfArch | null = hostArch() ?? null): Promise<SymbolAnalysis> {
   const arch = { machine: elf.machineName, bits: elf.bits, littleEndian: elf.littleEndian };
-  const foreign = foreignArchReason(arch, runsOn);
+  const foreign = runsOn === null ? undefined : foreignArchReason(arch, runsOn);
   // Another CPU's code is never probed: its symbols are not even looked up.
   if (foreign !== undefined) return { functions: [], missing: [...TLS_FUNCTIONS], arch: archLabel(arch), foreign };
   const found = await elf.findFunctions(PROBED_FUNCTIONS);

@@ -277,7 +277,7 @@ async function analyzeFound(view: FileView, walk: Walk, f: Found): Promise<Andro
   const elf = await ElfFile.openFile(shown, file);
   try {
     // The device's architecture, not this machine's: 32-bit files were counted and skipped above.
-    const symbols = await analyzeElfSymbols(elf, undefined);
+    const symbols = await analyzeElfSymbols(elf, null);
     if (symbols.functions.length === 0) {
       if (isTlsLibraryName(posix.basename(f.entry?.name ?? f.path))) walk.skipped.push({ path: shown, reason: 'defines none of the TLS functions (stripped)' });
       return undefined;
