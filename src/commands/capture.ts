@@ -55,7 +55,7 @@ export async function resolveTargets(opts: TargetOptions): Promise<ProbeTarget[]
 }
 
 /** The options a capture applies in the kernel. */
-export type KernelOptions = Pick<CaptureOptions, 'pid' | 'uid' | 'comm' | 'maxBytes' | 'ringBuffer' | 'port' | 'host'>;
+export type KernelOptions = Pick<CaptureOptions, 'pid' | 'uid' | 'comm' | 'maxBytes' | 'ringBuffer' | 'port' | 'host' | 'btf'>;
 
 /** Options for the building blocks a capture is made of, shared by `tlstap` and `tlstap demo`. */
 export interface LiveCaptureParts {
@@ -148,6 +148,7 @@ function kernelSettings(opts: KernelOptions): KernelSettings {
     comm: opts.comm,
     maxCallBytes: opts.maxBytes,
     ringBufferBytes: opts.ringBuffer,
+    btfPath: opts.btf,
     port: opts.port,
     host: opts.host === undefined ? undefined : parseIpAddress(opts.host),
   };

@@ -63,6 +63,8 @@ export const EVENT_LAYOUT = {
     MAX_INFLIGHT: 16384,
     MAX_CONNS: 65536,
     FUNC_COUNT: 19,
+    FILE_AMBIGUOUS: 0xffffff,
+    PAGE_OFFSET_MASK: 0xfff,
     FUNC_DATA_COUNT: 10,
     EVENT_DATA: 1,
     EVENT_CONN_OPEN: 2,
@@ -81,6 +83,7 @@ export const EVENT_LAYOUT = {
     REASON_SHUTDOWN: 5,
     REASON_FREE: 6,
     REASON_FD_CLOSED: 7,
+    REASON_NO_BTF: 8,
     CTR_RINGBUF_DROPPED_EVENTS: 0,
     CTR_RINGBUF_DROPPED_BYTES: 1,
     CTR_READ_FAULTS: 2,
@@ -114,4 +117,5 @@ export const CONN_REASONS: Readonly<Record<number, string>> = {
   5: 'SSL_shutdown',
   6: 'SSL_free',
   7: 'close() of its fd',
+  8: 'no kernel BTF to read its socket (pass --btf FILE)',
 };

@@ -6,6 +6,18 @@ import { fileURLToPath } from 'node:url';
 /** The compiled CLI entry point. */
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
+/** How tlstap is started: extra environment, and a command that runs it (e.g. `unshare -m …`). */
+export interface LaunchOptions {
+  env?: Record<string, string>;
+  /** The command line before `node cli.js ARGS`; it must exec its last arguments. */
+  prefix?: readonly string[];
+}
+
+function spawnCli(args: readonly string[], launch: LaunchOptions): ChildProcess {
+  const [command, ...rest] = [...(launch.prefix ?? []), process.execPath, CLI, ...args];
+  return spawn(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...launch.env } });
+}
+
 /** A running tlstap whose probes are live. */
 export interface TlstapProcess {
   child: ChildProcess;
@@ -25,8 +37,8 @@ export interface TlstapExit {
 }
 
 /** Starts `tlstap ARGS` and resolves once it says its probes are attached. */
-export function startTlstap(args: readonly string[], timeoutMs = 30_000): Promise<TlstapProcess> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startTlstap(args: readonly string[], timeoutMs = 30_000, launch: LaunchOptions = {}): Promise<TlstapProcess> {
+  const child = spawnCli(args, launch);
   const out: Buffer[] = [];
   let err = '';
   child.stdout!.on('data', (b: Buffer) => out.push(b));
@@ -97,14 +109,14 @@ export interface CaptureRun {
  * Runs `fn` while `tlstap ARGS -o FILE` captures; stops it with SIGINT, checks it exited 0, and
  * returns what it wrote.
  */
-export async function captureWhile(args: readonly string[], fn: () => Promise<void>): Promise<CaptureRun> {
+export async function captureWhile(args: readonly string[], fn: () => Promise<void>, launch: LaunchOptions = {}): Promise<CaptureRun> {
   const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'tlstap-e2e-'));
   try {
     const file = join(dir, 'out');
-    const tlstap = await startTlstap([...args, '-o', file]);
+    const tlstap = await startTlstap([...args, '-o', file], 30_000, launch);
     let exit: TlstapExit;
     try {
       await fn();
