@@ -36,6 +36,11 @@ static Napi::Value ProbeHelper(const Napi::CallbackInfo &info)
 	return Napi::Boolean::New(info.Env(), libbpf_probe_bpf_helper(type, helper, nullptr) == 1);
 }
 
+static Napi::Value LibbpfVersion(const Napi::CallbackInfo &info)
+{
+	return Napi::String::New(info.Env(), libbpf_version_string());
+}
+
 static Napi::Object Register(Napi::Env env, Napi::Object exports)
 {
 	auto *data = new AddonData();
@@ -47,6 +52,7 @@ static Napi::Object Register(Napi::Env env, Napi::Object exports)
 	exports.Set("layout", Napi::Function::New(env, Layout));
 	exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus));
 	exports.Set("probeHelper", Napi::Function::New(env, ProbeHelper));
+	exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
 	exports.Set("BpfSession", session);
 	return exports;
 }

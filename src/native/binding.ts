@@ -88,6 +88,8 @@ export interface NativeAddon {
   init(classes: { BpfError: typeof BpfError }): void;
   layout(): NativeLayout;
   numPossibleCpus(): number;
+  /** The linked libbpf's version, e.g. `v1.1`. */
+  libbpfVersion(): string;
   /** Whether the kernel lets programs of a type (enum bpf_prog_type) call a helper (enum bpf_func_id). */
   probeHelper(progType: number, helperId: number): boolean;
   /** btfPath replaces the kernel's BTF for CO-RE relocations (libbpf's btf_custom_path). */
