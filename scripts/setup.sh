@@ -16,7 +16,7 @@ action=${1:-}
 # client) and libnss3-tools.
 packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
 	curl openssl ca-certificates bpftool binutils nginx tshark
-	wget android-boringssl libnss3-dev libnss3-tools)
+	wget android-boringssl libnss3-dev libnss3-tools python3-aiohttp)
 
 missing=()
 for p in "${packages[@]}"; do

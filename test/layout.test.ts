@@ -62,3 +62,19 @@ test('the BPF object carries the same record layouts in its BTF', () => {
     assert.equal(btf.members.size - (btf.members.has('pad') ? 1 : 0), Object.keys(fields).length, `every mirrored field of ${struct} exists`);
   }
 });
+
+test('a recording reads when its record structs are ours and its constants keep their values; new constants do not matter', async () => {
+  const { EVENT_LAYOUT, readsLayout } = await import('../src/events/layout.js');
+  const copy = () => JSON.parse(JSON.stringify(EVENT_LAYOUT)) as { data: { size: number }; constants: Record<string, number> };
+  assert.ok(readsLayout(copy()));
+  const older = copy();
+  delete older.constants.REASON_NO_BTF;
+  assert.ok(readsLayout(older), 'a recording from before a constant was added');
+  const renumbered = copy();
+  renumbered.constants.REASON_FREE = 9;
+  assert.ok(!readsLayout(renumbered));
+  const bigger = copy();
+  bigger.data.size += 8;
+  assert.ok(!readsLayout(bigger));
+  assert.ok(!readsLayout(undefined));
+});

@@ -10,7 +10,7 @@ import { monotonicToWallOffsetNs } from '../capture/clock.js';
 import { missingCapabilityMessage } from '../doctor/index.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
 import type { CallSink, CaptureContext, CaptureStats, ConnectionInfo, TlsCall } from '../events/types.js';
-import { parseIpAddress } from '../events/addresses.js';
+import { addressFilter, parseIpAddress } from '../events/addresses.js';
 import { formatStatsLine } from '../output/index.js';
 import { openOutputs } from './outputs.js';
 import type { Outputs } from './outputs.js';
@@ -90,8 +90,10 @@ export class LiveCapture {
     const pipeline = new CallPipeline(parts.sinks, {
       recorder: parts.recorder,
       keepCall: parts.keepCall,
-      // --port/--host need no filter here: the kernel announces only the connections that match.
       keepConnection: parts.keepConnection,
+      // The kernel applies --port/--host to every connection whose addresses it knows at its first
+      // call; connections that learn them later (a memory BIO) are decided here.
+      keepAddress: addressFilter(opts.port, opts.host === undefined ? undefined : parseIpAddress(opts.host)),
     });
     // Slow outputs pause the reading of the ring buffer: memory stays bounded and the kernel
     // counts whatever does not fit, so nothing is lost without a trace.

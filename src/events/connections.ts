@@ -18,6 +18,10 @@ export interface TrackerStats {
   fdConflicts: number;
   /** Connections whose open record was lost (their addresses are unknown). */
   missingOpens: number;
+  /** Connections an address filter (--port/--host) left out because their addresses never became known. */
+  unaddressedExcluded: number;
+  /** Who they were: `comm (pid P, connection C): reason`, the first few. */
+  unaddressedExcludedNames: string[];
 }
 
 interface Tracked {
@@ -30,6 +34,24 @@ interface Tracked {
   staleBatches: number;
   /** Whether its open record has gone out (an address filter may hold it back). */
   announced: boolean;
+  /**
+   * Calls held while an address filter waits for its addresses (a memory BIO learns its socket
+   * after its first calls); undefined when not waiting.
+   */
+  held?: { calls: TlsCall[]; bytes: number; overflow: number };
+}
+
+/** Bytes held per connection waiting for its addresses; calls beyond are skipped and counted as missing. */
+const MAX_HELD_BYTES = 4 << 20;
+/** How many excluded connections the summary names. */
+const MAX_NAMED = 10;
+
+/** What decides which connections go out. */
+export interface TrackerFilters {
+  /** Connections this rejects never go out (the embedding tool's own choice). */
+  keep?: (conn: ConnectionInfo) => boolean;
+  /** --port/--host: a connection without addresses yet is held until they are known. */
+  address?: (conn: ConnectionInfo) => boolean;
 }
 
 /** Batches a connection may wait for a missing call before it is given up as dropped. */
@@ -41,16 +63,24 @@ const PATIENCE_BATCHES = 2;
  * records of one connection were written on different CPUs.
  */
 export class ConnectionTracker implements DecoderOutput {
-  readonly stats: TrackerStats = { connections: 0, reordered: 0, missingCalls: 0, fdConflicts: 0, missingOpens: 0 };
+  readonly stats: TrackerStats = {
+    connections: 0,
+    reordered: 0,
+    missingCalls: 0,
+    fdConflicts: 0,
+    missingOpens: 0,
+    unaddressedExcluded: 0,
+    unaddressedExcludedNames: [],
+  };
   private readonly conns = new Map<number, Tracked>();
   private readonly stalled = new Set<Tracked>();
   /** The latest timestamp seen, for the close records written at the end. */
   private lastTsNs = 0n;
 
-  /** `keep` decides whether a connection's records go out (the --port/--host filter). */
+  /** `filters` decide whether a connection's records go out. */
   constructor(
     private readonly out: TrackerOutput,
-    private readonly keep?: (conn: ConnectionInfo) => boolean,
+    private readonly filters: TrackerFilters = {},
   ) {}
 
   /** A connection record from the kernel. */
@@ -134,15 +164,47 @@ export class ConnectionTracker implements DecoderOutput {
   }
 
   private announce(tracked: Tracked, tsNs: bigint): void {
-    if (tracked.announced || (this.keep && !this.keep(tracked.info))) return;
+    if (tracked.announced) return;
+    const { keep, address } = this.filters;
+    if (keep && !keep(tracked.info)) return;
+    if (address && !address(tracked.info)) {
+      // Without addresses yet, the kernel sends its records so this can decide once they are known.
+      if (!tracked.info.local) tracked.held ??= { calls: [], bytes: 0, overflow: 0 };
+      else tracked.held = undefined;
+      return;
+    }
     tracked.announced = true;
     this.out.connection({ type: 'open', tsNs, conn: tracked.info, comm: tracked.comm });
+    const held = tracked.held;
+    tracked.held = undefined;
+    if (!held) return;
+    held.calls.forEach((call, i) => {
+      if (i === 0 && held.overflow > 0) call.callsMissedBefore = (call.callsMissedBefore ?? 0) + held.overflow;
+      this.emit(tracked, call);
+    });
+    this.stats.missingCalls += held.overflow;
   }
 
   private emit(tracked: Tracked, call: TlsCall): void {
-    if (!tracked.announced) return;
+    if (!tracked.announced) {
+      this.hold(tracked, call);
+      return;
+    }
     call.conn = tracked.info;
     this.out.call(call);
+  }
+
+  /** Keeps a call of a connection waiting for its addresses (a copy: the batch's memory goes back). */
+  private hold(tracked: Tracked, call: TlsCall): void {
+    const held = tracked.held;
+    if (!held) return;
+    // Past the bound the earliest calls stay and later ones are skipped: a hole the outputs are told of.
+    if (held.bytes + call.data.length > MAX_HELD_BYTES || held.overflow > 0) {
+      held.overflow++;
+      return;
+    }
+    held.bytes += call.data.length;
+    held.calls.push({ ...call, data: Buffer.from(call.data) });
   }
 
   private drain(tracked: Tracked): void {
@@ -178,6 +240,14 @@ export class ConnectionTracker implements DecoderOutput {
 
   private close(tracked: Tracked, tsNs: bigint, reason: string): void {
     this.conns.delete(tracked.info.id);
+    if (tracked.held) {
+      const s = this.stats;
+      s.unaddressedExcluded++;
+      const info = tracked.info;
+      if (s.unaddressedExcludedNames.length < MAX_NAMED) {
+        s.unaddressedExcludedNames.push(`${tracked.comm} (pid ${info.pid}, connection ${info.id}): ${info.unknownReason ?? 'addresses not seen'}`);
+      }
+    }
     if (tracked.announced) this.out.connection({ type: 'close', tsNs, conn: tracked.info, comm: tracked.comm, reason });
   }
 }

@@ -1,3 +1,5 @@
+import { isDeepStrictEqual } from 'node:util';
+
 /**
  * The TypeScript mirror of the records in bpf/tlstap.h. test/layout.test.ts checks it
  * against the sizeof/offsetof values compiled into the native addon and against the
@@ -100,6 +102,20 @@ export interface EventLayout {
   conn: { size: number; fields: Record<string, { offset: number; size: number }> };
   counters: { size: number; fields: Record<string, { offset: number; size: number }> };
   constants: Record<string, number>;
+}
+
+/**
+ * Whether records written with `recorded` (a recording's header) decode with this layout: the
+ * same record structs, and every constant it names has the value it has here. Constants added
+ * since (a new reason code, say) do not change how its records read.
+ */
+export function readsLayout(recorded: unknown): boolean {
+  if (typeof recorded !== 'object' || recorded === null) return false;
+  const r = recorded as Partial<EventLayout>;
+  const ours: EventLayout = EVENT_LAYOUT;
+  if (!isDeepStrictEqual([r.data, r.conn, r.counters], [ours.data, ours.conn, ours.counters])) return false;
+  if (typeof r.constants !== 'object' || r.constants === null) return false;
+  return Object.entries(r.constants).every(([name, value]) => ours.constants[name] === value);
 }
 
 /** The attach cookie: low byte the function, the rest the probed file's index (TLSTAP_COOKIE). */
