@@ -56,7 +56,49 @@ function assertAddresses(records: DataRecord[], who: string, local: { ip: string
   }
 }
 
-test('--port with a Node https client and an aiohttp client: both captured, with the addresses nginx logged; pcapng real and free of warnings', async (t) => {
+/** What one client's capture under --port wrote: jsonl lines, the HAR entries and the pcapng path. */
+interface ClientCapture {
+  lines: Line[];
+  har: { serverIPAddress?: string | null; request: { url: string } }[];
+  pcap: string;
+}
+
+/** Captures `comm`'s connections to `port` (jsonl, -w, --har) while `fn` runs. */
+async function captureClient(dir: string, comm: string, port: number, fn: () => Promise<void>): Promise<ClientCapture> {
+  const pcap = join(dir, `${comm}.pcapng`);
+  const har = join(dir, `${comm}.har`);
+  const run = await captureWhile(['-f', 'jsonl', '--comm', comm, '--port', String(port), '-w', pcap, '--har', har], fn);
+  const entries = (JSON.parse(readFileSync(har, 'utf8')) as { log: { entries: ClientCapture['har'] } }).log.entries;
+  return { lines: parseJsonl<Line>(run.out), har: entries, pcap };
+}
+
+/**
+ * The client's records, HAR and pcapng all carry the addresses nginx logged; the pcapng has no
+ * placeholder address and tshark's expert info has no warning.
+ */
+function assertClientCapture(c: ClientCapture, who: string, pid: number, clientPort: number, serverPort: number): void {
+  const records = c.lines.filter((l): l is DataRecord => l.type === 'data' && l.pid === pid);
+  assertAddresses(records, who, { ip: '127.0.0.1', port: clientPort }, { ip: '127.0.0.1', port: serverPort });
+  assert.match(records.find((r) => r.dir === 'write')?.text ?? '', /^GET \/a\.txt HTTP\/1\.1\r\n/, `${who}: the request`);
+  assert.ok(records.filter((r) => r.dir === 'read').map((r) => r.text).join('').endsWith('alpha over a memory BIO\n'), `${who}: the response`);
+  const summary = c.lines.at(-1) as SummaryRecord;
+  assert.equal(summary.unaddressed_excluded, undefined, 'no connection was left out for lack of addresses');
+
+  assert.equal(c.har.length, 1, `${who}: HAR entries`);
+  assert.equal(c.har[0]!.serverIPAddress, '127.0.0.1', `${who}: HAR serverIPAddress`);
+
+  const endpoints = new Set(tsharkFields(c.pcap, ['ip.src', 'tcp.srcport', 'ip.dst', 'tcp.dstport']).map((f) => f.join(' ')));
+  assert.deepEqual(
+    [...endpoints].sort(),
+    [`127.0.0.1 ${clientPort} 127.0.0.1 ${serverPort}`, `127.0.0.1 ${serverPort} 127.0.0.1 ${clientPort}`].sort(),
+    `${who}: the pcapng's packets are between the ports nginx logged`,
+  );
+  const expert = spawnSync('tshark', ['-r', c.pcap, '-z', 'expert', '-q'], { encoding: 'utf8' });
+  assert.equal(expert.status, 0, expert.stderr);
+  assert.doesNotMatch(expert.stdout, /Warns|Errors/, `${who}: tshark's expert info:\n${expert.stdout}`);
+}
+
+test('--port with a Node https client and an aiohttp client: captured with the addresses nginx logged, in jsonl, HAR and pcapng (no tshark warning)', async (t) => {
   if (!requireRoot(t) || !requireTshark(t)) return;
   if (!hasAiohttp()) {
     if (process.env.CI === 'true') assert.fail('python3-aiohttp is missing (scripts/setup.sh installs it)');
@@ -67,45 +109,25 @@ test('--port with a Node https client and an aiohttp client: both captured, with
   const other = await startNginx({ files: { 'b.txt': 'not on the port asked for\n' } });
   const dir = mkdtempSync(join(tmpdir(), 'tlstap-bio-'));
   try {
-    const pcap = join(dir, 'out.pcapng');
     let node: ClientResult | undefined;
-    let aio: ClientResult | undefined;
     let elsewhere: ClientResult | undefined;
-    const run = await captureWhile(['-f', 'jsonl', '--port', String(nginx.port), '-w', pcap], async () => {
+    const nodeCapture = await captureClient(dir, 'node', nginx.port, async () => {
       node = await nodeFetch(`${nginx.url}/a.txt`);
-      aio = await aiohttpFetch(`${nginx.url}/a.txt`);
       elsewhere = await nodeFetch(`${other.url}/b.txt`);
+    });
+    let aio: ClientResult | undefined;
+    const aioCapture = await captureClient(dir, 'python3', nginx.port, async () => {
+      aio = await aiohttpFetch(`${nginx.url}/a.txt`);
     });
     for (const c of [node!, aio!, elsewhere!]) assert.equal(c.exitCode, 0, c.stderr);
     assert.equal(node!.stdout.toString(), 'alpha over a memory BIO\n');
     assert.equal(aio!.stdout.toString(), 'alpha over a memory BIO\n');
     const [nodePort, aioPort] = nginx.accessLog().map((l) => Number(l.split(' ')[1]));
     assert.ok(nodePort && aioPort, 'nginx logged both requests');
-    const lines = parseJsonl<Line>(run.out);
-    const of = (pid: number) => lines.filter((l): l is DataRecord => l.type === 'data' && l.pid === pid);
-    const server = { ip: '127.0.0.1', port: nginx.port };
 
-    const nodeRecords = of(node!.pid);
-    assertAddresses(nodeRecords, 'node', { ip: '127.0.0.1', port: nodePort }, server);
-    assert.match(nodeRecords.find((r) => r.dir === 'write')?.text ?? '', /^GET \/a\.txt HTTP\/1\.1\r\n/, 'node: the request');
-    assert.ok(nodeRecords.filter((r) => r.dir === 'read').map((r) => r.text).join('').endsWith('alpha over a memory BIO\n'));
-
-    const aioRecords = of(aio!.pid);
-    assertAddresses(aioRecords, 'aiohttp', { ip: '127.0.0.1', port: aioPort }, server);
-    assert.match(aioRecords.find((r) => r.dir === 'write')?.text ?? '', /^GET \/a\.txt HTTP\/1\.1\r\n/, 'aiohttp: the request');
-
-    assert.equal(of(elsewhere!.pid).length, 0, 'a connection to another port is left out');
-    const summary = lines.at(-1) as SummaryRecord;
-    assert.equal(summary.unaddressed_excluded, undefined, 'no connection was left out for lack of addresses');
-
-    // The pcapng: the client ports nginx logged, the server's port, no placeholder addresses.
-    const endpoints = tsharkFields(pcap, ['ip.src', 'tcp.srcport', 'ip.dst', 'tcp.dstport']).map((f) => f.join(' '));
-    assert.ok(endpoints.includes(`127.0.0.1 ${nodePort} 127.0.0.1 ${nginx.port}`), `node's packets: ${[...new Set(endpoints)].join(', ')}`);
-    assert.ok(endpoints.includes(`127.0.0.1 ${aioPort} 127.0.0.1 ${nginx.port}`), 'aiohttp\'s packets');
-    assert.ok(endpoints.every((e) => e.startsWith('127.0.0.1 ')), `only real addresses: ${[...new Set(endpoints)].join(', ')}`);
-    const expert = spawnSync('tshark', ['-r', pcap, '-z', 'expert', '-q'], { encoding: 'utf8' });
-    assert.equal(expert.status, 0, expert.stderr);
-    assert.doesNotMatch(expert.stdout, /Warn|Error/, `tshark's expert info:\n${expert.stdout}`);
+    assertClientCapture(nodeCapture, 'node', node!.pid, nodePort, nginx.port);
+    assertClientCapture(aioCapture, 'aiohttp', aio!.pid, aioPort, nginx.port);
+    assert.equal(nodeCapture.lines.filter((l) => l.type === 'data' && l.pid === elsewhere!.pid).length, 0, 'a connection to another port is left out');
   } finally {
     await nginx.stop();
     await other.stop();

@@ -57,6 +57,15 @@ export interface KernelPaths {
   btf: string | undefined;
 }
 
+/** One line on how the program meets this kernel, for --verbose. */
+export function describePaths(paths: KernelPaths, multiLinks: boolean): string {
+  const hooks = paths.syscallHooks === 'syscalls' ? 'per-syscall tracepoints' : 'raw_syscalls:sys_enter (no per-syscall tracepoints)';
+  const probes = paths.attachCookies
+    ? `attach cookies, ${multiLinks ? 'uprobe_multi links' : 'one perf-event probe per function'}`
+    : 'no attach cookies: one entry program per function';
+  return `kernel: ${hooks}; ${probes}; BTF ${paths.btf ?? 'missing: addresses unknown'}`;
+}
+
 /** The switches that make tlstap act as on an older or smaller kernel, from the environment. */
 export function switchesFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<KernelSettings, 'noSyscallTracepoints' | 'noAttachCookies' | 'noKernelBtf'> {
   const on = (name: string): true | undefined => (env[name] === '1' ? true : undefined);

@@ -1,6 +1,6 @@
 import { endianness } from 'node:os';
 import type { Writable } from 'node:stream';
-import { LoadedProgram } from '../capture/session.js';
+import { describePaths, LoadedProgram } from '../capture/session.js';
 import type { CaptureSession, KernelSettings } from '../capture/session.js';
 import type { KernelCounters } from '../events/counters.js';
 import { encodeCountersRecord } from '../events/counters.js';
@@ -242,11 +242,15 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
       : undefined;
     // What the start waits for once the targets are known: the rest of the load, then the attach.
     const started = performance.now();
-    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder }, opts, await loading);
+    const program = await loading;
+    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder }, opts, program);
     timeline.mark('attached');
+    if (program.paths.btf === undefined) {
+      stderr.write('tlstap: warning: no kernel BTF: every byte is captured, socket addresses are unknown; pass --btf FILE to have them\n');
+    }
     stderr.write(
       `tlstap: capturing (${capture.session.probeCount} probes attached in ${Math.round(performance.now() - started)} ms); Ctrl-C to stop\n` +
-        (opts.verbose ? `${describeTargets(targets)}\n` : '') +
+        (opts.verbose ? `${describeTargets(targets)}\n${describePaths(program.paths, program.multiLinks)}\n` : '') +
         timeline.line(),
     );
   } catch (err) {
