@@ -181,7 +181,7 @@ export class LoadedProgram {
     const { native, multiLinks, paths } = this;
     const pid = this.settings.pid;
     try {
-      if (!paths.attachCookies) fillProbeSites(native, files);
+      const ambiguous = paths.attachCookies ? [] : fillProbeSites(native, files);
       const probes = multiLinks ? attachMulti(native, files, pid) : attachEach(native, files, pid, paths.attachCookies);
       if (paths.syscallHooks === 'syscalls') {
         for (const name of FD_SYSCALLS) native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
@@ -190,7 +190,7 @@ export class LoadedProgram {
         native.attachTracepoint(RAW_SYSCALL_PROGRAM, 'raw_syscalls', 'sys_enter');
       }
       native.attachTracepoint('process_exit', 'sched', 'sched_process_exit');
-      return CaptureSession.polling(native, probes, multiLinks, onBatch);
+      return CaptureSession.polling(native, probes, multiLinks, onBatch, ambiguous);
     } catch (err) {
       native.close();
       throw err;
@@ -219,6 +219,8 @@ export class CaptureSession {
     readonly probeCount: number,
     /** Whether they are uprobe_multi links (one per file and program) rather than one per probe. */
     readonly multiLinks: boolean,
+    /** Without attach cookies: functions whose calls name no file (ProbeSites.ambiguous). */
+    readonly ambiguousProbes: readonly string[],
   ) {}
 
   /** Loads the program with `settings`, attaches every function of every file, starts polling. */
@@ -237,8 +239,9 @@ export class CaptureSession {
     probeCount: number,
     multiLinks: boolean,
     onBatch: (batch: Buffer, count: number) => void,
+    ambiguousProbes: readonly string[] = [],
   ): CaptureSession {
-    const session = new CaptureSession(native, probeCount, multiLinks);
+    const session = new CaptureSession(native, probeCount, multiLinks, ambiguousProbes);
     session.polling = native.startPolling('events', onBatch, { batchBytes: 1 << 20, timeoutMs: 20 });
     return session;
   }
@@ -378,24 +381,46 @@ function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid:
   return probes;
 }
 
-/** Fills probe_sites: (function, page offset of its file offset) -> file index, or ambiguous (bpf/tlstap.h). */
-function fillProbeSites(native: NativeBpfSession, files: readonly AttachFile[]): void {
-  const sites = new Map<string, { func: number; pageOffset: number; file: number }>();
+/** A key and value of probe_sites, and the functions whose calls name no file on this path. */
+export interface ProbeSites {
+  sites: { func: number; pageOffset: number; file: number }[];
+  /** `SSL_write in /a and /b`: functions of two files at one page offset (told apart only with attach cookies). */
+  ambiguous: string[];
+}
+
+/** probe_sites for a plan: (function, page offset of its file offset) -> file index, or ambiguous (bpf/tlstap.h). */
+export function probeSites(files: readonly AttachFile[]): ProbeSites {
+  const sites = new Map<string, { func: number; pageOffset: number; file: number; paths: Set<string> }>();
   files.forEach((file, fileIndex) => {
     for (const fn of file.functions) {
       const func = PROBED_FUNCTIONS.indexOf(fn.name);
       const pageOffset = Number(fn.fileOffset & BigInt(C.PAGE_OFFSET_MASK));
       const key = `${func}:${pageOffset}`;
       const seen = sites.get(key);
-      sites.set(key, { func, pageOffset, file: seen === undefined || seen.file === fileIndex ? fileIndex : C.FILE_AMBIGUOUS });
+      if (seen === undefined) sites.set(key, { func, pageOffset, file: fileIndex, paths: new Set([file.path]) });
+      else if (seen.file !== fileIndex) {
+        seen.file = C.FILE_AMBIGUOUS;
+        seen.paths.add(file.path);
+      }
     }
   });
-  for (const site of sites.values()) {
+  const all = [...sites.values()];
+  return {
+    sites: all.map(({ func, pageOffset, file }) => ({ func, pageOffset, file })),
+    ambiguous: all.filter((s) => s.file === C.FILE_AMBIGUOUS).map((s) => `${PROBED_FUNCTIONS[s.func]} in ${[...s.paths].join(' and ')}`),
+  };
+}
+
+/** Fills probe_sites; returns the ambiguous functions. */
+function fillProbeSites(native: NativeBpfSession, files: readonly AttachFile[]): string[] {
+  const { sites, ambiguous } = probeSites(files);
+  for (const site of sites) {
     const key = Buffer.alloc(8);
     key.writeUInt32LE(site.func, 0);
     key.writeUInt32LE(site.pageOffset, 4);
     native.updateMapElem('probe_sites', key, u32(site.file));
   }
+  return ambiguous;
 }
 
 function applySettings(native: NativeBpfSession, settings: KernelSettings): void {

@@ -245,6 +245,9 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     const program = await loading;
     capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder }, opts, program);
     timeline.mark('attached');
+    for (const what of capture.session.ambiguousProbes) {
+      stderr.write(`tlstap: warning: without attach cookies (kernel before 5.15) calls of ${what} cannot be told apart: their records name no file\n`);
+    }
     if (program.paths.btf === undefined) {
       stderr.write('tlstap: warning: no kernel BTF: every byte is captured, socket addresses are unknown; pass --btf FILE to have them\n');
     }
