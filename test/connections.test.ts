@@ -80,12 +80,21 @@ test('a memory-BIO connection has a connection but unknown addresses, with the r
   assert.match(call.conn?.unknownReason ?? '', /memory BIO/);
 });
 
-test('an fd learnt later updates the connection; later calls carry the addresses', () => {
+test('a memory BIO\'s fd learnt right after its first call: that call waits for it, and every call carries the addresses', () => {
   const fdRecord = encodeConnRecord({ kind: K.EVENT_CONN_FD, connId: 5, fd: 7, family: 2, laddr: V4(127, 0, 0, 1), raddr: V4(127, 0, 0, 2), lport: 1, rport: 2 });
-  const { items } = run([[encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId: 5, reason: K.REASON_NO_FD }), data(5, 0, 'x'), fdRecord, data(5, 1, 'y')]]);
-  const calls = items.filter((i): i is TlsCall => 'data' in i);
-  assert.equal(calls[0]!.conn?.remote, undefined);
-  assert.deepEqual(calls[1]!.conn?.remote, { ip: '127.0.0.2', port: 2 });
+  const { items } = run([[encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId: 5, reason: K.REASON_NO_FD }), data(5, 0, 'x')], [fdRecord, data(5, 1, 'y')]]);
+  assert.deepEqual(items.map((i) => ('type' in i ? i.type : (i as TlsCall).data.toString())), ['open', 'x', 'y', 'close']);
+  const open = items[0] as ConnectionEvent;
+  assert.deepEqual(open.conn.remote, { ip: '127.0.0.2', port: 2 });
+  assert.ok(open.tsNs <= (items[1] as TlsCall).tsNs, 'the open comes before the call that waited');
+  for (const call of items.filter((i): i is TlsCall => 'data' in i)) assert.deepEqual(call.conn?.remote, { ip: '127.0.0.2', port: 2 });
+});
+
+test('a memory BIO that never shows its socket: its calls go out without addresses after a short wait, in order', () => {
+  const unaddressed = encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId: 6, fd: -1, family: 0, reason: K.REASON_NO_FD });
+  const { items } = run([[unaddressed, data(6, 0, 'a')], [data(6, 1, 'b')], [], [data(6, 2, 'c')]]);
+  assert.deepEqual(items.map((i) => ('type' in i ? i.type : (i as TlsCall).data.toString())), ['open', 'a', 'b', 'c', 'close']);
+  assert.match((items[1] as TlsCall).conn?.unknownReason ?? '', /no socket syscall/);
 });
 
 test('the connection filter keeps only matching connections, open records included', () => {
