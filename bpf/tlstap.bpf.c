@@ -194,11 +194,17 @@ struct {
 	__type(value, __s32);
 } bio_last_read SEC(".maps");
 
+/* A TLS call whose ciphertext the thread's next socket write should carry. */
+struct pending_write {
+	__u64 ssl;
+	__u64 min_len; /* the plaintext it wrote: its ciphertext is longer */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TLSTAP_MAX_INFLIGHT);
 	__type(key, __u64); /* pid_tgid */
-	__type(value, __u64);
+	__type(value, struct pending_write);
 } bio_pending_write SEC(".maps");
 
 /* (process, fd) -> SSL *, to end a connection when its fd is closed. */
@@ -710,10 +716,11 @@ static __always_inline void fd_io_in_call(struct call_args *args, __s32 fd)
  * candidate of the thread's next SSL_read; a write right after a TLS call without an fd carries
  * that call's ciphertext, so its fd is the connection's.
  */
-static __always_inline void fd_io_outside_call(__u64 pid_tgid, __s32 fd, int write)
+static __always_inline void fd_io_outside_call(__u64 pid_tgid, __s32 fd, int write, __u64 count)
 {
 	__u32 tgid = pid_tgid >> 32;
-	__u64 *pending, ssl;
+	struct pending_write *pending;
+	__u64 ssl;
 
 	if (!bpf_map_lookup_elem(&bio_pids, &tgid))
 		return;
@@ -725,13 +732,17 @@ static __always_inline void fd_io_outside_call(__u64 pid_tgid, __s32 fd, int wri
 	pending = bpf_map_lookup_elem(&bio_pending_write, &pid_tgid);
 	if (!pending)
 		return;
-	ssl = *pending;
+	/* Too short to hold the call's ciphertext: another connection's bytes; the call's may follow. */
+	if (count && count < pending->min_len)
+		return;
+	ssl = pending->ssl;
 	bpf_map_delete_elem(&bio_pending_write, &pid_tgid);
 	if (fd_is_socket(fd))
 		find_conn(pid_tgid, ssl, 0, fd);
 }
 
-static __always_inline void on_fd_io(__s32 fd, int write)
+/* count: the bytes a write(2) or sendto(2) asks to send, 0 when unknown (writev, sendmsg, reads). */
+static __always_inline void on_fd_io(__s32 fd, int write, __u64 count)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct call_args *args = bpf_map_lookup_elem(&inflight, &pid_tgid);
@@ -739,7 +750,7 @@ static __always_inline void on_fd_io(__s32 fd, int write)
 	if (args)
 		fd_io_in_call(args, fd);
 	else
-		fd_io_outside_call(pid_tgid, fd, write);
+		fd_io_outside_call(pid_tgid, fd, write, count);
 }
 
 /* close() of a connection's fd ends the connection. */
@@ -767,11 +778,17 @@ static __always_inline int is_write_syscall(__s32 nr)
 	return nr == TLSTAP_NR_WRITE || nr == TLSTAP_NR_WRITEV || nr == TLSTAP_NR_SENDTO || nr == TLSTAP_NR_SENDMSG;
 }
 
+/* The byte count of write(fd, buf, count) and sendto(fd, buf, len, ...); 0 for the others. */
+static __always_inline __u64 write_count(const struct syscall_enter *ctx)
+{
+	return ctx->nr == TLSTAP_NR_WRITE || ctx->nr == TLSTAP_NR_SENDTO ? ctx->args[2] : 0;
+}
+
 /* syscalls:sys_enter_{read,write,recvfrom,sendto,recvmsg,sendmsg,readv,writev}. */
 SEC("tracepoint")
 int syscall_fd_io(struct syscall_enter *ctx)
 {
-	on_fd_io((__s32)ctx->args[0], is_write_syscall(ctx->nr));
+	on_fd_io((__s32)ctx->args[0], is_write_syscall(ctx->nr), write_count(ctx));
 	return 0;
 }
 
@@ -792,13 +809,13 @@ int raw_syscall(struct syscall_enter *ctx)
 	case TLSTAP_NR_READV:
 	case TLSTAP_NR_RECVFROM:
 	case TLSTAP_NR_RECVMSG:
-		on_fd_io((__s32)ctx->args[0], 0);
+		on_fd_io((__s32)ctx->args[0], 0, 0);
 		break;
 	case TLSTAP_NR_WRITE:
 	case TLSTAP_NR_WRITEV:
 	case TLSTAP_NR_SENDTO:
 	case TLSTAP_NR_SENDMSG:
-		on_fd_io((__s32)ctx->args[0], 1);
+		on_fd_io((__s32)ctx->args[0], 1, write_count(ctx));
 		break;
 	case TLSTAP_NR_CLOSE:
 		on_close((__s32)ctx->args[0]);
@@ -868,11 +885,13 @@ int BPF_KRETPROBE(probe_return)
 	if (func >= TLSTAP_FUNC__DATA_COUNT)
 		return 0;
 
-	/* No socket syscall inside, and no fd known: the thread's next socket write is the call's. */
-	if (args.no_fd && !args.fd_seen)
-		bpf_map_update_elem(&bio_pending_write, &pid_tgid, &args.ssl, BPF_ANY);
-
 	len = call_length(ctx, func, &args);
+	/* No socket syscall inside, and no fd known: the thread's next socket write is the call's. */
+	if (args.no_fd && !args.fd_seen) {
+		struct pending_write pending = { .ssl = args.ssl, .min_len = is_write(func) ? len : 0 };
+
+		bpf_map_update_elem(&bio_pending_write, &pid_tgid, &pending, BPF_ANY);
+	}
 	if (!len)
 		return 0;
 	if (len > 0xffffffffULL)

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionRecord, DataRecord, SummaryRecord } from '../src/output/index.js';
@@ -29,20 +29,25 @@ const NO_SYSCALL_TRACEPOINTS = hiding('/sys/kernel/tracing/events/syscalls', '/s
 const NO_KERNEL_BTF = hiding('/sys/kernel/btf');
 const NO_ATTACH_COOKIES: LaunchOptions = { env: { TLSTAP_NO_ATTACH_COOKIES: '1' } };
 
-/** The names of the loaded BPF programs (bpftool). */
-function loadedPrograms(): string[] {
+/** The names of the BPF programs a process holds (its fds' prog_id, named by bpftool). */
+function programsOf(pid: number): string[] {
+  const ids = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+    const match = /^prog_id:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+    if (match) ids.add(Number(match[1]));
+  }
   const r = spawnSync('bpftool', ['prog', 'list', '-j'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  return (JSON.parse(r.stdout) as { name?: string }[]).map((p) => p.name ?? '');
+  return (JSON.parse(r.stdout) as { id: number; name?: string }[]).filter((p) => ids.has(p.id)).map((p) => p.name ?? '');
 }
 
 /** curl fetches from nginx under capture; every curl record must carry the fd and the addresses nginx logged. */
-async function curlRecordsMatchNginx(launch: LaunchOptions, duringCapture: () => void = () => undefined): Promise<DataRecord[]> {
+async function curlRecordsMatchNginx(launch: LaunchOptions, duringCapture: (tlstapPid: number) => void = () => undefined): Promise<DataRecord[]> {
   const nginx = await startNginx({ files: { 'a.txt': 'alpha file body\n' } });
   try {
     let curlPid = 0;
-    const run = await captureWhile(['-f', 'jsonl', '--comm', 'curl'], async () => {
-      duringCapture();
+    const run = await captureWhile(['-f', 'jsonl', '--comm', 'curl'], async (tlstap) => {
+      duringCapture(tlstap.child.pid!);
       const curl = await curlFetch(`${nginx.url}/a.txt`);
       assert.equal(curl.exitCode, 0, curl.stderr);
       curlPid = curl.pid;
@@ -66,8 +71,8 @@ async function curlRecordsMatchNginx(launch: LaunchOptions, duringCapture: () =>
 
 test('without per-syscall tracepoints (events/syscalls hidden, as on Android GKI): raw_syscalls give every call its fd and addresses', async (t) => {
   if (!requireRoot(t)) return;
-  await curlRecordsMatchNginx(NO_SYSCALL_TRACEPOINTS, () => {
-    const programs = loadedPrograms();
+  await curlRecordsMatchNginx(NO_SYSCALL_TRACEPOINTS, (pid) => {
+    const programs = programsOf(pid);
     assert.ok(programs.includes('raw_syscall'), 'the raw_syscalls hook is loaded');
     assert.ok(!programs.includes('syscall_fd_io'), 'no per-syscall hook is loaded');
   });
@@ -75,8 +80,8 @@ test('without per-syscall tracepoints (events/syscalls hidden, as on Android GKI
 
 test('without attach cookies (the path of kernels before 5.15): one entry program per function, and each record still names its file', async (t) => {
   if (!requireRoot(t)) return;
-  const records = await curlRecordsMatchNginx(NO_ATTACH_COOKIES, () => {
-    const programs = loadedPrograms();
+  const records = await curlRecordsMatchNginx(NO_ATTACH_COOKIES, (pid) => {
+    const programs = programsOf(pid);
     assert.ok(programs.includes('probe_enter_1'), 'the SSL_write entry program is loaded');
     assert.ok(!programs.includes('probe_enter'), 'the cookie entry program is not');
   });

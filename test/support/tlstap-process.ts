@@ -109,7 +109,7 @@ export interface CaptureRun {
  * Runs `fn` while `tlstap ARGS -o FILE` captures; stops it with SIGINT, checks it exited 0, and
  * returns what it wrote.
  */
-export async function captureWhile(args: readonly string[], fn: () => Promise<void>, launch: LaunchOptions = {}): Promise<CaptureRun> {
+export async function captureWhile(args: readonly string[], fn: (tlstap: TlstapProcess) => Promise<void>, launch: LaunchOptions = {}): Promise<CaptureRun> {
   const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
@@ -119,7 +119,7 @@ export async function captureWhile(args: readonly string[], fn: () => Promise<vo
     const tlstap = await startTlstap([...args, '-o', file], 30_000, launch);
     let exit: TlstapExit;
     try {
-      await fn();
+      await fn(tlstap);
     } finally {
       exit = await tlstap.stop('SIGINT');
     }
