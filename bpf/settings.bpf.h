@@ -21,12 +21,7 @@ const volatile __u32 wakeup_bytes = 256 * 1024;
 const volatile __u16 targ_port = 0;
 const volatile __u16 targ_host_family = 0;
 const volatile __u8 targ_host[16] = {};
-/*
- * Kernels before 5.12 have atomic adds but not fetch-and-add: connection ids then come from a
- * per-CPU count, interleaved over the CPUs (id = count * nr_cpus + cpu + 1), unique without
- * atomics. Set by user space for kernels without attach cookies (5.15), with the entry programs.
- */
-const volatile __u8 no_fetch_atomics = 0;
+/* Possible CPUs (libbpf_num_possible_cpus), for connection ids unique over the per-CPU counts. */
 const volatile __u32 nr_cpus = 1;
 
 /* (function, page offset) -> file index, for the per-function entry programs (TLSTAP_FILE_AMBIGUOUS). */

@@ -38,10 +38,11 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct tlstap_data_event *const data_event_type_for_btf = 0;
 const volatile struct tlstap_conn_event *const conn_event_type_for_btf = 0;
 
-/* Connection ids, unique within a run (kernels with atomic fetch-and-add, 5.12+). */
-__u64 next_conn_id = 0;
-
-/* Kernels before 5.12 (no_fetch_atomics): ids from a per-CPU count, interleaved over the CPUs. */
+/*
+ * Connection ids, unique within a run, from a per-CPU count interleaved over the CPUs
+ * (id = count * nr_cpus + cpu + 1). Atomic fetch-and-add would need 5.12: kernels before it
+ * refuse an object that holds one even in code they never run.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -468,15 +469,13 @@ static __always_inline __u8 announcement(const struct conn_state *st)
 	return NOT_ANNOUNCED;
 }
 
-/* A new connection id (see no_fetch_atomics). */
+/* A new connection id (see conn_id_counts). */
 static __always_inline __u64 new_conn_id(void)
 {
 	__u32 zero = 0;
 	__u64 *count;
 	__u64 id;
 
-	if (!no_fetch_atomics)
-		return __sync_fetch_and_add(&next_conn_id, 1) + 1;
 	count = bpf_map_lookup_elem(&conn_id_counts, &zero);
 	if (!count)
 		return 0;
@@ -486,14 +485,14 @@ static __always_inline __u64 new_conn_id(void)
 	return id;
 }
 
-/* The connection's next call number. */
+/*
+ * The connection's next call number: a read, then a plain atomic add (fetch-and-add needs 5.12).
+ * Only two threads inside one TLS object at once, which TLS libraries forbid, could share a number.
+ */
 static __always_inline __u32 next_seq(struct conn_state *st)
 {
 	__u32 seq;
 
-	if (!no_fetch_atomics)
-		return __sync_fetch_and_add(&st->seq, 1);
-	/* A plain atomic add: two threads in one SSL object at once (which TLS libraries forbid) could share a number. */
 	seq = st->seq;
 	__sync_fetch_and_add(&st->seq, 1);
 	return seq;

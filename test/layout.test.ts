@@ -78,3 +78,23 @@ test('a recording reads when its record structs are ours and its constants keep 
   assert.ok(!readsLayout(bigger));
   assert.ok(!readsLayout(undefined));
 });
+
+test('the BPF object holds no atomic fetch-and-add: kernels before 5.12 refuse one even in code they never run', (t) => {
+  const objdump = ['llvm-objdump', 'llvm-objdump-14', 'llvm-objdump-15', 'llvm-objdump-16'].find((tool) => {
+    try {
+      execFileSync(tool, ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (objdump === undefined) {
+    if (process.env.CI === 'true') assert.fail('llvm-objdump is missing (scripts/setup.sh installs llvm)');
+    t.skip('llvm-objdump is missing: apt install llvm');
+    return;
+  }
+  const text = execFileSync(objdump, ['-d', bpfObjectPath()], { encoding: 'utf8' });
+  assert.match(text, /probe_return/, 'the disassembly lists the programs');
+  assert.match(text, /lock \*\(u32 \*\)/, 'a plain atomic add (the sequence numbers) is there');
+  assert.doesNotMatch(text, /atomic_fetch|cmpxchg|xchg/, 'no fetch, exchange or compare-and-exchange');
+});

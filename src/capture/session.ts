@@ -37,7 +37,7 @@ export interface KernelSettings {
   btfPath?: string;
   /** Act as if the kernel lacked per-syscall tracepoints (Android GKI): raw_syscalls (TLSTAP_NO_SYSCALL_TRACEPOINTS=1). */
   noSyscallTracepoints?: boolean;
-  /** Act as if the kernel lacked attach cookies and fetch-and-add (before 5.15; TLSTAP_NO_ATTACH_COOKIES=1). */
+  /** Act as if the kernel lacked attach cookies (before 5.15; TLSTAP_NO_ATTACH_COOKIES=1). */
   noAttachCookies?: boolean;
   /** Act as if the kernel had no BTF: addresses unknown, every byte still captured (TLSTAP_NO_KERNEL_BTF=1). */
   noKernelBtf?: boolean;
@@ -49,8 +49,7 @@ export interface KernelPaths {
   syscallHooks: 'syscalls' | 'raw_syscalls';
   /**
    * Attach cookies (5.15+): one entry program names function and file. Without them, one entry
-   * program per function, the file from the probe address's page offset (bpf/tlstap.h), and
-   * plain atomic adds instead of fetch-and-add (5.12).
+   * program per function, the file from the probe address's page offset (bpf/tlstap.h).
    */
   attachCookies: boolean;
   /** Where CO-RE finds the kernel's types; undefined: nowhere, so socket addresses are unknown. */
@@ -336,10 +335,7 @@ function openProgram(objectName: string, settings: KernelSettings, multi: boolea
     for (const name of FUNC_ENTRY_PROGRAMS) native.setAutoload(name, !paths.attachCookies);
     for (const name of SYSCALL_PROGRAMS) native.setAutoload(name, paths.syscallHooks === 'syscalls');
     native.setAutoload(RAW_SYSCALL_PROGRAM, paths.syscallHooks === 'raw_syscalls');
-    if (!paths.attachCookies) {
-      native.setGlobal('.rodata', 'no_fetch_atomics', u8(1));
-      native.setGlobal('.rodata', 'nr_cpus', u32(addon.numPossibleCpus()));
-    }
+    native.setGlobal('.rodata', 'nr_cpus', u32(addon.numPossibleCpus()));
     if (multi) native.useUprobeMulti([ENTRY_PROGRAM, RETURN_PROGRAM]);
     return native;
   } catch (err) {

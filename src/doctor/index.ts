@@ -166,11 +166,10 @@ const KERNEL_FEATURES: readonly KernelFeature[] = [
   { name: 'ring buffer', what: 'the BPF ring buffer', symbol: 'bpf_ringbuf_output', since: [5, 8] },
   {
     name: 'attach cookies',
-    what: 'BPF attach cookies and atomic fetch-and-add',
+    what: 'BPF attach cookies',
     symbol: 'bpf_get_attach_cookie_trace',
     since: [5, 15],
-    without:
-      'one entry program per probed function, the file told apart by the page offset of its address; connection ids interleaved over the CPUs',
+    without: 'one entry program per probed function, the file told apart by the page offset of its address',
   },
   {
     name: 'uprobe_multi',
