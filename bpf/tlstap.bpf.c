@@ -479,7 +479,11 @@ static __always_inline __u64 new_conn_id(void)
 	count = bpf_map_lookup_elem(&conn_id_counts, &zero);
 	if (!count)
 		return 0;
-	/* Programs do not nest on a CPU, so the per-CPU count needs no atomics. */
+	/*
+	 * Programs do not nest on a CPU. On a fully preemptible kernel a uprobe program runs with
+	 * migration, not preemption, disabled: a program of another task could run between this
+	 * read and the write below and take the same id. The window is these two instructions.
+	 */
 	id = *count * nr_cpus + bpf_get_smp_processor_id() + 1;
 	*count += 1;
 	return id;
