@@ -18,6 +18,33 @@ int BPF_KPROBE(probe_enter)
 	return 0;
 }
 
+#define FLOOR_ENTER_FUNC(n)                \
+	SEC("uprobe")                      \
+	int BPF_KPROBE(probe_enter_##n)    \
+	{                                  \
+		return 0;                  \
+	}
+
+FLOOR_ENTER_FUNC(0)
+FLOOR_ENTER_FUNC(1)
+FLOOR_ENTER_FUNC(2)
+FLOOR_ENTER_FUNC(3)
+FLOOR_ENTER_FUNC(4)
+FLOOR_ENTER_FUNC(5)
+FLOOR_ENTER_FUNC(6)
+FLOOR_ENTER_FUNC(7)
+FLOOR_ENTER_FUNC(8)
+FLOOR_ENTER_FUNC(9)
+FLOOR_ENTER_FUNC(10)
+FLOOR_ENTER_FUNC(11)
+FLOOR_ENTER_FUNC(12)
+FLOOR_ENTER_FUNC(13)
+FLOOR_ENTER_FUNC(14)
+FLOOR_ENTER_FUNC(15)
+FLOOR_ENTER_FUNC(16)
+FLOOR_ENTER_FUNC(17)
+FLOOR_ENTER_FUNC(18)
+
 SEC("uretprobe")
 int BPF_KRETPROBE(probe_return)
 {
@@ -32,6 +59,12 @@ int syscall_fd_io(void *ctx)
 
 SEC("tracepoint")
 int syscall_close(void *ctx)
+{
+	return 0;
+}
+
+SEC("tracepoint")
+int raw_syscall(void *ctx)
 {
 	return 0;
 }

@@ -21,6 +21,16 @@ const volatile __u32 wakeup_bytes = 256 * 1024;
 const volatile __u16 targ_port = 0;
 const volatile __u16 targ_host_family = 0;
 const volatile __u8 targ_host[16] = {};
+/* Possible CPUs (libbpf_num_possible_cpus), for connection ids unique over the per-CPU counts. */
+const volatile __u32 nr_cpus = 1;
+
+/* (function, page offset) -> file index, for the per-function entry programs (TLSTAP_FILE_AMBIGUOUS). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct tlstap_probe_site);
+	__type(value, __u32);
+} probe_sites SEC(".maps");
 
 /* Size set by user space before load (--ring-buffer). */
 struct {

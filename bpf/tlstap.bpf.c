@@ -5,7 +5,10 @@
  *
  * probe_enter (uprobe) remembers the buffer and, for the _ex functions, the
  * size_t * out-parameter, keyed by thread. While the thread is inside the call,
- * the socket syscalls it makes (syscall tracepoints) reveal the fd. probe_return
+ * the socket syscalls it makes (per-syscall tracepoints, or raw_syscalls where
+ * those are missing) reveal the fd. A TLS library over a memory BIO (Node,
+ * Python asyncio) makes no syscall inside the call: its fd is the socket the
+ * thread read right before the call, or wrote right after it. probe_return
  * (uretprobe) learns the real byte count, finds or creates the connection of
  * (process, SSL *), and copies the plaintext chunk by chunk through a per-CPU
  * staging buffer into the ring buffer. It never writes to user memory, and it
@@ -20,6 +23,7 @@
 #include <bpf/bpf_endian.h>
 #include "tlstap.h"
 #include "settings.bpf.h"
+#include "syscall_nr.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -34,8 +38,17 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile struct tlstap_data_event *const data_event_type_for_btf = 0;
 const volatile struct tlstap_conn_event *const conn_event_type_for_btf = 0;
 
-/* Connection ids, unique within a run. */
-__u64 next_conn_id = 0;
+/*
+ * Connection ids, unique within a run, from a per-CPU count interleaved over the CPUs
+ * (id = count * nr_cpus + cpu + 1). Atomic fetch-and-add would need 5.12: kernels before it
+ * refuse an object that holds one even in code they never run.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} conn_id_counts SEC(".maps");
 
 /* The kernel structs read to go from an fd to its socket's addresses; only the fields used. */
 struct tlstap_in6 {
@@ -82,10 +95,15 @@ struct task_struct {
 	struct files_struct *files;
 } __attribute__((preserve_access_index));
 
-/* The format of every syscalls:sys_enter_* tracepoint. */
+/*
+ * The start of both syscalls:sys_enter_* (int __syscall_nr, then each argument in 8 bytes) and
+ * raw_syscalls:sys_enter (long id, unsigned long args[6]): the number's low 32 bits and the
+ * arguments are at the same offsets (both architectures are little-endian).
+ */
 struct syscall_enter {
 	__u64 common;
-	__s64 nr;
+	__s32 nr;
+	__s32 nr_high;
 	__u64 args[6];
 };
 
@@ -93,9 +111,11 @@ struct call_args {
 	__u64 ssl;
 	__u64 buf;
 	__u64 out_len; /* size_t * of the _ex functions, else 0 */
+	__u64 cookie;  /* TLSTAP_COOKIE(file_index, func) of the entry probe */
 	__s32 fd;      /* the socket fd the call used: its connection's known fd until a syscall shows it */
 	__u16 flags;   /* TLSTAP_FLAG_* */
-	__u16 fd_seen; /* a socket syscall of this call confirmed fd */
+	__u8 fd_seen;  /* a socket syscall of this call confirmed fd */
+	__u8 no_fd;    /* its connection had no fd at entry */
 };
 
 struct conn_key {
@@ -112,7 +132,7 @@ struct conn_state {
 	__u16 lport;
 	__u16 rport;
 	__u8 reason;
-	__u8 announced; /* its open record went out: it passed --port/--host, if set */
+	__u8 announced; /* enum announced */
 	__u8 laddr[16];
 	__u8 raddr[16];
 };
@@ -120,6 +140,18 @@ struct conn_state {
 struct fd_key {
 	__u32 pid;
 	__s32 fd;
+};
+
+/* Whether a connection's records go out. */
+enum announced {
+	NOT_ANNOUNCED = 0, /* --port/--host excluded it: nothing goes out */
+	ANNOUNCED = 1,     /* its open record went out: it passed --port/--host, if set */
+	/*
+	 * Under --port/--host, without addresses yet (a memory BIO before its socket syscall, or no
+	 * kernel BTF): its records go out so user space can decide once the addresses are known,
+	 * or count it as excluded without addresses.
+	 */
+	TENTATIVE = 2,
 };
 
 struct {
@@ -143,6 +175,38 @@ struct {
 	__type(key, __u32); /* tgid */
 	__type(value, __u8);
 } conn_pids SEC(".maps");
+
+/*
+ * Memory BIO: processes with a TLS call whose connection had no fd; the socket each of their
+ * threads read last (outside a TLS call); and the connection (SSL *) of a thread's last TLS call
+ * without an fd, which the thread's next socket write (its ciphertext) names.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLSTAP_MAX_CONNS);
+	__type(key, __u32); /* tgid */
+	__type(value, __u8);
+} bio_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLSTAP_MAX_INFLIGHT);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, __s32);
+} bio_last_read SEC(".maps");
+
+/* A TLS call whose ciphertext the thread's next socket write should carry. */
+struct pending_write {
+	__u64 ssl;
+	__u64 min_len; /* the plaintext it wrote: its ciphertext is longer */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TLSTAP_MAX_INFLIGHT);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct pending_write);
+} bio_pending_write SEC(".maps");
 
 /* (process, fd) -> SSL *, to end a connection when its fd is closed. */
 struct {
@@ -256,15 +320,30 @@ static __always_inline void fill_header(struct tlstap_event_header *h, __u32 kin
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+/*
+ * Whether the kernel's BTF is there to read its structs. Without it, user space gives libbpf an
+ * empty BTF: this check is then 0 and every CO-RE read below it is dead code the verifier drops.
+ */
+static __always_inline int have_kernel_btf(void)
+{
+	return bpf_core_type_exists(struct task_struct);
+}
+
 /* The socket behind fd in the current process, or 0 with the reason. */
 static __always_inline struct sock *socket_of_fd(__s32 fd, __u8 *reason)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct task_struct *task;
+	struct fdtable *fdt;
 	struct file **fds;
 	struct file *file = 0;
 	struct socket *sock;
 
+	if (!have_kernel_btf()) {
+		*reason = TLSTAP_REASON_NO_BTF;
+		return 0;
+	}
+	task = (struct task_struct *)bpf_get_current_task();
+	fdt = BPF_CORE_READ(task, files, fdt);
 	*reason = TLSTAP_REASON_FD_UNREADABLE;
 	if (!fdt || fd < 0 || (__u32)fd >= BPF_CORE_READ(fdt, max_fds))
 		return 0;
@@ -280,6 +359,16 @@ static __always_inline struct sock *socket_of_fd(__s32 fd, __u8 *reason)
 		return 0;
 	*reason = TLSTAP_REASON_NONE;
 	return BPF_CORE_READ(sock, sk);
+}
+
+/* Whether fd is a socket; without kernel BTF every fd is taken for one (the first the call used). */
+static __always_inline int fd_is_socket(__s32 fd)
+{
+	__u8 reason;
+
+	if (!have_kernel_btf())
+		return fd >= 0;
+	return socket_of_fd(fd, &reason) != 0;
 }
 
 /* Fills the state's addresses from its fd's socket (or the reason they are unknown). */
@@ -367,12 +456,50 @@ static __always_inline int address_filter_set(void)
 	return targ_port || targ_host_family;
 }
 
-static __always_inline int filtered_out(const struct conn_state *st)
+/* Whether a connection's records go out (enum announced), from what is known of it now. */
+static __always_inline __u8 announcement(const struct conn_state *st)
 {
 	if (!address_filter_set())
+		return ANNOUNCED;
+	if (st->family)
+		return address_matches(st) ? ANNOUNCED : NOT_ANNOUNCED;
+	/* Addresses that may still become known: user space decides then. */
+	if (st->reason == TLSTAP_REASON_NO_FD || st->reason == TLSTAP_REASON_NO_BTF)
+		return TENTATIVE;
+	return NOT_ANNOUNCED;
+}
+
+/* A new connection id (see conn_id_counts). */
+static __always_inline __u64 new_conn_id(void)
+{
+	__u32 zero = 0;
+	__u64 *count;
+	__u64 id;
+
+	count = bpf_map_lookup_elem(&conn_id_counts, &zero);
+	if (!count)
 		return 0;
-	/* A connection whose addresses are unknown cannot match an address filter. */
-	return !st->family || !address_matches(st);
+	/*
+	 * Programs do not nest on a CPU. On a fully preemptible kernel a uprobe program runs with
+	 * migration, not preemption, disabled: a program of another task could run between this
+	 * read and the write below and take the same id. The window is these two instructions.
+	 */
+	id = *count * nr_cpus + bpf_get_smp_processor_id() + 1;
+	*count += 1;
+	return id;
+}
+
+/*
+ * The connection's next call number: a read, then a plain atomic add (fetch-and-add needs 5.12).
+ * Only two threads inside one TLS object at once, which TLS libraries forbid, could share a number.
+ */
+static __always_inline __u32 next_seq(struct conn_state *st)
+{
+	__u32 seq;
+
+	seq = st->seq;
+	__sync_fetch_and_add(&st->seq, 1);
+	return seq;
 }
 
 /* Remembers fd for this connection, resolves its addresses, and lets close() of the fd end it. */
@@ -407,12 +534,12 @@ static __always_inline struct conn_state *find_conn(__u64 pid_tgid, __u64 ssl, _
 	struct conn_state fresh = {};
 
 	if (!st) {
-		fresh.id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+		fresh.id = new_conn_id();
 		fresh.fd = -1;
-		fresh.reason = TLSTAP_REASON_NO_FD;
+		fresh.reason = have_kernel_btf() ? TLSTAP_REASON_NO_FD : TLSTAP_REASON_NO_BTF;
 		if (fd >= 0)
 			learn_fd(&fresh, fd, pid_tgid, ssl);
-		fresh.announced = !filtered_out(&fresh);
+		fresh.announced = announcement(&fresh);
 		/* Announce only what was stored: a thread that lost the race uses the winner's state. */
 		if (!bpf_map_update_elem(&conns, &key, &fresh, BPF_NOEXIST) && fresh.announced) {
 			emit_conn_event(TLSTAP_EVENT_CONN_OPEN, pid_tgid, ssl, cookie, &fresh, fresh.reason);
@@ -424,9 +551,12 @@ static __always_inline struct conn_state *find_conn(__u64 pid_tgid, __u64 ssl, _
 		return st;
 	learn_fd(st, fd, pid_tgid, ssl);
 	if (st->announced) {
+		/* A tentative connection's user space decides on these addresses; the kernel does too. */
 		emit_conn_event(TLSTAP_EVENT_CONN_FD, pid_tgid, ssl, cookie, st, st->reason);
-	} else if (!filtered_out(st)) {
-		st->announced = 1;
+		if (st->announced == TENTATIVE)
+			st->announced = announcement(st);
+	} else if (announcement(st) == ANNOUNCED) {
+		st->announced = ANNOUNCED;
 		emit_conn_event(TLSTAP_EVENT_CONN_OPEN, pid_tgid, ssl, cookie, st, st->reason);
 		note_conn_pid(pid_tgid);
 	}
@@ -449,15 +579,23 @@ static __always_inline void end_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __
 	bpf_map_delete_elem(&conns, &key);
 }
 
-SEC("uprobe")
-int BPF_KPROBE(probe_enter, void *ssl, void *buf, __u64 num, void *out_len)
+/*
+ * A call's entry: lifecycle functions act at once; data functions remember their arguments.
+ * For a connection without an fd (a memory BIO), the socket the thread read last is its
+ * candidate: the ciphertext SSL_read decrypts was read from it just before.
+ */
+static __always_inline int on_enter(struct pt_regs *ctx, __u64 cookie)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u32 func = TLSTAP_COOKIE_FUNC(cookie);
+	void *ssl = (void *)PT_REGS_PARM1(ctx);
+	void *buf = (void *)PT_REGS_PARM2(ctx);
 	struct call_args args = {};
 	struct conn_key key = {};
 	struct conn_state *known;
+	__u32 tgid = pid_tgid >> 32;
+	__s32 *last_read;
+	__u8 one = 1;
 
 	if (!wanted(pid_tgid))
 		return 0;
@@ -479,41 +617,94 @@ int BPF_KPROBE(probe_enter, void *ssl, void *buf, __u64 num, void *out_len)
 		end_conn(pid_tgid, (__u64)ssl, cookie, TLSTAP_REASON_FREE);
 		return 0;
 	}
+	if (func >= TLSTAP_FUNC__DATA_COUNT)
+		return 0;
 	if (is_nspr(func) && !nspr_is_layered(ssl))
 		return 0;
 	args.ssl = (__u64)ssl;
 	args.buf = (__u64)buf;
-	args.out_len = is_ex(func) ? (__u64)out_len : 0;
+	args.out_len = is_ex(func) ? (__u64)PT_REGS_PARM4(ctx) : 0;
+	args.cookie = cookie;
 	/* A known connection's fd lets the syscall hook skip its socket check. */
-	key.pid = pid_tgid >> 32;
+	key.pid = tgid;
 	key.ssl = (__u64)ssl;
 	known = bpf_map_lookup_elem(&conns, &key);
 	args.fd = known ? known->fd : -1;
+	if (bpf_map_lookup_elem(&bio_pids, &tgid)) {
+		/* A new call: the socket write after an earlier call no longer tells that call's fd. */
+		bpf_map_delete_elem(&bio_pending_write, &pid_tgid);
+	}
+	if (args.fd < 0) {
+		args.no_fd = 1;
+		bpf_map_update_elem(&bio_pids, &tgid, &one, BPF_ANY);
+		last_read = bpf_map_lookup_elem(&bio_last_read, &pid_tgid);
+		if (last_read && !is_write(func))
+			args.fd = *last_read;
+	}
 	bpf_map_update_elem(&inflight, &pid_tgid, &args, BPF_ANY);
 	return 0;
 }
+
+/* Kernels with attach cookies (5.15+): one entry program for every probe, the cookie names both. */
+SEC("uprobe")
+int BPF_KPROBE(probe_enter)
+{
+	return on_enter(ctx, bpf_get_attach_cookie(ctx));
+}
+
+/*
+ * Kernels without attach cookies: one entry program per function (it knows its function), and
+ * the file from the probe's address through probe_sites (see TLSTAP_FILE_AMBIGUOUS). At a
+ * uprobe's handler the instruction pointer is the probed address on every architecture.
+ */
+static __always_inline int on_enter_func(struct pt_regs *ctx, __u32 func)
+{
+	struct tlstap_probe_site site = { .func = func, .page_offset = PT_REGS_IP(ctx) & TLSTAP_PAGE_OFFSET_MASK };
+	__u32 *file = bpf_map_lookup_elem(&probe_sites, &site);
+
+	return on_enter(ctx, TLSTAP_COOKIE(file ? *file : TLSTAP_FILE_AMBIGUOUS, func));
+}
+
+#define TLSTAP_ENTER_FUNC(n)                       \
+	SEC("uprobe")                              \
+	int BPF_KPROBE(probe_enter_##n)            \
+	{                                          \
+		return on_enter_func(ctx, n);      \
+	}
+
+TLSTAP_ENTER_FUNC(0)
+TLSTAP_ENTER_FUNC(1)
+TLSTAP_ENTER_FUNC(2)
+TLSTAP_ENTER_FUNC(3)
+TLSTAP_ENTER_FUNC(4)
+TLSTAP_ENTER_FUNC(5)
+TLSTAP_ENTER_FUNC(6)
+TLSTAP_ENTER_FUNC(7)
+TLSTAP_ENTER_FUNC(8)
+TLSTAP_ENTER_FUNC(9)
+TLSTAP_ENTER_FUNC(10)
+TLSTAP_ENTER_FUNC(11)
+TLSTAP_ENTER_FUNC(12)
+TLSTAP_ENTER_FUNC(13)
+TLSTAP_ENTER_FUNC(14)
+TLSTAP_ENTER_FUNC(15)
+TLSTAP_ENTER_FUNC(16)
+TLSTAP_ENTER_FUNC(17)
+TLSTAP_ENTER_FUNC(18)
+_Static_assert(TLSTAP_FUNC__COUNT == 19, "one probe_enter_N program per enum tlstap_func");
 
 /*
  * A socket syscall of a thread inside a TLS call tells the call's fd (the first argument).
  * Reads of other files (a library reading /dev/urandom, say) are not the connection.
  */
-SEC("tracepoint")
-int syscall_fd_io(struct syscall_enter *ctx)
+static __always_inline void fd_io_in_call(struct call_args *args, __s32 fd)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct call_args *args = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	__u8 reason;
-	__s32 fd;
-
-	if (!args)
-		return 0;
-	fd = (__s32)ctx->args[0];
 	if (fd == args->fd) {
 		args->fd_seen = 1;
-		return 0;
+		return;
 	}
-	if (!socket_of_fd(fd, &reason))
-		return 0;
+	if (!fd_is_socket(fd))
+		return;
 	if (!args->fd_seen) {
 		/* The first socket of the call; it replaces the connection's earlier fd, if any. */
 		args->fd = fd;
@@ -521,28 +712,118 @@ int syscall_fd_io(struct syscall_enter *ctx)
 	} else {
 		args->flags |= TLSTAP_FLAG_FD_CONFLICT;
 	}
-	return 0;
+}
+
+/*
+ * Socket I/O of a memory-BIO process outside its TLS calls: a read is remembered as the
+ * candidate of the thread's next SSL_read; a write right after a TLS call without an fd carries
+ * that call's ciphertext, so its fd is the connection's.
+ */
+static __always_inline void fd_io_outside_call(__u64 pid_tgid, __s32 fd, int write, __u64 count)
+{
+	__u32 tgid = pid_tgid >> 32;
+	struct pending_write *pending;
+	__u64 ssl;
+
+	if (!bpf_map_lookup_elem(&bio_pids, &tgid))
+		return;
+	if (!write) {
+		if (fd_is_socket(fd))
+			bpf_map_update_elem(&bio_last_read, &pid_tgid, &fd, BPF_ANY);
+		return;
+	}
+	pending = bpf_map_lookup_elem(&bio_pending_write, &pid_tgid);
+	if (!pending)
+		return;
+	/* Too short to hold the call's ciphertext: another connection's bytes; the call's may follow. */
+	if (count && count < pending->min_len)
+		return;
+	ssl = pending->ssl;
+	bpf_map_delete_elem(&bio_pending_write, &pid_tgid);
+	if (fd_is_socket(fd))
+		find_conn(pid_tgid, ssl, 0, fd);
+}
+
+/* count: the bytes a write(2) or sendto(2) asks to send, 0 when unknown (writev, sendmsg, reads). */
+static __always_inline void on_fd_io(__s32 fd, int write, __u64 count)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct call_args *args = bpf_map_lookup_elem(&inflight, &pid_tgid);
+
+	if (args)
+		fd_io_in_call(args, fd);
+	else
+		fd_io_outside_call(pid_tgid, fd, write, count);
 }
 
 /* close() of a connection's fd ends the connection. */
-SEC("tracepoint")
-int syscall_close(struct syscall_enter *ctx)
+static __always_inline void on_close(__s32 fd)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct fd_key fk = { .pid = pid_tgid >> 32, .fd = (__s32)ctx->args[0] };
+	struct fd_key fk = { .pid = pid_tgid >> 32, .fd = fd };
 	struct conn_key key = { .pid = fk.pid };
 	struct conn_state *st;
 	__u64 *ssl;
 
 	ssl = bpf_map_lookup_elem(&fd_conns, &fk);
 	if (!ssl)
-		return 0;
+		return;
 	key.ssl = *ssl;
 	bpf_map_delete_elem(&fd_conns, &fk);
 	st = bpf_map_lookup_elem(&conns, &key);
 	/* Only the fd the connection uses now: an older one may be closed after the switch. */
 	if (st && st->fd == fk.fd)
 		end_conn(pid_tgid, key.ssl, 0, TLSTAP_REASON_FD_CLOSED);
+}
+
+static __always_inline int is_write_syscall(__s32 nr)
+{
+	return nr == TLSTAP_NR_WRITE || nr == TLSTAP_NR_WRITEV || nr == TLSTAP_NR_SENDTO || nr == TLSTAP_NR_SENDMSG;
+}
+
+/* The byte count of write(fd, buf, count) and sendto(fd, buf, len, ...); 0 for the others. */
+static __always_inline __u64 write_count(const struct syscall_enter *ctx)
+{
+	return ctx->nr == TLSTAP_NR_WRITE || ctx->nr == TLSTAP_NR_SENDTO ? ctx->args[2] : 0;
+}
+
+/* syscalls:sys_enter_{read,write,recvfrom,sendto,recvmsg,sendmsg,readv,writev}. */
+SEC("tracepoint")
+int syscall_fd_io(struct syscall_enter *ctx)
+{
+	on_fd_io((__s32)ctx->args[0], is_write_syscall(ctx->nr), write_count(ctx));
+	return 0;
+}
+
+/* syscalls:sys_enter_close. */
+SEC("tracepoint")
+int syscall_close(struct syscall_enter *ctx)
+{
+	on_close((__s32)ctx->args[0]);
+	return 0;
+}
+
+/* raw_syscalls:sys_enter, where per-syscall tracepoints are missing: every system call, picked by number. */
+SEC("tracepoint")
+int raw_syscall(struct syscall_enter *ctx)
+{
+	switch (ctx->nr) {
+	case TLSTAP_NR_READ:
+	case TLSTAP_NR_READV:
+	case TLSTAP_NR_RECVFROM:
+	case TLSTAP_NR_RECVMSG:
+		on_fd_io((__s32)ctx->args[0], 0, 0);
+		break;
+	case TLSTAP_NR_WRITE:
+	case TLSTAP_NR_WRITEV:
+	case TLSTAP_NR_SENDTO:
+	case TLSTAP_NR_SENDMSG:
+		on_fd_io((__s32)ctx->args[0], 1, write_count(ctx));
+		break;
+	case TLSTAP_NR_CLOSE:
+		on_close((__s32)ctx->args[0]);
+		break;
+	}
 	return 0;
 }
 
@@ -580,12 +861,16 @@ static __always_inline __u64 call_length(struct pt_regs *ctx, __u32 func, const 
 	return len;
 }
 
+/*
+ * The return of a data function, whatever entry program ran: the cookie (function and file)
+ * comes from the entry, so this one program serves kernels with and without attach cookies.
+ */
 SEC("uretprobe")
 int BPF_KRETPROBE(probe_return)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u32 func = TLSTAP_COOKIE_FUNC(cookie);
+	__u64 cookie;
+	__u32 func;
 	struct tlstap_data_event *ev;
 	struct call_args args, *found;
 	struct conn_state *st;
@@ -598,8 +883,18 @@ int BPF_KRETPROBE(probe_return)
 		return 0;
 	args = *found;
 	bpf_map_delete_elem(&inflight, &pid_tgid);
+	cookie = args.cookie;
+	func = TLSTAP_COOKIE_FUNC(cookie);
+	if (func >= TLSTAP_FUNC__DATA_COUNT)
+		return 0;
 
 	len = call_length(ctx, func, &args);
+	/* No socket syscall inside, and no fd known: the thread's next socket write is the call's. */
+	if (args.no_fd && !args.fd_seen) {
+		struct pending_write pending = { .ssl = args.ssl, .min_len = is_write(func) ? len : 0 };
+
+		bpf_map_update_elem(&bio_pending_write, &pid_tgid, &pending, BPF_ANY);
+	}
 	if (!len)
 		return 0;
 	if (len > 0xffffffffULL)
@@ -609,7 +904,7 @@ int BPF_KRETPROBE(probe_return)
 	if (st) {
 		if (!st->announced)
 			return 0; /* not (yet) a connection --port/--host asked for */
-		seq = __sync_fetch_and_add(&st->seq, 1);
+		seq = next_seq(st);
 	} else {
 		/*
 		 * The connection map refused the entry: the plaintext still goes out, without a

@@ -28,6 +28,21 @@
 #define TLSTAP_COOKIE(file_index, func) ((((__u64)(file_index)) << 8) | (__u64)(func))
 #define TLSTAP_COOKIE_FUNC(cookie) ((__u32)((cookie) & 0xff))
 #define TLSTAP_COOKIE_FILE(cookie) ((__u32)((cookie) >> 8))
+/*
+ * Kernels without attach cookies (before 5.15) run one entry program per probed function, which
+ * knows its function; the file comes from the probe's address: a file maps at page-aligned
+ * offsets, so the address's offset within a 4 KiB page equals the probed function's file offset's.
+ * User space fills (function, page offset) -> file index for every probe of the plan; two files
+ * whose same function shares a page offset cannot be told apart this way and get this index.
+ */
+#define TLSTAP_FILE_AMBIGUOUS 0xffffff
+#define TLSTAP_PAGE_OFFSET_MASK 0xfff
+
+/* A key of the probe_sites map (kernels without attach cookies). */
+struct tlstap_probe_site {
+	__u32 func;        /* enum tlstap_func */
+	__u32 page_offset; /* the function's file offset & TLSTAP_PAGE_OFFSET_MASK */
+};
 
 /* Number of LRU entries for connections and fd -> connection lookups. */
 #define TLSTAP_MAX_CONNS 65536
@@ -94,6 +109,7 @@ enum tlstap_conn_reason {
 	TLSTAP_REASON_SHUTDOWN = 5,      /* close: SSL_shutdown */
 	TLSTAP_REASON_FREE = 6,          /* close: SSL_free */
 	TLSTAP_REASON_FD_CLOSED = 7,     /* close: close() of its fd */
+	TLSTAP_REASON_NO_BTF = 8,        /* no kernel BTF: the socket's addresses cannot be read */
 };
 
 /* struct tlstap_data_event.flags */

@@ -96,12 +96,21 @@ test('a memory-BIO connection has a connection but unknown addresses, with the r
   assert.match(call.conn?.unknownReason ?? '', /memory BIO/);
 });
 
-test('an fd learnt later updates the connection; later calls carry the addresses', () => {
+test('a memory BIO\'s fd learnt right after its first call: that call waits for it, and every call carries the addresses', () => {
   const fdRecord = encodeConnRecord({ kind: K.EVENT_CONN_FD, connId: 5, fd: 7, family: 2, laddr: V4(127, 0, 0, 1), raddr: V4(127, 0, 0, 2), lport: 1, rport: 2 });
-  const { items } = run([[encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId: 5, reason: K.REASON_NO_FD }), data(5, 0, 'x'), fdRecord, data(5, 1, 'y')]]);
-  const calls = items.filter((i): i is TlsCall => 'data' in i);
-  assert.equal(calls[0]!.conn?.remote, undefined);
-  assert.deepEqual(calls[1]!.conn?.remote, { ip: '127.0.0.2', port: 2 });
+  const { items } = run([[encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId: 5, reason: K.REASON_NO_FD }), data(5, 0, 'x')], [fdRecord, data(5, 1, 'y')]]);
+  assert.deepEqual(items.map((i) => ('type' in i ? i.type : (i as TlsCall).data.toString())), ['open', 'x', 'y', 'close']);
+  const open = items[0] as ConnectionEvent;
+  assert.deepEqual(open.conn.remote, { ip: '127.0.0.2', port: 2 });
+  assert.ok(open.tsNs <= (items[1] as TlsCall).tsNs, 'the open comes before the call that waited');
+  for (const call of items.filter((i): i is TlsCall => 'data' in i)) assert.deepEqual(call.conn?.remote, { ip: '127.0.0.2', port: 2 });
+});
+
+test('a memory BIO that never shows its socket: its calls go out without addresses after a short wait, in order', () => {
+  const unaddressed = encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId: 6, fd: -1, family: 0, reason: K.REASON_NO_FD });
+  const { items } = run([[unaddressed, data(6, 0, 'a')], [data(6, 1, 'b')], [], [data(6, 2, 'c')]]);
+  assert.deepEqual(items.map((i) => ('type' in i ? i.type : (i as TlsCall).data.toString())), ['open', 'a', 'b', 'c', 'close']);
+  assert.match((items[1] as TlsCall).conn?.unknownReason ?? '', /no socket syscall/);
 });
 
 test('the connection filter keeps only matching connections, open records included', () => {
@@ -154,4 +163,33 @@ test('a call whose chunks span two batches keeps the first batch\'s bytes when t
   const [head, tail] = chunkRecords(spec, 8);
   assert.ok(head && tail);
   assert.deepEqual(runReusingBatches([[open(1), head], [tail]]), ['0123456789abcdef']);
+});
+
+test('--port and a memory BIO: calls before the socket is known wait for it; a connection that never learns it is counted and named', async () => {
+  const { addressFilter } = await import('../src/events/addresses.js');
+  const sink = collector();
+  const pipeline = new CallPipeline([sink], { keepAddress: addressFilter(8443) });
+  const unaddressed = (connId: number) => encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId, fd: -1, family: 0, reason: K.REASON_NO_FD });
+  const fd = (connId: number, rport: number) =>
+    encodeConnRecord({ kind: K.EVENT_CONN_FD, connId, fd: 7, family: 2, laddr: V4(127, 0, 0, 1), raddr: V4(127, 0, 0, 1), lport: 40000 + connId, rport });
+  for (const records of [
+    // 1 learns a matching socket after its first call; 2 a socket on another port; 3 never one.
+    [unaddressed(1), data(1, 0, 'GET / (1)'), unaddressed(2), data(2, 0, 'GET / (2)'), unaddressed(3), data(3, 0, 'GET / (3)')],
+    [fd(1, 8443), data(1, 1, 'body (1)'), fd(2, 9999)],
+  ]) {
+    const { batch, count } = encodeBatchOf(records);
+    pipeline.onBatch(batch, count);
+  }
+  pipeline.flush();
+  const calls = sink.items.filter((i): i is TlsCall => 'data' in i);
+  assert.deepEqual(calls.map((c) => c.data.toString()), ['GET / (1)', 'body (1)']);
+  for (const c of calls) assert.deepEqual(c.conn?.remote, { ip: '127.0.0.1', port: 8443 }, 'the held call gets the addresses too');
+  const opens = sink.items.filter((i): i is ConnectionEvent => 'type' in i && i.type === 'open');
+  assert.deepEqual(opens.map((o) => o.conn.id), [1]);
+  const stats = pipeline.stats();
+  assert.equal(stats.unaddressedExcluded, 1);
+  assert.equal(stats.unaddressedExcludedNames?.length, 1);
+  assert.match(stats.unaddressedExcludedNames![0]!, /\(pid 42, connection 3\): no socket syscall seen/);
+  const { formatSummary } = await import('../src/output/summary.js');
+  assert.match(formatSummary(stats), /--port\/--host left out 1 connection whose addresses never became known: .*connection 3/);
 });

@@ -77,7 +77,7 @@ test('parseKernelVersion and comparisons', () => {
 });
 
 const ROOT = '/opt/tlstap';
-const NEW_KALLSYMS = 'ffff T bpf_prog_put\nffff T bpf_ringbuf_output\nffff T bpf_get_attach_cookie_trace\n';
+const NEW_KALLSYMS = 'ffff T bpf_prog_put\nffff T bpf_ringbuf_output\nffff T bpf_get_attach_cookie_trace\nffff T bpf_uprobe_multi_link_attach\n';
 
 /** A machine where everything is in place; tests take parts away. */
 function fakeEnv(files: Record<string, string | FileInfo> = {}, over: Partial<DoctorEnv> = {}): Partial<DoctorEnv> {
@@ -87,6 +87,8 @@ function fakeEnv(files: Record<string, string | FileInfo> = {}, over: Partial<Do
     '/sys/kernel/btf/vmlinux': { size: 5 << 20, mtimeMs: 1, isDirectory: false },
     '/sys/bus/event_source/devices/uprobe/type': '8\n',
     '/proc/self/mounts': 'sysfs /sys sysfs rw 0 0\ntracefs /sys/kernel/tracing tracefs rw 0 0\n',
+    '/sys/kernel/tracing/events/syscalls/sys_enter_read/id': '700\n',
+    '/sys/kernel/tracing/events/raw_syscalls/sys_enter/id': '400\n',
     '/proc/sys/kernel/unprivileged_bpf_disabled': '2\n',
     '/proc/sys/kernel/perf_event_paranoid': '2\n',
     [`${ROOT}/build/bpf/${process.arch}/tlstap.bpf.o`]: { size: 28000, mtimeMs: 2000, isDirectory: false },
@@ -115,6 +117,7 @@ function fakeEnv(files: Record<string, string | FileInfo> = {}, over: Partial<Do
     uid: 0,
     packageRoot: ROOT,
     loadAddon: () => undefined,
+    libbpfVersion: () => 'v1.1',
     ...over,
   };
 }
@@ -127,13 +130,14 @@ test('runDoctor: a machine with everything in place passes every check', async (
   const list = await runDoctor(fakeEnv());
   assert.deepEqual(
     list.map((c) => c.name),
-    ['privileges', 'kernel', 'BTF', 'uprobes', 'tracefs', 'sysctl', 'BPF object', 'native addon'],
+    ['privileges', 'ring buffer', 'attach cookies', 'uprobe_multi', 'BTF', 'uprobes', 'tracefs', 'syscall hooks', 'sysctl', 'BPF object', 'native addon', 'libbpf'],
   );
   for (const c of list) assert.equal(c.status, 'ok', `${c.name}: ${c.finding}`);
   const byName = Object.fromEntries(list.map((c) => [c.name, c]));
   assert.match(byName.privileges!.finding, /root, with CAP_BPF and CAP_PERFMON/);
   assert.match(byName.sysctl!.finding, /unprivileged_bpf_disabled=2, kernel\.perf_event_paranoid=2/);
   assert.equal(byName['BPF object']!.finding, `${ROOT}/build/bpf/${process.arch}/tlstap.bpf.o`);
+  assert.equal(byName.libbpf!.finding, 'v1.1, in the native addon');
 });
 
 test('runDoctor: an unprivileged user fails with the sudo fix', async () => {
@@ -163,37 +167,58 @@ test('missingCapabilityMessage: one line for the CLI, undefined when privileged'
   );
 });
 
-test('runDoctor: kernel features, by symbol when /proc/kallsyms tells, else by version', async () => {
+test('runDoctor: kernel features, by symbol when /proc/kallsyms tells, else by version; each says what is used without it', async () => {
   const old = await checks(fakeEnv({ '/proc/kallsyms': 'ffff T bpf_prog_put\n' }, { kernelRelease: '5.4.0-150-generic' }));
-  assert.equal(old.kernel!.status, 'fail');
-  assert.match(old.kernel!.finding, /lacks the BPF ring buffer \(5\.8\) and BPF attach cookies \(5\.15\)/);
-  assert.match(old.kernel!.fix!, /5\.15/);
-  const noCookies = await checks(
-    fakeEnv({ '/proc/kallsyms': 'ffff T bpf_prog_put\nffff T bpf_ringbuf_output\n' }, { kernelRelease: '5.10.0' }),
+  assert.equal(old['ring buffer']!.status, 'fail');
+  assert.match(old['ring buffer']!.finding, /lacks the BPF ring buffer \(5\.8; \/proc\/kallsyms lacks bpf_ringbuf_output\)/);
+  assert.equal(old['ring buffer']!.fix, 'upgrade to Linux 5.8 or newer');
+  const android = await checks(
+    fakeEnv({ '/proc/kallsyms': 'ffff T bpf_prog_put\nffff T bpf_ringbuf_output\n' }, { kernelRelease: '5.10.110-android12' }),
   );
-  assert.equal(noCookies.kernel!.status, 'fail');
-  assert.match(noCookies.kernel!.finding, /lacks BPF attach cookies/);
+  assert.equal(android['ring buffer']!.status, 'ok');
+  assert.equal(android['attach cookies']!.status, 'warn');
+  assert.match(android['attach cookies']!.finding, /lacks BPF attach cookies .*one entry program per probed function/);
+  assert.equal(android['uprobe_multi']!.status, 'warn');
+  assert.match(android['uprobe_multi']!.finding, /one perf-event probe per function/);
   // A backport: an old version number with the features in place.
   const backport = await checks(fakeEnv({}, { kernelRelease: '4.18.0-513.el8.x86_64' }));
-  assert.equal(backport.kernel!.status, 'ok');
+  assert.equal(backport['attach cookies']!.status, 'ok');
   // No kallsyms: the version decides.
-  const byVersion = async (r: string) => (await checks(fakeEnv({ '/proc/kallsyms': '' }, { kernelRelease: r }))).kernel!;
-  assert.equal((await byVersion('5.4.0')).status, 'fail');
-  assert.equal((await byVersion('5.10.0')).status, 'warn');
-  assert.equal((await byVersion('5.15.0')).status, 'ok');
-  assert.equal((await byVersion('6.18.44-fc')).status, 'ok');
-  assert.equal((await byVersion('weird')).status, 'warn');
+  const byVersion = async (r: string) => await checks(fakeEnv({ '/proc/kallsyms': '' }, { kernelRelease: r }));
+  assert.equal((await byVersion('5.4.0'))['ring buffer']!.status, 'fail');
+  assert.equal((await byVersion('5.10.0'))['ring buffer']!.status, 'ok');
+  assert.equal((await byVersion('5.10.0'))['attach cookies']!.status, 'warn');
+  assert.equal((await byVersion('6.1.0'))['attach cookies']!.status, 'ok');
+  assert.equal((await byVersion('6.1.0'))['uprobe_multi']!.status, 'warn');
+  assert.equal((await byVersion('6.18.44-fc'))['uprobe_multi']!.status, 'ok');
+  assert.equal((await byVersion('weird'))['ring buffer']!.status, 'warn');
 });
 
-test('runDoctor: BTF, uprobe PMU and tracefs problems come with their fix', async () => {
+test('runDoctor: BTF, uprobe PMU, tracefs and syscall tracepoint problems say what the user still gets and the fix', async () => {
   const c = await checks(
     fakeEnv({ '/sys/kernel/btf/vmlinux': '', '/proc/self/mounts': 'sysfs /sys sysfs rw 0 0\n' }),
   );
-  assert.equal(c.BTF!.status, 'fail');
-  assert.match(c.BTF!.fix!, /CONFIG_DEBUG_INFO_BTF/);
+  assert.equal(c.BTF!.status, 'warn');
+  assert.match(c.BTF!.finding, /every byte is captured, but socket addresses are unknown/);
+  assert.match(c.BTF!.fix!, /--btf FILE.*CONFIG_DEBUG_INFO_BTF/);
   assert.equal(c.tracefs!.status, 'warn');
   assert.equal(c.tracefs!.fix, 'sudo mount -t tracefs nodev /sys/kernel/tracing');
+  assert.equal(c['syscall hooks']!.status, 'warn');
   assert.equal(c.uprobes!.status, 'ok');
+
+  const fallback = await checks(
+    fakeEnv({ '/sys/kernel/btf/vmlinux': '', '/boot/vmlinux-6.8.0-45-generic': { size: 9 << 20, mtimeMs: 1, isDirectory: false } }),
+  );
+  assert.equal(fallback.BTF!.status, 'ok');
+  assert.match(fallback.BTF!.finding, /libbpf reads the kernel's BTF from \/boot\/vmlinux-6\.8\.0-45-generic/);
+
+  const gki = await checks(fakeEnv({ '/sys/kernel/tracing/events/syscalls/sys_enter_read/id': '' }));
+  assert.equal(gki['syscall hooks']!.status, 'warn');
+  assert.match(gki['syscall hooks']!.finding, /raw_syscalls:sys_enter finds the fds instead/);
+  const neither = await checks(
+    fakeEnv({ '/sys/kernel/tracing/events/syscalls/sys_enter_read/id': '', '/sys/kernel/tracing/events/raw_syscalls/sys_enter/id': '' }),
+  );
+  assert.equal(neither['syscall hooks']!.status, 'fail');
 
   const noPmu = await checks(fakeEnv({ '/sys/bus/event_source/devices/uprobe/type': '', '/proc/self/mounts': '' }));
   assert.equal(noPmu.uprobes!.status, 'fail');
@@ -280,7 +305,11 @@ test('runDoctor on this machine: as root, privileges pass, and BTF and the kerne
   if (existsSync('/sys/kernel/btf/vmlinux')) assert.equal(c.BTF!.status, 'ok', c.BTF!.finding);
   else t.diagnostic('this kernel has no BTF');
   const version = parseKernelVersion(release());
-  if (version && kernelAtLeast(version, 5, 15)) assert.equal(c.kernel!.status, 'ok', c.kernel!.finding);
+  if (version && kernelAtLeast(version, 5, 15)) {
+    for (const name of ['ring buffer', 'attach cookies']) assert.equal(c[name]!.status, 'ok', c[name]!.finding);
+  }
+  if (version && kernelAtLeast(version, 6, 6)) assert.equal(c.uprobe_multi!.status, 'ok', c.uprobe_multi!.finding);
+  assert.match(c.libbpf!.finding, /^v\d+\.\d+/);
   assert.ok(formatDoctor(list, false).length > 0);
   t.diagnostic(`\n${formatDoctor(list, false)}`);
 });

@@ -15,8 +15,8 @@ import { spawnDemoServer } from '../src/demo/server-process.js';
 import type { DataRecord, SummaryRecord } from '../src/output/index.js';
 import { packageRoot } from '../src/util/package-root.js';
 import { requireRoot } from './support/privileges.js';
-import { parseJsonl, runTlstap, startTlstap } from './support/tlstap-process.js';
-import type { TlstapCommand } from './support/tlstap-process.js';
+import { launchArgv, parseJsonl, runTlstap, startTlstap } from './support/tlstap-process.js';
+import type { LaunchOptions } from './support/tlstap-process.js';
 
 const ROOT = packageRoot();
 /** Everything on PATH: no compiler, no make, no pkg-config. */
@@ -44,11 +44,8 @@ function toolsDir(dir: string): string {
 }
 
 /** `command...` in its own mount namespace without build files, with PATH = bin only. */
-function withoutBuildFiles(bin: string, ...command: string[]): TlstapCommand {
-  return {
-    argv: ['/usr/bin/unshare', '--mount', '/bin/sh', '-c', HIDE_BUILD_FILES, 'sh', ...command],
-    env: { ...process.env, PATH: bin },
-  };
+function withoutBuildFiles(bin: string, ...command: string[]): LaunchOptions {
+  return { prefix: ['/usr/bin/unshare', '--mount', '/bin/sh', '-c', HIDE_BUILD_FILES, 'sh'], command, env: { PATH: bin } };
 }
 
 function payload(r: DataRecord): Buffer {
@@ -78,7 +75,8 @@ test('npm pack, npm install -g without compilers or libbpf: tlstap doctor passes
     const bin = toolsDir(dir);
     const prefix = join(dir, 'prefix');
     const install = withoutBuildFiles(bin, 'npm', 'install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball);
-    const installLog = execFileSync(install.argv[0]!, install.argv.slice(1), { env: install.env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const [file, ...rest] = launchArgv([], install);
+    const installLog = execFileSync(file!, rest, { env: { ...process.env, ...install.env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     const installed = join(prefix, 'lib', 'node_modules', 'tlstap');
     assert.doesNotMatch(installLog, /building the addon from source/);
     assert.equal(existsSync(join(installed, 'native', 'build')), false, 'nothing was compiled');

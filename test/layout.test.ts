@@ -62,3 +62,39 @@ test('the BPF object carries the same record layouts in its BTF', () => {
     assert.equal(btf.members.size - (btf.members.has('pad') ? 1 : 0), Object.keys(fields).length, `every mirrored field of ${struct} exists`);
   }
 });
+
+test('a recording reads when its record structs are ours and its constants keep their values; new constants do not matter', async () => {
+  const { EVENT_LAYOUT, readsLayout } = await import('../src/events/layout.js');
+  const copy = () => JSON.parse(JSON.stringify(EVENT_LAYOUT)) as { data: { size: number }; constants: Record<string, number> };
+  assert.ok(readsLayout(copy()));
+  const older = copy();
+  delete older.constants.REASON_NO_BTF;
+  assert.ok(readsLayout(older), 'a recording from before a constant was added');
+  const renumbered = copy();
+  renumbered.constants.REASON_FREE = 9;
+  assert.ok(!readsLayout(renumbered));
+  const bigger = copy();
+  bigger.data.size += 8;
+  assert.ok(!readsLayout(bigger));
+  assert.ok(!readsLayout(undefined));
+});
+
+test('the BPF object holds no atomic fetch-and-add: kernels before 5.12 refuse one even in code they never run', (t) => {
+  const objdump = ['llvm-objdump', 'llvm-objdump-14', 'llvm-objdump-15', 'llvm-objdump-16'].find((tool) => {
+    try {
+      execFileSync(tool, ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (objdump === undefined) {
+    if (process.env.CI === 'true') assert.fail('llvm-objdump is missing (scripts/setup.sh installs llvm)');
+    t.skip('llvm-objdump is missing: apt install llvm');
+    return;
+  }
+  const text = execFileSync(objdump, ['-d', bpfObjectPath()], { encoding: 'utf8' });
+  assert.match(text, /probe_return/, 'the disassembly lists the programs');
+  assert.match(text, /lock \*\(u32 \*\)/, 'a plain atomic add (the sequence numbers) is there');
+  assert.doesNotMatch(text, /atomic_fetch|cmpxchg|xchg/, 'no fetch, exchange or compare-and-exchange');
+});

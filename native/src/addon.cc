@@ -27,6 +27,20 @@ static Napi::Value NumPossibleCpus(const Napi::CallbackInfo &info)
 	return Napi::Number::New(info.Env(), libbpf_num_possible_cpus());
 }
 
+// probeHelper(progType, helperId) -> whether the kernel lets programs of that type call the helper.
+static Napi::Value ProbeHelper(const Napi::CallbackInfo &info)
+{
+	auto type = static_cast<enum bpf_prog_type>(info[0].As<Napi::Number>().Uint32Value());
+	auto helper = static_cast<enum bpf_func_id>(info[1].As<Napi::Number>().Uint32Value());
+	ClearLibbpfLog();
+	return Napi::Boolean::New(info.Env(), libbpf_probe_bpf_helper(type, helper, nullptr) == 1);
+}
+
+static Napi::Value LibbpfVersion(const Napi::CallbackInfo &info)
+{
+	return Napi::String::New(info.Env(), libbpf_version_string());
+}
+
 static Napi::Object Register(Napi::Env env, Napi::Object exports)
 {
 	auto *data = new AddonData();
@@ -42,6 +56,8 @@ static Napi::Object Register(Napi::Env env, Napi::Object exports)
 	exports.Set("init", Napi::Function::New(env, Init));
 	exports.Set("layout", Napi::Function::New(env, Layout));
 	exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus));
+	exports.Set("probeHelper", Napi::Function::New(env, ProbeHelper));
+	exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
 	exports.Set("BpfSession", session);
 	return exports;
 }

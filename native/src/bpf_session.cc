@@ -107,6 +107,8 @@ Napi::Function BpfSession::Define(Napi::Env env)
 			   {
 				   InstanceMethod("setGlobal", &BpfSession::SetGlobal),
 				   InstanceMethod("setMapMaxEntries", &BpfSession::SetMapMaxEntries),
+				   InstanceMethod("setAutoload", &BpfSession::SetAutoload),
+				   InstanceMethod("updateMapElem", &BpfSession::UpdateMapElem),
 				   InstanceMethod("load", &BpfSession::Load),
 				   InstanceMethod("loadAsync", &BpfSession::LoadAsync),
 				   InstanceMethod("attachUprobe", &BpfSession::AttachUprobe),
@@ -123,12 +125,17 @@ Napi::Function BpfSession::Define(Napi::Env env)
 			   });
 }
 
-// new BpfSession(objectPath)
+// new BpfSession(objectPath, btfPath?): btfPath replaces the kernel's BTF for CO-RE relocations.
 BpfSession::BpfSession(const Napi::CallbackInfo &info) : Napi::ObjectWrap<BpfSession>(info)
 {
 	std::string path = info[0].As<Napi::String>();
+	std::string btf = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .btf_custom_path = btf.empty() ? nullptr : btf.c_str());
 	ClearLibbpfLog();
-	obj_ = bpf_object__open_file(path.c_str(), nullptr);
+	obj_ = bpf_object__open_file(path.c_str(), &opts);
+	// libbpf before 1.0 returns an error pointer rather than NULL.
+	if (libbpf_get_error(obj_))
+		obj_ = nullptr;
 	if (!obj_) {
 		int err = errno;
 		obj_ = nullptr;
@@ -189,6 +196,39 @@ void BpfSession::SetMapMaxEntries(const Napi::CallbackInfo &info)
 	int ret = bpf_map__set_max_entries(map, entries);
 	if (ret)
 		ThrowBpfError(env, "bpf_map__set_max_entries", ErrnoOf(ret), name);
+}
+
+// setAutoload(program, autoload): before load, whether the program is loaded at all.
+void BpfSession::SetAutoload(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	std::string name = info[0].As<Napi::String>();
+	bool autoload = info[1].As<Napi::Boolean>().Value();
+
+	RequireOpen(env, "setAutoload");
+	struct bpf_program *prog = bpf_object__find_program_by_name(obj_, name.c_str());
+	if (!prog)
+		ThrowBpfError(env, "setAutoload", ENOENT, "no program " + name);
+	int ret = bpf_program__set_autoload(prog, autoload);
+	if (ret)
+		ThrowBpfError(env, "bpf_program__set_autoload", ErrnoOf(ret), name);
+}
+
+// updateMapElem(map, key, value): after load, writes one entry of a map.
+void BpfSession::UpdateMapElem(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	std::string name = info[0].As<Napi::String>();
+	Napi::Buffer<uint8_t> key = info[1].As<Napi::Buffer<uint8_t>>();
+	Napi::Buffer<uint8_t> value = info[2].As<Napi::Buffer<uint8_t>>();
+
+	RequireOpen(env, "updateMapElem");
+	struct bpf_map *map = bpf_object__find_map_by_name(obj_, name.c_str());
+	if (!map)
+		ThrowBpfError(env, "updateMapElem", ENOENT, "no map " + name);
+	int ret = bpf_map__update_elem(map, key.Data(), key.Length(), value.Data(), value.Length(), BPF_ANY);
+	if (ret)
+		ThrowBpfError(env, "bpf_map__update_elem", ErrnoOf(ret), name);
 }
 
 void BpfSession::Load(const Napi::CallbackInfo &info)

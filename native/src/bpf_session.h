@@ -25,6 +25,8 @@ private:
 	// JS methods, in the order a session uses them.
 	void SetGlobal(const Napi::CallbackInfo &info);
 	void SetMapMaxEntries(const Napi::CallbackInfo &info);
+	void SetAutoload(const Napi::CallbackInfo &info);
+	void UpdateMapElem(const Napi::CallbackInfo &info);
 	void Load(const Napi::CallbackInfo &info);
 	Napi::Value LoadAsync(const Napi::CallbackInfo &info);
 	Napi::Value AttachUprobe(const Napi::CallbackInfo &info);

@@ -26,10 +26,15 @@ export interface PipelineOptions {
   recorder?: BatchSink;
   /** Only calls this accepts reach the sinks (and the totals). */
   keepCall?: (call: TlsCall) => boolean;
-  /** Only connections this accepts reach the sinks (the --port/--host filter). */
+  /** Only connections this accepts reach the sinks. */
   keepConnection?: (conn: ConnectionInfo) => boolean;
   /** --redact: credential header values are masked in the batches, before the recorder and every sink. */
   redact?: boolean;
+  /**
+   * --port/--host: the kernel decides for connections whose addresses it knows at their first
+   * call; this decides for the rest (a memory BIO), once their addresses are known.
+   */
+  keepAddress?: (conn: ConnectionInfo) => boolean;
 }
 
 /**
@@ -53,7 +58,7 @@ export class CallPipeline {
   ) {
     this.tracker = new ConnectionTracker(
       { call: (call) => this.deliver(call), connection: (event) => this.announce(event) },
-      options.keepConnection,
+      { keep: options.keepConnection, address: options.keepAddress },
     );
     this.redactor = options.redact ? new BatchRedactor() : undefined;
     const tracker = this.tracker;
@@ -139,6 +144,8 @@ export class CallPipeline {
       untrackedCalls: kernel?.untrackedCalls ?? 0,
       fdConflicts: this.tracker.stats.fdConflicts,
       unusableRecords: this.unusableRecords,
+      unaddressedExcluded: this.tracker.stats.unaddressedExcluded,
+      unaddressedExcludedNames: this.tracker.stats.unaddressedExcludedNames,
     };
   }
 }

@@ -4,6 +4,7 @@ import { EVENT_LAYOUT, makeCookie } from '../events/layout.js';
 import { PROBED_FUNCTIONS, isDataFunction } from '../events/types.js';
 import type { ProbedFunction } from '../events/types.js';
 import { ensureTracefs } from './tracefs.js';
+import { kernelBtfSource, writeEmptyBtf } from './btf.js';
 import { countersFromValues } from '../events/counters.js';
 import type { KernelCounters } from '../events/counters.js';
 
@@ -32,12 +33,60 @@ export interface KernelSettings {
   host?: { family: 'ipv4' | 'ipv6'; bytes: Buffer };
   /** One perf-event probe per function even where uprobe_multi links exist (what kernels before 6.6 get). */
   perProbeLinks?: boolean;
+  /** A BTF file for the kernel's types (--btf), in place of /sys/kernel/btf/vmlinux or libbpf's fallback paths. */
+  btfPath?: string;
+  /** Act as if the kernel lacked per-syscall tracepoints (Android GKI): raw_syscalls (TLSTAP_NO_SYSCALL_TRACEPOINTS=1). */
+  noSyscallTracepoints?: boolean;
+  /** Act as if the kernel lacked attach cookies (before 5.15; TLSTAP_NO_ATTACH_COOKIES=1). */
+  noAttachCookies?: boolean;
+  /** Act as if the kernel had no BTF: addresses unknown, every byte still captured (TLSTAP_NO_KERNEL_BTF=1). */
+  noKernelBtf?: boolean;
+}
+
+/** How the program meets this kernel, chosen at load from what the kernel has (and the switches). */
+export interface KernelPaths {
+  /** Per-syscall tracepoints, or raw_syscalls:sys_enter (every syscall, picked by number) where they are missing. */
+  syscallHooks: 'syscalls' | 'raw_syscalls';
+  /**
+   * Attach cookies (5.15+): one entry program names function and file. Without them, one entry
+   * program per function, the file from the probe address's page offset (bpf/tlstap.h).
+   */
+  attachCookies: boolean;
+  /** Where CO-RE finds the kernel's types; undefined: nowhere, so socket addresses are unknown. */
+  btf: string | undefined;
+}
+
+/** One line on how the program meets this kernel, for --verbose. */
+export function describePaths(paths: KernelPaths, multiLinks: boolean): string {
+  const hooks = paths.syscallHooks === 'syscalls' ? 'per-syscall tracepoints' : 'raw_syscalls:sys_enter (no per-syscall tracepoints)';
+  const probes = paths.attachCookies
+    ? `attach cookies, ${multiLinks ? 'uprobe_multi links' : 'one perf-event probe per function'}`
+    : 'no attach cookies: one entry program per function';
+  return `kernel: ${hooks}; ${probes}; BTF ${paths.btf ?? 'missing: addresses unknown'}`;
+}
+
+/** The switches that make tlstap act as on an older or smaller kernel, from the environment. */
+export function switchesFromEnv(env: NodeJS.ProcessEnv = process.env): Pick<KernelSettings, 'noSyscallTracepoints' | 'noAttachCookies' | 'noKernelBtf'> {
+  const on = (name: string): true | undefined => (env[name] === '1' ? true : undefined);
+  return {
+    noSyscallTracepoints: on('TLSTAP_NO_SYSCALL_TRACEPOINTS'),
+    noAttachCookies: on('TLSTAP_NO_ATTACH_COOKIES'),
+    noKernelBtf: on('TLSTAP_NO_KERNEL_BTF'),
+  };
 }
 
 
 const C = EVENT_LAYOUT.constants;
 const ENTRY_PROGRAM = 'probe_enter';
 const RETURN_PROGRAM = 'probe_return';
+/** The entry program of one function, for kernels without attach cookies. */
+const entryProgramOf = (func: number): string => `probe_enter_${func}`;
+const FUNC_ENTRY_PROGRAMS = Array.from({ length: C.FUNC_COUNT }, (_, func) => entryProgramOf(func));
+const SYSCALL_PROGRAMS = ['syscall_fd_io', 'syscall_close'];
+const RAW_SYSCALL_PROGRAM = 'raw_syscall';
+/** enum bpf_prog_type and enum bpf_func_id values (linux/bpf.h) for feature probing. */
+const BPF_PROG_TYPE_KPROBE = 2;
+const BPF_FUNC_GET_ATTACH_COOKIE = 174;
 /** Socket I/O syscalls whose first argument is the fd a TLS call uses. */
 const FD_SYSCALLS = ['read', 'write', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg', 'readv', 'writev'];
 const AF_INET = 2;
@@ -78,39 +127,48 @@ export class LoadedProgram {
     private readonly settings: KernelSettings,
     /** Whether probes will be uprobe_multi links (one per file and program) rather than one per probe. */
     readonly multiLinks: boolean,
+    /** How the program meets this kernel. */
+    readonly paths: KernelPaths,
   ) {}
 
   /** Loads the program off the JS thread, for uprobe_multi links where the kernel has them. */
   static async load(settings: KernelSettings, objectName = 'tlstap.bpf.o'): Promise<LoadedProgram> {
-    // The fd of each call comes from the socket syscalls made inside it; close() ends connections.
-    ensureTracefs();
-    for (const multi of linkKinds(settings)) {
-      let native: NativeBpfSession | undefined;
-      try {
-        native = openProgram(objectName, settings, multi);
-        await native.loadAsync();
-        return new LoadedProgram(native, settings, multi);
-      } catch (err) {
-        native?.close();
-        if (!fallsBack(err, multi)) throw err;
+    const plan = planLoad(settings);
+    try {
+      for (const multi of plan.linkKinds) {
+        let native: NativeBpfSession | undefined;
+        try {
+          native = openProgram(objectName, settings, multi, plan);
+          await native.loadAsync();
+          return new LoadedProgram(native, settings, multi, plan.paths);
+        } catch (err) {
+          native?.close();
+          if (!fallsBack(err, multi)) throw err;
+        }
       }
+    } finally {
+      plan.done();
     }
     throw new Error('unreachable: loading for per-probe links does not fall back');
   }
 
   /** `load`, on the JS thread. */
   static loadSync(settings: KernelSettings, objectName = 'tlstap.bpf.o'): LoadedProgram {
-    ensureTracefs();
-    for (const multi of linkKinds(settings)) {
-      let native: NativeBpfSession | undefined;
-      try {
-        native = openProgram(objectName, settings, multi);
-        native.load();
-        return new LoadedProgram(native, settings, multi);
-      } catch (err) {
-        native?.close();
-        if (!fallsBack(err, multi)) throw err;
+    const plan = planLoad(settings);
+    try {
+      for (const multi of plan.linkKinds) {
+        let native: NativeBpfSession | undefined;
+        try {
+          native = openProgram(objectName, settings, multi, plan);
+          native.load();
+          return new LoadedProgram(native, settings, multi, plan.paths);
+        } catch (err) {
+          native?.close();
+          if (!fallsBack(err, multi)) throw err;
+        }
       }
+    } finally {
+      plan.done();
     }
     throw new Error('unreachable: loading for per-probe links does not fall back');
   }
@@ -119,14 +177,19 @@ export class LoadedProgram {
   attach(files: readonly AttachFile[], onBatch: (batch: Buffer, count: number) => void): CaptureSession {
     if (this.done) throw new Error('this loaded program was attached or closed already');
     this.done = true;
-    const { native, multiLinks } = this;
+    const { native, multiLinks, paths } = this;
     const pid = this.settings.pid;
     try {
-      const probes = multiLinks ? attachMulti(native, files, pid) : attachEach(native, files, pid);
-      for (const name of FD_SYSCALLS) native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
-      native.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close');
+      const ambiguous = paths.attachCookies ? [] : fillProbeSites(native, files);
+      const probes = multiLinks ? attachMulti(native, files, pid) : attachEach(native, files, pid, paths.attachCookies);
+      if (paths.syscallHooks === 'syscalls') {
+        for (const name of FD_SYSCALLS) native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
+        native.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close');
+      } else {
+        native.attachTracepoint(RAW_SYSCALL_PROGRAM, 'raw_syscalls', 'sys_enter');
+      }
       native.attachTracepoint('process_exit', 'sched', 'sched_process_exit');
-      return CaptureSession.polling(native, probes, multiLinks, onBatch);
+      return CaptureSession.polling(native, probes, multiLinks, onBatch, ambiguous);
     } catch (err) {
       native.close();
       throw err;
@@ -155,6 +218,8 @@ export class CaptureSession {
     readonly probeCount: number,
     /** Whether they are uprobe_multi links (one per file and program) rather than one per probe. */
     readonly multiLinks: boolean,
+    /** Without attach cookies: functions whose calls name no file (ProbeSites.ambiguous). */
+    readonly ambiguousProbes: readonly string[],
   ) {}
 
   /** Loads the program with `settings`, attaches every function of every file, starts polling. */
@@ -173,8 +238,9 @@ export class CaptureSession {
     probeCount: number,
     multiLinks: boolean,
     onBatch: (batch: Buffer, count: number) => void,
+    ambiguousProbes: readonly string[] = [],
   ): CaptureSession {
-    const session = new CaptureSession(native, probeCount, multiLinks);
+    const session = new CaptureSession(native, probeCount, multiLinks, ambiguousProbes);
     session.polling = native.startPolling('events', onBatch, { batchBytes: 1 << 20, timeoutMs: 20 });
     return session;
   }
@@ -215,8 +281,41 @@ export class CaptureSession {
 }
 
 /** uprobe_multi links where allowed, then one perf-event probe per function (what kernels before 6.6 get). */
-function linkKinds(settings: KernelSettings): boolean[] {
-  return settings.perProbeLinks === true ? [false] : [true, false];
+function linkKinds(settings: KernelSettings, paths: KernelPaths): boolean[] {
+  return settings.perProbeLinks === true || !paths.attachCookies ? [false] : [true, false];
+}
+
+/** What this kernel offers (tracefs mounted if need be), less what the switches turn off. */
+export function kernelPaths(settings: KernelSettings): KernelPaths {
+  const s = { ...switchesFromEnv(), ...settings };
+  const tracefs = ensureTracefs();
+  const cookies = !s.noAttachCookies && loadAddon().probeHelper(BPF_PROG_TYPE_KPROBE, BPF_FUNC_GET_ATTACH_COOKIE);
+  return {
+    syscallHooks: tracefs.syscallTracepoints && !s.noSyscallTracepoints ? 'syscalls' : 'raw_syscalls',
+    attachCookies: cookies,
+    btf: s.btfPath ?? (s.noKernelBtf ? undefined : kernelBtfSource()),
+  };
+}
+
+/** What a load needs: the paths, the link kinds to try, the BTF file to give libbpf (if any). */
+interface LoadPlan {
+  paths: KernelPaths;
+  linkKinds: boolean[];
+  btfFile: string | undefined;
+  /** Removes what the plan made (the empty BTF) once the load settled. */
+  done(): void;
+}
+
+function planLoad(settings: KernelSettings): LoadPlan {
+  const paths = kernelPaths(settings);
+  // Without kernel BTF, libbpf gets an empty one in its place: the address code is dropped, not the program.
+  const empty = paths.btf === undefined ? writeEmptyBtf() : undefined;
+  return {
+    paths,
+    linkKinds: linkKinds(settings, paths),
+    btfFile: settings.btfPath ?? empty?.path,
+    done: () => empty?.remove(),
+  };
 }
 
 /** Whether a failed load for `multi` links is retried with per-probe links: a libbpf failure is. */
@@ -224,11 +323,19 @@ function fallsBack(err: unknown, multi: boolean): boolean {
   return multi && err instanceof BpfError;
 }
 
-/** Opens the object and applies the settings: ready for load() or loadAsync(). */
-function openProgram(objectName: string, settings: KernelSettings, multi: boolean): NativeBpfSession {
-  const native = new (loadAddon().BpfSession)(bpfObjectPath(objectName));
+/** Opens the object and applies the settings and paths: ready for load() or loadAsync(). */
+function openProgram(objectName: string, settings: KernelSettings, multi: boolean, plan: LoadPlan): NativeBpfSession {
+  const { paths } = plan;
+  const addon = loadAddon();
+  const native = new addon.BpfSession(bpfObjectPath(objectName), plan.btfFile);
   try {
     applySettings(native, settings);
+    // Programs a path does not use are not loaded: a kernel may lack what they call.
+    native.setAutoload(ENTRY_PROGRAM, paths.attachCookies);
+    for (const name of FUNC_ENTRY_PROGRAMS) native.setAutoload(name, !paths.attachCookies);
+    for (const name of SYSCALL_PROGRAMS) native.setAutoload(name, paths.syscallHooks === 'syscalls');
+    native.setAutoload(RAW_SYSCALL_PROGRAM, paths.syscallHooks === 'raw_syscalls');
+    native.setGlobal('.rodata', 'nr_cpus', u32(addon.numPossibleCpus()));
     if (multi) native.useUprobeMulti([ENTRY_PROGRAM, RETURN_PROGRAM]);
     return native;
   } catch (err) {
@@ -250,20 +357,66 @@ function attachMulti(native: NativeBpfSession, files: readonly AttachFile[], pid
   return probes;
 }
 
-/** One perf-event uprobe per function entry and per data function return (older kernels). */
-function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid = -1): number {
+/**
+ * One perf-event uprobe per function entry and per data function return (older kernels). Without
+ * attach cookies, each function's own entry program (cookie 0: libbpf then needs no cookie support).
+ */
+function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid: number | undefined, cookies: boolean): number {
   let probes = 0;
   files.forEach((file, fileIndex) => {
     for (const fn of file.functions) {
-      const cookie = makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(fn.name));
-      native.attachUprobe(ENTRY_PROGRAM, file.path, fn.fileOffset, pid, false, cookie);
+      const func = PROBED_FUNCTIONS.indexOf(fn.name);
+      const cookie = cookies ? makeCookie(fileIndex, func) : 0n;
+      native.attachUprobe(cookies ? ENTRY_PROGRAM : entryProgramOf(func), file.path, fn.fileOffset, pid ?? -1, false, cookie);
       probes++;
       if (!isDataFunction(fn.name)) continue;
-      native.attachUprobe(RETURN_PROGRAM, file.path, fn.fileOffset, pid, true, cookie);
+      native.attachUprobe(RETURN_PROGRAM, file.path, fn.fileOffset, pid ?? -1, true, cookie);
       probes++;
     }
   });
   return probes;
+}
+
+/** A key and value of probe_sites, and the functions whose calls name no file on this path. */
+export interface ProbeSites {
+  sites: { func: number; pageOffset: number; file: number }[];
+  /** `SSL_write in /a and /b`: functions of two files at one page offset (told apart only with attach cookies). */
+  ambiguous: string[];
+}
+
+/** probe_sites for a plan: (function, page offset of its file offset) -> file index, or ambiguous (bpf/tlstap.h). */
+export function probeSites(files: readonly AttachFile[]): ProbeSites {
+  const sites = new Map<string, { func: number; pageOffset: number; file: number; paths: Set<string> }>();
+  files.forEach((file, fileIndex) => {
+    for (const fn of file.functions) {
+      const func = PROBED_FUNCTIONS.indexOf(fn.name);
+      const pageOffset = Number(fn.fileOffset & BigInt(C.PAGE_OFFSET_MASK));
+      const key = `${func}:${pageOffset}`;
+      const seen = sites.get(key);
+      if (seen === undefined) sites.set(key, { func, pageOffset, file: fileIndex, paths: new Set([file.path]) });
+      else if (seen.file !== fileIndex) {
+        seen.file = C.FILE_AMBIGUOUS;
+        seen.paths.add(file.path);
+      }
+    }
+  });
+  const all = [...sites.values()];
+  return {
+    sites: all.map(({ func, pageOffset, file }) => ({ func, pageOffset, file })),
+    ambiguous: all.filter((s) => s.file === C.FILE_AMBIGUOUS).map((s) => `${PROBED_FUNCTIONS[s.func]} in ${[...s.paths].join(' and ')}`),
+  };
+}
+
+/** Fills probe_sites; returns the ambiguous functions. */
+function fillProbeSites(native: NativeBpfSession, files: readonly AttachFile[]): string[] {
+  const { sites, ambiguous } = probeSites(files);
+  for (const site of sites) {
+    const key = Buffer.alloc(8);
+    key.writeUInt32LE(site.func, 0);
+    key.writeUInt32LE(site.pageOffset, 4);
+    native.updateMapElem('probe_sites', key, u32(site.file));
+  }
+  return ambiguous;
 }
 
 function applySettings(native: NativeBpfSession, settings: KernelSettings): void {

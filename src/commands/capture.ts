@@ -1,6 +1,6 @@
 import { endianness } from 'node:os';
 import type { Writable } from 'node:stream';
-import { LoadedProgram } from '../capture/session.js';
+import { describePaths, LoadedProgram } from '../capture/session.js';
 import type { CaptureSession, KernelSettings } from '../capture/session.js';
 import type { KernelCounters } from '../events/counters.js';
 import { encodeCountersRecord } from '../events/counters.js';
@@ -10,7 +10,7 @@ import { monotonicToWallOffsetNs } from '../capture/clock.js';
 import { missingCapabilityMessage } from '../doctor/index.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
 import type { CallSink, CaptureContext, CaptureStats, ConnectionInfo, TlsCall } from '../events/types.js';
-import { parseIpAddress } from '../events/addresses.js';
+import { addressFilter, parseIpAddress } from '../events/addresses.js';
 import { formatStatsLine } from '../output/index.js';
 import { openOutputs } from './outputs.js';
 import type { Outputs } from './outputs.js';
@@ -104,7 +104,7 @@ export async function resolveTargets(opts: TargetOptions): Promise<ProbeTarget[]
 }
 
 /** The options a capture applies in the kernel. */
-export type KernelOptions = Pick<CaptureOptions, 'pid' | 'uid' | 'comm' | 'maxBytes' | 'ringBuffer' | 'port' | 'host'>;
+export type KernelOptions = Pick<CaptureOptions, 'pid' | 'uid' | 'comm' | 'maxBytes' | 'ringBuffer' | 'port' | 'host' | 'btf'>;
 
 /** Options for the building blocks a capture is made of, shared by `tlstap` and `tlstap demo`. */
 export interface LiveCaptureParts {
@@ -141,9 +141,11 @@ export class LiveCapture {
     const pipeline = new CallPipeline(parts.sinks, {
       recorder: parts.recorder,
       keepCall: parts.keepCall,
-      // --port/--host need no filter here: the kernel announces only the connections that match.
       keepConnection: parts.keepConnection,
       redact: parts.redact,
+      // The kernel applies --port/--host to every connection whose addresses it knows at its first
+      // call; connections that learn them later (a memory BIO) are decided here.
+      keepAddress: addressFilter(opts.port, opts.host === undefined ? undefined : parseIpAddress(opts.host)),
     });
     // Slow outputs pause the reading of the ring buffer: memory stays bounded and the kernel
     // counts whatever does not fit, so nothing is lost without a trace.
@@ -200,6 +202,7 @@ function kernelSettings(opts: KernelOptions): KernelSettings {
     comm: opts.comm,
     maxCallBytes: opts.maxBytes,
     ringBufferBytes: opts.ringBuffer,
+    btfPath: opts.btf,
     port: opts.port,
     host: opts.host === undefined ? undefined : parseIpAddress(opts.host),
   };
@@ -295,11 +298,18 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
       : undefined;
     // What the start waits for once the targets are known: the rest of the load, then the attach.
     const started = performance.now();
-    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder, redact: opts.redact }, opts, await loading);
+    const program = await loading;
+    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder, redact: opts.redact }, opts, program);
     timeline.mark('attached');
+    for (const what of capture.session.ambiguousProbes) {
+      stderr.write(`tlstap: warning: without attach cookies (kernel before 5.15) calls of ${what} cannot be told apart: their records name no file\n`);
+    }
+    if (program.paths.btf === undefined) {
+      stderr.write('tlstap: warning: no kernel BTF: every byte is captured, socket addresses are unknown; pass --btf FILE to have them\n');
+    }
     stderr.write(
       `tlstap: capturing (${capture.session.probeCount} probes attached in ${Math.round(performance.now() - started)} ms); Ctrl-C to stop\n` +
-        (opts.verbose ? `${describeTargets(targets)}\n` : '') +
+        (opts.verbose ? `${describeTargets(targets)}\n${describePaths(program.paths, program.multiLinks)}\n` : '') +
         timeline.line(),
     );
   } catch (err) {

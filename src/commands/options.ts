@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { isatty } from 'node:tty';
 import { InvalidArgumentError, Option } from './commander.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
@@ -32,6 +33,7 @@ export interface CaptureOptions {
   output?: string;
   record?: string;
   ringBuffer: number;
+  btf?: string;
   port?: number;
   host?: string;
   duration?: number;
@@ -97,6 +99,15 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+function parseReadableFile(text: string): string {
+  try {
+    accessSync(text, constants.R_OK);
+  } catch {
+    throw new InvalidArgumentError(`cannot read ${text}`);
+  }
+  return text;
+}
+
 /** The output options, shared by a capture and `tlstap replay`. */
 export function outputOptions(): Option[] {
   return [
@@ -123,6 +134,7 @@ export function captureOptions(): Option[] {
     ...outputOptions(),
     new Option('--record <file>', 'also write the raw event stream to a file for `tlstap replay`'),
     new Option('--ring-buffer <size>', 'kernel ring buffer size, a power of two').argParser(parseRingBuffer).default(16 * MIB, '16m'),
+    new Option('--btf <file>', 'the kernel\'s BTF (a vmlinux or .btf file) where /sys/kernel/btf/vmlinux is missing; without any BTF, addresses are unknown').argParser(parseReadableFile),
     new Option('--duration <seconds>', 'stop after this many seconds').argParser(parseSeconds),
     new Option('-v, --verbose', 'list the probed files at start, and print a stats line on stderr every second').default(false),
   ];

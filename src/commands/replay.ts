@@ -1,6 +1,5 @@
 import type { Writable } from 'node:stream';
-import { isDeepStrictEqual } from 'node:util';
-import { EVENT_LAYOUT } from '../events/layout.js';
+import { readsLayout } from '../events/layout.js';
 import { tlstapVersion } from '../version.js';
 import { CallPipeline } from '../capture/pipeline.js';
 import type { CaptureContext, CaptureStats } from '../events/types.js';
@@ -14,7 +13,7 @@ import type { OutputOptions } from './outputs.js';
 export async function runReplay(path: string, opts: OutputOptions, stderr: Writable = process.stderr): Promise<CaptureStats> {
   const reader = await openRecordFile(path);
   try {
-    if (!isDeepStrictEqual(reader.header.layout, EVENT_LAYOUT)) {
+    if (!readsLayout(reader.header.layout)) {
       throw new CliError(
         `${path} was recorded by tlstap ${reader.header.tlstapVersion} with a different event layout than this tlstap ${tlstapVersion()} reads`,
         `replay it with tlstap ${reader.header.tlstapVersion}`,

@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { ADDON_FIX, addonCandidates, bpfObjectFile, firstLine } from '../native/binding.js';
+import { kernelBtfSource, VMLINUX_BTF } from '../capture/btf.js';
 import { packageRoot } from '../util/package-root.js';
 import {
   CAP,
@@ -67,6 +68,8 @@ export interface DoctorEnv {
   packageRoot: string;
   /** Loads a native addon; the error message when that fails. */
   loadAddon(path: string): string | undefined;
+  /** The version of the libbpf a native addon uses (`v1.1`), or undefined. */
+  libbpfVersion(path: string): string | undefined;
 }
 
 /** The real system's DoctorEnv. */
@@ -106,11 +109,17 @@ export function systemEnv(): DoctorEnv {
         return firstLine(error);
       }
     },
+    libbpfVersion(path) {
+      try {
+        return (require(path) as { libbpfVersion?: () => string }).libbpfVersion?.();
+      } catch {
+        return undefined;
+      }
+    },
   };
 }
 
 const PROC_STATUS = '/proc/self/status';
-const VMLINUX_BTF = '/sys/kernel/btf/vmlinux';
 const UPROBE_PMU_TYPE = '/sys/bus/event_source/devices/uprobe/type';
 const TRACEFS = '/sys/kernel/tracing';
 const DEBUGFS_TRACING = '/sys/kernel/debug/tracing';
@@ -142,79 +151,83 @@ function checkPrivileges(env: DoctorEnv): DoctorCheck {
   return { name: 'privileges', status: 'ok', finding: `${who}, with ${caps} effective` };
 }
 
-/** Kernel symbols that show a feature is there, whatever the version says (distributions backport). */
-const RINGBUF_SYMBOL = 'bpf_ringbuf_output';
-const COOKIE_SYMBOL = 'bpf_get_attach_cookie_trace';
+/** A kernel feature tlstap uses, how to find it, and what a user gets without it. */
+interface KernelFeature {
+  name: string;
+  what: string;
+  /** A kernel symbol that shows it is there, whatever the version says (distributions backport). */
+  symbol: string;
+  since: [number, number];
+  /** Without it: undefined when tlstap cannot run, else what the user gets instead. */
+  without?: string;
+}
+
+const KERNEL_FEATURES: readonly KernelFeature[] = [
+  { name: 'ring buffer', what: 'the BPF ring buffer', symbol: 'bpf_ringbuf_output', since: [5, 8] },
+  {
+    name: 'attach cookies',
+    what: 'BPF attach cookies',
+    symbol: 'bpf_get_attach_cookie_trace',
+    since: [5, 15],
+    without: 'one entry program per probed function, the file told apart by the page offset of its address',
+  },
+  {
+    name: 'uprobe_multi',
+    what: 'uprobe_multi links',
+    symbol: 'bpf_uprobe_multi_link_attach',
+    since: [6, 6],
+    without: 'one perf-event probe per function: attaching and detaching take longer',
+  },
+];
 
 function hasSymbol(kallsyms: string, name: string): boolean {
   return kallsyms.includes(` ${name}\n`) || kallsyms.includes(` ${name}\t`);
 }
 
-function checkKernel(env: DoctorEnv): DoctorCheck {
-  const version = parseKernelVersion(env.kernelRelease);
-  const name = 'kernel';
-  const upgrade = 'upgrade to Linux 5.15 or newer';
+/** Whether the kernel has a feature: by symbol when /proc/kallsyms tells, else by version (undefined: cannot tell). */
+function kernelHas(env: DoctorEnv, feature: KernelFeature): { has: boolean | undefined; how: string } {
   const kallsyms = env.readFile('/proc/kallsyms');
-  const release = `Linux ${env.kernelRelease}`;
   // A kallsyms without a core BPF symbol is no evidence either way (no CONFIG_KALLSYMS, or hidden).
   if (kallsyms !== undefined && hasSymbol(kallsyms, 'bpf_prog_put')) {
-    const missing: string[] = [];
-    if (!hasSymbol(kallsyms, RINGBUF_SYMBOL)) missing.push('the BPF ring buffer (5.8)');
-    if (!hasSymbol(kallsyms, COOKIE_SYMBOL)) missing.push('BPF attach cookies (5.15)');
-    if (missing.length === 0) {
-      return { name, status: 'ok', finding: `${release}: BPF ring buffer and attach cookies present` };
-    }
-    // The symbols say no; a new enough version says yes: do not fail on a renamed symbol.
-    if (version !== undefined && kernelAtLeast(version, 5, 15)) {
-      return {
-        name,
-        status: 'warn',
-        finding: `${release}: /proc/kallsyms does not list ${missing.join(' or ')} support`,
-        fix: 'if loading the probes fails, check the kernel configuration (CONFIG_BPF_EVENTS, CONFIG_UPROBE_EVENTS)',
-      };
-    }
-    return { name, status: 'fail', finding: `${release} lacks ${missing.join(' and ')}`, fix: upgrade };
+    return { has: hasSymbol(kallsyms, feature.symbol), how: `/proc/kallsyms ${hasSymbol(kallsyms, feature.symbol) ? 'lists' : 'lacks'} ${feature.symbol}` };
   }
-  return versionOnly(name, release, version, upgrade);
+  const version = parseKernelVersion(env.kernelRelease);
+  if (version === undefined) return { has: undefined, how: `cannot read a version in ${env.kernelRelease}` };
+  const [major, minor] = feature.since;
+  return { has: kernelAtLeast(version, major, minor), how: `version ${formatKernelVersion(version)}` };
 }
 
-function versionOnly(
-  name: string,
-  release: string,
-  version: KernelVersion | undefined,
-  upgrade: string,
-): DoctorCheck {
-  if (version === undefined) {
-    return { name, status: 'warn', finding: `cannot read a version in ${release}`, fix: upgrade };
+function checkKernelFeature(env: DoctorEnv, feature: KernelFeature): DoctorCheck {
+  const { name, what, without } = feature;
+  const since = `${feature.since[0]}.${feature.since[1]}`;
+  const release = `Linux ${env.kernelRelease}`;
+  const { has, how } = kernelHas(env, feature);
+  if (has === true) return { name, status: 'ok', finding: `${release} has ${what} (${how})` };
+  if (without !== undefined) {
+    const finding = has === false ? `${release} lacks ${what} (${since}; ${how})` : `${what} (${since}) unknown: ${how}`;
+    return { name, status: 'warn', finding: `${finding}; tlstap uses ${without}` };
   }
-  if (!kernelAtLeast(version, 5, 8)) {
-    return { name, status: 'fail', finding: `${release} has no BPF ring buffer (needs 5.8)`, fix: upgrade };
+  if (has === undefined) {
+    return { name, status: 'warn', finding: `${what} (${since}) unknown: ${how}`, fix: `tlstap needs Linux ${since} or newer` };
   }
-  if (!kernelAtLeast(version, 5, 15)) {
-    return {
-      name,
-      status: 'warn',
-      finding: `${release} predates BPF attach cookies (5.15); the probes load only if they were backported`,
-      fix: upgrade,
-    };
-  }
-  return {
-    name,
-    status: 'ok',
-    finding: `${release} (${formatKernelVersion(version)} >= 5.15: ring buffer and attach cookies)`,
-  };
+  return { name, status: 'fail', finding: `${release} lacks ${what} (${since}; ${how})`, fix: `upgrade to Linux ${since} or newer` };
 }
 
 function checkBtf(env: DoctorEnv): DoctorCheck {
-  const btf = env.stat(VMLINUX_BTF);
-  if (btf !== undefined) {
-    return { name: 'BTF', status: 'ok', finding: `kernel BTF at ${VMLINUX_BTF} (${Math.round(btf.size / 1024)} KiB)` };
+  const source = kernelBtfSource((path) => env.stat(path) !== undefined, env.kernelRelease);
+  if (source === VMLINUX_BTF) {
+    return { name: 'BTF', status: 'ok', finding: `kernel BTF at ${VMLINUX_BTF} (${Math.round(env.stat(source)!.size / 1024)} KiB)` };
+  }
+  if (source !== undefined) {
+    return { name: 'BTF', status: 'ok', finding: `no ${VMLINUX_BTF}; libbpf reads the kernel's BTF from ${source}` };
   }
   return {
     name: 'BTF',
-    status: 'fail',
-    finding: `no kernel BTF at ${VMLINUX_BTF}: the BPF program reads the kernel's socket structs with CO-RE, which needs it`,
-    fix: 'use a kernel built with CONFIG_DEBUG_INFO_BTF=y (the default in most distributions since 2020)',
+    status: 'warn',
+    finding:
+      `no kernel BTF (${VMLINUX_BTF} or libbpf's fallback paths such as /boot/vmlinux-${env.kernelRelease}): ` +
+      'every byte is captured, but socket addresses are unknown (--port/--host match nothing, HAR and pcapng lack real addresses)',
+    fix: 'pass --btf FILE (a vmlinux with BTF, or a .btf file for this kernel), or use a kernel built with CONFIG_DEBUG_INFO_BTF=y',
   };
 }
 
@@ -264,6 +277,33 @@ function checkTracefs(env: DoctorEnv): DoctorCheck {
     status: 'warn',
     finding: `tracefs is not mounted at ${TRACEFS} (syscall tracepoints need it)`,
     fix: `sudo mount -t tracefs nodev ${TRACEFS}`,
+  };
+}
+
+function checkSyscallTracepoints(env: DoctorEnv): DoctorCheck {
+  const name = 'syscall hooks';
+  const tracefs = tracefsMount(env) ?? (env.stat(join(DEBUGFS_TRACING, 'events')) !== undefined ? DEBUGFS_TRACING : undefined);
+  if (tracefs === undefined) {
+    return { name, status: 'warn', finding: 'unknown until tracefs is mounted (tlstap mounts it at start)' };
+  }
+  const has = (tracepoint: string): boolean => env.stat(join(tracefs, 'events', tracepoint, 'id')) !== undefined;
+  if (has('syscalls/sys_enter_read')) {
+    return { name, status: 'ok', finding: `per-syscall tracepoints in ${tracefs}/events/syscalls find each TLS call's fd` };
+  }
+  if (has('raw_syscalls/sys_enter')) {
+    return {
+      name,
+      status: 'warn',
+      finding:
+        'no per-syscall tracepoints (a kernel without CONFIG_FTRACE_SYSCALLS, such as Android GKI): ' +
+        'raw_syscalls:sys_enter finds the fds instead, at the cost of a hook run on every system call',
+    };
+  }
+  return {
+    name,
+    status: 'fail',
+    finding: `neither events/syscalls nor events/raw_syscalls in ${tracefs}: tlstap cannot find the fds of TLS calls`,
+    fix: 'use a kernel built with CONFIG_FTRACE_SYSCALLS=y (or at least syscall tracepoints, CONFIG_HAVE_SYSCALL_TRACEPOINTS)',
   };
 }
 
@@ -340,18 +380,27 @@ function checkAddon(env: DoctorEnv): DoctorCheck {
   return { name: 'native addon', status: 'ok', finding: path };
 }
 
+function checkLibbpf(env: DoctorEnv): DoctorCheck {
+  const path = addonCandidates(env.packageRoot).find((p) => env.stat(p) !== undefined);
+  const version = path === undefined ? undefined : env.libbpfVersion(path);
+  if (version === undefined) return { name: 'libbpf', status: 'warn', finding: 'version unknown (the native addon does not load)' };
+  return { name: 'libbpf', status: 'ok', finding: `${version}, in the native addon` };
+}
+
 /** Runs every check; `overrides` replaces parts of the system (for tests). */
 export async function runDoctor(overrides: Partial<DoctorEnv> = {}): Promise<DoctorCheck[]> {
   const env: DoctorEnv = { ...systemEnv(), ...overrides };
   return [
     checkPrivileges(env),
-    checkKernel(env),
+    ...KERNEL_FEATURES.map((feature) => checkKernelFeature(env, feature)),
     checkBtf(env),
     checkUprobes(env),
     checkTracefs(env),
+    checkSyscallTracepoints(env),
     checkSysctls(env),
     checkBpfObject(env),
     checkAddon(env),
+    checkLibbpf(env),
   ];
 }
 

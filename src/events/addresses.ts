@@ -94,3 +94,29 @@ export function connectionJson(conn: ConnectionInfo): string {
   const unknown = conn.local && conn.remote ? '' : `,"unknown":${JSON.stringify(conn.unknownReason ?? 'not seen')}`;
   return `{"id":${conn.id},"fd":${conn.fd},"local":${endpoint(conn.local)},"remote":${endpoint(conn.remote)}${unknown}}`;
 }
+
+/** An address given by a user (--host), as parseIpAddress returns it. */
+export type IpAddress = NonNullable<ReturnType<typeof parseIpAddress>>;
+
+/** Whether `ip` (as formatted in records) is `host`; IPv4 also matches its ::ffff: form on a dual-stack socket. */
+function ipIs(ip: string, host: IpAddress): boolean {
+  const parsed = parseIpAddress(ip);
+  if (!parsed) return false;
+  if (parsed.family === host.family) return parsed.bytes.equals(host.bytes);
+  return host.family === 'ipv4' && ip.startsWith('::ffff:') && parsed.bytes.subarray(12).equals(host.bytes);
+}
+
+/**
+ * The --port/--host test in user space, the same one the kernel makes (bpf/tlstap.bpf.c
+ * address_matches), for connections whose addresses became known only after their first calls
+ * (a memory BIO); undefined when neither is set. A connection without addresses does not match.
+ */
+export function addressFilter(port?: number, host?: IpAddress): ((conn: ConnectionInfo) => boolean) | undefined {
+  if (port === undefined && host === undefined) return undefined;
+  return (conn) => {
+    const { local, remote } = conn;
+    if (!local || !remote) return false;
+    if (port !== undefined && local.port !== port && remote.port !== port) return false;
+    return host === undefined || ipIs(local.ip, host) || ipIs(remote.ip, host);
+  };
+}

@@ -1,5 +1,6 @@
 import type { DecodedCall, DecodedConn, DecoderOutput } from './assemble.js';
 import type { ConnectionEvent, ConnectionInfo, TlsCall } from './types.js';
+import { CONN_REASONS, EVENT_LAYOUT } from './layout.js';
 
 /** Where tracked calls and connection records go. */
 export interface TrackerOutput {
@@ -18,6 +19,10 @@ export interface TrackerStats {
   fdConflicts: number;
   /** Connections whose open record was lost (their addresses are unknown). */
   missingOpens: number;
+  /** Connections an address filter (--port/--host) left out because their addresses never became known. */
+  unaddressedExcluded: number;
+  /** Who they were: `comm (pid P, connection C): reason`, the first few. */
+  unaddressedExcludedNames: string[];
 }
 
 interface Tracked {
@@ -30,10 +35,39 @@ interface Tracked {
   staleBatches: number;
   /** Whether its open record has gone out (an address filter may hold it back). */
   announced: boolean;
+  /**
+   * Calls held while an address filter waits for its addresses (a memory BIO learns its socket
+   * after its first calls); undefined when not waiting.
+   */
+  held?: { calls: TlsCall[]; bytes: number; overflow: number };
+  /** Batches it has waited for its socket without an address filter (see SOCKET_PATIENCE_BATCHES). */
+  socketWait: number;
+}
+
+/** The reason of a connection whose socket may still show up: a memory BIO writes it right after its calls. */
+const NO_FD_YET = CONN_REASONS[EVENT_LAYOUT.constants.REASON_NO_FD];
+
+/** Bytes held per connection waiting for its addresses; calls beyond are skipped and counted as missing. */
+const MAX_HELD_BYTES = 4 << 20;
+/** How many excluded connections the summary names. */
+const MAX_NAMED = 10;
+
+/** What decides which connections go out. */
+export interface TrackerFilters {
+  /** Connections this rejects never go out (the embedding tool's own choice). */
+  keep?: (conn: ConnectionInfo) => boolean;
+  /** --port/--host: a connection without addresses yet is held until they are known. */
+  address?: (conn: ConnectionInfo) => boolean;
 }
 
 /** Batches a connection may wait for a missing call before it is given up as dropped. */
 const PATIENCE_BATCHES = 2;
+/**
+ * Batches a memory-BIO connection's calls wait, without an address filter, for the socket write
+ * that follows them (microseconds later, so in the same or the next batch): its records then
+ * carry the addresses from the first call on. After that they go out without.
+ */
+const SOCKET_PATIENCE_BATCHES = 2;
 
 /**
  * Gives every call its connection (id, fd, addresses from the kernel's connection records) and
@@ -41,16 +75,26 @@ const PATIENCE_BATCHES = 2;
  * records of one connection were written on different CPUs.
  */
 export class ConnectionTracker implements DecoderOutput {
-  readonly stats: TrackerStats = { connections: 0, reordered: 0, missingCalls: 0, fdConflicts: 0, missingOpens: 0 };
+  readonly stats: TrackerStats = {
+    connections: 0,
+    reordered: 0,
+    missingCalls: 0,
+    fdConflicts: 0,
+    missingOpens: 0,
+    unaddressedExcluded: 0,
+    unaddressedExcludedNames: [],
+  };
   private readonly conns = new Map<number, Tracked>();
   private readonly stalled = new Set<Tracked>();
+  /** Connections whose calls wait briefly for their socket (no address filter). */
+  private readonly awaitingSocket = new Set<Tracked>();
   /** The latest timestamp seen, for the close records written at the end. */
   private lastTsNs = 0n;
 
-  /** `keep` decides whether a connection's records go out (the --port/--host filter). */
+  /** `filters` decide whether a connection's records go out. */
   constructor(
     private readonly out: TrackerOutput,
-    private readonly keep?: (conn: ConnectionInfo) => boolean,
+    private readonly filters: TrackerFilters = {},
   ) {}
 
   /** A connection record from the kernel. */
@@ -83,7 +127,7 @@ export class ConnectionTracker implements DecoderOutput {
       tracked.info = info;
     } else {
       this.stats.connections++;
-      this.conns.set(d.connId, { info, comm: d.comm, expected: 0, waiting: new Map(), staleBatches: 0, announced: false });
+      this.conns.set(d.connId, { info, comm: d.comm, expected: 0, waiting: new Map(), staleBatches: 0, announced: false, socketWait: 0 });
     }
     this.announce(this.conns.get(d.connId)!, d.tsNs);
   }
@@ -97,7 +141,7 @@ export class ConnectionTracker implements DecoderOutput {
       this.stats.missingOpens++;
       this.stats.connections++;
       const info: ConnectionInfo = { id: d.connId, pid: d.call.pid, ssl: d.call.ssl, fd: d.fd, unknownReason: 'its open record was lost (ring buffer full)' };
-      tracked = { info, comm: d.call.comm, expected: d.seq, waiting: new Map(), staleBatches: 0, announced: false };
+      tracked = { info, comm: d.call.comm, expected: d.seq, waiting: new Map(), staleBatches: 0, announced: false, socketWait: 0 };
       this.conns.set(d.connId, tracked);
       this.announce(tracked, d.call.tsNs);
     }
@@ -123,6 +167,9 @@ export class ConnectionTracker implements DecoderOutput {
     for (const tracked of this.stalled) {
       if (++tracked.staleBatches >= PATIENCE_BATCHES) this.release(tracked);
     }
+    for (const tracked of this.awaitingSocket) {
+      if (++tracked.socketWait >= SOCKET_PATIENCE_BATCHES) this.announce(tracked, this.lastTsNs, true);
+    }
   }
 
   /** The input has ended: every held call goes out, every connection still open is closed. */
@@ -133,16 +180,57 @@ export class ConnectionTracker implements DecoderOutput {
     }
   }
 
-  private announce(tracked: Tracked, tsNs: bigint): void {
-    if (tracked.announced || (this.keep && !this.keep(tracked.info))) return;
+  /** `force`: out without addresses, the wait for its socket is over. */
+  private announce(tracked: Tracked, tsNs: bigint, force = false): void {
+    if (tracked.announced) return;
+    const { keep, address } = this.filters;
+    if (keep && !keep(tracked.info)) return;
+    if (address && !address(tracked.info)) {
+      // Without addresses yet, the kernel sends its records so this can decide once they are known.
+      if (!tracked.info.local) tracked.held ??= { calls: [], bytes: 0, overflow: 0 };
+      else tracked.held = undefined;
+      return;
+    }
+    if (!address && !force && !tracked.info.local && tracked.info.unknownReason === NO_FD_YET) {
+      tracked.held ??= { calls: [], bytes: 0, overflow: 0 };
+      this.awaitingSocket.add(tracked);
+      return;
+    }
+    this.awaitingSocket.delete(tracked);
     tracked.announced = true;
-    this.out.connection({ type: 'open', tsNs, conn: tracked.info, comm: tracked.comm });
+    const held = tracked.held;
+    tracked.held = undefined;
+    // The open goes before the calls that waited for it.
+    const first = held?.calls[0]?.tsNs;
+    this.out.connection({ type: 'open', tsNs: first !== undefined && first < tsNs ? first : tsNs, conn: tracked.info, comm: tracked.comm });
+    if (!held) return;
+    held.calls.forEach((call, i) => {
+      if (i === 0 && held.overflow > 0) call.callsMissedBefore = (call.callsMissedBefore ?? 0) + held.overflow;
+      this.emit(tracked, call);
+    });
+    this.stats.missingCalls += held.overflow;
   }
 
   private emit(tracked: Tracked, call: TlsCall): void {
-    if (!tracked.announced) return;
+    if (!tracked.announced) {
+      this.hold(tracked, call);
+      return;
+    }
     call.conn = tracked.info;
     this.out.call(call);
+  }
+
+  /** Keeps a call of a connection waiting for its addresses (a copy: the batch's memory goes back). */
+  private hold(tracked: Tracked, call: TlsCall): void {
+    const held = tracked.held;
+    if (!held) return;
+    // Past the bound the earliest calls stay and later ones are skipped: a hole the outputs are told of.
+    if (held.bytes + call.data.length > MAX_HELD_BYTES || held.overflow > 0) {
+      held.overflow++;
+      return;
+    }
+    held.bytes += call.data.length;
+    held.calls.push({ ...call, data: Buffer.from(call.data) });
   }
 
   private drain(tracked: Tracked): void {
@@ -177,7 +265,17 @@ export class ConnectionTracker implements DecoderOutput {
   }
 
   private close(tracked: Tracked, tsNs: bigint, reason: string): void {
+    // A connection that waited for its socket in vain still has its calls to give.
+    if (this.awaitingSocket.has(tracked)) this.announce(tracked, tsNs, true);
     this.conns.delete(tracked.info.id);
+    if (tracked.held) {
+      const s = this.stats;
+      s.unaddressedExcluded++;
+      const info = tracked.info;
+      if (s.unaddressedExcludedNames.length < MAX_NAMED) {
+        s.unaddressedExcludedNames.push(`${tracked.comm} (pid ${info.pid}, connection ${info.id}): ${info.unknownReason ?? 'addresses not seen'}`);
+      }
+    }
     if (tracked.announced) this.out.connection({ type: 'close', tsNs, conn: tracked.info, comm: tracked.comm, reason });
   }
 }

@@ -1,3 +1,5 @@
+import { isDeepStrictEqual } from 'node:util';
+
 /**
  * The TypeScript mirror of the records in bpf/tlstap.h. test/layout.test.ts checks it
  * against the sizeof/offsetof values compiled into the native addon and against the
@@ -63,6 +65,8 @@ export const EVENT_LAYOUT = {
     MAX_INFLIGHT: 16384,
     MAX_CONNS: 65536,
     FUNC_COUNT: 19,
+    FILE_AMBIGUOUS: 0xffffff,
+    PAGE_OFFSET_MASK: 0xfff,
     FUNC_DATA_COUNT: 10,
     EVENT_DATA: 1,
     EVENT_CONN_OPEN: 2,
@@ -81,6 +85,7 @@ export const EVENT_LAYOUT = {
     REASON_SHUTDOWN: 5,
     REASON_FREE: 6,
     REASON_FD_CLOSED: 7,
+    REASON_NO_BTF: 8,
     CTR_RINGBUF_DROPPED_EVENTS: 0,
     CTR_RINGBUF_DROPPED_BYTES: 1,
     CTR_READ_FAULTS: 2,
@@ -99,6 +104,20 @@ export interface EventLayout {
   constants: Record<string, number>;
 }
 
+/**
+ * Whether records written with `recorded` (a recording's header) decode with this layout: the
+ * same record structs, and every constant it names has the value it has here. Constants added
+ * since (a new reason code, say) do not change how its records read.
+ */
+export function readsLayout(recorded: unknown): boolean {
+  if (typeof recorded !== 'object' || recorded === null) return false;
+  const r = recorded as Partial<EventLayout>;
+  const ours: EventLayout = EVENT_LAYOUT;
+  if (!isDeepStrictEqual([r.data, r.conn, r.counters], [ours.data, ours.conn, ours.counters])) return false;
+  if (typeof r.constants !== 'object' || r.constants === null) return false;
+  return Object.entries(r.constants).every(([name, value]) => ours.constants[name] === value);
+}
+
 /** The attach cookie: low byte the function, the rest the probed file's index (TLSTAP_COOKIE). */
 export function makeCookie(fileIndex: number, func: number): bigint {
   return (BigInt(fileIndex) << 8n) | BigInt(func);
@@ -115,4 +134,5 @@ export const CONN_REASONS: Readonly<Record<number, string>> = {
   5: 'SSL_shutdown',
   6: 'SSL_free',
   7: 'close() of its fd',
+  8: 'no kernel BTF to read its socket (pass --btf FILE)',
 };

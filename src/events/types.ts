@@ -141,6 +141,10 @@ export interface CaptureStats {
   fdConflicts?: number;
   /** Records this version could not decode (unknown kind, malformed). */
   unusableRecords?: number;
+  /** Connections --port/--host left out because their addresses never became known. */
+  unaddressedExcluded?: number;
+  /** Who they were, the first few: `comm (pid P, connection C): reason`. */
+  unaddressedExcludedNames?: string[];
 }
 
 /** A consumer of joined calls: an output format or a file writer. */

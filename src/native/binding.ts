@@ -54,6 +54,10 @@ export interface NativeLayout {
 export interface NativeBpfSession {
   setGlobal(section: string, name: string, value: Buffer): void;
   setMapMaxEntries(map: string, entries: number): void;
+  /** Before load: whether a program is loaded at all. */
+  setAutoload(program: string, autoload: boolean): void;
+  /** After load: writes one entry of a map. */
+  updateMapElem(map: string, key: Buffer, value: Buffer): void;
   load(): void;
   /** load() on a worker thread; every other call fails with EBUSY until the promise settles. */
   loadAsync(): Promise<void>;
@@ -84,7 +88,12 @@ export interface NativeAddon {
   init(classes: { BpfError: typeof BpfError }): void;
   layout(): NativeLayout;
   numPossibleCpus(): number;
-  BpfSession: new (objectPath: string) => NativeBpfSession;
+  /** The linked libbpf's version, e.g. `v1.1`. */
+  libbpfVersion(): string;
+  /** Whether the kernel lets programs of a type (enum bpf_prog_type) call a helper (enum bpf_func_id). */
+  probeHelper(progType: number, helperId: number): boolean;
+  /** btfPath replaces the kernel's BTF for CO-RE relocations (libbpf's btf_custom_path). */
+  BpfSession: new (objectPath: string, btfPath?: string) => NativeBpfSession;
 }
 
 /** The architectures tlstap ships a BPF object and a prebuilt addon for (Node's names, process.arch). */

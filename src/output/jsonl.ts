@@ -79,6 +79,9 @@ export interface SummaryRecord {
   untracked_calls?: number;
   fd_conflicts?: number;
   unusable_records?: number;
+  /** Connections --port/--host left out because their addresses never became known, and who they were. */
+  unaddressed_excluded?: number;
+  unaddressed_excluded_names?: string[];
 }
 
 /** The summary object for the end of a jsonl stream (write it as one JSON line). */
@@ -101,6 +104,9 @@ export function summaryRecord(stats: CaptureStats): SummaryRecord {
           fd_conflicts: stats.fdConflicts ?? 0,
           unusable_records: stats.unusableRecords ?? 0,
         }),
+    ...(stats.unaddressedExcluded
+      ? { unaddressed_excluded: stats.unaddressedExcluded, unaddressed_excluded_names: stats.unaddressedExcludedNames ?? [] }
+      : {}),
   };
 }
 

@@ -40,6 +40,13 @@ export function formatSummary(stats: CaptureStats): string {
     [stats.unusableRecords, 'records could not be decoded (a newer BPF program?)'],
   ];
   for (const [n, what] of others) if (n) out += `warning: ${n} ${what}\n`;
+  if (stats.unaddressedExcluded) {
+    const names = stats.unaddressedExcludedNames ?? [];
+    const more = stats.unaddressedExcluded - names.length;
+    out +=
+      `warning: --port/--host left out ${plural(stats.unaddressedExcluded, 'connection', 'connections')} whose addresses ` +
+      `never became known: ${names.join('; ')}${more > 0 ? `; and ${more} more` : ''}\n`;
+  }
   if (stats.eventsDropped > 0 || stats.bytesDropped > 0) {
     out +=
       `warning: the ring buffer was full ${plural(stats.eventsDropped, 'time', 'times')}; ` +

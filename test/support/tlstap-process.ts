@@ -6,6 +6,26 @@ import { fileURLToPath } from 'node:url';
 /** The compiled CLI entry point. */
 export const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 
+/** How tlstap is started: extra environment, a command that runs it (e.g. `unshare -m …`), and which tlstap. */
+export interface LaunchOptions {
+  /** Set over this process's environment. */
+  env?: Record<string, string>;
+  /** The command line before the tlstap command; it must exec its last arguments. */
+  prefix?: readonly string[];
+  /** The tlstap command (an installed `tlstap`); default: this node running this tree's compiled CLI. */
+  command?: readonly string[];
+}
+
+/** The whole command line that runs `tlstap ARGS` as `launch` says. */
+export function launchArgv(args: readonly string[], launch: LaunchOptions = {}): string[] {
+  return [...(launch.prefix ?? []), ...(launch.command ?? [process.execPath, CLI]), ...args];
+}
+
+function spawnCli(args: readonly string[], launch: LaunchOptions): ChildProcess {
+  const [command, ...rest] = launchArgv(args, launch);
+  return spawn(command!, rest, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...launch.env } });
+}
+
 /** A running tlstap whose probes are live. */
 export interface TlstapProcess {
   child: ChildProcess;
@@ -24,19 +44,9 @@ export interface TlstapExit {
   stderr: string;
 }
 
-/** How to run tlstap: the command before its arguments, and its environment. */
-export interface TlstapCommand {
-  argv: readonly string[];
-  env?: NodeJS.ProcessEnv;
-}
-
-/** This tree's compiled CLI, run by this node. */
-const LOCAL: TlstapCommand = { argv: [process.execPath, CLI] };
-
 /** Starts `tlstap ARGS` and resolves once it says its probes are attached. */
-export function startTlstap(args: readonly string[], timeoutMs = 30_000, command: TlstapCommand = LOCAL): Promise<TlstapProcess> {
-  const [file, ...before] = command.argv;
-  const child = spawn(file!, [...before, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: command.env ?? process.env });
+export function startTlstap(args: readonly string[], timeoutMs = 30_000, launch: LaunchOptions = {}): Promise<TlstapProcess> {
+  const child = spawnCli(args, launch);
   const out: Buffer[] = [];
   let err = '';
   child.stdout!.on('data', (b: Buffer) => out.push(b));
@@ -72,14 +82,13 @@ export function startTlstap(args: readonly string[], timeoutMs = 30_000, command
 }
 
 /** Runs `tlstap ARGS` to completion. */
-export async function runTlstap(args: readonly string[], timeoutMs = 60_000, command: TlstapCommand = LOCAL): Promise<TlstapExit> {
-  const [file, ...before] = command.argv;
-  const child = spawn(file!, [...before, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: command.env ?? process.env });
+export async function runTlstap(args: readonly string[], timeoutMs = 60_000, launch: LaunchOptions = {}): Promise<TlstapExit> {
+  const child = spawnCli(args, launch);
   const out: Buffer[] = [];
   let err = '';
-  child.stdout.on('data', (b: Buffer) => out.push(b));
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (s: string) => (err += s));
+  child.stdout!.on('data', (b: Buffer) => out.push(b));
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (s: string) => (err += s));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   return new Promise((resolve) => {
     child.once('close', (code, signal) => {
@@ -108,17 +117,17 @@ export interface CaptureRun {
  * Runs `fn` while `tlstap ARGS -o FILE` captures; stops it with SIGINT, checks it exited 0, and
  * returns what it wrote.
  */
-export async function captureWhile(args: readonly string[], fn: () => Promise<void>): Promise<CaptureRun> {
+export async function captureWhile(args: readonly string[], fn: (tlstap: TlstapProcess) => Promise<void>, launch: LaunchOptions = {}): Promise<CaptureRun> {
   const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'tlstap-e2e-'));
   try {
     const file = join(dir, 'out');
-    const tlstap = await startTlstap([...args, '-o', file]);
+    const tlstap = await startTlstap([...args, '-o', file], 30_000, launch);
     let exit: TlstapExit;
     try {
-      await fn();
+      await fn(tlstap);
     } finally {
       exit = await tlstap.stop('SIGINT');
     }
