@@ -10,6 +10,7 @@ import {
   CAP,
   formatKernelVersion,
   hasCap,
+  hasSymbol,
   kernelAtLeast,
   parseCapEff,
   parseKernelVersion,
@@ -145,10 +146,6 @@ function checkPrivileges(env: DoctorEnv): DoctorCheck {
 /** Kernel symbols that show a feature is there, whatever the version says (distributions backport). */
 const RINGBUF_SYMBOL = 'bpf_ringbuf_output';
 const COOKIE_SYMBOL = 'bpf_get_attach_cookie_trace';
-
-function hasSymbol(kallsyms: string, name: string): boolean {
-  return kallsyms.includes(` ${name}\n`) || kallsyms.includes(` ${name}\t`);
-}
 
 function checkKernel(env: DoctorEnv): DoctorCheck {
   const version = parseKernelVersion(env.kernelRelease);
