@@ -109,30 +109,33 @@ export const ADDON_FIX =
   `reinstall tlstap (its package holds prebuilt addons for linux-${SHIPPED_ARCHS.join(' and linux-')}); ` +
   'from a clone: `npm run build:native` (needs a C++ compiler and libbpf-dev, libelf-dev, zlib1g-dev)';
 
-let loaded: NativeAddon | undefined;
-
-/** Loads the addon once, the first candidate that loads; the error lists every path tried and why. */
-export function loadAddon(): NativeAddon {
-  if (loaded) return loaded;
+/** Loads the first of `paths` that loads; the error lists every path tried and why it was passed over. */
+export function loadFirstAddon(paths: readonly string[]): { addon: NativeAddon; path: string } {
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
-  for (const path of addonCandidates()) {
+  for (const path of paths) {
     if (!existsSync(path)) {
       tried.push(`${path}: missing`);
       continue;
     }
-    let addon: NativeAddon;
     try {
-      addon = require(path) as NativeAddon;
+      return { addon: require(path) as NativeAddon, path };
     } catch (error) {
       tried.push(`${path}: ${firstLine(error)}`);
-      continue;
     }
-    addon.init({ BpfError });
-    loaded = addon;
-    return addon;
   }
   throw new Error(`tlstap's native addon did not load; tried:\n  ${tried.join('\n  ')}\n${ADDON_FIX}`);
+}
+
+let loaded: NativeAddon | undefined;
+
+/** Loads the addon once, from the first of addonCandidates() that loads. */
+export function loadAddon(): NativeAddon {
+  if (loaded) return loaded;
+  const { addon } = loadFirstAddon(addonCandidates());
+  addon.init({ BpfError });
+  loaded = addon;
+  return addon;
 }
 
 /** Where the compiled BPF object `name` for an architecture is: build/bpf/<arch>/. */
