@@ -76,41 +76,45 @@ else
 	limit=1500
 fi
 
-# Runs QEMU with the given options; with a probe time, gives up when init has not spoken by then.
+# Runs QEMU with the given options until it ends or $limit s pass. With a probe time (KVM), returns 1
+# when the guest's init has not spoken by then or QEMU ended before it did: KVM does not work here.
 boot() {
 	local probe=$1
 	shift
 	rm -f "$share/out/serial.log" "$share/out/guest.rc"
-	"$qemu" "${common[@]}" "$@" &
+	"$qemu" "${common[@]}" "$@" 2> "$share/out/qemu.stderr" &
 	local pid=$! waited=0
 	while kill -0 "$pid" 2> /dev/null; do
 		if [ "$probe" -gt 0 ] && [ "$waited" -ge "$probe" ] && ! grep -q 'tlstap-vm: init' "$share/out/serial.log" 2> /dev/null; then
-			log "no init after ${probe} s under KVM: falling back to TCG"
-			kill "$pid"; wait "$pid" || true
-			return 1
+			kill "$pid"
+			break
 		fi
 		if [ "$waited" -ge "$limit" ]; then
 			log "the guest did not finish within $limit s"
-			kill "$pid"; wait "$pid" || true
-			return 2
+			kill "$pid"
+			break
 		fi
 		sleep 1
 		waited=$((waited + 1))
 	done
-	wait "$pid" || return 1
+	wait "$pid" || true
+	[ "$probe" -eq 0 ] || grep -q 'tlstap-vm: init' "$share/out/serial.log" 2> /dev/null
 }
 
 t1=$(date +%s)
 accel=tcg
-if [ ${#kvm[@]} -gt 0 ] && [ "${TLSTAP_VM_ACCEL:-auto}" != tcg ] && [ -w /dev/kvm ] && boot 30 "${kvm[@]}"; then
-	accel=kvm
-else
-	boot 0 "${tcg[@]}" || true
+if [ ${#kvm[@]} -gt 0 ] && [ "${TLSTAP_VM_ACCEL:-auto}" != tcg ] && [ -w /dev/kvm ]; then
+	if boot 30 "${kvm[@]}"; then
+		accel=kvm
+	else
+		log "KVM did not boot the guest ($(head -c 200 "$share/out/qemu.stderr" | tr '\n' ' ')): emulating it (TCG)"
+	fi
 fi
+[ "$accel" = kvm ] || boot 0 "${tcg[@]}"
 log "guest ($accel) ran $(($(date +%s) - t1)) s"
 if [ ! -f "$share/out/guest.rc" ] || [ "$(cat "$share/out/guest.rc")" != 0 ]; then
 	log "the guest failed (exit $(cat "$share/out/guest.rc" 2> /dev/null || echo none)); serial console:"
-	tail -n 60 "$share/out/serial.log" >&2 || true
+	tail -n 60 "$share/out/serial.log" "$share/out/qemu.stderr" >&2 || true
 	log "kept $share"
 	exit 1
 fi

@@ -43,8 +43,8 @@ include=$(IFS=,; echo "${packages[*]}")
 mmdebstrap --quiet --variant=extract --architectures="$arch" --include="$include" \
 	--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
 	--dpkgopt='path-exclude=/usr/share/locale/*' \
-	--extract-hook="set -e; cd '$work/debs'; apt-get -q -o APT::Sandbox::User=root download linux-image-$arch; \
-		apt-get -q -o APT::Sandbox::User=root download \$(dpkg-deb -f linux-image-${arch}_*.deb Depends | grep -o 'linux-image-[^ ,]*')" \
+	--extract-hook="set -e; cd '$work/debs'; apt-get -qq -o APT::Sandbox::User=root download linux-image-$arch; \
+		apt-get -qq -o APT::Sandbox::User=root download \$(dpkg-deb -f linux-image-${arch}_*.deb Depends | grep -o 'linux-image-[^ ,]*')" \
 	bookworm "$work/root" "${sources[@]}" >&2
 
 kdeb=$(ls "$work"/debs/linux-image-[0-9]*.deb)
