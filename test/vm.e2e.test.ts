@@ -79,6 +79,7 @@ for (const [arch, facts] of Object.entries(ARCHES)) {
       return;
     }
     const dir = mkdtempSync(join(tmpdir(), `tlstap-vm-${arch}-`));
+    let passed = false;
     try {
       const served = randomBytes(SERVED_BYTES);
       const file = join(dir, 'served.bin');
@@ -102,8 +103,11 @@ for (const [arch, facts] of Object.entries(ARCHES)) {
       // 6.1 has no uprobe_multi: the probes are perf events, one per function entry and return.
       assert.equal(result.uprobe_multi_symbols, 0);
       assert.ok(result.perf_events >= 2 * 4, `perf-event fds of tlstap: ${result.perf_events}`);
+      passed = true;
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      // A failure keeps the guest's output (serial log, tlstap's stderr, the capture) for a look.
+      if (passed) rmSync(dir, { recursive: true, force: true });
+      else t.diagnostic(`kept ${dir}/share/out`);
     }
   });
 }
