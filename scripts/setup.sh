@@ -17,8 +17,9 @@ action=${1:-}
 # Both architectures from any host (scripts/build-bpf.sh, scripts/build-native.sh): the cross
 # toolchains and each architecture's libbpf, libelf and zlib archives (linked into the addon);
 # linux-libc-dev of each architecture has its asm/ptrace.h for the BPF object; qemu-user-static runs
-# the arm64 addon in a test.
-cross=(crossbuild-essential-arm64 libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 qemu-user-static)
+# the arm64 addon in a test, in Debian's arm64 Node 18 (unpacked below); libssl3:arm64 is the foreign
+# library discovery must skip (test/targets.test.ts).
+cross=(crossbuild-essential-arm64 libbpf-dev:arm64 libelf-dev:arm64 zlib1g-dev:arm64 libssl3:arm64 qemu-user-static)
 case "$(dpkg --print-architecture)" in
 amd64) ;;
 arm64) cross=(crossbuild-essential-amd64 libbpf-dev:amd64 libelf-dev:amd64 zlib1g-dev:amd64 qemu-user-static) ;;
@@ -47,6 +48,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 	if ! dpkg --print-foreign-architectures | grep -qx "$foreign"; then dpkg --add-architecture "$foreign"; fi
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's arm64 Node 18, unpacked into build/arm64-node (qemu-aarch64-static -L build/arm64-node runs it),
+# never installed: nodejs:arm64 or libnode108:arm64 would make apt replace the installed amd64 nodejs.
+arm64_node=(nodejs:arm64 libnode108:arm64 libuv1:arm64 libicu72:arm64 libc-ares2:arm64 libbrotli1:arm64
+	libnghttp2-14:arm64 node-acorn node-cjs-module-lexer node-undici)
+if [ "$(dpkg --print-architecture)" = amd64 ] && [ ! -x build/arm64-node/usr/bin/node ]; then
+	rm -rf build/arm64-node.tmp && mkdir -p build/arm64-node.tmp
+	(cd build/arm64-node.tmp && apt-get download -qq "${arm64_node[@]}" && for deb in *.deb; do dpkg -x "$deb" .; done && rm ./*.deb)
+	mv build/arm64-node.tmp build/arm64-node
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

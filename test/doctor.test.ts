@@ -94,6 +94,7 @@ function fakeEnv(files: Record<string, string | FileInfo> = {}, over: Partial<Do
     [`${ROOT}/bpf/tlstap.h`]: { size: 3000, mtimeMs: 1000, isDirectory: false },
     [`${ROOT}/native/build/Release/tlstap_native.node`]: { size: 90000, mtimeMs: 2000, isDirectory: false },
     [`${ROOT}/native/src/addon.cc`]: { size: 1500, mtimeMs: 1000, isDirectory: false },
+    [`${ROOT}/tsconfig.json`]: { size: 500, mtimeMs: 1000, isDirectory: false },
     ...files,
   };
   return {
@@ -228,6 +229,16 @@ test('runDoctor: a missing or stale BPF object and addon say how to build them',
   assert.equal(stale['BPF object']!.status, 'warn');
   assert.match(stale['BPF object']!.finding, /older than .*bpf\/tlstap\.h/);
   assert.equal(stale['native addon']!.status, 'warn');
+
+  // An installed package (no tsconfig.json): npm dates each file by when it was unpacked; no warning.
+  const installed = await checks(
+    fakeEnv({
+      [`${ROOT}/tsconfig.json`]: '',
+      [`${ROOT}/bpf/tlstap.h`]: { size: 3000, mtimeMs: 3000, isDirectory: false },
+    }),
+  );
+  assert.equal(installed['BPF object']!.status, 'ok');
+  assert.equal(installed['native addon']!.status, 'ok');
 
   const broken = await checks(fakeEnv({}, { loadAddon: () => 'libbpf.so.1: cannot open shared object file' }));
   assert.equal(broken['native addon']!.status, 'fail');

@@ -4,11 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SHIPPED_ARCHS, addonCandidates, bpfObjectFile, loadFirstAddon } from '../src/native/binding.js';
+import { BpfError, SHIPPED_ARCHS, addonCandidates, bpfObjectFile, bpfObjectPath, loadAddon, loadFirstAddon } from '../src/native/binding.js';
 import { packageRoot } from '../src/util/package-root.js';
+import { EVENT_LAYOUT } from '../src/events/layout.js';
 
 const ROOT = packageRoot();
 
@@ -116,4 +117,52 @@ test('the loader takes the first candidate that loads, and lists every path it p
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a failed open is an error, never a session: libbpf\'s words for its own codes, libelf\'s message in the log', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-open-'));
+  try {
+    // Cut inside the section headers: libelf itself fails, through native/src/static_link.c.
+    const truncated = join(dir, 'truncated.bpf.o');
+    writeFileSync(truncated, readFileSync(bpfObjectPath()).subarray(0, 100));
+    const { BpfSession } = loadAddon();
+    assert.throws(
+      () => new BpfSession(truncated),
+      (error: unknown) => {
+        assert.ok(error instanceof BpfError);
+        assert.equal(error.op, 'bpf_object__open_file');
+        assert.equal(error.errno, 4001); // LIBBPF_ERRNO__FORMAT
+        assert.match(error.message, /bpf_object__open_file failed: BPF object format invalid/);
+        assert.match(error.libbpfLog, /invalid `Elf' handle/);
+        return true;
+      },
+    );
+    assert.throws(() => new BpfSession(join(dir, 'missing.bpf.o')), (error: unknown) => error instanceof BpfError && error.code === 'ENOENT');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('in arm64 Node 18 under qemu-user, the linux-arm64 addon loads, its layout is the mirror, and it opens the arm64 object', (t) => {
+  // scripts/setup.sh unpacks Debian's arm64 node and its libraries here; qemu -L looks there first.
+  const sysroot = join(ROOT, 'build', 'arm64-node');
+  const node = join(sysroot, 'usr', 'bin', 'node');
+  const qemu = '/usr/bin/qemu-aarch64-static';
+  if (!existsSync(node) || !existsSync(qemu)) {
+    if (process.env.CI === 'true') assert.fail(`${node} or ${qemu} is missing: run scripts/setup.sh`);
+    t.skip(`${node} or ${qemu} is missing: run scripts/setup.sh`);
+    return;
+  }
+  const script = `
+    const { loadAddon, bpfObjectPath } = await import(${JSON.stringify(join(ROOT, 'dist', 'src', 'native', 'binding.js'))});
+    const addon = loadAddon();
+    const session = new addon.BpfSession(bpfObjectPath());
+    session.close();
+    console.log(JSON.stringify({ arch: process.arch, version: process.version, object: bpfObjectPath(), layout: addon.layout() }));`;
+  const out = execFileSync(qemu, ['-L', sysroot, node, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+  const seen = JSON.parse(out) as { arch: string; version: string; object: string; layout: unknown };
+  assert.equal(seen.arch, 'arm64');
+  assert.match(seen.version, /^v18\./);
+  assert.equal(seen.object, bpfObjectFile('tlstap.bpf.o', ROOT, 'arm64'));
+  assert.deepEqual(seen.layout, EVENT_LAYOUT);
 });

@@ -46,7 +46,8 @@ const NSPR_FUNCTIONS = ['PR_Read', 'PR_Write', 'PR_Recv', 'PR_Send', 'PR_Close']
 
 /** The upstream version of an installed Debian package: 2:4.35-1 → 4.35, 3.7.9-2+deb12u6 → 3.7.9. */
 function debianVersion(pkg: string): string {
-  const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
+  // One line per installed architecture (libssl3 and libssl3:arm64 on a cross-building host): the same version.
+  const v = execFileSync('dpkg-query', ['-W', '-f=${Version}\n', pkg], { encoding: 'utf8' }).split('\n')[0]!;
   return v.replace(/^\d+:/, '').replace(/-[^-]*$/, '');
 }
 
@@ -623,6 +624,22 @@ test('system discovery also finds a library only a container process sees', asyn
     assert.equal(container[0]!.source, 'system');
   } finally {
     await stop(child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("system discovery skips another architecture's copy of a library, saying which it is built for", async () => {
+  // scripts/setup.sh installs arm64 packages (libssl3:arm64 among them) to cross-build the addon.
+  const foreign = '/usr/lib/aarch64-linux-gnu/libssl.so.3';
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-targets-'));
+  try {
+    copyFileSync(realpathSync(foreign), join(dir, 'libssl.so.3'));
+    copyFileSync(realpathSync(LIBSSL), join(dir, 'libssl.so.1.1'));
+    const skipped: string[] = [];
+    const targets = await systemTargets({ libraryDirs: [dir], executables: false, onSkip: (path, reason) => skipped.push(`${path}: ${reason}`) });
+    assert.deepEqual(targets.map((t) => t.displayPath), [join(dir, 'libssl.so.1.1')]);
+    assert.deepEqual(skipped, [`${join(dir, 'libssl.so.3')}: built for aarch64, not for this x86_64 machine`]);
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -287,6 +287,14 @@ function newest(env: DoctorEnv, paths: string[]): { path: string; mtimeMs: numbe
   return best;
 }
 
+/**
+ * Whether the package root is a source tree (a clone, where builds happen), not an installed package:
+ * npm gives an installed package's files the time they were unpacked, so their order means nothing.
+ */
+function isSourceTree(env: DoctorEnv): boolean {
+  return env.stat(join(env.packageRoot, 'tsconfig.json')) !== undefined;
+}
+
 function checkBpfObject(env: DoctorEnv): DoctorCheck {
   const root = env.packageRoot;
   const object = bpfObjectFile('tlstap.bpf.o', root);
@@ -296,7 +304,7 @@ function checkBpfObject(env: DoctorEnv): DoctorCheck {
     return { name: 'BPF object', status: 'fail', finding: `${object} is missing`, fix: build };
   }
   const source = newest(env, [join(root, 'bpf', 'tlstap.bpf.c'), join(root, 'bpf', 'tlstap.h')]);
-  if (source.mtimeMs > info.mtimeMs) {
+  if (isSourceTree(env) && source.mtimeMs > info.mtimeMs) {
     return { name: 'BPF object', status: 'warn', finding: `${object} is older than ${source.path}`, fix: build };
   }
   return { name: 'BPF object', status: 'ok', finding: object };
@@ -323,7 +331,7 @@ function checkAddon(env: DoctorEnv): DoctorCheck {
   const srcDir = join(root, 'native', 'src');
   const sources = env.listDir(srcDir).map((f) => join(srcDir, f));
   const source = newest(env, [...sources, join(root, 'bpf', 'tlstap.h')]);
-  if (source.mtimeMs > env.stat(path)!.mtimeMs) {
+  if (isSourceTree(env) && source.mtimeMs > env.stat(path)!.mtimeMs) {
     return { name: 'native addon', status: 'warn', finding: `${path} is older than ${source.path}`, fix: build };
   }
   return { name: 'native addon', status: 'ok', finding: path };

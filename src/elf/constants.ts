@@ -113,3 +113,15 @@ export const MACHINE_NAMES: ReadonlyMap<number, string> = new Map([
   [247, 'bpf'],
   [258, 'loongarch'],
 ]);
+
+/** The short architecture name (MACHINE_NAMES) of the programs Node runs as, by process.arch. */
+export const NODE_ARCH_MACHINES: Readonly<Record<string, string>> = {
+  ia32: 'i386',
+  x64: 'x86_64',
+  arm: 'arm',
+  arm64: 'aarch64',
+  ppc64: 'ppc64',
+  s390x: 's390x',
+  riscv64: 'riscv',
+  loong64: 'loongarch',
+};

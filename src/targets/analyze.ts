@@ -19,6 +19,8 @@ export interface FileAnalysis {
   flavour: ProbeTarget['flavour'];
   version?: string;
   buildId?: string;
+  /** The architecture the file is built for ('x86_64', 'aarch64', ...: ElfFile.machineName). */
+  machine: string;
 }
 
 /** A file found somewhere, identified by device and inode, not yet looked into. */
@@ -71,7 +73,7 @@ async function analyzeSymbols(openPath: string): Promise<SymbolAnalysis> {
     // Only the APIs the file implements count: libssl lacks no gnutls_* function. With none (a
     // stripped library, an ordinary program), every plaintext function is missing.
     const families = familiesDefined(new Set(found.keys()));
-    if (families.length === 0) return { functions: [], missing: [...TLS_FUNCTIONS] };
+    if (families.length === 0) return { functions: [], missing: [...TLS_FUNCTIONS], machine: elf.machineName };
     const wanted = new Set<ProbedFunction>(families.flatMap((f) => [...f.data, ...f.lifecycle]));
     const functions: ProbeFunction[] = [];
     const missing: ProbedFunction[] = [];
@@ -86,7 +88,7 @@ async function analyzeSymbols(openPath: string): Promise<SymbolAnalysis> {
       if (fn.version !== undefined) probe.version = fn.version;
       functions.push(probe);
     }
-    const analysis: SymbolAnalysis = { functions, missing };
+    const analysis: SymbolAnalysis = { functions, missing, machine: elf.machineName };
     const buildId = await elf.buildId();
     if (buildId !== undefined) analysis.buildId = buildId;
     return analysis;

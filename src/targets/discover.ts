@@ -3,6 +3,7 @@ import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { ElfError } from '../elf/index.js';
+import { NODE_ARCH_MACHINES } from '../elf/constants.js';
 import { TLS_FUNCTIONS } from '../events/types.js';
 import { analyzeFile, toTarget } from './analyze.js';
 import type { AnalyzeOptions, Candidate, FileAnalysis } from './analyze.js';
@@ -251,7 +252,10 @@ async function processCandidates(): Promise<ProcessCandidates> {
   };
 }
 
-/** Analyses candidates in parallel; unreadable ones are reported and dropped. */
+/** The architecture of the programs this machine runs natively. */
+const HOST_MACHINE: string | undefined = NODE_ARCH_MACHINES[process.arch];
+
+/** Analyses candidates in parallel; unreadable ones and another architecture's are reported and dropped. */
 async function analyzeAll(
   candidates: readonly Candidate[],
   options: { onSkip?: (path: string, reason: string) => void; flavour?: boolean },
@@ -261,8 +265,12 @@ async function analyzeAll(
   const out: { candidate: Candidate; analysis: FileAnalysis }[] = [];
   results.forEach((r, i) => {
     const candidate = candidates[i]!;
-    if (r.status === 'fulfilled') out.push({ candidate, analysis: r.value });
-    else onSkip?.(candidate.displayPath, reasonOf(r.reason));
+    if (r.status === 'rejected') onSkip?.(candidate.displayPath, reasonOf(r.reason));
+    // Another architecture's copy (a multiarch or qemu-user library) runs no code here that a uprobe
+    // could catch, and under qemu-user a breakpoint written into it would corrupt the emulated program.
+    else if (HOST_MACHINE !== undefined && r.value.machine !== HOST_MACHINE) {
+      onSkip?.(candidate.displayPath, `built for ${r.value.machine}, not for this ${HOST_MACHINE} machine`);
+    } else out.push({ candidate, analysis: r.value });
   });
   return out;
 }
