@@ -72,5 +72,6 @@ const problems = [
   result.curl_read.sha256 !== result.served.sha256 && "the plaintext of curl's reads is not the served file",
 ].filter(Boolean);
 for (const p of problems) console.log(`MISMATCH: ${p}`);
+if (result.tlstap_exit !== 0) console.log(`tlstap's last lines:\n${(read('tlstap.stderr') ?? '').split('\n').slice(-15).join('\n')}`);
 console.log(problems.length === 0 ? 'match: the captured plaintext is the served file' : `${problems.length} problem(s)`);
 process.exit(problems.length === 0 ? 0 : 1);
