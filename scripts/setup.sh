@@ -29,10 +29,13 @@ amd64) ;;
 arm64) cross=(crossbuild-essential-amd64 libbpf-dev:amd64 libelf-dev:amd64 zlib1g-dev:amd64 qemu-user-static) ;;
 *) echo "setup: tlstap builds on amd64 or arm64 hosts, not $(dpkg --print-architecture)" >&2; exit 1 ;;
 esac
+# The VM test (scripts/vm-test.sh): QEMU for both architectures, mmdebstrap for the guests' root file
+# systems, cpio for their initramfs, kmod (depmod) for their module index.
+vm=(qemu-system-x86 qemu-system-arm mmdebstrap cpio kmod)
 packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
 	curl openssl ca-certificates bpftool binutils nginx tshark
 	wget android-boringssl libnss3-dev libnss3-tools golang-go
-	python3-requests python3-httpx python3-aiohttp mitmproxy "${cross[@]}"
+	python3-requests python3-httpx python3-aiohttp mitmproxy "${cross[@]}" "${vm[@]}"
 	gcc android-libboringssl:arm64 zip)
 
 missing=()

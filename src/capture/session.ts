@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { hasSymbol, kernelAtLeast, parseKernelVersion } from '../doctor/probe.js';
 import { BpfError, bpfObjectPath, loadAddon } from '../native/binding.js';
 import type { NativeBpfSession } from '../native/binding.js';
 import { EVENT_LAYOUT, makeCookie } from '../events/layout.js';
@@ -282,7 +285,7 @@ export class CaptureSession {
 
 /** uprobe_multi links where allowed, then one perf-event probe per function (what kernels before 6.6 get). */
 function linkKinds(settings: KernelSettings, paths: KernelPaths): boolean[] {
-  return settings.perProbeLinks === true || !paths.attachCookies ? [false] : [true, false];
+  return settings.perProbeLinks === true || !paths.attachCookies || !kernelHasUprobeMulti() ? [false] : [true, false];
 }
 
 /** What this kernel offers (tracefs mounted if need be), less what the switches turn off. */
@@ -316,6 +319,22 @@ function planLoad(settings: KernelSettings): LoadPlan {
     btfFile: settings.btfPath ?? empty?.path,
     done: () => empty?.remove(),
   };
+}
+
+/**
+ * Whether the kernel has uprobe_multi links: 6.6 has them; an older one only if they were backported,
+ * which its link attach function in /proc/kallsyms shows (read only then: it takes a few hundred ms).
+ * It must be asked first: an older kernel (Debian's 6.1) loads the programs made for these links and
+ * only refuses the attach, with EINVAL.
+ */
+function kernelHasUprobeMulti(): boolean {
+  const version = parseKernelVersion(release());
+  if (version === undefined || kernelAtLeast(version, 6, 6)) return true;
+  try {
+    return hasSymbol(readFileSync('/proc/kallsyms', 'utf8'), 'bpf_uprobe_multi_link_attach');
+  } catch {
+    return false;
+  }
 }
 
 /** Whether a failed load for `multi` links is retried with per-probe links: a libbpf failure is. */

@@ -11,6 +11,7 @@ import {
   CAP,
   formatKernelVersion,
   hasCap,
+  hasSymbol,
   kernelAtLeast,
   parseCapEff,
   parseKernelVersion,
@@ -180,9 +181,6 @@ const KERNEL_FEATURES: readonly KernelFeature[] = [
   },
 ];
 
-function hasSymbol(kallsyms: string, name: string): boolean {
-  return kallsyms.includes(` ${name}\n`) || kallsyms.includes(` ${name}\t`);
-}
 
 /** Whether the kernel has a feature: by symbol when /proc/kallsyms tells, else by version (undefined: cannot tell). */
 function kernelHas(env: DoctorEnv, feature: KernelFeature): { has: boolean | undefined; how: string } {

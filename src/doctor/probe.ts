@@ -44,6 +44,11 @@ export function kernelAtLeast(version: KernelVersion, major: number, minor: numb
   return compareKernelVersions(version, { major, minor, patch: 0 }) >= 0;
 }
 
+/** Whether /proc/kallsyms text lists the kernel symbol `name`. */
+export function hasSymbol(kallsyms: string, name: string): boolean {
+  return kallsyms.includes(` ${name}\n`) || kallsyms.includes(` ${name}\t`);
+}
+
 /** `major.minor.patch`. */
 export function formatKernelVersion(v: KernelVersion): string {
   return `${v.major}.${v.minor}.${v.patch}`;
