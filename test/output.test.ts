@@ -172,6 +172,16 @@ test('hex: header, then a hexdump -C style dump', async () => {
   assert.equal(lines[3], '');
 });
 
+test('jsonl: bytes with a NUL are binary even when valid UTF-8 (an HTTP/2 frame header), so base64', async () => {
+  // A SETTINGS frame then HEADERS: length, type, flags and stream id are mostly zero bytes, all ASCII.
+  const frames = Buffer.from('000006040000000000000300000064000004010000000182', 'hex');
+  const out = await render('jsonl', [call(frames), call('no nul here \x01')]);
+  const [h2, plain] = out.trimEnd().split('\n').map((l) => JSON.parse(l) as DataRecord) as [DataRecord, DataRecord];
+  assert.equal(h2.text, undefined);
+  assert.deepEqual(Buffer.from(h2.base64!, 'base64'), frames);
+  assert.equal(plain.text, 'no nul here \x01');
+});
+
 test('hexdump: short lines keep the ASCII column in place', () => {
   for (let n = 1; n <= 17; n++) {
     const lines = hexdump(Buffer.alloc(n, 0x41)).split('\n');
@@ -185,7 +195,7 @@ test('hexdump: short lines keep the ASCII column in place', () => {
 
 test('jsonl: one object per call with every field, and the lines parse back', async () => {
   const out = await render('jsonl', [
-    call('GET / HTTP/1.1\r\n"quoted" \\ tab\t naïve ✓ 😀 \x00\x1f\x7f'),
+    call('GET / HTTP/1.1\r\n"quoted" \\ tab\t naïve ✓ 😀 \x01\x1f\x7f'),
     call(Buffer.from([0x16, 0x03, 0x01, 0xff, 0xfe]), { fileIndex: 1, dir: 'read', func: 'SSL_read', truncated: 7, lost: 3 }),
     call(Buffer.alloc(0), { fileIndex: 9, comm: 'we"ird\\' }),
   ]);
@@ -205,7 +215,7 @@ test('jsonl: one object per call with every field, and the lines parse back', as
     [a.pid, a.tid, a.uid, a.comm, a.func, a.dir, a.file, a.ssl],
     [4242, 4243, 1000, 'curl', 'SSL_write', 'write', ctx.files[0], '0x55d0a1b2c3d0'],
   );
-  assert.equal(a.text, 'GET / HTTP/1.1\r\n"quoted" \\ tab\t naïve ✓ 😀 \x00\x1f\x7f');
+  assert.equal(a.text, 'GET / HTTP/1.1\r\n"quoted" \\ tab\t naïve ✓ 😀 \x01\x1f\x7f');
   assert.equal(a.len, Buffer.byteLength(a.text!));
   // Not UTF-8: base64, and no text field.
   assert.equal(b.text, undefined);

@@ -149,7 +149,7 @@ interface CallMiddle {
   bytes: Buffer;
 }
 
-/** `jsonl`: every captured byte of every call, as `text` when valid UTF-8, else `base64`. */
+/** `jsonl`: every captured byte of every call, as `text` when valid UTF-8 without NUL, else `base64`. */
 export class JsonlFormat implements CallEncoder {
   /** The wall-clock second of the latest line, and "2024-05-01T12:34:56." for it. */
   private second = Number.NaN;
@@ -173,7 +173,8 @@ export class JsonlFormat implements CallEncoder {
   /** Appends one JSON object and a newline. */
   encode(call: TlsCall, target: ByteTarget): void {
     const data = call.data;
-    const text = isUtf8(data);
+    // A NUL marks binary that happens to be valid UTF-8 (HTTP/2 frame headers): base64 keeps it readable.
+    const text = isUtf8(data) && data.indexOf(0) === -1;
     this.putHead(call, text, target);
     if (text) {
       this.escaper ??= new JsonEscaper();
