@@ -15,10 +15,11 @@ action=${1:-}
 # (GnuTLS), android-boringssl (bssl-tool, BoringSSL's libssl.so.0), libnss3-dev (builds the NSS test
 # client) and libnss3-tools; golang-go (Debian's Go 1.19) builds the Go test programs
 # (fixtures/go/build.sh, which also fetches esbuild builds of other Go releases from npm) and checks
-# them (go tool nm, go version -m); llvm's llvm-objdump disassembles their arm64 code.
+# them (go tool nm, go version -m); llvm's llvm-objdump disassembles their arm64 code. chromium (driven
+# headless by playwright-core, never a downloaded browser) tests the --web page.
 packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ python3 libssl-dev
 	curl openssl ca-certificates bpftool binutils nginx tshark
-	wget android-boringssl libnss3-dev libnss3-tools golang-go)
+	wget android-boringssl libnss3-dev libnss3-tools golang-go chromium)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -85,7 +85,7 @@ test('curl over HTTP/1.1 and HTTP/2 in Chromium: live rows, filter, headers, exa
     }
     assert.equal((await get(`${base}api/rows?after=0&token=${token}`)).status, 200);
 
-    const page = await browser.context.newPage();
+    const page = browser.page;
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(url);
@@ -152,7 +152,8 @@ test('curl over HTTP/1.1 and HTTP/2 in Chromium: live rows, filter, headers, exa
 
     // The capture stops; the view stays, and its HAR of every row equals --har's.
     tlstap.child.kill('SIGINT');
-    await waitFor(tlstap.stderr, /HAR with 3 entries written/);
+    const written = await waitFor(tlstap.stderr, /HAR with (\d+) entries written/);
+    assert.equal(written[1], '3', tlstap.stderr());
     await page.waitForSelector('#live:text("input ended")');
     await page.fill('#filter', '');
     await page.press('#filter', 'Enter');

@@ -424,6 +424,7 @@ async function main() {
   });
   $('filter').addEventListener('keydown', (e) => {
     if (e.key === 'Enter') {
+      filterText = e.target.value;
       clearTimeout(timer);
       void applyFilter();
     }

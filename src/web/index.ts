@@ -51,6 +51,11 @@ export async function openWebView(address: WebAddress, ctx: CaptureContext, opts
     stopping ??= server.close().finally(() => store.remove());
     return stopping;
   };
+  // Stop signals end the view (and remove the spool) unless a capture handles them already.
+  const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const onSignal = () => void shutdown().then(() => process.exit(process.exitCode ?? 0));
+  const listenForStop = () => STOP_SIGNALS.forEach((s) => process.once(s, onSignal));
+  if (STOP_SIGNALS.every((s) => process.listenerCount(s) === 0)) listenForStop();
   const view: WebView = {
     url: server.url,
     exchange: (ex) => store.exchange(ex),
@@ -65,9 +70,8 @@ export async function openWebView(address: WebAddress, ctx: CaptureContext, opts
     close: async () => {
       if (opts.closeAtEnd) return shutdown();
       log(`tlstap: the input ended; the web view stays at ${server.url} until Ctrl-C`);
-      const onSignal = () => void shutdown().then(() => process.exit(process.exitCode ?? 0));
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      STOP_SIGNALS.forEach((s) => process.removeListener(s, onSignal));
+      listenForStop();
     },
   };
   opts.tracker.subscribe(view);
