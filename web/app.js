@@ -305,7 +305,10 @@ async function showConnection(key) {
   for (const it of items.slice(0, 2000)) {
     if (it.kind === 'exchange') {
       const r = bySeq.get(it.seq);
-      list.append(el('div', { class: 'item exch', onclick: () => showExchange(it.seq) }, `${fmtTime(it.time)} #${it.seq} ${r ? `${r[F.method]} ${r[F.path]} → ${r[F.status] || 'no response'} (${fmtSize(r[F.size])})` : ''}`));
+      // An exchange: its request, then its response (click for the detail).
+      const open = () => showExchange(it.seq);
+      list.append(el('div', { class: 'item exch write', onclick: open }, `${fmtTime(it.time)} #${it.seq} → ${r ? `${r[F.method]} ${r[F.host]}${r[F.path]} ${r[F.protocol]}${r[F.stream] >= 0 ? ` stream ${r[F.stream]}` : ''}` : ''}`));
+      list.append(el('div', { class: 'item exch read', onclick: open }, `#${it.seq} ← ${r ? `${r[F.status] || 'no response'} (${fmtSize(r[F.size])}, ${fmtMs(r[F.duration])})${r[F.incomplete] ? ` incomplete: ${r[F.incomplete]}` : ''}` : ''}`));
     } else {
       const div = el('div', { class: `item ${it.dir}` }, `${fmtTime(it.time)} ${it.dir} ${it.totalLen} bytes${it.lost ? `, ${it.lost} lost` : ''}${it.truncated ? `, ${it.truncated} truncated` : ''}\n`);
       list.append(div);
@@ -318,7 +321,7 @@ async function showConnection(key) {
 function renderConnections() {
   const all = [...conns.values()];
   $('connScroller').replaceChildren(el('table', { class: 'conns' },
-    el('tr', {}, ['conn', 'process', 'pid', 'local', 'remote', 'protocol', 'exchanges', 'raw calls', 'written', 'read', 'loss'].map((h) => el('th', {}, h))),
+    el('tr', {}, ['conn', 'process', 'pid', 'local', 'remote', 'protocol', 'exchanges', 'raw calls', 'raw written', 'raw read', 'loss'].map((h) => el('th', {}, h))),
     all.map((c) => el('tr', { onclick: () => showConnection(c.key) },
       el('td', {}, c.key), el('td', {}, c.process), el('td', {}, c.pid), el('td', {}, c.local ?? ''), el('td', {}, c.remote ?? ''), el('td', {}, c.protocol),
       el('td', {}, c.exchanges), el('td', {}, c.calls), el('td', {}, fmtSize(c.bytesWritten)), el('td', {}, fmtSize(c.bytesRead)),
@@ -380,6 +383,8 @@ async function downloadHar() {
 
 function connect() {
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${api('/ws')}`);
+  // Rows that completed between the first fetch and this socket's first update.
+  ws.onopen = () => void fetchRowsAfter(maxSeq);
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
     if (msg.type !== 'update') return;

@@ -120,17 +120,14 @@ export class WebStore implements HttpListener {
     const s = entry.summary;
     s.protocol = ex.httpVersion === 'HTTP/2' ? 'HTTP/2' : 'HTTP/1';
     s.exchanges++;
-    const reqBody = this.spoolBody(ex.request.body);
-    const resBody = ex.response ? this.spoolBody(ex.response.body) : undefined;
-    const meta = JSON.stringify(ex, (key, value: unknown) => {
-      if (typeof value === 'bigint') return { $big: value.toString() };
-      if (key === 'bytes' && Buffer.isBuffer(value)) return null;
-      return value;
-    });
-    const spanned = JSON.parse(meta) as Record<string, unknown>;
-    (spanned.request as Record<string, unknown>).bodySpan = reqBody;
-    if (spanned.response) (spanned.response as Record<string, unknown>).bodySpan = resBody;
-    this.spooled.push({ meta: this.spool.append(te.encode(JSON.stringify(spanned))) });
+    // The details as JSON (bigints tagged), the body bytes beside them in the spool.
+    const spanned = {
+      ...ex,
+      request: { ...ex.request, body: this.spoolBody(ex.request.body) },
+      response: ex.response && { ...ex.response, body: this.spoolBody(ex.response.body) },
+    };
+    const meta = JSON.stringify(spanned, (_key, value: unknown) => (typeof value === 'bigint' ? { $big: value.toString() } : value));
+    this.spooled.push({ meta: this.spool.append(te.encode(meta)) });
     const t = ex.timings;
     const time = Number(this.ctx.wallClockNs(t.requestStartNs) / 1000n) / 1000;
     let host = '';
@@ -253,16 +250,17 @@ export class WebStore implements HttpListener {
   exchangeAt(seq: number): HttpExchange | undefined {
     const i = this.seqIndex.get(seq);
     if (i === undefined) return undefined;
+    type Spanned = { size: number; complete: boolean; span?: SpoolSpan };
     const parsed = JSON.parse(this.spool.read(this.spooled[i]!.meta).toString('utf8'), (_key, value: unknown) => {
       if (value !== null && typeof value === 'object' && '$big' in value) return BigInt((value as { $big: string }).$big);
       return value;
-    }) as HttpExchange & { request: { bodySpan?: SpoolSpan }; response?: { bodySpan?: SpoolSpan } };
-    parsed.request.body.bytes = this.readBody(parsed.request.bodySpan);
-    delete parsed.request.bodySpan;
-    if (parsed.response) {
-      parsed.response.body.bytes = this.readBody(parsed.response.bodySpan);
-      delete parsed.response.bodySpan;
-    }
+    }) as HttpExchange;
+    const unspool = (b: HttpBody): HttpBody => {
+      const { size, complete, span } = b as unknown as Spanned;
+      return { size, complete, bytes: span === undefined || span.len === 0 ? Buffer.alloc(0) : this.spool.read(span) };
+    };
+    parsed.request.body = unspool(parsed.request.body);
+    if (parsed.response) parsed.response.body = unspool(parsed.response.body);
     return parsed;
   }
 
@@ -333,12 +331,9 @@ export class WebStore implements HttpListener {
     return redactHeaders(all, this.opts.redact).map((h) => `${h.name}: ${h.value}`);
   }
 
-  private readBody(span: SpoolSpan | undefined): Buffer {
-    return span === undefined || span.len === 0 ? Buffer.alloc(0) : this.spool.read(span);
-  }
-
-  private spoolBody(body: HttpBody): SpoolSpan | undefined {
-    return body.bytes.length === 0 ? undefined : this.spool.append(body.bytes);
+  /** A body's bytes to the spool: its size and completeness stay, the bytes become a span. */
+  private spoolBody(body: HttpBody): { size: number; complete: boolean; span?: SpoolSpan } {
+    return { size: body.size, complete: body.complete, span: body.bytes.length === 0 ? undefined : this.spool.append(body.bytes) };
   }
 
   private connFor(conn: HttpConnection): ConnEntry {
