@@ -4,6 +4,7 @@
 // the token.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
@@ -164,6 +165,19 @@ test('curl over HTTP/1.1 and HTTP/2 in Chromium: live rows, filter, headers, exa
     assert.equal(fromFile.log.entries.length, 3);
     assert.deepEqual(fromPage.log.entries, fromFile.log.entries);
     assert.deepEqual(fromPage.log.creator, fromFile.log.creator);
+    // pcapng of the filtered exchanges' connection: tshark reads it, and the JSON body is in it.
+    await page.fill('#filter', 'path:c.json');
+    await page.press('#filter', 'Enter');
+    await page.waitForFunction(() => document.body.dataset.shown === '1');
+    const [pcap] = await Promise.all([page.waitForEvent('download'), page.click('#pcapng')]);
+    const pcapPath = (await pcap.path())!;
+    const pcapBytes = readFileSync(pcapPath);
+    assert.equal(pcapBytes.readUInt32LE(0), 0x0a0d0d0a, 'a pcapng section header');
+    assert.ok(pcapBytes.includes(Buffer.from(FILES['c.json'])), 'the HTTP/2 connection of /c.json is in it');
+    assert.ok(!pcapBytes.includes(Buffer.from(FILES['a.txt'])), 'the HTTP/1.1 connection is not');
+    const tshark = spawnSync('tshark', ['-r', pcapPath, '-q', '-z', 'conv,tcp'], { encoding: 'utf8' });
+    assert.equal(tshark.status, 0, tshark.stderr);
+    assert.equal((tshark.stdout.match(/<->/g) ?? []).length, 1, tshark.stdout);
     assert.deepEqual(errors, []);
 
     // Ctrl-C again: the server stops and the spool is gone.

@@ -372,10 +372,11 @@ function renderLosses() {
   $('live').textContent = info.ended ? 'input ended' : 'live';
 }
 
-async function downloadHar() {
+/** Downloads the HAR or pcapng of the exchanges the filter shows (pcapng: their connections' calls). */
+async function download(kind) {
   const seqs = view.map((i) => rows[i][F.seq]).sort((a, b) => a - b);
-  const res = await fetch(api('/api/har'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ seqs }) });
-  const a = el('a', { href: URL.createObjectURL(await res.blob()), download: 'tlstap.har' });
+  const res = await fetch(api(`/api/${kind}`), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ seqs }) });
+  const a = el('a', { href: URL.createObjectURL(await res.blob()), download: `tlstap.${kind}` });
   document.body.append(a);
   a.click();
   a.remove();
@@ -434,7 +435,8 @@ async function main() {
       void applyFilter();
     }
   });
-  $('har').addEventListener('click', () => void downloadHar());
+  $('har').addEventListener('click', () => void download('har'));
+  $('pcapng').addEventListener('click', () => void download('pcapng'));
   for (const b of $('tabs').children) b.addEventListener('click', () => switchTab(b.dataset.tab));
   document.body.dataset.ready = '1';
 }

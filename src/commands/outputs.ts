@@ -87,6 +87,7 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
   const web = modules.web && (await modules.web.openWebView(opts.web === true ? modules.web.DEFAULT_WEB_ADDRESS : opts.web!, ctx, { redact: opts.redact, tracker: tracker! }));
   // After the jsonl sink: a call's `data` line comes before the `http` records it completes.
   if (tracker) sinks.push(tracker);
+  if (web) sinks.push(web.calls);
 
   // Every output is closed even when one fails (a --har on a full disk); the first failure is thrown.
   const closeAll = async () => {

@@ -2,7 +2,7 @@
 // It is one more listener of the HTTP tracker; after the input ends it stays open (so a replay or
 // a finished capture can be browsed) until Ctrl-C, then removes its spool.
 
-import type { CaptureContext, CaptureStats } from '../events/types.js';
+import type { CallSink, CaptureContext, CaptureStats } from '../events/types.js';
 import type { HttpTracker } from '../http/tracker.js';
 import type { HttpListener, HttpStats } from '../http/types.js';
 import type { WebAddress } from './address.js';
@@ -27,6 +27,8 @@ export interface WebViewOptions {
 /** A running web view. */
 export interface WebView extends HttpListener {
   readonly url: string;
+  /** Takes every call and connection event (a pipeline sink), for the pcapng download. */
+  readonly calls: CallSink;
   /** The capture's final counters, shown as losses on the page. */
   captureEnded(stats: CaptureStats): void;
   /** Stops serving and removes the spool. */
@@ -58,6 +60,7 @@ export async function openWebView(address: WebAddress, ctx: CaptureContext, opts
   if (STOP_SIGNALS.every((s) => process.listenerCount(s) === 0)) listenForStop();
   const view: WebView = {
     url: server.url,
+    calls: store.calls,
     exchange: (ex) => store.exchange(ex),
     fallback: (f) => store.fallback(f),
     raw: (call, conn) => store.raw(call, conn),

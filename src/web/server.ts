@@ -66,6 +66,16 @@ export async function startWebServer(store: WebStore, address: WebAddress, ctx: 
     return undefined;
   };
 
+  /** The exchanges a download asks for: `{"seqs":[...]}`, or every one without `seqs`. */
+  const requestedSeqs = (body: Buffer): number[] | undefined => {
+    try {
+      const parsed = JSON.parse(body.toString('utf8')) as { seqs?: unknown };
+      return Array.isArray(parsed.seqs) ? parsed.seqs.filter((n): n is number => typeof n === 'number') : store.rows.map((r) => r[0]);
+    } catch {
+      return undefined;
+    }
+  };
+
   const handle = (req: IncomingMessage, res: ServerResponse, url: URL, body: Buffer): void => {
     const p = url.pathname;
     const q = url.searchParams;
@@ -96,14 +106,19 @@ export async function startWebServer(store: WebStore, address: WebAddress, ctx: 
       return bytes ? send(res, 200, 'application/octet-stream', bytes) : send(res, 404, 'text/plain', 'no such exchange');
     }
     if (p === '/api/search') return json(res, store.search(q.get('q') ?? ''));
+    if (p === '/api/pcapng' && req.method === 'POST') {
+      const seqs = requestedSeqs(body);
+      if (seqs === undefined) return send(res, 400, 'text/plain', 'expected {"seqs":[...]}');
+      const keys = new Set(seqs.flatMap((s) => { const row = store.rowAt(s); return row ? [row[11]] : []; }));
+      void store.calls.pcapng(keys).then(
+        (bytes) => send(res, 200, 'application/octet-stream', bytes, { 'content-disposition': 'attachment; filename="tlstap.pcapng"' }),
+        (err: Error) => send(res, 500, 'text/plain', `pcapng export failed: ${err.message}\n`),
+      );
+      return;
+    }
     if (p === '/api/har' && req.method === 'POST') {
-      let seqs: number[];
-      try {
-        const parsed = JSON.parse(body.toString('utf8')) as { seqs?: unknown };
-        seqs = Array.isArray(parsed.seqs) ? parsed.seqs.filter((n): n is number => typeof n === 'number') : store.rows.map((r) => r[0]);
-      } catch {
-        return send(res, 400, 'text/plain', 'expected {"seqs":[...]}');
-      }
+      const seqs = requestedSeqs(body);
+      if (seqs === undefined) return send(res, 400, 'text/plain', 'expected {"seqs":[...]}');
       const entries = seqs.flatMap((s) => {
         const ex = store.exchangeAt(s);
         return ex ? [harEntry(ex, ctx, { redact: opts.redact })] : [];

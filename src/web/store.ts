@@ -7,6 +7,7 @@ import { decodeBody } from '../http/body.js';
 import { headerValue } from '../http/message.js';
 import { redactHeaders } from '../http/redact.js';
 import type { FallbackReason, HttpBody, HttpConnection, HttpExchange, HttpFallback, HttpListener, HttpStats } from '../http/types.js';
+import { CallArchive } from './calls.js';
 import { Spool } from './spool.js';
 import type { SpoolSpan } from './spool.js';
 
@@ -98,6 +99,8 @@ export class WebStore implements HttpListener {
   private readonly max: number;
   private callsIndexed = 0;
   readonly spool: Spool;
+  /** Every call and connection event, for the pcapng download. */
+  readonly calls: CallArchive;
   httpStats: HttpStats | undefined;
 
   constructor(
@@ -105,6 +108,7 @@ export class WebStore implements HttpListener {
     private readonly opts: WebStoreOptions,
   ) {
     this.spool = new Spool(opts.spoolDir);
+    this.calls = new CallArchive(this.spool, ctx);
     this.max = opts.maxIndexed ?? 2_000_000;
     this.losses = { incompleteExchanges: 0, fallbacks: {} as Record<FallbackReason, number>, lostBytes: 0, truncatedBytes: 0, callsMissed: 0, notIndexed: 0 };
   }
@@ -220,6 +224,12 @@ export class WebStore implements HttpListener {
       else hi = mid;
     }
     return this.rows.slice(lo);
+  }
+
+  /** The row of exchange `seq`. */
+  rowAt(seq: number): Row | undefined {
+    const i = this.seqIndex.get(seq);
+    return i === undefined ? undefined : this.rows[i];
   }
 
   /** Every connection's summary. */
