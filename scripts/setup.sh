@@ -15,7 +15,8 @@ action=${1:-}
 # (GnuTLS), android-boringssl (bssl-tool, BoringSSL's libssl.so.0), libnss3-dev (builds the NSS test
 # client) and libnss3-tools; golang-go (Debian's Go 1.19) builds the Go test programs
 # (fixtures/go/build.sh, which also fetches esbuild builds of other Go releases from npm) and checks
-# them (go tool nm, go version -m); llvm's llvm-objdump disassembles their arm64 code.
+# them (go tool nm, go version -m); llvm's llvm-objdump disassembles their arm64 code. chromium (driven
+# headless by playwright-core, never a downloaded browser) tests the --web page.
 # Both architectures from any host (scripts/build-bpf.sh, scripts/build-native.sh): the cross
 # toolchains and each architecture's libbpf, libelf and zlib archives (linked into the addon);
 # linux-libc-dev of each architecture has its asm/ptrace.h for the BPF object; qemu-user-static runs
@@ -36,7 +37,7 @@ packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ py
 	curl openssl ca-certificates bpftool binutils nginx tshark
 	wget android-boringssl libnss3-dev libnss3-tools golang-go
 	python3-requests python3-httpx python3-aiohttp mitmproxy "${cross[@]}" "${vm[@]}"
-	gcc android-libboringssl:arm64 zip)
+	gcc android-libboringssl:arm64 zip chromium)
 
 missing=()
 for p in "${packages[@]}"; do

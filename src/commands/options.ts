@@ -4,6 +4,7 @@ import { InvalidArgumentError, Option } from './commander.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
 import { parseIpAddress } from '../events/addresses.js';
 import { FORMAT_NAMES } from '../output/index.js';
+import { parseWebAddress } from '../web/address.js';
 
 
 /** Every stdout format: the plain ones, `http`, and `none` (only the file outputs). */
@@ -118,6 +119,7 @@ export function outputOptions(): Option[] {
     new Option('-w, --pcapng <file>', 'also write pcapng for Wireshark to a file (mode 0600), or - for stdout'),
     new Option('--har <file>', 'also write the HTTP exchanges as HAR 1.2 (mode 0600)'),
     new Option('--redact', 'mask Authorization, Cookie, Set-Cookie, Proxy-Authorization and API-key headers').default(false),
+    new Option('--web [address]', 'serve a live web view of the exchanges on [HOST:]PORT (default 127.0.0.1, any free port); prints its URL with a token').argParser(parseWebAddress),
   ];
 }
 

@@ -6,6 +6,7 @@ import type { FormatSink } from '../output/index.js';
 import type { PcapngSink } from '../pcapng/index.js';
 import { createPrivateWriteStream } from '../util/private-file.js';
 import type { OutputFormat } from './options.js';
+import type { WebAddress } from '../web/address.js';
 
 /** The output options of a capture or a replay. */
 export interface OutputOptions {
@@ -14,6 +15,8 @@ export interface OutputOptions {
   har?: string;
   pcapng?: string;
   redact: boolean;
+  /** --web: the address, or true for the default one. */
+  web?: WebAddress | true;
   /** Colour on the stdout format; decided from the terminal when absent. */
   color?: boolean;
 }
@@ -34,14 +37,15 @@ export interface Outputs {
  * and pcapng take a while to load, and a capture should be live as soon as possible.
  */
 async function outputModules(opts: OutputOptions) {
-  const usesHttp = opts.format === 'http' || opts.format === 'jsonl' || opts.har !== undefined;
-  const [http, httpOutput, har, pcapng] = await Promise.all([
+  const usesHttp = opts.format === 'http' || opts.format === 'jsonl' || opts.har !== undefined || opts.web !== undefined;
+  const [http, httpOutput, har, pcapng, web] = await Promise.all([
     usesHttp ? import('../http/index.js') : undefined,
     usesHttp ? import('../output/http.js') : undefined,
     opts.har !== undefined ? import('../har/index.js') : undefined,
     opts.pcapng !== undefined ? import('../pcapng/index.js') : undefined,
+    opts.web !== undefined ? import('../web/index.js') : undefined,
   ]);
-  return { http, httpOutput, har, pcapng };
+  return { http, httpOutput, har, pcapng, web };
 }
 
 /** Opens the stdout format (unless `-w -` has stdout), `-o`, `--har` and `-w` outputs. */
@@ -80,8 +84,10 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
   }
 
   const har = opts.har === undefined ? undefined : modules.har!.createHarSink(opts.har, ctx, { redact: opts.redact, tracker: tracker! });
+  const web = modules.web && (await modules.web.openWebView(opts.web === true ? modules.web.DEFAULT_WEB_ADDRESS : opts.web!, ctx, { redact: opts.redact, tracker: tracker! }));
   // After the jsonl sink: a call's `data` line comes before the `http` records it completes.
   if (tracker) sinks.push(tracker);
+  if (web) sinks.push(web.calls);
 
   // Every output is closed even when one fails (a --har on a full disk); the first failure is thrown.
   const closeAll = async () => {
@@ -97,6 +103,7 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
     async finish(stats) {
       // The HTTP decoders see the end first, so their last exchanges precede the summary lines;
       // closing the tracker also closes the -f http and --har outputs (a failure is thrown by closeAll).
+      web?.captureEnded(stats);
       await tracker?.close().catch(() => undefined);
       if (opts.format === 'jsonl' && main) {
         if (tracker) main.writeLine(JSON.stringify(modules.http!.httpSummaryRecord(tracker.stats)));
@@ -114,6 +121,9 @@ export async function openOutputs(opts: OutputOptions, ctx: CaptureContext): Pro
       }
       return report.join('\n');
     },
-    abort: closeAll,
+    abort: async () => {
+      await web?.shutdown();
+      await closeAll();
+    },
   };
 }
