@@ -4,7 +4,7 @@
 // doctor, demo or replay to load.
 import { Command } from './commands/commander.js';
 import type { Option } from './commands/commander.js';
-import { captureOptions, outputOptions } from './commands/options.js';
+import { captureOptions, checkOutputChoices, outputOptions } from './commands/options.js';
 import type { OutputOptions } from './commands/outputs.js';
 import type { CaptureOptions } from './commands/options.js';
 import { reportFatal } from './commands/report.js';
@@ -26,7 +26,7 @@ const program = new Command('tlstap')
 for (const option of captureOptions()) program.addOption(option);
 program.action(async (opts: CaptureOptions) => {
   const { runCapture } = await import('./commands/capture.js');
-  await runCapture(opts);
+  await runCapture(checkOutputChoices({ ...opts, formatGiven: program.getOptionValueSource('format') === 'cli' }));
 });
 
 program
@@ -65,7 +65,7 @@ const replay = program
   .argument('<file>', 'a file written by tlstap --record')
   .action(async (file: string, opts: OutputOptions) => {
     const { runReplay } = await import('./commands/replay.js');
-    await runReplay(file, opts);
+    await runReplay(file, checkOutputChoices({ ...opts, formatGiven: replay.getOptionValueSource('format') === 'cli' }));
   });
 for (const option of outputOptions()) replay.addOption(option);
 

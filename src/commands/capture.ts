@@ -1,4 +1,4 @@
-import { endianness } from 'node:os';
+import { constants as osConstants, endianness } from 'node:os';
 import type { Writable } from 'node:stream';
 import { LoadedProgram } from '../capture/session.js';
 import type { CaptureSession, KernelSettings } from '../capture/session.js';
@@ -11,13 +11,15 @@ import { missingCapabilityMessage } from '../doctor/index.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
 import type { CallSink, CaptureContext, CaptureStats, ConnectionInfo, TlsCall } from '../events/types.js';
 import { parseIpAddress } from '../events/addresses.js';
-import { formatStatsLine } from '../output/index.js';
-import { openOutputs } from './outputs.js';
+import { openOutputs, outputPaths } from './outputs.js';
+import { checkDistinctPaths } from '../util/private-file.js';
 import type { Outputs } from './outputs.js';
 import type { RecordWriter } from '../record/index.js';
 import { dedupeTargets, fileTarget, processTargets, systemTargets, TargetError } from '../targets/index.js';
 import type { ProbeTarget, SkippedFile } from '../targets/index.js';
 import { catchStopSignals } from './signals.js';
+import { startProgress } from './progress.js';
+import { setLongTimeout } from '../util/long-timeout.js';
 import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
 import type { CaptureOptions } from './options.js';
@@ -192,12 +194,31 @@ function startTimeline(enabled: boolean): { mark(name: string): void; line(): st
   };
 }
 
+/** How long a stop waits for a stalled reader of stdout before finishing the files without it. */
+const STDOUT_GRACE_MS = 3000;
+
+/** Stops waiting for the reader of stdout: what it has not taken is dropped, and counted as missed. */
+function abandonStdout(): void {
+  if (!process.stdout.destroyed) process.stdout.destroy();
+}
+
 /** `tlstap [options]`: capture until a signal, --duration, or the output closing. */
 export async function runCapture(opts: CaptureOptions, stderr: Writable = process.stderr): Promise<CaptureResult> {
+  // A reader of stderr that goes away (`2>&1 | head -1`) must not keep the files from being finished.
+  stderr.on('error', () => undefined);
   const missing = missingCapabilityMessage();
   if (missing) throw new CliError(missing);
   if (endianness() !== 'LE') throw new CliError('tlstap reads its records as little-endian; this big-endian machine is not supported yet');
-  const signals = catchStopSignals((s) => stderr.write(`tlstap: ${s} again: still stopping (kill -9 to force)\n`));
+  checkDistinctPaths([...outputPaths(opts), ...(opts.record === undefined ? [] : [{ what: '--record', path: opts.record }])]);
+  const signals = catchStopSignals((s, count) => {
+    if (count === 2) {
+      stderr.write(`tlstap: ${s} again: finishing the files without waiting for stdout's reader (once more to end at once)\n`);
+      abandonStdout();
+      return;
+    }
+    stderr.write(`tlstap: ${s} a third time: ending now, files as they are\n`);
+    process.exit(128 + (osConstants.signals[s] ?? 0));
+  });
   try {
     return await captureUntilStopped(opts, signals, stderr);
   } finally {
@@ -223,18 +244,22 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     timeline.mark('targets found');
     for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
     ctx = liveContext(targets);
-    outputs = await openOutputs(opts, ctx);
+    outputs = await openOutputs(opts, ctx, (line) => stderr.write(`${line}\n`));
     timeline.mark('outputs open');
   } catch (err) {
     await discardProgram();
     throw err;
   }
   let recorder: RecordWriter | undefined;
+  let recorderFailed = false;
   let capture: LiveCapture | undefined;
   try {
     recorder = opts.record
       ? await (await import('../record/index.js')).RecordWriter.create(opts.record, recordHeader(opts, ctx), {
-          onError: (err) => stderr.write(`tlstap: ${err.message}; the recording stops here, the capture goes on\n`),
+          onError: (err) => {
+            recorderFailed = true;
+            stderr.write(`tlstap: ${err.message}; the recording stops here, the capture goes on\n`);
+          },
         })
       : undefined;
     // What the start waits for once the targets are known: the rest of the load, then the attach.
@@ -253,7 +278,12 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     throw err;
   }
 
-  const stopReason = await waitForStop(opts, capture, signals, (fn) => outputs.onFailure(fn), stderr);
+  // The capture goes on while any output (the recording included) can still take what it captures.
+  const onAllFailed = (fn: (message: string) => void) =>
+    outputs.onFailure((message, allFailed) => {
+      if (allFailed && (recorder === undefined || recorderFailed)) fn(message);
+    });
+  const stopReason = await waitForStop(opts, capture, signals, onAllFailed, stderr);
   stderr.write(`tlstap: stopping (${stopReason}): detaching ${capture.session.probeCount} probes, draining the ring buffer\n`);
   let stats: CaptureStats | undefined;
   let failure: unknown;
@@ -277,9 +307,17 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   } catch (err) {
     failure ??= err;
   }
-  const report = await outputs.finish(stats);
+  // A reader of stdout that stalls does not hold the files back for long.
+  const usesStdout = (opts.format !== 'none' && opts.output === undefined && opts.pcapng !== '-') || opts.pcapng === '-';
+  const grace = setTimeout(() => {
+    if (!usesStdout || process.stdout.writableLength === 0) return;
+    stderr.write(`tlstap: stdout's reader still takes nothing ${STDOUT_GRACE_MS / 1000} s after the stop; finishing without it\n`);
+    abandonStdout();
+  }, STDOUT_GRACE_MS).unref();
+  const { report, failures } = await outputs.finish(stats).finally(() => clearTimeout(grace));
   stderr.write(`${report}\n`);
   if (failure) throw failure;
+  if (failures.length > 0) throw new CliError(`not every output is complete: ${failures.join('; ')}`);
   return { stats, targets };
 }
 
@@ -292,26 +330,17 @@ function waitForStop(
   stderr: Writable,
 ): Promise<string> {
   return new Promise((resolve) => {
-    const timers: NodeJS.Timeout[] = [];
+    const cancels: (() => void)[] = [];
     let stopped = false;
     const done = (reason: string) => {
       if (stopped) return;
       stopped = true;
-      for (const t of timers) clearTimeout(t);
+      for (const cancel of cancels) cancel();
       resolve(reason);
     };
     void signals.first.then(done);
-    if (opts.duration !== undefined) timers.push(setTimeout(() => done(`${opts.duration} s elapsed`), opts.duration * 1000));
+    if (opts.duration !== undefined) cancels.push(setLongTimeout(() => done(`${opts.duration} s elapsed`), opts.duration * 1000));
     onOutputFailure((message) => done(message));
-    if (opts.verbose) {
-      let previous = capture.stats();
-      const tick = () => {
-        const now = capture.stats();
-        stderr.write(`${formatStatsLine(now, previous, 1000)}\n`);
-        previous = now;
-        timers.push(setTimeout(tick, 1000).unref());
-      };
-      timers.push(setTimeout(tick, 1000).unref());
-    }
+    if (opts.verbose) cancels.push(startProgress(() => capture.stats(), (line) => stderr.write(line)));
   });
 }

@@ -10,19 +10,19 @@ export interface StopSignals {
 
 /**
  * Catches SIGINT, SIGTERM and SIGHUP from before the probes are attached until the outputs are
- * closed: a signal at any moment stops tlstap cleanly (a later one while stopping is reported
- * and ignored, so files are never left half-written).
+ * closed: a signal at any moment stops tlstap cleanly; later ones while stopping go to `onRepeat`
+ * with how many have come (2 for the second).
  */
-export function catchStopSignals(onRepeat: (signal: NodeJS.Signals) => void): StopSignals {
-  let received: NodeJS.Signals | undefined;
+export function catchStopSignals(onRepeat: (signal: NodeJS.Signals, count: number) => void): StopSignals {
+  let count = 0;
   let resolveFirst: (signal: NodeJS.Signals) => void = () => undefined;
   const first = new Promise<NodeJS.Signals>((resolve) => (resolveFirst = resolve));
   const handler = (signal: NodeJS.Signals) => {
-    if (received) {
-      onRepeat(signal);
+    count++;
+    if (count > 1) {
+      onRepeat(signal, count);
       return;
     }
-    received = signal;
     resolveFirst(signal);
   };
   for (const s of STOP_SIGNALS) process.on(s, handler);
