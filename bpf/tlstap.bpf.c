@@ -95,7 +95,8 @@ struct call_args {
 	__u64 out_len; /* size_t * of the _ex functions, else 0 */
 	__s32 fd;      /* the socket fd the call used: its connection's known fd until a syscall shows it */
 	__u16 flags;   /* TLSTAP_FLAG_* */
-	__u16 fd_seen; /* a socket syscall of this call confirmed fd */
+	__u8 fd_seen;  /* a socket syscall of this call confirmed fd */
+	__u8 write;    /* the call sends plaintext (is_write) */
 };
 
 struct conn_key {
@@ -484,6 +485,7 @@ int BPF_KPROBE(probe_enter, void *ssl, void *buf, __u64 num, void *out_len)
 	args.ssl = (__u64)ssl;
 	args.buf = (__u64)buf;
 	args.out_len = is_ex(func) ? (__u64)out_len : 0;
+	args.write = is_write(func);
 	/* A known connection's fd lets the syscall hook skip its socket check. */
 	key.pid = pid_tgid >> 32;
 	key.ssl = (__u64)ssl;
@@ -553,7 +555,14 @@ int process_exit(void *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct conn_state none = { .fd = -1 };
+	struct call_args *cut = bpf_map_lookup_elem(&inflight, &pid_tgid);
 
+	/* A thread that exits inside a write (killed): what it was sending is never seen. */
+	if (cut) {
+		if (cut->write)
+			count(TLSTAP_CTR_EXIT_CUT_WRITES, 1);
+		bpf_map_delete_elem(&inflight, &pid_tgid);
+	}
 	/* The whole process is gone when its leader thread exits. */
 	if ((__u32)pid_tgid != tgid || !bpf_map_lookup_elem(&conn_pids, &tgid))
 		return 0;
@@ -652,6 +661,9 @@ int BPF_KRETPROBE(probe_return)
 		if (bpf_probe_read_user(ev->data, n, (void *)(args.buf + off))) {
 			count(TLSTAP_CTR_READ_FAULTS, 1);
 			count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
+			/* Its first chunk: the call never arrives, and user space must not take it for a drop. */
+			if (!off)
+				count(TLSTAP_CTR_READ_FAULT_CALLS, 1);
 			break;
 		}
 		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + n, wakeup_flag(sizeof(*ev) + n))) {

@@ -26,8 +26,9 @@ function run(batches: Buffer[][], keepConnection?: PipelineOptions['keepConnecti
   return { items: sink.items, pipeline };
 }
 
+// Each connection its own TLS object, as in the kernel's map (keyed by process and object).
 const open = (connId: number, extra: Partial<Parameters<typeof encodeConnRecord>[0]> = {}) =>
-  encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId, fd: 3, family: 2, laddr: V4(127, 0, 0, 1), raddr: V4(127, 0, 0, 1), lport: 40000, rport: 8443, ...extra });
+  encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId, ssl: 0x5555n + BigInt(connId - 1) * 0x1000n, fd: 3, family: 2, laddr: V4(127, 0, 0, 1), raddr: V4(127, 0, 0, 1), lport: 40000, rport: 8443, ...extra });
 const data = (connId: number, seq: number, text: string, tsNs = BigInt(100 + seq)) =>
   encodeRecord({ connId, seq, tsNs, tid: 100 + seq, data: Buffer.from(text) });
 
@@ -112,6 +113,19 @@ test('a process exit closes every connection it still had', () => {
     [1, 'the process exited'],
     [2, 'the process exited'],
   ]);
+});
+
+test('a connection evicted from the kernel map and recreated under a new id is counted as split, and the first one closed', () => {
+  // The same TLS object (pid 42, ssl 0x5555) opens again as connection 2 while connection 1 never closed.
+  const { items, pipeline } = run([[open(1), data(1, 0, 'a'), open(2, { ssl: 0x5555n }), data(2, 0, 'b')]]);
+  const stats = pipeline.stats();
+  const closes = items.filter((i): i is ConnectionEvent => 'type' in i && i.type === 'close');
+  assert.deepEqual(closes.map((c) => c.conn.id), [1, 2]);
+  assert.match(closes[0]!.reason ?? '', /evicted \(connection map full\)/);
+  assert.equal(closes[1]!.reason, 'end of capture');
+  assert.equal(stats.splitConnections, 1);
+  // Two different objects of one process are two connections, not a split.
+  assert.equal(run([[open(1), open(2)]]).pipeline.stats().splitConnections, 0);
 });
 
 /** Like run(), but each batch's memory is overwritten once the pipeline is done with it, as live capture reuses it. */

@@ -126,13 +126,15 @@ test('runDoctor: a machine with everything in place passes every check', async (
   const list = await runDoctor(fakeEnv());
   assert.deepEqual(
     list.map((c) => c.name),
-    ['privileges', 'kernel', 'BTF', 'uprobes', 'tracefs', 'sysctl', 'BPF object', 'native addon'],
+    ['privileges', 'kernel', 'BTF', 'uprobes', 'tracefs', 'sysctl', 'BPF object', 'native addon', 'maps'],
   );
   for (const c of list) assert.equal(c.status, 'ok', `${c.name}: ${c.finding}`);
   const byName = Object.fromEntries(list.map((c) => [c.name, c]));
   assert.match(byName.privileges!.finding, /root, with CAP_BPF and CAP_PERFMON/);
   assert.match(byName.sysctl!.finding, /unprivileged_bpf_disabled=2, kernel\.perf_event_paranoid=2/);
   assert.equal(byName['BPF object']!.finding, `${ROOT}/build/tlstap.bpf.o`);
+  // The connection map's size, and the option that changes it.
+  assert.match(byName.maps!.finding, /connection map: 65536 connections at once \(--connections N/);
 });
 
 test('runDoctor: an unprivileged user fails with the sudo fix', async () => {

@@ -32,6 +32,8 @@ export interface KernelSettings {
   host?: { family: 'ipv4' | 'ipv6'; bytes: Buffer };
   /** One perf-event probe per function even where uprobe_multi links exist (what kernels before 6.6 get). */
   perProbeLinks?: boolean;
+  /** Connections the kernel tracks at once: the size of its connection maps (default MAX_CONNS). */
+  maxConnections?: number;
 }
 
 
@@ -285,6 +287,9 @@ function applySettings(native: NativeBpfSession, settings: KernelSettings): void
     native.setGlobal('.rodata', 'targ_host_family', u16(settings.host.family === 'ipv4' ? AF_INET : AF_INET6));
   }
   native.setMapMaxEntries('events', settings.ringBufferBytes);
+  if (settings.maxConnections !== undefined) {
+    for (const map of ['conns', 'conn_pids', 'fd_conns']) native.setMapMaxEntries(map, settings.maxConnections);
+  }
   // Wake the reader when a quarter of the ring is waiting (at most 256 KiB), so small rings do not overflow between its timer polls.
   native.setGlobal('.rodata', 'wakeup_bytes', u32(Math.min(256 * 1024, settings.ringBufferBytes / 4)));
 }

@@ -57,7 +57,7 @@ export async function resolveTargets(opts: TargetOptions): Promise<ProbeTarget[]
 }
 
 /** The options a capture applies in the kernel. */
-export type KernelOptions = Pick<CaptureOptions, 'pid' | 'uid' | 'comm' | 'maxBytes' | 'ringBuffer' | 'port' | 'host'>;
+export type KernelOptions = Pick<CaptureOptions, 'pid' | 'uid' | 'comm' | 'maxBytes' | 'ringBuffer' | 'port' | 'host'> & Partial<Pick<CaptureOptions, 'connections'>>;
 
 /** Options for the building blocks a capture is made of, shared by `tlstap` and `tlstap demo`. */
 export interface LiveCaptureParts {
@@ -150,6 +150,7 @@ function kernelSettings(opts: KernelOptions): KernelSettings {
     comm: opts.comm,
     maxCallBytes: opts.maxBytes,
     ringBufferBytes: opts.ringBuffer,
+    maxConnections: opts.connections,
     port: opts.port,
     host: opts.host === undefined ? undefined : parseIpAddress(opts.host),
   };
@@ -177,7 +178,7 @@ function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>)
     files: [...ctx.files],
     monotonicToWallNs: ctx.offsetNs.toString(),
     host: hostInfo(),
-    settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes },
+    settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes, connections: opts.connections },
   };
 }
 

@@ -33,6 +33,8 @@ export interface CaptureOptions {
   output?: string;
   record?: string;
   ringBuffer: number;
+  /** Connections the kernel tracks at once. */
+  connections: number;
   port?: number;
   host?: string;
   duration?: number;
@@ -110,6 +112,13 @@ function parseRingBuffer(text: string): number {
   return bytes;
 }
 
+/** Most connections the kernel may track at once (its maps are allocated up front, ~200 bytes each). */
+const MAX_CONNECTIONS = 1024 * 1024;
+
+function parseConnections(text: string): number {
+  return parseWholeNumber(text, 16, MAX_CONNECTIONS, 'a number of connections');
+}
+
 function parseSeconds(text: string): number {
   const seconds = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
   if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('expected a positive number of seconds, e.g. 30 or 0.5');
@@ -155,6 +164,7 @@ export function captureOptions(): Option[] {
     ...outputOptions(),
     new Option('--record <file>', 'also write the raw event stream to a file for `tlstap replay`'),
     new Option('--ring-buffer <size>', 'kernel ring buffer size, a power of two, 32k at least').argParser(parseRingBuffer).default(16 * MIB, '16m'),
+    new Option('--connections <n>', 'connections the kernel tracks at once (the size of its connection map; `tlstap doctor` shows it)').argParser(parseConnections).default(EVENT_LAYOUT.constants.MAX_CONNS),
     new Option('--duration <seconds>', 'stop after this many seconds (any length)').argParser(parseSeconds),
     new Option('-v, --verbose', 'list the probed files at start, and print a stats line on stderr every second').default(false),
   ];

@@ -18,6 +18,11 @@ export interface TrackerStats {
   fdConflicts: number;
   /** Connections whose open record was lost (their addresses are unknown). */
   missingOpens: number;
+  /**
+   * Connections that went on under a new id while still open: the kernel's connection map evicted
+   * their state (it was full), and their next call made a new one.
+   */
+  splitConnections: number;
 }
 
 interface Tracked {
@@ -41,8 +46,10 @@ const PATIENCE_BATCHES = 2;
  * records of one connection were written on different CPUs.
  */
 export class ConnectionTracker implements DecoderOutput {
-  readonly stats: TrackerStats = { connections: 0, reordered: 0, missingCalls: 0, fdConflicts: 0, missingOpens: 0 };
+  readonly stats: TrackerStats = { connections: 0, reordered: 0, missingCalls: 0, fdConflicts: 0, missingOpens: 0, splitConnections: 0 };
   private readonly conns = new Map<number, Tracked>();
+  /** The open connection of each (process, TLS object). */
+  private readonly byObject = new Map<string, Tracked>();
   private readonly stalled = new Set<Tracked>();
   /** The latest timestamp seen, for the close records written at the end. */
   private lastTsNs = 0n;
@@ -82,8 +89,7 @@ export class ConnectionTracker implements DecoderOutput {
     if (tracked) {
       tracked.info = info;
     } else {
-      this.stats.connections++;
-      this.conns.set(d.connId, { info, comm: d.comm, expected: 0, waiting: new Map(), staleBatches: 0, announced: false });
+      this.add({ info, comm: d.comm, expected: 0, waiting: new Map(), staleBatches: 0, announced: false }, d.tsNs);
     }
     this.announce(this.conns.get(d.connId)!, d.tsNs);
   }
@@ -98,7 +104,7 @@ export class ConnectionTracker implements DecoderOutput {
       this.stats.connections++;
       const info: ConnectionInfo = { id: d.connId, pid: d.call.pid, ssl: d.call.ssl, fd: d.fd, unknownReason: 'its open record was lost (ring buffer full)' };
       tracked = { info, comm: d.call.comm, expected: d.seq, waiting: new Map(), staleBatches: 0, announced: false };
-      this.conns.set(d.connId, tracked);
+      this.add(tracked, d.call.tsNs);
       this.announce(tracked, d.call.tsNs);
     }
     if (d.fdConflict) this.stats.fdConflicts++;
@@ -131,6 +137,22 @@ export class ConnectionTracker implements DecoderOutput {
       this.release(tracked);
       this.close(tracked, this.lastTsNs, 'end of capture');
     }
+  }
+
+  /** A new connection; one still open on the same TLS object was evicted from the kernel's map. */
+  private add(tracked: Tracked, tsNs: bigint): void {
+    this.stats.connections++;
+    this.conns.set(tracked.info.id, tracked);
+    // Id 0 gathers the calls that came without a connection.
+    if (tracked.info.id === 0) return;
+    const key = `${tracked.info.pid}:${tracked.info.ssl}`;
+    const earlier = this.byObject.get(key);
+    if (earlier !== undefined) {
+      this.stats.splitConnections++;
+      this.release(earlier);
+      this.close(earlier, tsNs, 'its kernel state was evicted (connection map full); it goes on under a new id');
+    }
+    this.byObject.set(key, tracked);
   }
 
   private announce(tracked: Tracked, tsNs: bigint): void {
@@ -178,6 +200,8 @@ export class ConnectionTracker implements DecoderOutput {
 
   private close(tracked: Tracked, tsNs: bigint, reason: string): void {
     this.conns.delete(tracked.info.id);
+    const key = `${tracked.info.pid}:${tracked.info.ssl}`;
+    if (this.byObject.get(key) === tracked) this.byObject.delete(key);
     if (tracked.announced) this.out.connection({ type: 'close', tsNs, conn: tracked.info, comm: tracked.comm, reason });
   }
 }
