@@ -8,6 +8,7 @@ import { captureOptions, checkOutputChoices, outputOptions } from './commands/op
 import type { OutputOptions } from './commands/outputs.js';
 import type { CaptureOptions } from './commands/options.js';
 import { reportFatal } from './commands/report.js';
+import { stdoutAbandoned } from './commands/signals.js';
 import { tlstapVersion } from './version.js';
 
 function pidOption(): Option {
@@ -69,6 +70,11 @@ const replay = program
   });
 for (const option of outputOptions()) replay.addOption(option);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.exitCode = reportFatal(err, process.stderr);
-});
+program
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    process.exitCode = reportFatal(err, process.stderr);
+  })
+  .finally(() => {
+    if (stdoutAbandoned()) process.exit();
+  });

@@ -128,7 +128,7 @@ export class LoadedProgram {
       for (const name of FD_SYSCALLS) native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
       native.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close');
       native.attachTracepoint('process_exit', 'sched', 'sched_process_exit');
-      return CaptureSession.polling(native, probes, multiLinks, onBatch);
+      return CaptureSession.polling(native, probes, multiLinks, onBatch, pid);
     } catch (err) {
       native.close();
       throw err;
@@ -154,9 +154,10 @@ export class CaptureSession {
   private constructor(
     private readonly native: NativeBpfSession,
     /** Number of uprobes and uretprobes attached. */
-    readonly probeCount: number,
+    public probeCount: number,
     /** Whether they are uprobe_multi links (one per file and program) rather than one per probe. */
     readonly multiLinks: boolean,
+    private readonly pid?: number,
   ) {}
 
   /** Loads the program with `settings`, attaches every function of every file, starts polling. */
@@ -175,11 +176,23 @@ export class CaptureSession {
     probeCount: number,
     multiLinks: boolean,
     onBatch: (batch: Buffer, count: number) => void,
+    pid?: number,
   ): CaptureSession {
-    const session = new CaptureSession(native, probeCount, multiLinks);
+    const session = new CaptureSession(native, probeCount, multiLinks, pid);
     session.polling = native.startPolling('events', onBatch, { batchBytes: 1 << 20, timeoutMs: 20 });
     return session;
   }
+  /**
+   * Probes one more file while capturing (a probed library replaced on disk), its events named by
+   * `fileIndex`; returns the number of probes added.
+   */
+  attachFile(file: AttachFile, fileIndex: number): number {
+    if (this.closed) return 0;
+    const probes = this.multiLinks ? attachMulti(this.native, [file], this.pid, fileIndex) : attachEach(this.native, [file], this.pid, fileIndex);
+    this.probeCount += probes;
+    return probes;
+  }
+
   /** Stops or resumes reading the ring buffer (while outputs are behind, the kernel buffers and counts). */
   pause(paused: boolean): void {
     if (!this.closed) this.native.pausePolling(paused);
@@ -240,9 +253,10 @@ function openProgram(objectName: string, settings: KernelSettings, multi: boolea
 }
 
 /** One entry link and one return link per file, each with all of the file's offsets. */
-function attachMulti(native: NativeBpfSession, files: readonly AttachFile[], pid = -1): number {
+function attachMulti(native: NativeBpfSession, files: readonly AttachFile[], pid = -1, firstIndex = 0): number {
   let probes = 0;
-  files.forEach((file, fileIndex) => {
+  files.forEach((file, i) => {
+    const fileIndex = firstIndex + i;
     const cookie = (fn: AttachFile['functions'][number]) => makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(fn.name));
     const data = file.functions.filter((fn) => isDataFunction(fn.name));
     native.attachUprobeMulti(ENTRY_PROGRAM, file.path, BigUint64Array.from(file.functions, (f) => f.fileOffset), BigUint64Array.from(file.functions, cookie), pid, false);
@@ -253,9 +267,10 @@ function attachMulti(native: NativeBpfSession, files: readonly AttachFile[], pid
 }
 
 /** One perf-event uprobe per function entry and per data function return (older kernels). */
-function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid = -1): number {
+function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid = -1, firstIndex = 0): number {
   let probes = 0;
-  files.forEach((file, fileIndex) => {
+  files.forEach((file, i) => {
+    const fileIndex = firstIndex + i;
     for (const fn of file.functions) {
       const cookie = makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(fn.name));
       native.attachUprobe(ENTRY_PROGRAM, file.path, fn.fileOffset, pid, false, cookie);

@@ -1,4 +1,4 @@
-import { constants as osConstants, endianness } from 'node:os';
+import { endianness } from 'node:os';
 import type { Writable } from 'node:stream';
 import { LoadedProgram } from '../capture/session.js';
 import type { CaptureSession, KernelSettings } from '../capture/session.js';
@@ -17,8 +17,9 @@ import type { Outputs } from './outputs.js';
 import type { RecordWriter } from '../record/index.js';
 import { dedupeTargets, fileTarget, processTargets, systemTargets, TargetError } from '../targets/index.js';
 import type { ProbeTarget, SkippedFile } from '../targets/index.js';
-import { catchStopSignals } from './signals.js';
+import { abandonStdout, catchStopSignals } from './signals.js';
 import { startProgress } from './progress.js';
+import { watchReplacedFiles } from './library-watch.js';
 import { setLongTimeout } from '../util/long-timeout.js';
 import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
@@ -198,11 +199,6 @@ function startTimeline(enabled: boolean): { mark(name: string): void; line(): st
 /** How long a stop waits for a stalled reader of stdout before finishing the files without it. */
 const STDOUT_GRACE_MS = 3000;
 
-/** Stops waiting for the reader of stdout: what it has not taken is dropped, and counted as missed. */
-function abandonStdout(): void {
-  if (!process.stdout.destroyed) process.stdout.destroy();
-}
-
 /** `tlstap [options]`: capture until a signal, --duration, or the output closing. */
 export async function runCapture(opts: CaptureOptions, stderr: Writable = process.stderr): Promise<CaptureResult> {
   // A reader of stderr that goes away (`2>&1 | head -1`) must not keep the files from being finished.
@@ -218,7 +214,9 @@ export async function runCapture(opts: CaptureOptions, stderr: Writable = proces
       return;
     }
     stderr.write(`tlstap: ${s} a third time: ending now, files as they are\n`);
-    process.exit(128 + (osConstants.signals[s] ?? 0));
+    // The signal's default action: no exit handler waits for a write stuck in the thread pool.
+    signals.release();
+    process.kill(process.pid, s);
   });
   try {
     return await captureUntilStopped(opts, signals, stderr);
@@ -284,7 +282,12 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     outputs.onFailure((message, allFailed) => {
       if (allFailed && (recorder === undefined || recorderFailed)) fn(message);
     });
+  // A library replaced on disk (a package upgrade) is probed again in its new file; -p follows one process's maps.
+  const live = capture;
+  const stopWatching =
+    opts.pid === undefined ? watchReplacedFiles(targets, (t, index) => live.session.attachFile(t, index), (line) => stderr.write(`${line}\n`)) : undefined;
   const stopReason = await waitForStop(opts, capture, signals, onAllFailed, stderr);
+  stopWatching?.();
   stderr.write(`tlstap: stopping (${stopReason}): detaching ${capture.session.probeCount} probes, draining the ring buffer\n`);
   let stats: CaptureStats | undefined;
   let failure: unknown;

@@ -33,3 +33,16 @@ export function catchStopSignals(onRepeat: (signal: NodeJS.Signals, count: numbe
     },
   };
 }
+
+let abandoned = false;
+
+/** Stops waiting for the reader of stdout: what it has not taken is dropped, and counted as missed. */
+export function abandonStdout(): void {
+  abandoned = true;
+  if (!process.stdout.destroyed) process.stdout.destroy();
+}
+
+/** Whether abandonStdout() ran: its unfinished writes keep the process alive, so the CLI exits by itself. */
+export function stdoutAbandoned(): boolean {
+  return abandoned;
+}
