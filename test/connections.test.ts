@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CallPipeline } from '../src/capture/pipeline.js';
 import type { PipelineOptions } from '../src/capture/pipeline.js';
+import { encodeCountersRecord } from '../src/events/counters.js';
 import { EVENT_LAYOUT } from '../src/events/layout.js';
+import { formatSummary } from '../src/output/index.js';
 import type { CallSink, ConnectionEvent, TlsCall } from '../src/events/types.js';
 import { chunkRecords, encodeBatchOf, encodeConnRecord, encodeRecord } from './support/events.js';
 
@@ -126,6 +128,20 @@ test('a connection evicted from the kernel map and recreated under a new id is c
   assert.equal(stats.splitConnections, 1);
   // Two different objects of one process are two connections, not a split.
   assert.equal(run([[open(1), open(2)]]).pipeline.stats().splitConnections, 0);
+});
+
+test('a call lost to a read fault (its first chunk unreadable) is a read fault, not also a call that "never arrived (dropped)"', () => {
+  const counters = (readFaultCalls: number) =>
+    encodeCountersRecord({ droppedEvents: 0, droppedBytes: 0, readFaults: 1, readFaultBytes: 512, calls: 3, untrackedCalls: 0, readFaultCalls, exitCutWrites: 0 }, 999n);
+  // Call 1 of connection 1 left no record: the kernel could not read its buffer.
+  const faulted = run([[open(1), data(1, 0, 'a'), data(1, 2, 'c'), counters(1)]]).pipeline.stats();
+  assert.equal(faulted.missingCalls, 0);
+  assert.equal(faulted.readFaults, 1);
+  assert.doesNotMatch(formatSummary(faulted), /never arrived/);
+  // The same gap with no read fault behind it is a drop.
+  const dropped = run([[open(1), data(1, 0, 'a'), data(1, 2, 'c'), counters(0)]]).pipeline.stats();
+  assert.equal(dropped.missingCalls, 1);
+  assert.match(formatSummary(dropped), /warning: 1 calls of a connection never arrived \(dropped\)/);
 });
 
 /** Like run(), but each batch's memory is overwritten once the pipeline is done with it, as live capture reuses it. */

@@ -17,7 +17,7 @@ import type { Outputs } from './outputs.js';
 import type { RecordWriter } from '../record/index.js';
 import { dedupeTargets, fileTarget, processTargets, systemTargets, TargetError } from '../targets/index.js';
 import type { ProbeTarget, SkippedFile } from '../targets/index.js';
-import { abandonStdout, catchStopSignals } from './signals.js';
+import { catchStopSignals, onRepeatedStop, withStdoutGrace } from './signals.js';
 import { startProgress } from './progress.js';
 import { watchReplacedFiles } from './library-watch.js';
 import { setLongTimeout } from '../util/long-timeout.js';
@@ -196,9 +196,6 @@ function startTimeline(enabled: boolean): { mark(name: string): void; line(): st
   };
 }
 
-/** How long a stop waits for a stalled reader of stdout before finishing the files without it. */
-const STDOUT_GRACE_MS = 3000;
-
 /** `tlstap [options]`: capture until a signal, --duration, or the output closing. */
 export async function runCapture(opts: CaptureOptions, stderr: Writable = process.stderr): Promise<CaptureResult> {
   // A reader of stderr that goes away (`2>&1 | head -1`) must not keep the files from being finished.
@@ -207,17 +204,7 @@ export async function runCapture(opts: CaptureOptions, stderr: Writable = proces
   if (missing) throw new CliError(missing);
   if (endianness() !== 'LE') throw new CliError('tlstap reads its records as little-endian; this big-endian machine is not supported yet');
   checkDistinctPaths([...outputPaths(opts), ...(opts.record === undefined ? [] : [{ what: '--record', path: opts.record }])]);
-  const signals = catchStopSignals((s, count) => {
-    if (count === 2) {
-      stderr.write(`tlstap: ${s} again: finishing the files without waiting for stdout's reader (once more to end at once)\n`);
-      abandonStdout();
-      return;
-    }
-    stderr.write(`tlstap: ${s} a third time: ending now, files as they are\n`);
-    // The signal's default action: no exit handler waits for a write stuck in the thread pool.
-    signals.release();
-    process.kill(process.pid, s);
-  });
+  const signals = catchStopSignals((s, count) => onRepeatedStop(s, count, signals, stderr));
   try {
     return await captureUntilStopped(opts, signals, stderr);
   } finally {
@@ -312,13 +299,8 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     failure ??= err;
   }
   // A reader of stdout that stalls does not hold the files back for long.
-  const usesStdout = (opts.format !== 'none' && opts.output === undefined && opts.pcapng !== '-') || opts.pcapng === '-';
-  const grace = setTimeout(() => {
-    if (!usesStdout || process.stdout.writableLength === 0) return;
-    stderr.write(`tlstap: stdout's reader still takes nothing ${STDOUT_GRACE_MS / 1000} s after the stop; finishing without it\n`);
-    abandonStdout();
-  }, STDOUT_GRACE_MS).unref();
-  const { report, failures } = await outputs.finish(stats).finally(() => clearTimeout(grace));
+  const usesStdout = (opts.format !== 'none' && opts.output === undefined) || opts.pcapng === '-';
+  const { report, failures } = await withStdoutGrace(outputs.finish(stats), usesStdout, stderr);
   stderr.write(`${report}\n`);
   if (failure) throw failure;
   if (failures.length > 0) throw new CliError(`not every output is complete: ${failures.join('; ')}`);
