@@ -5,7 +5,8 @@ import type { PipelineOptions } from '../src/capture/pipeline.js';
 import { encodeCountersRecord } from '../src/events/counters.js';
 import { EVENT_LAYOUT } from '../src/events/layout.js';
 import { formatSummary } from '../src/output/index.js';
-import type { CallSink, ConnectionEvent, TlsCall } from '../src/events/types.js';
+import { PROBED_FUNCTIONS } from '../src/events/types.js';
+import type { CallSink, ConnectionEvent, ProbedFunction, TlsCall } from '../src/events/types.js';
 import { chunkRecords, encodeBatchOf, encodeConnRecord, encodeRecord } from './support/events.js';
 
 const K = EVENT_LAYOUT.constants;
@@ -63,6 +64,21 @@ test('open comes before the first call and close after the last, with its reason
     items.map((i) => ('type' in i ? `${i.type}:${i.reason ?? ''}` : 'call')),
     ['open:', 'call', 'close:SSL_shutdown'],
   );
+});
+
+test('a close by GnuTLS or NSS is named by its own function, never by OpenSSL\'s', () => {
+  const close = (connId: number, func: number, reason: number) => encodeConnRecord({ kind: K.EVENT_CONN_CLOSE, connId, fd: 3, func, reason });
+  const fn = (name: string) => PROBED_FUNCTIONS.indexOf(name as ProbedFunction);
+  const { items } = run([
+    [
+      open(1), data(1, 0, 'a'), close(1, fn('gnutls_bye'), K.REASON_SHUTDOWN),
+      open(2), data(2, 0, 'b'), close(2, fn('gnutls_deinit'), K.REASON_FREE),
+      open(3), data(3, 0, 'c'), close(3, fn('PR_Close'), K.REASON_FREE),
+      open(4), data(4, 0, 'd'), close(4, fn('SSL_free'), K.REASON_FREE),
+    ],
+  ]);
+  const reasons = items.filter((i): i is ConnectionEvent => 'type' in i && i.type === 'close').map((i) => i.reason);
+  assert.deepEqual(reasons, ['gnutls_bye', 'gnutls_deinit', 'PR_Close', 'SSL_free']);
 });
 
 test('an fd number reused by a second connection gets a new connection id', () => {

@@ -89,11 +89,12 @@ function fakeEnv(files: Record<string, string | FileInfo> = {}, over: Partial<Do
     '/proc/self/mounts': 'sysfs /sys sysfs rw 0 0\ntracefs /sys/kernel/tracing tracefs rw 0 0\n',
     '/proc/sys/kernel/unprivileged_bpf_disabled': '2\n',
     '/proc/sys/kernel/perf_event_paranoid': '2\n',
-    [`${ROOT}/build/tlstap.bpf.o`]: { size: 28000, mtimeMs: 2000, isDirectory: false },
+    [`${ROOT}/build/bpf/${process.arch}/tlstap.bpf.o`]: { size: 28000, mtimeMs: 2000, isDirectory: false },
     [`${ROOT}/bpf/tlstap.bpf.c`]: { size: 5000, mtimeMs: 1000, isDirectory: false },
     [`${ROOT}/bpf/tlstap.h`]: { size: 3000, mtimeMs: 1000, isDirectory: false },
     [`${ROOT}/native/build/Release/tlstap_native.node`]: { size: 90000, mtimeMs: 2000, isDirectory: false },
     [`${ROOT}/native/src/addon.cc`]: { size: 1500, mtimeMs: 1000, isDirectory: false },
+    [`${ROOT}/tsconfig.json`]: { size: 500, mtimeMs: 1000, isDirectory: false },
     ...files,
   };
   return {
@@ -132,7 +133,7 @@ test('runDoctor: a machine with everything in place passes every check', async (
   const byName = Object.fromEntries(list.map((c) => [c.name, c]));
   assert.match(byName.privileges!.finding, /root, with CAP_BPF and CAP_PERFMON/);
   assert.match(byName.sysctl!.finding, /unprivileged_bpf_disabled=2, kernel\.perf_event_paranoid=2/);
-  assert.equal(byName['BPF object']!.finding, `${ROOT}/build/tlstap.bpf.o`);
+  assert.equal(byName['BPF object']!.finding, `${ROOT}/build/bpf/${process.arch}/tlstap.bpf.o`);
   // The connection map's size, and the option that changes it.
   assert.match(byName.maps!.finding, /connection map: 65536 connections at once \(--connections N/);
 });
@@ -214,7 +215,7 @@ test('runDoctor: BTF, uprobe PMU and tracefs problems come with their fix', asyn
 
 test('runDoctor: a missing or stale BPF object and addon say how to build them', async () => {
   const missing = await checks(
-    fakeEnv({ [`${ROOT}/build/tlstap.bpf.o`]: '', [`${ROOT}/native/build/Release/tlstap_native.node`]: '' }),
+    fakeEnv({ [`${ROOT}/build/bpf/${process.arch}/tlstap.bpf.o`]: '', [`${ROOT}/native/build/Release/tlstap_native.node`]: '' }),
   );
   assert.equal(missing['BPF object']!.status, 'fail');
   assert.match(missing['BPF object']!.fix!, /npm run build:bpf/);
@@ -230,6 +231,16 @@ test('runDoctor: a missing or stale BPF object and addon say how to build them',
   assert.equal(stale['BPF object']!.status, 'warn');
   assert.match(stale['BPF object']!.finding, /older than .*bpf\/tlstap\.h/);
   assert.equal(stale['native addon']!.status, 'warn');
+
+  // An installed package (no tsconfig.json): npm dates each file by when it was unpacked; no warning.
+  const installed = await checks(
+    fakeEnv({
+      [`${ROOT}/tsconfig.json`]: '',
+      [`${ROOT}/bpf/tlstap.h`]: { size: 3000, mtimeMs: 3000, isDirectory: false },
+    }),
+  );
+  assert.equal(installed['BPF object']!.status, 'ok');
+  assert.equal(installed['native addon']!.status, 'ok');
 
   const broken = await checks(fakeEnv({}, { loadAddon: () => 'libbpf.so.1: cannot open shared object file' }));
   assert.equal(broken['native addon']!.status, 'fail');

@@ -5,10 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { HttpTracker } from '../src/http/tracker.js';
 import { decodeBody } from '../src/http/body.js';
 import type { TlsCall } from '../src/events/types.js';
-import { call, collect, frame, FT, HeaderEncoder, padded, PREFACE, settings } from './support/http-streams.js';
+import { call, decodeCalls, frame, FT, HeaderEncoder, padded, PREFACE, settings } from './support/http-streams.js';
 
 const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
@@ -39,13 +38,7 @@ class H2Conversation {
   }
 }
 
-async function decode(calls: TlsCall[]) {
-  const tracker = new HttpTracker();
-  const got = collect(tracker);
-  for (const c of calls) tracker.write(c);
-  await tracker.close();
-  return { tracker, got };
-}
+const decode = decodeCalls;
 
 test('200 requests on one connection: HPACK dynamic table kept across calls, every exchange paired', async () => {
   const conv = new H2Conversation();

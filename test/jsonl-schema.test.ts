@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { httpRecord } from '../src/http/record.js';
+import { HttpTracker } from '../src/http/tracker.js';
+import { call, collect, ctx, frame, FT, HeaderEncoder, PREFACE } from './support/http-streams.js';
 import { validate } from './support/json-schema.js';
 import { parseJsonl, runTlstap } from './support/tlstap-process.js';
 
@@ -19,6 +22,24 @@ test('the schema rejects lines that break it', () => {
   assert.notDeepEqual(validate({ ...good, extra: 1 }, schema), []);
   assert.notDeepEqual(validate({ type: 'data' }, schema), []);
   assert.notDeepEqual(validate({ type: 'nonsense' }, schema), []);
+});
+
+test('http header flags the decoder sets are in the schema: sensitive (HTTP/2 never-indexed) and latin1', async () => {
+  const tracker = new HttpTracker();
+  const got = collect(tracker);
+  const enc = new HeaderEncoder();
+  const block = enc.block([[':method', 'GET'], [':scheme', 'https'], [':authority', 'a'], [':path', '/'], { name: 'authorization', value: 'Bearer x', neverIndex: true }]);
+  const res = new HeaderEncoder().block([[':status', '204']]);
+  tracker.write(call('write', Buffer.concat([PREFACE, frame(FT.SETTINGS, 0, 0), frame(FT.HEADERS, 0x5, 1, block)]), { ssl: 1n }));
+  tracker.write(call('read', Buffer.concat([frame(FT.SETTINGS, 0, 0), frame(FT.HEADERS, 0x5, 1, res)]), { ssl: 1n }));
+  tracker.write(call('write', Buffer.from([...Buffer.from('GET / HTTP/1.1\r\nX-Raw: caf'), 0xe9, 13, 10, 13, 10]), { ssl: 2n }));
+  tracker.write(call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab', { ssl: 2n, truncated: 2 }));
+  await tracker.close();
+  const records = got.exchanges.map((ex) => httpRecord(ex, ctx, { redact: false }));
+  assert.deepEqual(records[0]!.request.headers.at(-1), { name: 'authorization', value: 'Bearer x', sensitive: true });
+  assert.deepEqual(records[1]!.request.headers.at(-1), { name: 'X-Raw', value: 'caf\u00e9', latin1: true });
+  assert.equal(records[1]!.response!.body.missing, 2);
+  for (const r of records) assert.deepEqual(validate(JSON.parse(JSON.stringify(r)), schema), []);
 });
 
 test('every line of a real capture, replayed from the fixture, matches the documented schema', async () => {

@@ -53,7 +53,7 @@ function assertClientTraffic(
   lines: readonly Line[],
   nginx: NginxServer,
   client: { pid: number; comm: string },
-  expected: { file: string; write: string; read: string; path: '/a.txt' | '/b.txt' },
+  expected: { file: string; write: string; read: string; path: '/a.txt' | '/b.txt'; closedBy: readonly string[] },
 ): void {
   const records = dataOf(lines, client.pid);
   const summary = `${records.length} records of pid ${client.pid}: ${records.map((r) => `${r.func} ${r.len}`).join(', ')}`;
@@ -73,6 +73,13 @@ function assertClientTraffic(
   // One connection, whose addresses are the ones nginx logged for this request.
   const ids = new Set(records.map((r) => r.conn?.id));
   assert.equal(ids.size, 1, `one connection: ${[...ids].join(', ')}`);
+  // Its close names what ended it in this library's own words (gnutls_bye, PR_Close; not SSL_free).
+  const closes = lines.filter((l) => l.type === 'close' && (l as { conn?: { id: number } }).conn?.id === records[0]!.conn?.id);
+  assert.equal(closes.length, 1, `one close of connection ${records[0]!.conn?.id}`);
+  for (const c of closes) {
+    const reason = (c as { reason?: string }).reason ?? '';
+    assert.ok(expected.closedBy.includes(reason), `close reason ${reason}, expected ${expected.closedBy.join(' or ')}`);
+  }
   const logged = nginx.accessLog().filter((l) => l.includes(` GET ${expected.path} `));
   const ports = logged.map((l) => Number(l.split(' ')[1]));
   for (const r of records) {
@@ -93,7 +100,7 @@ test('wget (GnuTLS) fetches a file from nginx: tlstap shows its request and resp
       wget = await wgetFetch(`${nginx.url}/a.txt`);
       clientOk(wget, FILES['a.txt']);
     });
-    assertClientTraffic(lines, nginx, wget!, { file: GNUTLS, write: 'gnutls_record_send', read: 'gnutls_record_recv', path: '/a.txt' });
+    assertClientTraffic(lines, nginx, wget!, { file: GNUTLS, write: 'gnutls_record_send', read: 'gnutls_record_recv', path: '/a.txt', closedBy: ['gnutls_bye', 'gnutls_deinit', 'the process exited'] });
   } finally {
     await nginx.stop();
   }
@@ -108,7 +115,7 @@ test('bssl-tool (BoringSSL) talks HTTP to nginx: its traffic is captured from th
       bssl = await bsslFetch('127.0.0.1', nginx.port, '/b.txt');
       clientOk(bssl, FILES['b.txt']);
     });
-    assertClientTraffic(lines, nginx, bssl!, { file: BORING_LIBSSL, write: 'SSL_write', read: 'SSL_read', path: '/b.txt' });
+    assertClientTraffic(lines, nginx, bssl!, { file: BORING_LIBSSL, write: 'SSL_write', read: 'SSL_read', path: '/b.txt', closedBy: ['SSL_shutdown', 'SSL_free'] });
   } finally {
     await nginx.stop();
   }
@@ -130,7 +137,7 @@ test('an NSS client is captured through NSPR, while its plain file reads through
       clientOk(nss, FILES['a.txt']);
     });
     assert.match(nss!.stderr, new RegExp(`read ${64 * (marker.length + 1)} bytes from ${plainFile}`));
-    assertClientTraffic(lines, nginx, nss!, { file: NSPR, write: 'PR_Write', read: 'PR_Read', path: '/a.txt' });
+    assertClientTraffic(lines, nginx, nss!, { file: NSPR, write: 'PR_Write', read: 'PR_Read', path: '/a.txt', closedBy: ['PR_Close'] });
     const leaked = lines.filter((l): l is DataRecord => l.type === 'data' && text(l).includes(marker));
     assert.deepEqual(leaked.map((l) => `${l.comm} ${l.func}`), [], 'plain file I/O through NSPR is not reported');
   } finally {

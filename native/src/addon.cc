@@ -31,6 +31,11 @@ static Napi::Object Register(Napi::Env env, Napi::Object exports)
 {
 	auto *data = new AddonData();
 	env.SetInstanceData(data);
+#if LIBBPF_MAJOR_VERSION < 1
+	// libbpf 0.x returns error pointers from its open and attach calls unless told otherwise; every
+	// check in this addon is libbpf 1.x's convention: NULL (or a negative number) and errno.
+	libbpf_set_strict_mode(static_cast<enum libbpf_strict_mode>(LIBBPF_STRICT_CLEAN_PTRS | LIBBPF_STRICT_DIRECT_ERRS));
+#endif
 	InstallLibbpfPrinter();
 	Napi::Function session = BpfSession::Define(env);
 	data->session_class = Napi::Persistent(session);

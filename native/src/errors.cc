@@ -66,7 +66,11 @@ Napi::Value MakeBpfError(Napi::Env env, const std::string &op, int err, const st
 {
 	int code = err < 0 ? -err : err;
 	auto *data = env.GetInstanceData<AddonData>();
-	std::string message = op + " failed: " + strerror(code);
+	// libbpf's own codes (LIBBPF_ERRNO__FORMAT and the like, 4000 and up) have no strerror() text.
+	char text[128];
+	if (libbpf_strerror(code, text, sizeof(text)) != 0)
+		snprintf(text, sizeof(text), "%s", strerror(code));
+	std::string message = op + " failed: " + text;
 	if (!context.empty())
 		message += " (" + context + ")";
 

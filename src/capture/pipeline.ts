@@ -3,6 +3,8 @@ import { ConnectionTracker } from '../events/connections.js';
 import type { TrackerStats } from '../events/connections.js';
 import type { CallSink, CaptureStats, ConnectionEvent, ConnectionInfo, TlsCall } from '../events/types.js';
 import type { KernelCounters } from '../events/counters.js';
+import { BatchRedactor } from '../redact/index.js';
+import type { RedactStats } from '../redact/index.js';
 
 /** Totals counted in user space as calls come out of the tracker. */
 export interface PipelineTotals {
@@ -26,19 +28,24 @@ export interface PipelineOptions {
   keepCall?: (call: TlsCall) => boolean;
   /** Only connections this accepts reach the sinks (the --port/--host filter). */
   keepConnection?: (conn: ConnectionInfo) => boolean;
+  /** --redact: credential header values are masked in the batches, before the recorder and every sink. */
+  redact?: boolean;
 }
 
 /**
- * Batches in, calls out: raw batches go to the recorder as they are, then through the decoder
+ * Batches in, calls out: raw batches (masked in place first with --redact) go to the recorder, then through the decoder
  * (chunks joined) and the connection tracker (connections, kernel order) to every sink. The
  * same pipeline serves live capture and replay.
  */
 export class CallPipeline {
   readonly totals: PipelineTotals = { calls: 0, bytes: 0, bytesTruncated: 0, bytesLost: 0 };
+  /** Calls delivered, by probed file (TlsCall.fileIndex). */
+  readonly callsByFile: number[] = [];
   private readonly decoder: RecordDecoder;
   private readonly tracker: ConnectionTracker;
   /** The kernel counters a replayed recording ended with. */
   private recordedCounters: KernelCounters | undefined;
+  private readonly redactor: BatchRedactor | undefined;
 
   constructor(
     private readonly sinks: readonly CallSink[],
@@ -48,6 +55,7 @@ export class CallPipeline {
       { call: (call) => this.deliver(call), connection: (event) => this.announce(event) },
       options.keepConnection,
     );
+    this.redactor = options.redact ? new BatchRedactor() : undefined;
     const tracker = this.tracker;
     this.decoder = new RecordDecoder({
       call: (d) => tracker.call(d),
@@ -58,6 +66,7 @@ export class CallPipeline {
 
   /** Feeds one batch (bound, so it can be handed to the native poller as is). */
   readonly onBatch = (batch: Buffer, count: number): void => {
+    this.redactor?.redactBatch(batch, count);
     this.options.recorder?.writeBatch(batch, count);
     this.decoder.pushBatch(batch, count);
     this.decoder.endBatch();
@@ -71,6 +80,7 @@ export class CallPipeline {
     t.bytes += call.data.length;
     t.bytesTruncated += call.truncated;
     t.bytesLost += call.lost;
+    this.callsByFile[call.fileIndex] = (this.callsByFile[call.fileIndex] ?? 0) + 1;
     for (const sink of this.sinks) sink.write(call);
   }
 
@@ -82,6 +92,11 @@ export class CallPipeline {
   backlog(): Promise<void> | undefined {
     const behind = this.sinks.filter((s) => s.needsDrain === true && s.drained);
     return behind.length === 0 ? undefined : Promise.all(behind.map((s) => s.drained!())).then(() => undefined);
+  }
+
+  /** What --redact masked, when it is on. */
+  get redaction(): Readonly<RedactStats> | undefined {
+    return this.redactor?.stats;
   }
 
   /** Records the decoder could not use (unknown kind, malformed). */

@@ -15,14 +15,26 @@ import { openOutputs, outputPaths } from './outputs.js';
 import { checkDistinctPaths } from '../util/private-file.js';
 import type { Outputs } from './outputs.js';
 import type { RecordWriter } from '../record/index.js';
-import { dedupeTargets, fileTarget, processTargets, systemTargets, TargetError } from '../targets/index.js';
-import type { ProbeTarget, SkippedFile } from '../targets/index.js';
+import {
+  dedupeTargets,
+  fileTarget,
+  GoProgramError,
+  formatGoNotice,
+  goProgramMessage,
+  onlyGoProgramsError,
+  processBlindspots,
+  processTargets,
+  systemTargets,
+  TargetError,
+} from '../targets/index.js';
+import type { Blindspot, GoProgram, ProbeTarget, SkippedFile } from '../targets/index.js';
 import { catchStopSignals, onRepeatedStop, withStdoutGrace } from './signals.js';
 import { startProgress } from './progress.js';
 import { watchReplacedFiles } from './library-watch.js';
 import { setLongTimeout } from '../util/long-timeout.js';
 import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
+import { runNotes, startNotes } from './report.js';
 import type { CaptureOptions } from './options.js';
 import { hostInfo, tlstapVersion } from '../version.js';
 
@@ -32,24 +44,61 @@ export interface CaptureResult {
   targets: ProbeTarget[];
 }
 
+/** The files to probe, the ones that cannot be and why, the Go programs found (not captured yet), and -p's blindspots. */
+export interface ResolvedTargets {
+  targets: ProbeTarget[];
+  skipped: SkippedFile[];
+  goPrograms: GoProgram[];
+  /** What -p's process does that its targets will not show. */
+  blindspots: Blindspot[];
+}
+
 /** Which files to probe, and whether to tell their flavour and version (default true; a capture shows them only with --verbose). */
-export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & { flavour?: boolean };
+export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & {
+  flavour?: boolean;
+  /** Found Go programs are enough (`libs` lists them); else finding nothing but them is an error that names them. */
+  goProgramsSuffice?: boolean;
+};
 
 /** Finds the files to probe for these options, and the ones that cannot be; errors say what was looked for. */
-export async function resolveTargetsReporting(opts: TargetOptions): Promise<{ targets: ProbeTarget[]; skipped: SkippedFile[] }> {
+export async function resolveTargetsReporting(opts: TargetOptions): Promise<ResolvedTargets> {
   const skipped: SkippedFile[] = [];
-  const onSkip = (path: string, reason: string) => skipped.push({ path, reason });
+  const onSkip = (path: string, reason: string, foreignArch?: string) => skipped.push({ path, reason, ...(foreignArch ? { foreignArch } : {}) });
+  const goPrograms: GoProgram[] = [];
+  const onGoProgram = (program: GoProgram) => goPrograms.push(program);
   const { flavour } = opts;
-  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip, flavour }) : await systemTargets({ onSkip, flavour });
-  for (const lib of opts.lib) found.push(await fileTarget(lib, 'lib-option', { flavour }));
+  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip, flavour, onGoProgram }) : await systemTargets({ onSkip, flavour, onGoProgram });
+  for (const lib of opts.lib) {
+    const target = await libTarget(lib, flavour, onGoProgram);
+    if (target !== undefined) found.push(target);
+  }
   const targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
+  const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
+  // A Go program's own message wins over the blindspots (its crypto/tls also looks like TLS linked in).
+  if (targets.length === 0 && goPrograms.length > 0) {
+    if (opts.goProgramsSuffice) return { targets, skipped, goPrograms, blindspots: [] };
+    throw onlyGoProgramsError(where, goPrograms);
+  }
+  // What -p's process does that its targets will not show (TLS linked in and stripped, SSL BIOs, workers).
+  const blindspots = opts.pid !== undefined && goPrograms.length === 0 ? await processBlindspots(opts.pid, targets) : [];
+  if (targets.length === 0 && blindspots.length > 0) throw new TargetError(blindspots[0]!.reason, { hint: blindspots[0]!.hint });
   if (targets.length === 0) {
-    const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
     throw new TargetError(`no TLS library (OpenSSL, BoringSSL, GnuTLS or NSS) found in ${where}`, {
       hint: 'name one with --lib PATH (a TLS library, or a program with one linked in)',
     });
   }
-  return { targets, skipped };
+  return { targets, skipped, goPrograms, blindspots };
+}
+
+/** A --lib file's target; a Go program is told to `onGoProgram` instead (its TLS is not captured yet). */
+async function libTarget(path: string, flavour: boolean | undefined, onGoProgram: (p: GoProgram) => void): Promise<ProbeTarget | undefined> {
+  try {
+    return await fileTarget(path, 'lib-option', { flavour });
+  } catch (err) {
+    if (!(err instanceof GoProgramError)) throw err;
+    onGoProgram(err.program);
+    return undefined;
+  }
 }
 
 /** The files to probe for these options. */
@@ -68,6 +117,8 @@ export interface LiveCaptureParts {
   keepCall?: (call: TlsCall) => boolean;
   /** Only these connections' records go out (besides --port/--host). */
   keepConnection?: (conn: ConnectionInfo) => boolean;
+  /** --redact: credentials masked in the batches, before the recorder and the sinks. */
+  redact?: boolean;
 }
 
 /** A running capture: a session feeding a pipeline. */
@@ -95,6 +146,7 @@ export class LiveCapture {
       keepCall: parts.keepCall,
       // --port/--host need no filter here: the kernel announces only the connections that match.
       keepConnection: parts.keepConnection,
+      redact: parts.redact,
     });
     // Slow outputs pause the reading of the ring buffer: memory stays bounded and the kernel
     // counts whatever does not fit, so nothing is lost without a trace.
@@ -179,7 +231,8 @@ function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>)
     files: [...ctx.files],
     monotonicToWallNs: ctx.offsetNs.toString(),
     host: hostInfo(),
-    settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes, connections: opts.connections },
+    // `redacted`: the records hold masked credentials (--redact masks before recording).
+    settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes, redacted: opts.redact, connections: opts.connections },
   };
 }
 
@@ -223,12 +276,15 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   let outputs: Outputs;
   let ctx: ReturnType<typeof liveContext>;
   let targets: ProbeTarget[];
+  let goPrograms: GoProgram[];
+  let blindspots: Blindspot[];
   try {
     let skipped: SkippedFile[];
     // The flavour and version (a scan of each library's read-only data) are shown only by --verbose.
-    ({ targets, skipped } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
+    ({ targets, skipped, goPrograms, blindspots } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
     timeline.mark('targets found');
-    for (const s of skipped) stderr.write(`tlstap: warning: not probing ${s.path}: ${s.reason}\n`);
+    stderr.write(startNotes(skipped, blindspots));
+    stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));
     ctx = liveContext(targets);
     outputs = await openOutputs(opts, ctx, (line) => stderr.write(`${line}\n`));
     timeline.mark('outputs open');
@@ -250,7 +306,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
       : undefined;
     // What the start waits for once the targets are known: the rest of the load, then the attach.
     const started = performance.now();
-    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder }, opts, await loading);
+    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder, redact: opts.redact }, opts, await loading);
     timeline.mark('attached');
     stderr.write(
       `tlstap: capturing (${capture.session.probeCount} probes attached in ${Math.round(performance.now() - started)} ms); Ctrl-C to stop\n` +
@@ -301,10 +357,15 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   // A reader of stdout that stalls does not hold the files back for long.
   const usesStdout = (opts.format !== 'none' && opts.output === undefined) || opts.pcapng === '-';
   const { report, failures } = await withStdoutGrace(outputs.finish(stats), usesStdout, stderr);
-  stderr.write(`${report}\n`);
+  stderr.write(`${report}\n${runNotes(capture.pipeline, { pid: opts.pid, blindspots, targets })}${goSummary(goPrograms)}`);
   if (failure) throw failure;
   if (failures.length > 0) throw new CliError(`not every output is complete: ${failures.join('; ')}`);
   return { stats, targets };
+}
+
+/** The summary's word on the Go programs found at start: their TLS is in none of the figures above. */
+function goSummary(programs: readonly GoProgram[]): string {
+  return programs.map((p) => `tlstap: not captured: ${goProgramMessage(p)}\n`).join('');
 }
 
 /** Resolves with what ended the capture: a signal, the duration, or an output failing. */

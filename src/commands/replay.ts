@@ -8,6 +8,7 @@ import { openRecordFile } from '../record/index.js';
 import type { RecordHeader } from '../record/index.js';
 import { checkDistinctPaths } from '../util/private-file.js';
 import { CliError } from './errors.js';
+import { runNotes } from './report.js';
 import { openOutputs, outputPaths } from './outputs.js';
 import type { OutputOptions } from './outputs.js';
 
@@ -35,8 +36,9 @@ export async function runReplay(path: string, opts: OutputOptions, stderr: Writa
     if (!isDeepStrictEqual(reader.header.layout, EVENT_LAYOUT)) throw layoutMismatch(path, reader.header);
     const offset = BigInt(reader.header.monotonicToWallNs);
     const ctx: CaptureContext = { files: reader.header.files, wallClockNs: (mono) => mono + offset };
+    if (reader.header.settings['redacted'] === true) stderr.write(`tlstap: ${path} was recorded with --redact: its credential header values are masked\n`);
     const outputs = await openOutputs(opts, ctx, (line) => stderr.write(`${line}\n`));
-    const pipeline = new CallPipeline(outputs.sinks);
+    const pipeline = new CallPipeline(outputs.sinks, { redact: opts.redact });
     let allFailed = false;
     outputs.onFailure((_message, all) => (allFailed ||= all));
     for await (const { batch, count } of reader.batches()) {
@@ -49,7 +51,7 @@ export async function runReplay(path: string, opts: OutputOptions, stderr: Writa
     pipeline.flush();
     const stats = pipeline.stats();
     const { report, failures } = await outputs.finish(stats);
-    stderr.write(`${report}\n`);
+    stderr.write(`${report}\n${runNotes(pipeline)}`);
     for (const d of reader.damaged()) {
       stderr.write(`tlstap: warning: ${path}: ${d.bytes} damaged bytes skipped at byte ${d.offset} (${d.detail}); replay went on at the next intact frame\n`);
     }

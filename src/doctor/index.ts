@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { EVENT_LAYOUT } from '../events/layout.js';
-import { addonCandidates } from '../native/binding.js';
+import { ADDON_FIX, addonCandidates, bpfObjectFile, firstLine } from '../native/binding.js';
 import { packageRoot } from '../util/package-root.js';
 import {
   CAP,
@@ -104,7 +104,7 @@ export function systemEnv(): DoctorEnv {
         require(path);
         return undefined;
       } catch (error) {
-        return (error as Error).message.split('\n')[0];
+        return firstLine(error);
       }
     },
   };
@@ -291,16 +291,24 @@ function newest(env: DoctorEnv, paths: string[]): { path: string; mtimeMs: numbe
   return best;
 }
 
+/**
+ * Whether the package root is a source tree (a clone, where builds happen), not an installed package:
+ * npm gives an installed package's files the time they were unpacked, so their order means nothing.
+ */
+function isSourceTree(env: DoctorEnv): boolean {
+  return env.stat(join(env.packageRoot, 'tsconfig.json')) !== undefined;
+}
+
 function checkBpfObject(env: DoctorEnv): DoctorCheck {
   const root = env.packageRoot;
-  const object = join(root, 'build', 'tlstap.bpf.o');
+  const object = bpfObjectFile('tlstap.bpf.o', root);
   const info = env.stat(object);
   const build = 'npm run build:bpf (needs clang)';
   if (info === undefined || info.size === 0) {
     return { name: 'BPF object', status: 'fail', finding: `${object} is missing`, fix: build };
   }
   const source = newest(env, [join(root, 'bpf', 'tlstap.bpf.c'), join(root, 'bpf', 'tlstap.h')]);
-  if (source.mtimeMs > info.mtimeMs) {
+  if (isSourceTree(env) && source.mtimeMs > info.mtimeMs) {
     return { name: 'BPF object', status: 'warn', finding: `${object} is older than ${source.path}`, fix: build };
   }
   return { name: 'BPF object', status: 'ok', finding: object };
@@ -309,24 +317,25 @@ function checkBpfObject(env: DoctorEnv): DoctorCheck {
 function checkAddon(env: DoctorEnv): DoctorCheck {
   const root = env.packageRoot;
   const candidates = addonCandidates(root);
-  const build = 'npm run build:native (needs libbpf-dev, pkg-config and a C++ compiler)';
-  const path = candidates.find((p) => env.stat(p) !== undefined);
+  const present = candidates.filter((p) => env.stat(p) !== undefined);
+  if (present.length === 0) {
+    return { name: 'native addon', status: 'fail', finding: `not built (tried ${candidates.join(', ')})`, fix: ADDON_FIX };
+  }
+  // The loader takes the first candidate that loads.
+  const problems: string[] = [];
+  const path = present.find((p) => {
+    const error = env.loadAddon(p);
+    if (error !== undefined) problems.push(`${p} does not load: ${error}`);
+    return error === undefined;
+  });
   if (path === undefined) {
-    return { name: 'native addon', status: 'fail', finding: `not built (tried ${candidates.join(', ')})`, fix: build };
+    return { name: 'native addon', status: 'fail', finding: problems.join('; '), fix: ADDON_FIX };
   }
-  const error = env.loadAddon(path);
-  if (error !== undefined) {
-    return {
-      name: 'native addon',
-      status: 'fail',
-      finding: `${path} does not load: ${error}`,
-      fix: `install libbpf (e.g. apt install libbpf1), then ${build}`,
-    };
-  }
+  const build = 'npm run build:native';
   const srcDir = join(root, 'native', 'src');
   const sources = env.listDir(srcDir).map((f) => join(srcDir, f));
   const source = newest(env, [...sources, join(root, 'bpf', 'tlstap.h')]);
-  if (source.mtimeMs > env.stat(path)!.mtimeMs) {
+  if (isSourceTree(env) && source.mtimeMs > env.stat(path)!.mtimeMs) {
     return { name: 'native addon', status: 'warn', finding: `${path} is older than ${source.path}`, fix: build };
   }
   return { name: 'native addon', status: 'ok', finding: path };

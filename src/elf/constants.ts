@@ -26,6 +26,10 @@ export const PT_LOAD = 1;
 export const PT_DYNAMIC = 2;
 /** p_type: notes. */
 export const PT_NOTE = 4;
+/** p_flags: executable segment. */
+export const PF_X = 1;
+/** p_flags: writable segment. */
+export const PF_W = 2;
 
 /** sh_type: symbol table. */
 export const SHT_SYMTAB = 2;

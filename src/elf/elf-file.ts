@@ -17,6 +17,7 @@ import {
 import type { Candidate, LoadedTable, TableSource } from './lookup.js';
 import { buildIdFrom, parseNotes } from './notes.js';
 import { FileSource } from './reader.js';
+import type { PositionalFile } from './reader.js';
 import { StringTable } from './strings.js';
 import type { ElfSymbolInfo } from './symbols.js';
 
@@ -79,7 +80,15 @@ export class ElfFile {
 
   /** Opens and validates `path`, reading the ELF header and the program and section headers only. */
   static async open(path: string): Promise<ElfFile> {
-    const src = await FileSource.open(path);
+    return ElfFile.fromSource(await FileSource.open(path));
+  }
+
+  /** Opens and validates the ELF in `file` (a remote file, a slice of an APK); `path` names it in messages. */
+  static async openFile(path: string, file: PositionalFile): Promise<ElfFile> {
+    return ElfFile.fromSource(FileSource.over(path, file));
+  }
+
+  private static async fromSource(src: FileSource): Promise<ElfFile> {
     try {
       return new ElfFile(src, await readHeaders(src));
     } catch (err) {
@@ -223,6 +232,19 @@ export class ElfFile {
           ? 'relocatable objects (.o) cannot be probed; use the linked binary'
           : 'the file is corrupt or the address belongs to another file',
     });
+  }
+
+  /** Reads `size` bytes at file offset `offset` (checked against the file size); `what` names them in errors. */
+  async readAt(offset: bigint, size: number, what: string): Promise<Buffer> {
+    const where = this.src.range(offset, BigInt(size), what);
+    return this.src.read(where.offset, where.size, what);
+  }
+
+  /** Reads `size` bytes at virtual address `address` through the PT_LOAD segment that holds them. */
+  async readAddress(address: bigint, size: number, what: string): Promise<Buffer> {
+    const offset = this.fileOffsetOf(address);
+    if (size > 0) this.fileOffsetOf(address + BigInt(size) - 1n);
+    return this.readAt(offset, size, what);
   }
 
   /**

@@ -5,3 +5,5 @@ export { ElfFile, withElfFile } from './elf-file.js';
 export type { ResolvedFunction } from './elf-file.js';
 export type { ElfSection, ElfSegment } from './header.js';
 export type { ElfSymbolInfo } from './symbols.js';
+export { sliceFile } from './reader.js';
+export type { PositionalFile } from './reader.js';

@@ -23,22 +23,63 @@ function fsError(path: string, action: string, err: unknown): ElfError {
 }
 
 /**
- * Positional reads from one open file; every read is checked against the file size first.
- *
- * The reads are synchronous behind the async interface: looking up a handful of symbols takes hundreds
- * of small reads, which the page cache answers in microseconds, while a thread-pool round trip each
- * cost more main-thread time than the read itself (a third of the time tlstap took to find its targets).
+ * Where a FileSource's bytes come from: a local file, a file on another machine read through the agent
+ * (src/remote/), or a slice of either (a library stored inside an APK).
  */
+export interface PositionalFile {
+  /** Size in bytes when opened. */
+  readonly size: number;
+  /** Reads up to `length` bytes at `position` into `buf` at `offset`; returns how many (0 only at the end). */
+  read(buf: Buffer, offset: number, length: number, position: number): number | Promise<number>;
+  close(): void | Promise<void>;
+}
+
+/**
+ * A local file. The reads are synchronous behind the async interface: looking up a handful of symbols
+ * takes hundreds of small reads, which the page cache answers in microseconds, while a thread-pool
+ * round trip each cost more main-thread time than the read itself (a third of the time tlstap took to
+ * find its targets).
+ */
+class LocalFile implements PositionalFile {
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+  ) {}
+
+  read(buf: Buffer, offset: number, length: number, position: number): number {
+    return readSync(this.fd, buf, offset, length, position);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** The `size` bytes of `file` from `base` on, as a file of their own (an ELF stored uncompressed in a zip). */
+export function sliceFile(file: PositionalFile, base: number, size: number): PositionalFile {
+  if (!Number.isSafeInteger(base) || !Number.isSafeInteger(size) || base < 0 || size < 0 || base + size > file.size) {
+    throw new RangeError(`slice of ${size} bytes at ${base} does not fit in a file of ${file.size} bytes`);
+  }
+  return {
+    size,
+    read: (buf, offset, length, position) => file.read(buf, offset, Math.min(length, size - position), base + position),
+    close: () => file.close(),
+  };
+}
+
+/** Positional reads from one open file; every read is checked against the file size first. */
 export class FileSource {
   private closed = false;
   /** Bytes read from the file so far. */
   bytesRead = 0;
+  readonly size: number;
 
   private constructor(
     readonly path: string,
-    private readonly fd: number,
-    readonly size: number,
-  ) {}
+    private readonly file: PositionalFile,
+  ) {
+    this.size = file.size;
+  }
 
   /** Opens `path` read-only; it must be a regular file. */
   static async open(path: string): Promise<FileSource> {
@@ -51,11 +92,16 @@ export class FileSource {
     try {
       const stat = fstatSync(fd);
       if (!stat.isFile()) throw new ElfError(path, 'not a regular file');
-      return new FileSource(path, fd, stat.size);
+      return new FileSource(path, new LocalFile(fd, stat.size));
     } catch (err) {
       closeSync(fd);
       throw err instanceof ElfError ? err : fsError(path, 'cannot stat', err);
     }
+  }
+
+  /** Reads through `file`, which is known by `path` in messages; closing the source closes it. */
+  static over(path: string, file: PositionalFile): FileSource {
+    return new FileSource(path, file);
   }
 
   /** Throws an ElfError about this file. */
@@ -96,7 +142,8 @@ export class FileSource {
     while (done < length) {
       let bytesRead: number;
       try {
-        bytesRead = readSync(this.fd, buf, done, length - done, offset + done);
+        const n = this.file.read(buf, done, length - done, offset + done);
+        bytesRead = typeof n === 'number' ? n : await n;
       } catch (err) {
         throw fsError(this.path, `cannot read ${what}`, err);
       }
@@ -111,7 +158,7 @@ export class FileSource {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    closeSync(this.fd);
+    await this.file.close();
   }
 }
 

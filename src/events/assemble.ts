@@ -2,7 +2,7 @@ import { CONN_REASONS, EVENT_LAYOUT } from './layout.js';
 import { formatIpv4, formatIpv6 } from './addresses.js';
 import { decodeCountersRecord } from './counters.js';
 import type { KernelCounters } from './counters.js';
-import { TLS_FUNCTIONS } from './types.js';
+import { PROBED_FUNCTIONS, TLS_FUNCTIONS } from './types.js';
 import type { Endpoint, TlsCall } from './types.js';
 
 const D = EVENT_LAYOUT.data.fields;
@@ -73,6 +73,16 @@ export interface DecoderStats {
 }
 
 const CONN_KINDS: readonly DecodedConn['kind'][] = ['open', 'fd', 'close', 'exit'];
+
+/**
+ * What a connection record's reason code means. A close by a TLS call names the function that was
+ * called, from the probe's cookie: gnutls_bye or PR_Close, not OpenSSL's names for them.
+ */
+function connReason(code: number, func: number): string {
+  const byCall = code === K.REASON_SHUTDOWN || code === K.REASON_FREE;
+  if (byCall && func >= TLS_FUNCTIONS.length && func < PROBED_FUNCTIONS.length) return PROBED_FUNCTIONS[func]!;
+  return CONN_REASONS[code] ?? `reason ${code}`;
+}
 
 /** A u64 that stays below 2^53 (ids, counts) as a number, without a BigInt. */
 function readU64(buf: Buffer, at: number): number {
@@ -290,7 +300,7 @@ export class RecordDecoder {
       comm: readComm(buf, start),
       ssl: buf.readBigUInt64LE(start + C.ssl.offset),
       fd: buf.readInt32LE(start + C.fd.offset),
-      reason: CONN_REASONS[reasonCode] ?? `reason ${reasonCode}`,
+      reason: connReason(reasonCode, buf[start + C.cookie.offset]!),
       calls: buf.readUInt32LE(start + C.seq.offset),
     };
     if (family === AF_INET || family === AF_INET6) {

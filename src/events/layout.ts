@@ -113,6 +113,7 @@ export const CONN_REASONS: Readonly<Record<number, string>> = {
   2: 'its fd is not a socket',
   3: 'its socket is not AF_INET/AF_INET6',
   4: 'its fd was closed or could not be read',
+  // A close by a TLS call is named by the function itself (gnutls_bye, PR_Close) when the record says which.
   5: 'SSL_shutdown',
   6: 'SSL_free',
   7: 'close() of its fd',

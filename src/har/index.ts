@@ -8,7 +8,9 @@ import { decodeBody } from '../http/body.js';
 import { headerValue } from '../http/message.js';
 import { redactHeaders } from '../http/redact.js';
 import type { HttpTracker } from '../http/tracker.js';
-import type { HttpExchange, HttpHeader, HttpListener, HttpStats, HttpVersion } from '../http/types.js';
+import type { HttpBody, HttpExchange, HttpHeader, HttpListener, HttpStats, HttpVersion } from '../http/types.js';
+import { multipartBoundary, parseMultipart } from './multipart.js';
+import type { FormPart } from './multipart.js';
 import { BatchWriter } from '../output/batch.js';
 import { createPrivateWriteStream } from '../util/private-file.js';
 import { tlstapVersion } from '../version.js';
@@ -17,6 +19,24 @@ import { tlstapVersion } from '../version.js';
 export interface HarNameValue {
   name: string;
   value: string;
+}
+
+/** A HAR postData parameter: a form field, or a file of a multipart upload. */
+export interface HarParam {
+  name: string;
+  value?: string;
+  fileName?: string;
+  contentType?: string;
+  comment?: string;
+}
+
+/** A HAR request body. `_encoding: "base64"` (a custom field, like content.encoding) marks a binary body's text. */
+export interface HarPostData {
+  mimeType: string;
+  params: HarParam[];
+  text: string;
+  _encoding?: 'base64';
+  comment?: string;
 }
 
 /** A HAR cookie. */
@@ -38,7 +58,7 @@ export interface HarRequest {
   cookies: HarCookie[];
   headers: HarNameValue[];
   queryString: HarNameValue[];
-  postData?: { mimeType: string; params: HarNameValue[]; text: string; comment?: string };
+  postData?: HarPostData;
   headersSize: number;
   bodySize: number;
   comment?: string;
@@ -154,6 +174,47 @@ function queryString(url: string): HarNameValue[] {
   }
 }
 
+/**
+ * A request body as HAR postData: text as it is; a urlencoded form also as params; a whole
+ * multipart/form-data body also as params (file parts with fileName and contentType, a binary
+ * part's value as base64); binary bytes as base64 with `_encoding: "base64"` (see docs/http.md).
+ */
+function postData(body: HttpBody, headers: HttpHeader[]): HarPostData {
+  const mimeType = headerValue(headers, 'content-type') ?? '';
+  const decoded = decodeBody(body, headers);
+  const data: HarPostData = { mimeType, params: [], text: '' };
+  if (decoded.text) {
+    data.text = decoded.bytes.toString('utf8');
+    if (/^application\/x-www-form-urlencoded/i.test(mimeType)) data.params = [...new URLSearchParams(data.text)].map(([name, value]) => ({ name, value }));
+  } else {
+    data.text = decoded.bytes.toString('base64');
+    data._encoding = 'base64';
+  }
+  const boundary = body.complete ? multipartBoundary(mimeType) : undefined;
+  const parts = boundary === undefined ? undefined : parseMultipart(decoded.bytes, boundary);
+  if (parts !== undefined) data.params = parts.map(formParam);
+  const notes = [
+    decoded.text ? '' : 'binary body: text is base64 (_encoding)',
+    body.complete ? '' : body.missing ? `incomplete: ${body.missing} bytes not captured` : 'incomplete',
+    decoded.note ?? '',
+  ].filter((s) => s !== '');
+  if (notes.length > 0) data.comment = notes.join('; ');
+  return data;
+}
+
+function formParam(part: FormPart): HarParam {
+  const param: HarParam = { name: part.name };
+  if (part.text) param.value = part.data.toString('utf8');
+  else {
+    // Replay tools need a value (har-to-k6 fails without one); base64 keeps the bytes.
+    param.value = part.data.toString('base64');
+    param.comment = `binary, ${part.data.length} bytes: value is base64`;
+  }
+  if (part.fileName !== undefined) param.fileName = part.fileName;
+  if (part.contentType !== undefined) param.contentType = part.contentType;
+  return param;
+}
+
 /** The HAR entry for one exchange. */
 export function harEntry(ex: HttpExchange, ctx: CaptureContext, opts: HarOptions): HarEntry {
   const t = ex.timings;
@@ -170,17 +231,7 @@ export function harEntry(ex: HttpExchange, ctx: CaptureContext, opts: HarOptions
     headersSize: headersSize(`${req.method} ${req.target} ${req.httpVersion}`, req.headers, req.httpVersion),
     bodySize: req.body.size,
   };
-  if (req.body.size > 0) {
-    const mimeType = headerValue(req.headers, 'content-type') ?? '';
-    const decoded = decodeBody(req.body, req.headers);
-    const text = decoded.text ? decoded.bytes.toString('utf8') : decoded.bytes.toString('base64');
-    const params = /^application\/x-www-form-urlencoded/i.test(mimeType) && decoded.text
-      ? [...new URLSearchParams(text)].map(([name, value]) => ({ name, value }))
-      : [];
-    request.postData = { mimeType, params, text };
-    const notes = [decoded.text ? '' : 'base64-encoded binary data', req.body.complete ? '' : 'incomplete', decoded.note ?? ''].filter((s) => s !== '');
-    if (notes.length > 0) request.postData.comment = notes.join('; ');
-  }
+  if (req.body.size > 0) request.postData = postData(req.body, req.headers);
   let response: HarResponse;
   if (res === undefined) {
     response = {
@@ -210,7 +261,7 @@ export function harEntry(ex: HttpExchange, ctx: CaptureContext, opts: HarOptions
         content.encoding = 'base64';
       }
     }
-    const notes = [res.body.complete ? '' : 'incomplete body', decoded.note ?? ''].filter((s) => s !== '');
+    const notes = [res.body.complete ? '' : res.body.missing ? `incomplete body: ${res.body.missing} bytes not captured` : 'incomplete body', decoded.note ?? ''].filter((s) => s !== '');
     if (notes.length > 0) content.comment = notes.join('; ');
     response = {
       status: res.status,

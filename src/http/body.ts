@@ -85,6 +85,7 @@ function decodeUncached(body: HttpBody, headers: readonly HttpHeader[]): Decoded
   };
 }
 
+/** A note when captured body bytes were not kept (the cap, or bytes after a gap); missing ones are counted apart. */
 function keptNote(body: HttpBody): { note?: string } {
-  return body.bytes.length < body.size ? { note: `only the first ${body.bytes.length} of ${body.size} bytes were kept` } : {};
+  return body.bytes.length < body.size - (body.missing ?? 0) ? { note: `only the first ${body.bytes.length} of ${body.size} bytes were kept` } : {};
 }

@@ -1,7 +1,9 @@
 // Telling HTTP from other bytes by how a direction starts: an HTTP/1.x request or status line,
 // the HTTP/2 client preface, or an HTTP/2 SETTINGS frame (a server's first words).
 
+import type { Direction } from '../events/types.js';
 import { H2_PREFACE } from './h2.js';
+import type { HttpConnection, HttpRole } from './types.js';
 
 /** What follows a request target: the protocol version and the line end. */
 const HTTP11_VERSION_CRLF = Buffer.from('HTTP/1.1\r\n', 'latin1');
@@ -93,4 +95,21 @@ function frameStart(data: Buffer): StartKind {
   if (type === 0x4 && stream === 0 && length % 6 === 0 && (data[4]! & ~0x1) === 0) return StartKind.Http2Settings;
   if (type <= 0x9 && length <= 16384 && stream >> 31 === 0) return StartKind.Http2Frame;
   return StartKind.Other;
+}
+
+/** Where Linux picks ephemeral (client) ports by default (net.ipv4.ip_local_port_range). */
+const EPHEMERAL_FROM = 32768;
+
+/**
+ * The traced process's role on a connection that is not HTTP: by the ports when exactly one end
+ * has an ephemeral one (that end is the client), else by who spoke first (in TLS protocols the
+ * client mostly does: postgres, redis, HTTP).
+ */
+export function guessRole(conn: HttpConnection, firstDir: Direction): HttpRole {
+  if (conn.local !== undefined && conn.remote !== undefined) {
+    const localEphemeral = conn.local.port >= EPHEMERAL_FROM;
+    const remoteEphemeral = conn.remote.port >= EPHEMERAL_FROM;
+    if (localEphemeral !== remoteEphemeral) return localEphemeral ? 'client' : 'server';
+  }
+  return firstDir === 'write' ? 'client' : 'server';
 }

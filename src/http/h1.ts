@@ -1,10 +1,13 @@
 // HTTP/1.x: two http-parser-js parsers per connection, one per direction, and a queue that pairs
 // responses with requests in order (keep-alive and pipelining). HEAD, 204 and 304 responses have
 // no body whatever their Content-Length says; 1xx responses are interim; 101 and CONNECT end HTTP.
+// A gap of known length inside a body is skipped (the body is marked incomplete); a gap in a
+// response's head is resynchronised at the next status line; one in a request's head ends decoding.
 
 import { HTTPParser } from 'http-parser-js';
 import type { TlsCall } from '../events/types.js';
-import { BodyBuilder, buildUrl, emptyBody, headerValue, http1Version, HttpDecodeError } from './message.js';
+import { classifyStart, StartKind } from './detect.js';
+import { BodyBuilder, buildUrl, emptyBody, fromWireText, headerValue, http1Version, HttpDecodeError, wireHeader } from './message.js';
 import type { DecoderOptions, ExchangeOut } from './message.js';
 import type { HttpConnection, HttpExchange, HttpHeader, HttpInterim, HttpRequest } from './types.js';
 
@@ -35,6 +38,17 @@ interface ParserPosition {
   end: number;
 }
 
+/** The parser's internal state, read to skip gaps and to bound header sizes. */
+interface ParserState {
+  state: string;
+  line: string;
+  body_bytes: number | null;
+  info: { headers: string[] };
+  trailers: string[];
+  nextRequest(): void;
+  reinitialize(type: unknown): void;
+}
+
 /** A request on its way to being an exchange. */
 interface Pending {
   exchange: HttpExchange;
@@ -60,16 +74,40 @@ const SKIP_AND_STOP = 2;
 /** Request bytes held while an upgrade's answer is awaited, at most. */
 const MAX_HELD = 1 << 20;
 
+/** Header and trailer bytes one message may have before tlstap calls the bytes not HTTP. */
+export const MAX_HEAD_BYTES = 1 << 20;
+
+// The parser turns head bytes into strings with this encoding; the default, 'ascii', strips the
+// high bit. latin1 keeps every byte, and wireHeader() makes UTF-8 of them where it is valid.
+(HTTPParser as unknown as { encoding: BufferEncoding }).encoding = 'latin1';
+
+/** A parser whose own header limit is off: it counts a whole call that ends in a head against it. */
+function newParser(type: typeof HTTPParser.REQUEST | typeof HTTPParser.RESPONSE): Parser {
+  const parser = new HTTPParser(type);
+  // reinitialize() sets maxHeaderSize again after each message: make it stay off.
+  Object.defineProperty(parser, 'maxHeaderSize', { get: () => Infinity, set: () => undefined });
+  return parser;
+}
+
+/** Head bytes the parser holds for the message it is in: the open line and the fields so far. */
+function headBytes(p: ParserState): number {
+  let n = p.line.length;
+  for (const s of p.state === 'BODY_CHUNKTRAILERS' ? p.trailers : p.info.headers) n += s.length + 2;
+  return n;
+}
+
+const HEAD_STATES = new Set(['REQUEST_LINE', 'RESPONSE_LINE', 'HEADER', 'BODY_CHUNKTRAILERS']);
+
 function headerList(raw: string[]): HttpHeader[] {
   const out: HttpHeader[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) out.push({ name: raw[i]!, value: raw[i + 1]! });
+  for (let i = 0; i + 1 < raw.length; i += 2) out.push(wireHeader(raw[i]!, raw[i + 1]!));
   return out;
 }
 
 /** Decodes one HTTP/1.x connection; throws HttpDecodeError when it has to give up. */
 export class Http1Decoder {
-  private readonly req = new HTTPParser(HTTPParser.REQUEST);
-  private readonly res = new HTTPParser(HTTPParser.RESPONSE);
+  private readonly req = newParser(HTTPParser.REQUEST);
+  private readonly res = newParser(HTTPParser.RESPONSE);
   private nowNs = 0n;
   private reqStartNs: bigint | undefined;
   private resStartNs: bigint | undefined;
@@ -85,6 +123,10 @@ export class Http1Decoder {
   private heldBytes = 0;
   /** Set by the response callbacks when the protocol switched. */
   private switched: Pending | undefined;
+  /** A response's head went uncaptured: response bytes are skipped up to the next status line. */
+  private resync = false;
+  /** Response bytes skipped while resynchronising, for the note on the next exchange. */
+  private skipped = 0;
 
   constructor(
     private readonly out: ExchangeOut,
@@ -114,11 +156,54 @@ export class Http1Decoder {
       this.reqStartNs ??= call.tsNs;
       this.execute(this.req, data, 'request');
     } else {
+      if (this.resync && !this.resynced(data)) return;
       this.resStartNs ??= call.tsNs;
       const consumed = this.execute(this.res, data, 'response');
       if (this.switched !== undefined) this.finishSwitch(data, consumed);
       else if (this.held !== undefined && !this.waitingUpgrade()) this.resume();
     }
+  }
+
+  /**
+   * `n` bytes from `side` went by uncaptured right after the bytes fed last (`what` says how).
+   * Inside a body they are skipped and counted; in a response's head the decoder resynchronises
+   * at the next status line; anywhere else it gives up (HttpDecodeError 'gap').
+   */
+  gap(side: Side, n: number, what: string): void {
+    const parser = (side === Side.Request ? this.req : this.res) as unknown as ParserState;
+    if (side === Side.Response && this.resync) {
+      this.skipped += n;
+      return;
+    }
+    if (side === Side.Request && (this.held !== undefined || this.waitingUpgrade())) {
+      throw new HttpDecodeError('gap', `${what} after an upgrade request`);
+    }
+    const body = side === Side.Request ? this.current?.reqBody : this.answering?.resBody;
+    let left = n;
+    if (parser.state === 'BODY_RAW') {
+      body?.skip(n);
+      return;
+    }
+    if (parser.state === 'BODY_CHUNK' && n <= parser.body_bytes!) {
+      body?.skip(n);
+      parser.body_bytes! -= n;
+      if (parser.body_bytes === 0) parser.state = 'BODY_CHUNKEMPTYLINE';
+      return;
+    }
+    if (parser.state === 'BODY_SIZED') {
+      const inBody = Math.min(n, parser.body_bytes!);
+      body?.skip(inBody);
+      parser.body_bytes! -= inBody;
+      left -= inBody;
+      if (parser.body_bytes === 0) {
+        this.userCall(() => parser.nextRequest());
+        if (left === 0) return;
+      } else return;
+    }
+    // The gap covers (part of) a message's head or chunk framing: its length tells nothing.
+    const where = `${what}, in the head of a ${side === Side.Request ? 'request' : 'response'}`;
+    if (side === Side.Request) throw new HttpDecodeError('gap', where);
+    this.startResync(left, where);
   }
 
   /** The connection ended: a response delimited by the close ends here; the rest is incomplete. */
@@ -132,6 +217,42 @@ export class Http1Decoder {
       }
     }
     this.abort(why);
+  }
+
+  /** Response bytes from `skipped` on are not HTTP until a status line: the open response ends here. */
+  private startResync(skipped: number, why: string): void {
+    this.resync = true;
+    this.skipped = skipped;
+    this.interim = false;
+    (this.res as unknown as ParserState).reinitialize(HTTPParser.RESPONSE);
+    const p = this.answering ?? this.queue.find((q) => !q.resDone);
+    this.answering = undefined;
+    if (p === undefined) return;
+    p.resDone = true;
+    if (p.exchange.response !== undefined) p.exchange.response.body = p.resBody!.finish(false);
+    p.exchange.incomplete = `${p.exchange.response === undefined ? 'no response' : 'response cut'}: ${why}`;
+    this.flushQueue();
+  }
+
+  /** While resynchronising: whether `data` starts with a status line (then decoding goes on). */
+  private resynced(data: Buffer): boolean {
+    if (classifyStart(data) !== StartKind.Http1Response) {
+      this.skipped += data.length;
+      return false;
+    }
+    this.resync = false;
+    this.resStartNs = undefined;
+    return true;
+  }
+
+  /** Runs a parser method that calls back into this decoder, as execute() does. */
+  private userCall(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof HttpDecodeError) throw err;
+      throw new HttpDecodeError('malformed', (err as Error).message);
+    }
   }
 
   /** Emits every exchange still open as incomplete, saying why. */
@@ -163,6 +284,10 @@ export class Http1Decoder {
     }
     // The request parser stops after an upgrade request; what follows waits for the answer.
     if (parser === this.req && result < data.length && this.waitingUpgrade()) this.hold(data, result);
+    const state = parser as unknown as ParserState;
+    if (HEAD_STATES.has(state.state) && headBytes(state) > MAX_HEAD_BYTES) {
+      throw new HttpDecodeError('malformed', `${what}: a head of more than ${MAX_HEAD_BYTES} bytes`);
+    }
     return result;
   }
 
@@ -204,10 +329,11 @@ export class Http1Decoder {
   private onRequestHeaders(info: HeaderInfo): number {
     const headers = headerList(info.headers);
     const version = http1Version(info.versionMajor, info.versionMinor);
+    const target = fromWireText(info.url);
     const request: HttpRequest = {
       method: info.method,
-      url: buildUrl(this.opts.defaultScheme, headerValue(headers, 'host'), info.url, this.conn),
-      target: info.url,
+      url: buildUrl(this.opts.defaultScheme, headerValue(headers, 'host'), target.text, this.conn),
+      target: target.text,
       httpVersion: version,
       headers,
       trailers: [],
@@ -221,7 +347,7 @@ export class Http1Decoder {
         conn: this.conn,
         request,
         timings: { requestStartNs: start, requestEndNs: start },
-        notes: [],
+        notes: target.latin1 ? ['the request target is not UTF-8: shown as latin-1'] : [],
       },
       reqBody: new BodyBuilder(this.opts.maxBodyBytes),
       resBody: undefined,
@@ -237,7 +363,10 @@ export class Http1Decoder {
   }
 
   private onRequestBody(chunk: Buffer, offset: number, length: number): void {
-    this.current?.reqBody.add(chunk, offset, offset + length);
+    const p = this.current;
+    if (p === undefined) return;
+    p.reqBody.add(chunk, offset, offset + length);
+    p.exchange.timings.requestEndNs = this.nowNs;
   }
 
   private onRequestTrailers(trailers: string[]): void {
@@ -269,9 +398,13 @@ export class Http1Decoder {
       p.interim.push({ status, headers, tsNs: this.nowNs });
       return SKIP_BODY;
     }
+    if (this.skipped > 0) {
+      p.exchange.notes.push(`${this.skipped} response bytes before this response were skipped after a gap`);
+      this.skipped = 0;
+    }
     p.exchange.response = {
       status,
-      statusText: info.statusMessage,
+      statusText: fromWireText(info.statusMessage).text,
       httpVersion: http1Version(info.versionMajor, info.versionMinor),
       headers,
       trailers: [],
@@ -297,7 +430,11 @@ export class Http1Decoder {
   }
 
   private onResponseBody(chunk: Buffer, offset: number, length: number): void {
-    this.answering?.resBody?.add(chunk, offset, offset + length);
+    const p = this.answering;
+    if (p === undefined) return;
+    p.resBody?.add(chunk, offset, offset + length);
+    // A body cut later still has the time of its last captured bytes.
+    p.exchange.timings.responseEndNs = this.nowNs;
   }
 
   private onResponseTrailers(trailers: string[]): void {

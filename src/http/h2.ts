@@ -78,6 +78,12 @@ interface OpenBlock {
   size: number;
 }
 
+/** Bytes of a frame's payload that went by uncaptured: [at, at + length) in payload offsets. */
+export interface Hole {
+  at: number;
+  length: number;
+}
+
 /** Reassembles frames from one direction's bytes; hands whole frames to the decoder. */
 class FrameReader {
   /** Bytes of an unfinished frame (or preface), copied. */
@@ -86,6 +92,8 @@ class FrameReader {
   /** Bytes needed before the pending data can be parsed. */
   private need = 0;
   private preface: boolean;
+  /** Uncaptured stretches of the pending frame (a DATA frame), zero-filled in `pending`. */
+  private holes: Hole[] = [];
 
   constructor(
     private readonly owner: Http2Decoder,
@@ -95,6 +103,7 @@ class FrameReader {
   }
 
   feed(data: Buffer): void {
+    if (data.length === 0 && (this.pendingBytes === 0 || this.pendingBytes < this.need)) return;
     if (this.pendingBytes > 0) {
       this.pending.push(Buffer.from(data));
       this.pendingBytes += data.length;
@@ -124,12 +133,33 @@ class FrameReader {
       const streamId = data.readUInt32BE(pos + 5) & 0x7fffffff;
       const start = pos + FRAME_HEADER;
       pos = start + length;
-      this.owner.frame(this.side, type, flags, streamId, data.subarray(start, pos));
+      // Holes belong to the pending frame, which is the first one of the joined bytes.
+      const holes = this.holes;
+      if (holes.length > 0) this.holes = [];
+      this.owner.frame(this.side, type, flags, streamId, data.subarray(start, pos), holes);
     }
     if (pos < n) {
       const need = n - pos >= FRAME_HEADER ? FRAME_HEADER + ((data[pos]! << 16) | (data[pos + 1]! << 8) | data[pos + 2]!) : FRAME_HEADER;
       this.stash(data, pos, need);
     }
+  }
+
+  /**
+   * `n` bytes went by uncaptured after the bytes fed last. Inside a DATA frame whose header was
+   * seen they are a hole in its payload; anywhere else the framing is lost (HttpDecodeError 'gap').
+   */
+  gap(n: number, what: string): void {
+    if (!this.preface && this.pendingBytes >= FRAME_HEADER && this.pendingBytes + n <= this.need) {
+      const head = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+      if (head[3] === DATA) {
+        this.pending = [head, Buffer.alloc(n)];
+        this.holes.push({ at: this.pendingBytes - FRAME_HEADER, length: n });
+        this.pendingBytes += n;
+        if (this.pendingBytes === this.need) this.feed(Buffer.alloc(0));
+        return;
+      }
+    }
+    throw new HttpDecodeError('gap', `${what}, outside the payload of an HTTP/2 DATA frame`);
   }
 
   /** Whether an incomplete frame is waiting for more bytes. */
@@ -195,6 +225,11 @@ export class Http2Decoder {
     this.readers[side].feed(data);
   }
 
+  /** `n` bytes from `side` went by uncaptured right after the bytes fed last. */
+  gap(side: Side, n: number, what: string): void {
+    this.readers[side].gap(n, what);
+  }
+
   /** The connection ended: every open stream is emitted as incomplete. */
   end(why: string): void {
     this.abort(why);
@@ -207,7 +242,7 @@ export class Http2Decoder {
   }
 
   /** One whole frame from `side`. */
-  frame(side: Side, type: number, flags: number, streamId: number, payload: Buffer): void {
+  frame(side: Side, type: number, flags: number, streamId: number, payload: Buffer, holes: Hole[] = []): void {
     const open = this.blocks[side];
     if (open !== undefined) {
       if (type !== CONTINUATION || streamId !== open.streamId) {
@@ -223,7 +258,7 @@ export class Http2Decoder {
     }
     switch (type) {
       case DATA:
-        this.data(side, flags, streamId, payload);
+        this.data(side, flags, streamId, payload, holes);
         break;
       case HEADERS:
       case PUSH_PROMISE:
@@ -255,19 +290,20 @@ export class Http2Decoder {
     return payload.subarray(1, payload.length - payload[0]!);
   }
 
-  private data(side: Side, flags: number, streamId: number, payload: Buffer): void {
+  private data(side: Side, flags: number, streamId: number, payload: Buffer, holes: Hole[]): void {
     if (streamId === 0) throw new HttpDecodeError('malformed', 'DATA on stream 0');
+    if (holes.length > 0 && holes[0]!.at === 0 && (flags & FLAG_PADDED) !== 0) {
+      throw new HttpDecodeError('gap', `the pad length of a DATA frame on stream ${streamId} was not captured`);
+    }
     const body = this.unpad(flags, payload, 'DATA');
     const s = this.streams.get(streamId);
     // A stream reset or finished earlier may still see DATA in flight.
     if (s === undefined) return;
-    if (side === Side.Request) {
-      s.reqBody.add(body, 0, body.length);
-      s.exchange.timings.requestEndNs = this.nowNs;
-    } else {
-      s.resBody.add(body, 0, body.length);
-      s.exchange.timings.responseEndNs = this.nowNs;
-    }
+    const builder = side === Side.Request ? s.reqBody : s.resBody;
+    if (holes.length === 0) builder.add(body, 0, body.length);
+    else addAround(builder, body, body.byteOffset - payload.byteOffset, holes);
+    if (side === Side.Request) s.exchange.timings.requestEndNs = this.nowNs;
+    else s.exchange.timings.responseEndNs = this.nowNs;
     if ((flags & FLAG_END_STREAM) !== 0) this.endStream(side, s);
   }
 
@@ -460,9 +496,44 @@ export class Http2Decoder {
 
   private giveUp(s: Stream, why: string): void {
     const ex = s.exchange;
+    if (ex.response !== undefined && whole(s.resBody, ex.response.headers, noBody(ex.request.method, ex.response.status))) {
+      // The message is all there (an empty DATA frame with END_STREAM, unread by the client, is not).
+      ex.response.body = s.resBody.finish(true);
+      if (!s.reqDone) ex.request.body = s.reqBody.finish(whole(s.reqBody, ex.request.headers, false));
+      ex.notes.push(`the stream did not end (${why}), but the response has the whole body its headers announced`);
+      this.out.emitExchange(ex);
+      return;
+    }
     ex.incomplete = ex.response === undefined ? `no response: ${why}` : `response cut: ${why}`;
     if (!s.reqDone) ex.request.body = s.reqBody.finish(false);
     if (ex.response !== undefined) ex.response.body = s.resBody.finish(false);
     this.out.emitExchange(ex);
   }
+}
+
+/** Adds a DATA frame's body (at `offset` in its payload) to `builder`, skipping the payload's holes. */
+function addAround(builder: BodyBuilder, body: Buffer, offset: number, holes: Hole[]): void {
+  let pos = 0;
+  for (const hole of holes) {
+    const from = Math.max(hole.at - offset, pos);
+    const to = Math.min(hole.at + hole.length - offset, body.length);
+    if (to <= from) continue;
+    builder.add(body, pos, from);
+    builder.skip(to - from);
+    pos = to;
+  }
+  builder.add(body, pos, body.length);
+}
+
+/** Responses that have no body whatever their headers say. */
+function noBody(method: string, status: number): boolean {
+  return method === 'HEAD' || status === 204 || status === 304;
+}
+
+/** Whether a body that has not seen END_STREAM holds all that content-length announced. */
+function whole(body: BodyBuilder, headers: readonly HttpHeader[], empty: boolean): boolean {
+  if (body.missing > 0) return false;
+  if (empty) return body.size === 0;
+  const length = headerValue(headers, 'content-length');
+  return length !== undefined && /^\d+$/.test(length) && Number(length) === body.size;
 }

@@ -1,6 +1,7 @@
 // Pieces shared by the HTTP/1.x and HTTP/2 decoders: body accumulation, the error that sends a
 // connection to raw, and building the URL of a request.
 
+import { isUtf8 } from 'node:buffer';
 import type { FallbackReason, HttpBody, HttpConnection, HttpExchange, HttpHeader, HttpVersion } from './types.js';
 import { formatEndpoint } from '../events/addresses.js';
 
@@ -31,30 +32,67 @@ export interface DecoderOptions {
   defaultScheme: string;
 }
 
-/** A body while it arrives: copies of the chunks up to a cap, and the total size. */
+/** Header bytes as parsers hand them (one char per byte): UTF-8 where valid, else left as latin-1. */
+export function fromWireText(s: string): { text: string; latin1: boolean } {
+  // eslint-disable-next-line no-control-regex
+  if (!/[\x80-\xff]/.test(s)) return { text: s, latin1: false };
+  const bytes = Buffer.from(s, 'latin1');
+  return isUtf8(bytes) ? { text: bytes.toString('utf8'), latin1: false } : { text: s, latin1: true };
+}
+
+/** A header field from wire text: the value UTF-8 where valid, else latin-1 and flagged. */
+export function wireHeader(name: string, value: string, sensitive = false): HttpHeader {
+  const n = fromWireText(name);
+  const v = fromWireText(value);
+  const h: HttpHeader = { name: n.text, value: v.text };
+  if (sensitive) h.sensitive = true;
+  if (n.latin1 || v.latin1) h.latin1 = true;
+  return h;
+}
+
+/** A body while it arrives: copies of the chunks up to a cap, the total size and the bytes not captured. */
 export class BodyBuilder {
   private chunks: Buffer[] = [];
   private kept = 0;
   size = 0;
+  /** Body bytes that went by without being captured (a gap of known length). */
+  missing = 0;
 
-  constructor(private readonly max: number) {}
+  /** Bytes that may still be kept. */
+  private room: number;
+
+  constructor(max: number) {
+    this.room = max;
+  }
 
   /** Adds `data[start, end)`, copying what is kept (the call's buffer may be reused). */
   add(data: Buffer, start: number, end: number): void {
     const n = end - start;
     if (n <= 0) return;
     this.size += n;
-    const room = this.max - this.kept;
-    if (room <= 0) return;
-    const take = Math.min(room, n);
+    if (this.room <= 0) return;
+    const take = Math.min(this.room, n);
     this.chunks.push(Buffer.from(data.subarray(start, start + take)));
     this.kept += take;
+    this.room -= take;
   }
 
-  /** The body as the exchange carries it. */
+  /**
+   * `n` body bytes went by uncaptured: they count in the size, and nothing after them is kept (the
+   * bytes kept stay one contiguous prefix of the body).
+   */
+  skip(n: number): void {
+    this.size += n;
+    this.missing += n;
+    this.room = 0;
+  }
+
+  /** The body as the exchange carries it; a body with missing bytes is never complete. */
   finish(complete: boolean): HttpBody {
     const bytes = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.kept);
-    return { bytes, size: this.size, complete };
+    const body: HttpBody = { bytes, size: this.size, complete: complete && this.missing === 0 };
+    if (this.missing > 0) body.missing = this.missing;
+    return body;
   }
 }
 

@@ -13,6 +13,8 @@ export interface HttpBodyRecord {
   /** Bytes captured and kept of those. */
   captured: number;
   complete: boolean;
+  /** Body bytes that went by uncaptured (counted in size, absent from the content). */
+  missing?: number;
   /** The Content-Encoding undone for `text`/`base64`, when one was. */
   content_encoding?: string;
   /** Size after content decoding. */
@@ -116,6 +118,7 @@ export function connRecord(conn: HttpExchange['conn']): HttpConnRecord {
 
 function bodyRecord(body: HttpBody, headers: HttpHeader[]): HttpBodyRecord {
   const rec: HttpBodyRecord = { size: body.size, captured: body.bytes.length, complete: body.complete };
+  if (body.missing !== undefined) rec.missing = body.missing;
   if (body.size === 0) return rec;
   const decoded = decodeBody(body, headers);
   if (decoded.encoding !== undefined) {

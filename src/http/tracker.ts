@@ -4,7 +4,7 @@
 // passed on raw with a note, and counted; nothing here ever throws into the capture.
 
 import type { CallSink, ConnectionEvent, Direction, TlsCall } from '../events/types.js';
-import { classifyStart, MAX_START_LINE, StartKind } from './detect.js';
+import { classifyStart, guessRole, MAX_START_LINE, StartKind } from './detect.js';
 import { Http1Decoder, Side } from './h1.js';
 import { Http2Decoder } from './h2.js';
 import { HttpDecodeError } from './message.js';
@@ -43,6 +43,14 @@ class Conn {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** Why an otherwise whole exchange is incomplete: body bytes that were not captured. */
+function missingNote(ex: HttpExchange): string | undefined {
+  const parts: string[] = [];
+  if (ex.request.body.missing) parts.push(`request body: ${ex.request.body.missing} bytes not captured`);
+  if (ex.response?.body.missing) parts.push(`response body: ${ex.response.body.missing} bytes not captured`);
+  return parts.length > 0 ? parts.join('; ') : undefined;
+}
 
 /** A fresh stats object with every counter at zero. */
 export function emptyHttpStats(): HttpStats {
@@ -162,6 +170,7 @@ export class HttpTracker implements CallSink, ExchangeOut {
   emitExchange(exchange: HttpExchange): void {
     const s = this.stats;
     exchange.seq = ++s.exchanges;
+    exchange.incomplete ??= missingNote(exchange);
     if (exchange.httpVersion === 'HTTP/2') s.http2Exchanges++;
     else s.http1Exchanges++;
     if (exchange.incomplete !== undefined) s.incompleteExchanges++;
@@ -275,6 +284,7 @@ export class HttpTracker implements CallSink, ExchangeOut {
 
   private detectFailed(conn: Conn, reason: FallbackReason, detail: string): void {
     const held = conn.held;
+    if (held.length > 0) conn.info.role = guessRole(conn.info, held[0]!.dir);
     conn.held = [];
     conn.start = [EMPTY, EMPTY];
     this.toRaw(conn, reason, detail, held[0]?.tsNs ?? 0n);
@@ -285,24 +295,25 @@ export class HttpTracker implements CallSink, ExchangeOut {
   private feed(conn: Conn, call: TlsCall): void {
     const side = call.dir === conn.requestDir ? Side.Request : Side.Response;
     const decoder = conn.decoder!;
-    const missing = call.lost + call.truncated;
+    let fed = false;
     try {
       if (call.callsMissedBefore) {
         throw new HttpDecodeError('gap', `${call.callsMissedBefore} earlier calls of this connection were dropped`);
       }
-      // Lost bytes may sit anywhere in the call; truncated ones are all at its end.
-      if (call.lost === 0) decoder.feed(side, call, call.data);
-      if (missing > 0) {
-        const what = call.lost > 0 ? `${call.lost} bytes lost` : `${call.truncated} bytes truncated (--max-bytes)`;
-        throw new HttpDecodeError('gap', `${what} in a ${call.func} of ${call.totalLen} bytes`);
-      }
+      // Lost bytes may sit anywhere in the call, so where the stream is after them is unknown.
+      if (call.lost > 0) throw new HttpDecodeError('gap', `${call.lost} bytes lost in a ${call.func} of ${call.totalLen} bytes`);
+      decoder.feed(side, call, call.data);
+      fed = true;
+      // Truncated bytes are all at the call's end: the stream position after them is known.
+      if (call.truncated > 0) decoder.gap(side, call.truncated, `${call.truncated} bytes truncated (--max-bytes) in a ${call.func} of ${call.totalLen} bytes`);
     } catch (err) {
       const e = err instanceof HttpDecodeError ? err : new HttpDecodeError('malformed', `decoder failure: ${(err as Error).message}`);
-      this.fail(conn, e, call);
+      this.fail(conn, e, call, fed);
     }
   }
 
-  private fail(conn: Conn, err: HttpDecodeError, call: TlsCall): void {
+  /** Decoding of `conn` ends at `call`; its bytes are shown raw unless the decoder took them all (`fed`). */
+  private fail(conn: Conn, err: HttpDecodeError, call: TlsCall, fed = false): void {
     const decoder = conn.decoder!;
     conn.decoder = undefined;
     if (err.reason === 'hpack') this.stats.hpackErrors++;
@@ -316,7 +327,7 @@ export class HttpTracker implements CallSink, ExchangeOut {
     this.toRaw(conn, err.reason, err.message, call.tsNs);
     if (err.reason === 'upgrade') {
       if (err.rest !== undefined && err.rest.length > 0) this.emitRaw({ ...call, data: err.rest, totalLen: err.rest.length }, conn);
-    } else {
+    } else if (!fed) {
       this.emitRaw(call, conn);
     }
   }

@@ -12,6 +12,8 @@ export interface HttpHeader {
   value: string;
   /** HTTP/2: sent as a never-indexed literal, which is how a sender marks a header sensitive. */
   sensitive?: boolean;
+  /** HTTP/1.x: the name or value was not valid UTF-8, so it is shown as latin-1 (one character per byte). */
+  latin1?: boolean;
 }
 
 /** A message body: the bytes after transfer decoding (chunked, DATA frames), before content decoding. */
@@ -22,6 +24,8 @@ export interface HttpBody {
   size: number;
   /** Whether the body ended as the protocol says it should (false: cut by a drop, a reset, the end). */
   complete: boolean;
+  /** Bytes of the body that went by uncaptured (--max-bytes, lost records); the body is incomplete. */
+  missing?: number;
 }
 
 /** The request half of an exchange. */

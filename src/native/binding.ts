@@ -87,40 +87,70 @@ export interface NativeAddon {
   BpfSession: new (objectPath: string) => NativeBpfSession;
 }
 
-/** Paths tried for the compiled addon, in order. */
-export function addonCandidates(root = packageRoot()): string[] {
+/** The architectures tlstap ships a BPF object and a prebuilt addon for (Node's names, process.arch). */
+export const SHIPPED_ARCHS = ['x64', 'arm64'] as const;
+
+/** Paths tried for the addon, in order: the prebuilt one for this platform, then a local node-gyp build. */
+export function addonCandidates(root = packageRoot(), arch: string = process.arch): string[] {
   return [
+    join(root, 'prebuilds', `${process.platform}-${arch}`, 'tlstap.node'),
     join(root, 'native', 'build', 'Release', 'tlstap_native.node'),
     join(root, 'native', 'build', 'Debug', 'tlstap_native.node'),
   ];
 }
 
-let loaded: NativeAddon | undefined;
-
-/** Loads the addon once; the error lists every path tried and how to build it. */
-export function loadAddon(): NativeAddon {
-  if (loaded) return loaded;
-  const require = createRequire(import.meta.url);
-  const tried: string[] = [];
-  for (const path of addonCandidates()) {
-    tried.push(path);
-    if (!existsSync(path)) continue;
-    const addon = require(path) as NativeAddon;
-    addon.init({ BpfError });
-    loaded = addon;
-    return addon;
-  }
-  throw new Error(
-    `tlstap's native addon is not built; tried:\n  ${tried.join('\n  ')}\n` +
-      'build it with `npm run build` (needs libbpf-dev, pkg-config and a C++ compiler: see README)',
-  );
+/** The first line of a load error (dlopen's message), or the whole text. */
+export function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }
 
-/** Path of a compiled BPF object in build/. */
+/** How to get a working addon, for error messages and `tlstap doctor`. */
+export const ADDON_FIX =
+  `reinstall tlstap (its package holds prebuilt addons for linux-${SHIPPED_ARCHS.join(' and linux-')}); ` +
+  'from a clone: `npm run build:native` (needs a C++ compiler and libbpf-dev, libelf-dev, zlib1g-dev)';
+
+/** Loads the first of `paths` that loads; the error lists every path tried and why it was passed over. */
+export function loadFirstAddon(paths: readonly string[]): { addon: NativeAddon; path: string } {
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const path of paths) {
+    if (!existsSync(path)) {
+      tried.push(`${path}: missing`);
+      continue;
+    }
+    try {
+      return { addon: require(path) as NativeAddon, path };
+    } catch (error) {
+      tried.push(`${path}: ${firstLine(error)}`);
+    }
+  }
+  throw new Error(`tlstap's native addon did not load; tried:\n  ${tried.join('\n  ')}\n${ADDON_FIX}`);
+}
+
+let loaded: NativeAddon | undefined;
+
+/** Loads the addon once, from the first of addonCandidates() that loads. */
+export function loadAddon(): NativeAddon {
+  if (loaded) return loaded;
+  const { addon } = loadFirstAddon(addonCandidates());
+  addon.init({ BpfError });
+  loaded = addon;
+  return addon;
+}
+
+/** Where the compiled BPF object `name` for an architecture is: build/bpf/<arch>/. */
+export function bpfObjectFile(name = 'tlstap.bpf.o', root = packageRoot(), arch: string = process.arch): string {
+  return join(root, 'build', 'bpf', arch, name);
+}
+
+/** Path of the compiled BPF object `name` for this machine; throws when it is missing. */
 export function bpfObjectPath(name = 'tlstap.bpf.o', root = packageRoot()): string {
-  const path = join(root, 'build', name);
+  const path = bpfObjectFile(name, root);
   if (!existsSync(path)) {
-    throw new Error(`BPF object ${path} is missing: build it with \`npm run build:bpf\` (needs clang)`);
+    const shipped = (SHIPPED_ARCHS as readonly string[]).includes(process.arch)
+      ? 'build it with `npm run build:bpf` (needs clang)'
+      : `tlstap ships BPF objects for ${SHIPPED_ARCHS.join(' and ')} only, not ${process.arch}`;
+    throw new Error(`BPF object ${path} is missing: ${shipped}`);
   }
   return path;
 }

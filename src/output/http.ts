@@ -152,6 +152,12 @@ export class ExchangeFormatter {
     );
   }
 
+  /** The note that a raw connection's later calls are not shown, only counted. */
+  rawHidden(conn: HttpConnection, what: string): string {
+    const c = this.c;
+    return `${c.yellow}# ${connectionLabel(conn)}: raw calls after the first ${RAW_SHOWN_BYTES / 1024} KiB not shown, ${what} (-f text shows every call)${c.reset}\n\n`;
+  }
+
   private headers(headers: HttpHeader[]): string {
     const c = this.c;
     let out = '';
@@ -169,7 +175,7 @@ export class ExchangeFormatter {
     const decoded = decodeBody(body, headers);
     let meta = `body ${plural(body.size, 'byte')}`;
     if (decoded.encoding !== undefined) meta += `, ${decoded.encoding} → ${plural(decoded.bytes.length, 'byte')}`;
-    if (!body.complete) meta += ', incomplete';
+    if (!body.complete) meta += body.missing ? `, incomplete: ${plural(body.missing, 'byte')} not captured` : ', incomplete';
     if (decoded.note !== undefined) meta += `; ${decoded.note}`;
     let out = `  ${c.dim}[${safe(meta)}]${c.reset}\n`;
     const data = decoded.bytes;
@@ -194,10 +200,23 @@ export class ExchangeFormatter {
   }
 }
 
+/** Captured bytes of a connection shown raw in `-f http` before the rest is only counted. */
+export const RAW_SHOWN_BYTES = 64 * 1024;
+
+/** What `-f http` has shown and held back of one raw connection. */
+interface RawShown {
+  conn: HttpConnection;
+  bytes: number;
+  hiddenCalls: number;
+  hiddenBytes: number;
+}
+
 /** The `-f http` output. */
 class HttpFormatSink extends LineOutput implements HttpSink {
   private readonly formatter: ExchangeFormatter;
   private readonly rawText: TextFormat;
+  /** Raw connections by their HttpConnection object (one per connection in the tracker). */
+  private readonly rawShown = new Map<HttpConnection, RawShown>();
 
   constructor(
     readonly tracker: HttpTracker,
@@ -229,10 +248,35 @@ class HttpFormatSink extends LineOutput implements HttpSink {
     this.writer.commit();
   }
 
-  /** A call on a connection that is not HTTP, shown as -f text does. */
-  raw(call: TlsCall): void {
+  /**
+   * A call on a connection that is not HTTP, shown as -f text does, until RAW_SHOWN_BYTES of the
+   * connection were shown; later calls are counted, and the count is printed at the end.
+   */
+  raw(call: TlsCall, conn: HttpConnection): void {
     if (this.writer.error !== undefined) return;
+    let shown = this.rawShown.get(conn);
+    if (shown === undefined) this.rawShown.set(conn, (shown = { conn, bytes: 0, hiddenCalls: 0, hiddenBytes: 0 }));
+    if (shown.bytes >= RAW_SHOWN_BYTES) {
+      if (shown.hiddenCalls === 0) {
+        this.writer.writeString(this.formatter.rawHidden(conn, 'from here'));
+        this.writer.commit();
+      }
+      shown.hiddenCalls++;
+      shown.hiddenBytes += call.data.length;
+      return;
+    }
+    shown.bytes += call.data.length;
     this.rawText.encode(call, this.writer);
+    this.writer.commit();
+  }
+
+  /** The counts of raw calls held back, per connection. */
+  end(): void {
+    if (this.writer.error !== undefined) return;
+    for (const s of this.rawShown.values()) {
+      if (s.hiddenCalls === 0) continue;
+      this.writer.writeString(this.formatter.rawHidden(s.conn, `${plural(s.hiddenCalls, 'call')} (${plural(s.hiddenBytes, 'byte')}) in all`));
+    }
     this.writer.commit();
   }
 }

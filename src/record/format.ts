@@ -1,6 +1,6 @@
 // The byte layout of a tlstap recording, shared by the writer and the reader.
 // docs/record-format.md describes it for people; this file states it for the code.
-import { crc32 } from 'node:zlib';
+import { crc32 } from '../util/crc32.js';
 
 /** Version of the recording format this build writes and the newest it reads. */
 export const RECORD_FORMAT_VERSION = 1;

@@ -7,7 +7,11 @@ import { PROBED_FUNCTIONS, TLS_FUNCTIONS } from '../events/types.js';
 import type { ProbedFunction } from '../events/types.js';
 import { familiesDefined } from './families.js';
 import { detectFlavour } from './flavour.js';
+import { goFacts } from './go.js';
+import type { GoFacts } from './go.js';
 import type { FlavourInfo } from './flavour.js';
+import { archLabel, foreignArchReason, hostArch } from './arch.js';
+import type { ElfArch } from './arch.js';
 import type { ProbeFunction, ProbeTarget } from './types.js';
 
 /** What a file holds, independent of the path it was reached by. */
@@ -19,6 +23,12 @@ export interface FileAnalysis {
   flavour: ProbeTarget['flavour'];
   version?: string;
   buildId?: string;
+  /** A Go program's Go version, crypto/tls functions and status (it has no TLS library functions). */
+  go?: GoFacts;
+  /** The CPU the file is built for ('x86_64', 'aarch64'). */
+  arch: string;
+  /** Set when the file is built for another architecture or ELF class: why it is not probed. */
+  foreign?: string;
 }
 
 /** A file found somewhere, identified by device and inode, not yet looked into. */
@@ -36,7 +46,7 @@ export interface Candidate {
 }
 
 /** What a file's symbols tell: the probed functions, what its APIs lack, and its build ID. */
-type SymbolAnalysis = Omit<FileAnalysis, 'flavour' | 'version'>;
+export type SymbolAnalysis = Omit<FileAnalysis, 'flavour' | 'version'>;
 
 /** Options of analyzeFile. */
 export interface AnalyzeOptions {
@@ -66,31 +76,47 @@ async function openCompanionIn<T>(
 }
 
 async function analyzeSymbols(openPath: string): Promise<SymbolAnalysis> {
-  return withElfFile(openPath, async (elf) => {
-    const found = await elf.findFunctions(PROBED_FUNCTIONS);
-    // Only the APIs the file implements count: libssl lacks no gnutls_* function. With none (a
-    // stripped library, an ordinary program), every plaintext function is missing.
-    const families = familiesDefined(new Set(found.keys()));
-    if (families.length === 0) return { functions: [], missing: [...TLS_FUNCTIONS] };
-    const wanted = new Set<ProbedFunction>(families.flatMap((f) => [...f.data, ...f.lifecycle]));
-    const functions: ProbeFunction[] = [];
-    const missing: ProbedFunction[] = [];
-    for (const name of PROBED_FUNCTIONS) {
-      if (!wanted.has(name)) continue;
-      const fn = found.get(name);
-      if (fn === undefined) {
-        missing.push(name);
-        continue;
-      }
-      const probe: ProbeFunction = { name, fileOffset: fn.fileOffset, address: fn.address };
-      if (fn.version !== undefined) probe.version = fn.version;
-      functions.push(probe);
+  return withElfFile(openPath, (elf) => analyzeElfSymbols(elf));
+}
+
+/**
+ * What an open ELF's symbols tell: its architecture, probed functions, what its APIs lack, its build ID
+ * (any file view, any base). `runsOn` is the machine the file's programs run on (default: this one;
+ * undefined for a device whose discovery checks the architecture itself).
+ */
+export async function analyzeElfSymbols(elf: ElfFile, runsOn: ElfArch | undefined = hostArch()): Promise<SymbolAnalysis> {
+  const arch = { machine: elf.machineName, bits: elf.bits, littleEndian: elf.littleEndian };
+  const foreign = foreignArchReason(arch, runsOn);
+  // Another CPU's code is never probed: its symbols are not even looked up.
+  if (foreign !== undefined) return { functions: [], missing: [...TLS_FUNCTIONS], arch: archLabel(arch), foreign };
+  const found = await elf.findFunctions(PROBED_FUNCTIONS);
+  // Only the APIs the file implements count: libssl lacks no gnutls_* function. With none (a
+  // stripped library, an ordinary program), every plaintext function is missing.
+  const families = familiesDefined(new Set(found.keys()));
+  if (families.length === 0) {
+    // A Go program carries Go's own TLS, found through its function table instead.
+    const none = { functions: [], missing: [...TLS_FUNCTIONS], arch: archLabel(arch) };
+    const go = await goFacts(elf);
+    return go === undefined ? none : { ...none, go };
+  }
+  const wanted = new Set<ProbedFunction>(families.flatMap((f) => [...f.data, ...f.lifecycle]));
+  const functions: ProbeFunction[] = [];
+  const missing: ProbedFunction[] = [];
+  for (const name of PROBED_FUNCTIONS) {
+    if (!wanted.has(name)) continue;
+    const fn = found.get(name);
+    if (fn === undefined) {
+      missing.push(name);
+      continue;
     }
-    const analysis: SymbolAnalysis = { functions, missing };
-    const buildId = await elf.buildId();
-    if (buildId !== undefined) analysis.buildId = buildId;
-    return analysis;
-  });
+    const probe: ProbeFunction = { name, fileOffset: fn.fileOffset, address: fn.address };
+    if (fn.version !== undefined) probe.version = fn.version;
+    functions.push(probe);
+  }
+  const analysis: SymbolAnalysis = { functions, missing, arch: archLabel(arch) };
+  const buildId = await elf.buildId();
+  if (buildId !== undefined) analysis.buildId = buildId;
+  return analysis;
 }
 
 async function analyzeFlavour(openPath: string, searchDirs: readonly string[]): Promise<FlavourInfo> {
@@ -140,6 +166,7 @@ export function toTarget(c: Candidate, a: FileAnalysis): ProbeTarget {
     dev: c.dev,
     ino: c.ino,
     flavour: a.flavour,
+    arch: a.arch,
     functions: a.functions.map((f) => ({ ...f })),
     missing: [...a.missing],
     source: c.source,

@@ -9,7 +9,10 @@ import type { AnalyzeOptions, Candidate, FileAnalysis } from './analyze.js';
 import { fileKey, nicer } from './dedupe.js';
 import { LIBRARY_FAMILIES, familyOfFileName, isTlsLibraryName, mayNameTlsLibrary, orList } from './families.js';
 import { TargetError, errnoCode } from './errors.js';
+import { GoProgramError, goProgram, reportGo } from './go.js';
+import type { GoProgram } from './go.js';
 import { readLdCache } from './ld-cache.js';
+import { foreignArchHint } from './arch.js';
 import { checkPid, mappedFiles, mappedProcessFile, parseProcMaps, reachProcessFile, readProcMaps } from './proc-maps.js';
 import type { MappedFile } from './proc-maps.js';
 import type { ProbeTarget } from './types.js';
@@ -40,6 +43,8 @@ const MULTIARCH_DIR = /^[a-z0-9_]+-linux-[a-z0-9_]+$/;
 export interface SkippedFile {
   path: string;
   reason: string;
+  /** The CPU it is built for, when that is why (no program here can load it). */
+  foreignArch?: string;
 }
 
 /** Options for systemTargets. */
@@ -55,9 +60,11 @@ export interface SystemDiscoveryOptions {
    * Told about each TLS library that cannot be probed: unreadable, not ELF, or defining none of its
    * API's plaintext functions (stripped). Capture goes on with the rest.
    */
-  onSkip?: (path: string, reason: string) => void;
+  onSkip?: (path: string, reason: string, foreignArch?: string) => void;
   /** Tell each target's flavour and version (default true); without, they are 'unknown' and absent, and discovery is quicker. */
   flavour?: boolean;
+  /** Told about each running Go program with crypto/tls: Go's TLS is not captured yet, and this says so. */
+  onGoProgram?: (program: GoProgram) => void;
 }
 
 /** Options for processTargets. */
@@ -66,9 +73,11 @@ export interface ProcessDiscoveryOptions {
    * Told about each mapped file that cannot be probed: deleted after mapping, unreadable, not ELF, or a
    * TLS library (by name) that defines none of its API's plaintext functions.
    */
-  onSkip?: (path: string, reason: string) => void;
+  onSkip?: (path: string, reason: string, foreignArch?: string) => void;
   /** Tell each target's flavour and version (default true); without, they are 'unknown' and absent, and discovery is quicker. */
   flavour?: boolean;
+  /** Told about each Go program the process maps (its executable): Go's TLS is not captured yet. */
+  onGoProgram?: (program: GoProgram) => void;
 }
 
 function reasonOf(err: unknown): string {
@@ -171,6 +180,24 @@ async function systemLibraryCandidates(dirs: readonly string[], useCache: boolea
   return [...byKey.values()];
 }
 
+/**
+ * The name system discovery shows a process's library by: the kernel names the real file
+ * (libgnutls.so.30.34.3), programs load it by its soname link in the same directory (libgnutls.so.30).
+ */
+async function libraryDisplayPath(c: Candidate): Promise<string> {
+  const name = basename(c.displayPath);
+  const family = familyOfFileName(name);
+  if (family === undefined || basename(c.openPath) !== name) return c.displayPath;
+  const dir = dirname(c.openPath);
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n !== name && family.fileName.test(n));
+  let best = name;
+  for (const other of names) {
+    const st = await stat(join(dir, other), { bigint: true }).catch(() => undefined);
+    if (st !== undefined && st.dev === c.dev && st.ino === c.ino && betterLibraryName(other, best)) best = other;
+  }
+  return join(dirname(c.displayPath), best);
+}
+
 /** Whether a is a better name to show a library by than b: soname, then real file, then development link. */
 function betterLibraryName(a: string, b: string): boolean {
   const kind = (path: string): number => {
@@ -207,8 +234,8 @@ async function processCandidates(): Promise<ProcessCandidates> {
     .flatMap((d) => EXECUTABLE_NAMES.map((n) => join(d, n)));
   const fromPath = Promise.all([...new Set(onPath)].map((p) => hostCandidate(p, 'executable')));
 
-  // Identify each process's executable by one stat of /proc/PID/exe, and read the link and the maps
-  // only for new files. Synchronous on purpose: procfs answers from memory, and a thread-pool round
+  // Identify each process's executable by one stat of /proc/PID/exe (and its mount namespace), and
+  // read the link and the maps only for new ones. Synchronous on purpose: procfs answers from memory, and a thread-pool round
   // trip per process made this the slowest part of discovery on a busy machine.
   const seen = new Map<string, { pid: number; path: string; deleted: boolean }>();
   const libraries = new Map<string, { pid: number; file: MappedFile }>();
@@ -216,7 +243,8 @@ async function processCandidates(): Promise<ProcessCandidates> {
     if (!/^\d+$/.test(name)) continue;
     try {
       const st = statSync(`/proc/${name}/exe`, { bigint: true });
-      const key = fileKey(st.dev, st.ino);
+      // Per mount namespace too: a container's python3 maps its own libssl, not the host python3's.
+      const key = `${fileKey(st.dev, st.ino)}:${readlinkSync(`/proc/${name}/ns/mnt`)}`;
       if (!st.isFile() || seen.has(key)) continue;
       const link = readlinkSync(`/proc/${name}/exe`);
       const deleted = link.endsWith(' (deleted)');
@@ -254,7 +282,7 @@ async function processCandidates(): Promise<ProcessCandidates> {
 /** Analyses candidates in parallel; unreadable ones are reported and dropped. */
 async function analyzeAll(
   candidates: readonly Candidate[],
-  options: { onSkip?: (path: string, reason: string) => void; flavour?: boolean },
+  options: { onSkip?: (path: string, reason: string, foreignArch?: string) => void; flavour?: boolean },
 ): Promise<{ candidate: Candidate; analysis: FileAnalysis }[]> {
   const { onSkip, flavour } = options;
   const results = await Promise.allSettled(candidates.map((c) => analyzeFile(c, { flavour })));
@@ -296,8 +324,10 @@ export async function systemTargets(options: SystemDiscoveryOptions = {}): Promi
   for (const { candidate, analysis } of await analyzeAll(candidates, options)) {
     if (candidate.source === 'executable') {
       if (carriesTls(analysis)) targets.push(toTarget(candidate, analysis));
+      else reportGo(candidate, analysis, options.onGoProgram, false);
     } else if (analysis.functions.length === 0) {
-      options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
+      if (analysis.foreign !== undefined) options.onSkip?.(candidate.displayPath, analysis.foreign, analysis.arch);
+      else options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
     } else {
       targets.push(toTarget(candidate, analysis));
     }
@@ -329,7 +359,9 @@ export async function processTargets(pid: number, options: ProcessDiscoveryOptio
         options.onSkip?.(f.path, why);
         return undefined;
       }
-      return { ...reach, displayPath: f.deleted ? `${f.path} (deleted)` : f.path, source: 'process' };
+      if (f.deleted) return { ...reach, displayPath: `${f.path} (deleted)`, source: 'process' };
+      const c: Candidate = { ...reach, displayPath: f.path, source: 'process' };
+      return { ...c, displayPath: await libraryDisplayPath(c) };
     }),
   );
   const candidates = uniqueCandidates(reached);
@@ -342,8 +374,12 @@ export async function processTargets(pid: number, options: ProcessDiscoveryOptio
   const targets: ProbeTarget[] = [];
   for (const { candidate, analysis } of await analyzeAll(candidates, options)) {
     if (analysis.functions.length === 0) {
+      reportGo(candidate, analysis, options.onGoProgram, true);
       const name = basename(candidate.displayPath.replace(/ \(deleted\)$/, ''));
-      if (isTlsLibraryName(name)) options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
+      if (isTlsLibraryName(name) || (analysis.foreign !== undefined && isExe(candidate))) {
+        if (analysis.foreign !== undefined) options.onSkip?.(candidate.displayPath, analysis.foreign, analysis.arch);
+        else options.onSkip?.(candidate.displayPath, strippedReason(candidate.displayPath));
+      }
       continue;
     }
     if (isExe(candidate) && !carriesTls(analysis)) continue;
@@ -359,7 +395,7 @@ const LIB_HINT =
 
 /**
  * A target for a file the user names (--lib PATH). Throws TargetError if the file is missing, is not
- * ELF, or defines none of the TLS functions. A file with only some of them is a target; see `missing`.
+ * ELF, or defines none of the TLS functions (GoProgramError for a Go program). A file with only some of them is a target; see `missing`.
  */
 export async function fileTarget(
   path: string,
@@ -390,7 +426,11 @@ export async function fileTarget(
     const message = `cannot look for ${LOOKED_FOR} in ${path}: ${reasonOf(err)}`;
     throw new TargetError(message, { path, hint: LIB_HINT, cause: err });
   }
+  if (analysis.foreign !== undefined) {
+    throw new TargetError(`cannot probe ${path}: ${analysis.foreign}`, { path, hint: foreignArchHint() });
+  }
   if (analysis.functions.length === 0) {
+    if (analysis.go !== undefined) throw new GoProgramError(goProgram(analysis.go, candidate.openPath, candidate.displayPath));
     throw new TargetError(`${path} defines none of the TLS functions ${LOOKED_FOR}`, {
       path,
       hint: `${LIB_HINT}; a stripped, statically linked program has no symbols to find`,

@@ -26,6 +26,8 @@ export interface ProbeTarget {
   ino: bigint;
   flavour: TlsFlavour;
   version?: string;
+  /** The CPU the file is built for ('x86_64', 'aarch64'): always this machine's, or it is not a target. */
+  arch: string;
   buildId?: string;
   /** The functions found, in PROBED_FUNCTIONS order; at least one carries plaintext. */
   functions: ProbeFunction[];

@@ -6,7 +6,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import hpack from 'hpack.js';
 import type { Compressor, CompressorHeader } from 'hpack.js';
 import type { CaptureContext, Direction, TlsCall } from '../../src/events/types.js';
-import type { HttpTracker } from '../../src/http/tracker.js';
+import { HttpTracker } from '../../src/http/tracker.js';
 import type { HttpConnection, HttpExchange, HttpFallback } from '../../src/http/types.js';
 
 /** Wall clock = monotonic + this offset (2024-05-01T12:34:56Z at monotonic 0). */
@@ -66,6 +66,15 @@ export function collect(tracker: HttpTracker): Collected {
     },
   });
   return c;
+}
+
+/** Runs `calls` through a fresh tracker, closed at the end; returns it and what it emitted. */
+export async function decodeCalls(calls: TlsCall[]): Promise<{ tracker: HttpTracker; got: Collected }> {
+  const tracker = new HttpTracker();
+  const got = collect(tracker);
+  for (const c of calls) tracker.write(c);
+  await tracker.close();
+  return { tracker, got };
 }
 
 /** HTTP/2 frame type codes. */

@@ -11,6 +11,8 @@ import { createSelfSignedCert } from '../../src/demo/cert.js';
 /** A running nginx. */
 export interface NginxServer {
   port: number;
+  /** The nginx process started (the master when it runs workers). */
+  pid: number;
   /** `https://127.0.0.1:PORT` (or `https://[::1]:PORT` when started on ::1). */
   url: string;
   /** Files served, by path (e.g. '/a.txt'). */
@@ -26,6 +28,10 @@ export interface NginxOptions {
   files?: Record<string, string | Buffer>;
   /** Listen on ::1 instead of 127.0.0.1. */
   ipv6?: boolean;
+  /** More directives for the server block (e.g. add_header). */
+  serverConfig?: string;
+  /** Run as nginx usually runs: a master process and `workers` worker processes that carry the traffic. */
+  workers?: number;
 }
 
 const NGINX = '/usr/sbin/nginx';
@@ -55,8 +61,9 @@ export async function startNginx(opts: NginxOptions = {}): Promise<NginxServer> 
   const listen = opts.ipv6 ? `[::1]:${port}` : `127.0.0.1:${port}`;
   const conf = `
 daemon off;
-master_process off;
-worker_processes 1;
+${opts.workers ? 'user root;' : ''}
+master_process ${opts.workers ? 'on' : 'off'};
+worker_processes ${opts.workers ?? 1};
 error_log ${dir}/error.log warn;
 pid ${dir}/nginx.pid;
 events { worker_connections 256; }
@@ -75,6 +82,7 @@ http {
     ssl_certificate_key ${cert.keyPath};
     root ${root};
     keepalive_requests 10000;
+    ${opts.serverConfig ?? ''}
   }
 }
 `;
@@ -87,6 +95,7 @@ http {
   const url = opts.ipv6 ? `https://[::1]:${port}` : `https://127.0.0.1:${port}`;
   return {
     port,
+    pid: child.pid!,
     url,
     root,
     accessLog: () => {

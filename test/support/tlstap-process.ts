@@ -24,9 +24,19 @@ export interface TlstapExit {
   stderr: string;
 }
 
+/** How to run tlstap: the command before its arguments, and its environment. */
+export interface TlstapCommand {
+  argv: readonly string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+/** This tree's compiled CLI, run by this node. */
+const LOCAL: TlstapCommand = { argv: [process.execPath, CLI] };
+
 /** Starts `tlstap ARGS` and resolves once it says its probes are attached. */
-export function startTlstap(args: readonly string[], timeoutMs = 30_000): Promise<TlstapProcess> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startTlstap(args: readonly string[], timeoutMs = 30_000, command: TlstapCommand = LOCAL): Promise<TlstapProcess> {
+  const [file, ...before] = command.argv;
+  const child = spawn(file!, [...before, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: command.env ?? process.env });
   const out: Buffer[] = [];
   let err = '';
   child.stdout!.on('data', (b: Buffer) => out.push(b));
@@ -62,8 +72,9 @@ export function startTlstap(args: readonly string[], timeoutMs = 30_000): Promis
 }
 
 /** Runs `tlstap ARGS` to completion. */
-export async function runTlstap(args: readonly string[], timeoutMs = 60_000): Promise<TlstapExit> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function runTlstap(args: readonly string[], timeoutMs = 60_000, command: TlstapCommand = LOCAL): Promise<TlstapExit> {
+  const [file, ...before] = command.argv;
+  const child = spawn(file!, [...before, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: command.env ?? process.env });
   const out: Buffer[] = [];
   let err = '';
   child.stdout.on('data', (b: Buffer) => out.push(b));

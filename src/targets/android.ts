@@ -1,0 +1,363 @@
+// Finding what to probe on an Android device, through a FileView (the agent's, or a local root):
+// conscrypt's and the platform's BoringSSL, libraries apps bring (extracted or mapped straight from
+// their APK), every process's maps, and one app's processes by its uid from packages.list.
+import { posix } from 'node:path';
+import { ElfFile, sliceFile } from '../elf/index.js';
+import type { PositionalFile } from '../elf/index.js';
+import type { FileView } from '../remote/view.js';
+import { analyzeElfSymbols } from './analyze.js';
+import { apkLibraries } from './apk.js';
+import type { ApkLibrary } from './apk.js';
+import { ANDROID_LIBRARY_DIRS } from './discover.js';
+import type { SkippedFile } from './discover.js';
+import { TargetError } from './errors.js';
+import { isTlsLibraryName } from './families.js';
+import { detectFlavour } from './flavour.js';
+import { mappedFiles, parseProcMaps } from './proc-maps.js';
+import type { ProbeTarget } from './types.js';
+
+/** Where Android keeps the 64-bit system TLS libraries: conscrypt's APEX (what apps' HTTPS uses) and the platform's. */
+export const ANDROID_LIB64_DIRS: readonly string[] = ANDROID_LIBRARY_DIRS.filter((d) => d.endsWith('64'));
+/** Their 32-bit twins: looked at only to count what is skipped. */
+export const ANDROID_LIB32_DIRS: readonly string[] = ANDROID_LIBRARY_DIRS.filter((d) => !d.endsWith('64'));
+/** Installed apps: /data/app/<pkg>-<id>/ (before Android 11) or /data/app/~~<id>/<pkg>-<id>/. */
+export const ANDROID_APP_DIR = '/data/app';
+/** One line per installed package: name, app id, debuggable, data dir, ... */
+export const PACKAGES_LIST = '/data/system/packages.list';
+/** uid = userId * PER_USER_RANGE + appId (android.os.UserHandle). */
+export const PER_USER_RANGE = 100000;
+
+const APP_ABIS_64 = new Set(['arm64', 'arm64-v8a', 'x86_64']);
+const APP_ABIS_32 = new Set(['arm', 'armeabi-v7a', 'armeabi', 'x86']);
+const ELFCLASS32 = 1;
+
+/** A file to probe on the device, possibly inside an APK, and the processes seen mapping it. */
+export interface AndroidTarget extends ProbeTarget {
+  /** Where the ELF starts in `path`: 0, or the entry's data offset inside an APK (function offsets include it). */
+  base: bigint;
+  /** Processes that had it mapped when discovery walked /proc. */
+  pids: number[];
+}
+
+/** What Android discovery found, and what it passed over. */
+export interface AndroidDiscovery {
+  targets: AndroidTarget[];
+  /** With a package: the uids its running processes have (one per Android user running it). */
+  uids: number[];
+  /** 32-bit processes and libraries: tlstap probes 64-bit code only. */
+  skipped32: { processes: number; libraries: number };
+  /** Files that could not be looked into, and why. */
+  skipped: SkippedFile[];
+}
+
+/** Options of androidTargets. */
+export interface AndroidDiscoveryOptions {
+  /** Only this app: its own libraries and its processes (any Android user), plus the system's TLS libraries. */
+  package?: string;
+}
+
+/** An installed package from packages.list. */
+export interface AndroidPackage {
+  name: string;
+  appId: number;
+}
+
+/** Parses /data/system/packages.list; malformed lines are skipped. */
+export function parsePackagesList(text: string): Map<string, AndroidPackage> {
+  const packages = new Map<string, AndroidPackage>();
+  for (const line of text.split('\n')) {
+    const [name, appId] = line.trim().split(/\s+/);
+    if (name === undefined || appId === undefined || !/^\d+$/.test(appId)) continue;
+    packages.set(name, { name, appId: Number(appId) });
+  }
+  return packages;
+}
+
+/** The app id of a uid (the same app in every Android user). */
+export function appIdOf(uid: number): number {
+  return uid % PER_USER_RANGE;
+}
+
+/** The real uid from the text of /proc/PID/status, if it has one. */
+export function uidFromStatus(text: string): number | undefined {
+  const m = /^Uid:\s+(\d+)/m.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** A file (or APK entry) found somewhere, before it is looked into. */
+interface Found {
+  path: string;
+  /** The APK entry, for a library mapped from its APK. */
+  entry?: ApkLibrary;
+  source: ProbeTarget['source'];
+  pids: Set<number>;
+}
+
+function displayOf(f: Found): string {
+  return f.entry === undefined ? f.path : `${f.path}!/${f.entry.name}`;
+}
+
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? ((err as { reason?: string }).reason ?? err.message) : String(err);
+}
+
+async function listDir(view: FileView, dir: string): Promise<string[]> {
+  return (await view.readdir(dir).catch(() => [])).map((d) => d.name).sort();
+}
+
+/** e_ident's class byte from a file's first 5 bytes: 1 for a 32-bit ELF, 2 for 64-bit, undefined if not ELF. */
+function elfClassOf(head: Buffer): number | undefined {
+  return head.length >= 5 && head.readUInt32BE(0) === 0x7f454c46 ? head[4] : undefined;
+}
+
+/** The class byte of an opened file. */
+async function elfClass(file: PositionalFile): Promise<number | undefined> {
+  const head = Buffer.alloc(5);
+  const n = await file.read(head, 0, 5, 0);
+  return elfClassOf(head.subarray(0, n));
+}
+
+/** The app directories of installed packages (of one package, if named): /data/app/[~~x/]pkg-y. */
+async function appDirs(view: FileView, pkg: string | undefined): Promise<string[]> {
+  const dirs: string[] = [];
+  for (const name of await listDir(view, ANDROID_APP_DIR)) {
+    const dir = posix.join(ANDROID_APP_DIR, name);
+    const inner = name.startsWith('~~') ? (await listDir(view, dir)).map((n) => posix.join(dir, n)) : [dir];
+    dirs.push(...inner.filter((d) => pkg === undefined || posix.basename(d).startsWith(`${pkg}-`)));
+  }
+  return dirs;
+}
+
+/** Walks Android's places and processes, collecting files to look into and counting 32-bit ones passed over. */
+class Walk {
+  readonly found = new Map<string, Found>();
+  readonly skipped: SkippedFile[] = [];
+  readonly uids = new Set<number>();
+  processes32 = 0;
+  libraries32 = 0;
+  private readonly apks = new Map<string, Promise<ApkLibrary[]>>();
+
+  constructor(private readonly view: FileView) {}
+
+  add(path: string, source: ProbeTarget['source'], pid?: number, entry?: ApkLibrary): void {
+    const key = entry === undefined ? path : `${path}@${entry.dataOffset}`;
+    let f = this.found.get(key);
+    if (f === undefined) {
+      f = { path, source, pids: new Set() };
+      if (entry !== undefined) f.entry = entry;
+      this.found.set(key, f);
+    }
+    if (pid !== undefined) f.pids.add(pid);
+  }
+
+  /** The libraries an APK stores (read once per APK); [] with a note if it is not a readable zip. */
+  apkLibraries(path: string): Promise<ApkLibrary[]> {
+    let list = this.apks.get(path);
+    if (list === undefined) {
+      list = (async () => {
+        const file = await this.view.openFile(path);
+        try {
+          return await apkLibraries(file);
+        } finally {
+          await file.close();
+        }
+      })().catch((err: unknown) => {
+        this.skipped.push({ path, reason: `cannot read it as a zip: ${reasonOf(err)}` });
+        return [];
+      });
+      this.apks.set(path, list);
+    }
+    return list;
+  }
+
+  async systemLibraries(): Promise<void> {
+    for (const dir of ANDROID_LIB64_DIRS) {
+      for (const name of await listDir(this.view, dir)) if (isTlsLibraryName(name)) this.add(posix.join(dir, name), 'system');
+    }
+    for (const dir of ANDROID_LIB32_DIRS) {
+      for (const name of await listDir(this.view, dir)) if (isTlsLibraryName(name)) this.libraries32++;
+    }
+  }
+
+  /** Libraries an app brings: extracted ones in lib/<abi>/, stored ones in its APKs. */
+  async appLibraries(dir: string): Promise<void> {
+    for (const abi of await listDir(this.view, posix.join(dir, 'lib'))) {
+      const libs = (await listDir(this.view, posix.join(dir, 'lib', abi))).filter((n) => n.endsWith('.so'));
+      if (APP_ABIS_32.has(abi)) this.libraries32 += libs.length;
+      else if (APP_ABIS_64.has(abi)) for (const n of libs) this.add(posix.join(dir, 'lib', abi, n), 'system');
+    }
+    for (const name of await listDir(this.view, dir)) {
+      if (!name.endsWith('.apk')) continue;
+      const apk = posix.join(dir, name);
+      for (const lib of await this.apkLibraries(apk)) {
+        if (lib.method !== 0) continue; // compressed: extracted to lib/<abi>/ at install
+        if (APP_ABIS_32.has(lib.abi)) this.libraries32++;
+        else if (APP_ABIS_64.has(lib.abi)) this.add(apk, 'system', undefined, lib);
+      }
+    }
+  }
+
+  /** Every process (of the app id, if given): 32-bit ones counted, the others' mapped libraries added. */
+  async processes(appId: number | undefined): Promise<void> {
+    for (const name of await listDir(this.view, '/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      const pid = Number(name);
+      try {
+        const uid = uidFromStatus((await this.view.readFile(`/proc/${pid}/status`)).toString('latin1'));
+        if (appId !== undefined && (uid === undefined || appIdOf(uid) !== appId)) continue;
+        // Five bytes of the executable, not a block of it: a phone has a thousand processes.
+        if (elfClassOf(await this.view.read(`/proc/${pid}/exe`, 0, 5)) === ELFCLASS32) {
+          this.processes32++;
+          continue;
+        }
+        if (uid !== undefined && appId !== undefined) this.uids.add(uid);
+        await this.mappings(pid, (await this.view.readFile(`/proc/${pid}/maps`)).toString('latin1'));
+      } catch {
+        // Kernel threads have no executable; processes exit while we look.
+      }
+    }
+  }
+
+  private async mappings(pid: number, maps: string): Promise<void> {
+    const regions = parseProcMaps(maps);
+    for (const file of mappedFiles(regions)) {
+      if (file.path.endsWith('.apk')) continue;
+      const appLib = file.path.startsWith(`${ANDROID_APP_DIR}/`) && file.path.endsWith('.so');
+      if (file.executable && (appLib || isTlsLibraryName(posix.basename(file.path)))) this.add(file.path, 'process', pid);
+    }
+    // A library mapped from its APK: each of its mappings lies inside the entry's bytes.
+    for (const r of regions) {
+      if (r.pathname === undefined || !r.pathname.endsWith('.apk') || r.perms[2] !== 'x') continue;
+      const offset = Number(r.offset);
+      const lib = (await this.apkLibraries(r.pathname)).find((l) => offset >= l.dataOffset && offset < l.dataOffset + l.size);
+      if (lib !== undefined) this.add(r.pathname, 'process', pid, lib);
+    }
+  }
+}
+
+/** Opens a found file as ELF: the file itself, or its APK entry's slice. */
+async function openFound(view: FileView, f: Found): Promise<PositionalFile> {
+  const file = await view.openFile(f.path);
+  return f.entry === undefined ? file : sliceFile(file, f.entry.dataOffset, f.entry.size);
+}
+
+/** A companion (libcrypto) next to a file: in its directory, or beside its entry in the APK. */
+function companionOpener(view: FileView, walk: Walk, f: Found) {
+  return async <T>(name: string, fn: (companion: ElfFile) => Promise<T>): Promise<T | undefined> => {
+    let file: PositionalFile;
+    let shown: string;
+    if (f.entry === undefined) {
+      shown = posix.join(posix.dirname(f.path), name);
+      file = await view.openFile(shown);
+    } else {
+      const entryName = posix.join(posix.dirname(f.entry.name), name);
+      const entry = (await walk.apkLibraries(f.path)).find((l) => l.name === entryName && l.method === 0);
+      if (entry === undefined) return undefined;
+      shown = `${f.path}!/${entryName}`;
+      file = sliceFile(await view.openFile(f.path), entry.dataOffset, entry.size);
+    }
+    const elf = await ElfFile.openFile(shown, file);
+    try {
+      return await fn(elf);
+    } finally {
+      await elf.close();
+    }
+  };
+}
+
+/** Looks into one found file; undefined (with a count or a note) when it is not a 64-bit TLS library. */
+async function analyzeFound(view: FileView, walk: Walk, f: Found): Promise<AndroidTarget | undefined> {
+  const shown = displayOf(f);
+  const file = await openFound(view, f);
+  if ((await elfClass(file)) === ELFCLASS32) {
+    walk.libraries32++;
+    await file.close();
+    return undefined;
+  }
+  const elf = await ElfFile.openFile(shown, file);
+  try {
+    // The device's architecture, not this machine's: 32-bit files were counted and skipped above.
+    const symbols = await analyzeElfSymbols(elf, undefined);
+    if (symbols.functions.length === 0) {
+      if (isTlsLibraryName(posix.basename(f.entry?.name ?? f.path))) walk.skipped.push({ path: shown, reason: 'defines none of the TLS functions (stripped)' });
+      return undefined;
+    }
+    const flavour = await detectFlavour(elf, companionOpener(view, walk, f));
+    const st = await view.stat(f.path);
+    const base = BigInt(f.entry?.dataOffset ?? 0);
+    const target: AndroidTarget = {
+      path: f.path,
+      displayPath: shown,
+      dev: st.dev,
+      ino: st.ino,
+      flavour: flavour.flavour,
+      functions: symbols.functions.map((fn) => ({ ...fn, fileOffset: fn.fileOffset + base })),
+      missing: symbols.missing,
+      arch: symbols.arch,
+      source: f.source,
+      base,
+      pids: [...f.pids].sort((a, b) => a - b),
+    };
+    if (flavour.version !== undefined) target.version = flavour.version;
+    if (symbols.buildId !== undefined) target.buildId = symbols.buildId;
+    return target;
+  } finally {
+    await elf.close();
+  }
+}
+
+/**
+ * The TLS code to probe on an Android device seen through `view`: the system's BoringSSL (conscrypt's
+ * and the platform's), libraries apps bring (extracted under /data/app/.../lib/arm64/ or stored in
+ * their APK), and what every process maps (all apps run as app_process64, so each process's maps
+ * are read). With `package`, only that app's libraries and processes (its uid in every Android user).
+ */
+export async function androidTargets(view: FileView, options: AndroidDiscoveryOptions = {}): Promise<AndroidDiscovery> {
+  let appId: number | undefined;
+  if (options.package !== undefined) {
+    let text: string;
+    try {
+      text = (await view.readFile(PACKAGES_LIST)).toString('utf8');
+    } catch (err) {
+      throw new TargetError(`cannot read ${PACKAGES_LIST} (${view.where}): ${reasonOf(err)}`, {
+        path: PACKAGES_LIST,
+        hint: 'run the agent as root (adb shell su -c), or capture without --package',
+      });
+    }
+    const pkg = parsePackagesList(text).get(options.package);
+    if (pkg === undefined) {
+      throw new TargetError(`no package ${options.package} in ${PACKAGES_LIST}`, {
+        path: PACKAGES_LIST,
+        hint: 'list the installed packages with `adb shell pm list packages`',
+      });
+    }
+    appId = pkg.appId;
+  }
+  const walk = new Walk(view);
+  await walk.systemLibraries();
+  for (const dir of await appDirs(view, options.package)) await walk.appLibraries(dir);
+  await walk.processes(appId);
+
+  const targets: AndroidTarget[] = [];
+  for (const f of walk.found.values()) {
+    let target: AndroidTarget | undefined;
+    try {
+      target = await analyzeFound(view, walk, f);
+    } catch (err) {
+      walk.skipped.push({ path: displayOf(f), reason: reasonOf(err) });
+      continue;
+    }
+    if (target === undefined) continue;
+    // One file reached by two paths (a symlink in /system/lib64) is one target, with both's processes.
+    const twin = targets.find((t) => t.dev === target.dev && t.ino === target.ino && t.base === target.base);
+    if (twin === undefined) targets.push(target);
+    else twin.pids = [...new Set([...twin.pids, ...target.pids])].sort((a, b) => a - b);
+  }
+  targets.sort((a, b) => (a.displayPath < b.displayPath ? -1 : a.displayPath > b.displayPath ? 1 : 0));
+  return {
+    targets,
+    uids: [...walk.uids].sort((a, b) => a - b),
+    skipped32: { processes: walk.processes32, libraries: walk.libraries32 },
+    skipped: walk.skipped,
+  };
+}

@@ -1,0 +1,115 @@
+// The probes a Go program will need, as data: where (file offsets), of which kind (entry or return
+// site: never a uretprobe on Go code), and in which registers the Go register ABI leaves each value.
+// The kernel side of Go capture consumes this plan; until it lands, `tlstap libs` shows it.
+import { withElfFile } from '../elf/index.js';
+import { returnOffsets } from '../elf/go/index.js';
+import type { ReturnArch } from '../elf/go/index.js';
+import { GO_TLS_READ, GO_TLS_WRITE } from './go.js';
+import type { GoProgram, GoTlsFunction } from './go.js';
+
+/** A register as Go's assembler names it and as the kernel's `struct pt_regs` field a BPF program reads. */
+export interface GoRegister {
+  /** Go's name (RAX, R14; R0, R28 on arm64). */
+  go: string;
+  /** The pt_regs field: `ax`, `r14` on x86_64; `regs[0]`, `regs[28]` on arm64 (libbpf's PT_REGS_* use these). */
+  ptRegs: string;
+}
+
+/**
+ * Where the register ABI (ABIInternal: Go 1.17+ on amd64, 1.18+ on arm64) puts what the probes read of
+ * `func (c *Conn) Write(b []byte) (n int, err error)` and `Read` (same signature), and the goroutine.
+ * Integer arguments go in order into RAX, RBX, RCX, RDI, RSI, R8-R11 (amd64) or R0-R15 (arm64); a slice
+ * takes three (pointer, length, capacity); results reuse the same registers from the first.
+ */
+export interface GoRegisterAbi {
+  /** The receiver `c *Conn`: the connection's identity (one per tls.Conn). */
+  conn: GoRegister;
+  /** `b`'s data pointer at entry. */
+  buf: GoRegister;
+  /** `b`'s length at entry. */
+  len: GoRegister;
+  /** `n` at a return instruction (bytes written or read). */
+  returnN: GoRegister;
+  /** `err`'s type word at a return instruction: 0 means a nil error. */
+  returnErr: GoRegister;
+  /**
+   * The current goroutine (`g`), valid inside Go code at entry and at every return: the key of a call in
+   * flight (goroutines move between threads, so a thread id is not one).
+   */
+  goroutine: GoRegister;
+}
+
+const reg = (go: string, ptRegs: string): GoRegister => ({ go, ptRegs });
+
+/** The register ABI on the architectures tlstap's Go probes handle. */
+export const GO_REGISTER_ABI: Readonly<Record<ReturnArch, GoRegisterAbi>> = {
+  x86_64: {
+    conn: reg('RAX', 'ax'),
+    buf: reg('RBX', 'bx'),
+    len: reg('RCX', 'cx'),
+    returnN: reg('RAX', 'ax'),
+    returnErr: reg('RBX', 'bx'),
+    goroutine: reg('R14', 'r14'),
+  },
+  aarch64: {
+    conn: reg('R0', 'regs[0]'),
+    buf: reg('R1', 'regs[1]'),
+    len: reg('R2', 'regs[2]'),
+    returnN: reg('R0', 'regs[0]'),
+    returnErr: reg('R1', 'regs[1]'),
+    goroutine: reg('R28', 'regs[28]'),
+  },
+};
+
+/** One probe of a Go program. */
+export interface GoProbeSite {
+  /** The file to attach to. */
+  file: string;
+  /** File offset of the instruction (what a uprobe attaches by). */
+  offset: bigint;
+  /** Its virtual address, for messages and checks. */
+  address: bigint;
+  /**
+   * `entry`: the function's first instruction (Write: the buffer to copy; Read: the buffer to remember,
+   * keyed by goroutine). `return-site`: one of Read's return instructions (n bytes arrived in the buffer).
+   */
+  kind: 'entry' | 'return-site';
+  func: GoTlsFunction;
+}
+
+/** Everything the kernel side needs to capture one Go program. */
+export interface GoProbePlan {
+  file: string;
+  arch: ReturnArch;
+  goVersion?: string;
+  abi: GoRegisterAbi;
+  sites: GoProbeSite[];
+}
+
+/**
+ * The probes for a Go program whose status is 'not-captured-yet': an entry probe on Write and on Read,
+ * and a probe on each of Read's return instructions, found by decoding its machine code. Throws
+ * (ElfError, DecodeError) when the code cannot be read or decoded.
+ */
+export async function planGoProbes(program: GoProgram): Promise<GoProbePlan> {
+  if (program.status !== 'not-captured-yet') throw new Error(`${program.displayPath}: no Go probes for it: ${program.reason}`);
+  const arch = program.arch as ReturnArch;
+  const abi = GO_REGISTER_ABI[arch];
+  const sites: GoProbeSite[] = [];
+  await withElfFile(program.path, async (elf) => {
+    for (const fn of program.functions) {
+      const func = fn.name as GoTlsFunction;
+      sites.push({ file: program.path, offset: fn.fileOffset, address: fn.address, kind: 'entry', func });
+      if (func !== GO_TLS_READ) continue;
+      const code = await elf.readAt(fn.fileOffset, fn.size, `${fn.name} code`);
+      for (const at of returnOffsets(arch, code, fn.address)) {
+        sites.push({ file: program.path, offset: fn.fileOffset + BigInt(at), address: fn.address + BigInt(at), kind: 'return-site', func });
+      }
+    }
+  });
+  const order = (s: GoProbeSite) => (s.func === GO_TLS_WRITE ? 0 : 1);
+  sites.sort((a, b) => order(a) - order(b) || (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+  const plan: GoProbePlan = { file: program.path, arch, abi, sites };
+  if (program.goVersion !== undefined) plan.goVersion = program.goVersion;
+  return plan;
+}
