@@ -116,6 +116,7 @@ struct call_args {
 	__u16 flags;   /* TLSTAP_FLAG_* */
 	__u8 fd_seen;  /* a socket syscall of this call confirmed fd */
 	__u8 no_fd;    /* its connection had no fd at entry */
+	__u8 write;    /* the call sends plaintext (is_write) */
 };
 
 struct conn_key {
@@ -625,6 +626,7 @@ static __always_inline int on_enter(struct pt_regs *ctx, __u64 cookie)
 	args.buf = (__u64)buf;
 	args.out_len = is_ex(func) ? (__u64)PT_REGS_PARM4(ctx) : 0;
 	args.cookie = cookie;
+	args.write = is_write(func);
 	/* A known connection's fd lets the syscall hook skip its socket check. */
 	key.pid = tgid;
 	key.ssl = (__u64)ssl;
@@ -834,7 +836,14 @@ int process_exit(void *ctx)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	struct conn_state none = { .fd = -1 };
+	struct call_args *cut = bpf_map_lookup_elem(&inflight, &pid_tgid);
 
+	/* A thread that exits inside a write (killed): what it was sending is never seen. */
+	if (cut) {
+		if (cut->write)
+			count(TLSTAP_CTR_EXIT_CUT_WRITES, 1);
+		bpf_map_delete_elem(&inflight, &pid_tgid);
+	}
 	/* The whole process is gone when its leader thread exits. */
 	if ((__u32)pid_tgid != tgid || !bpf_map_lookup_elem(&conn_pids, &tgid))
 		return 0;
@@ -947,6 +956,9 @@ int BPF_KRETPROBE(probe_return)
 		if (bpf_probe_read_user(ev->data, n, (void *)(args.buf + off))) {
 			count(TLSTAP_CTR_READ_FAULTS, 1);
 			count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
+			/* Its first chunk: the call never arrives, and user space must not take it for a drop. */
+			if (!off)
+				count(TLSTAP_CTR_READ_FAULT_CALLS, 1);
 			break;
 		}
 		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + n, wakeup_flag(sizeof(*ev) + n))) {

@@ -123,7 +123,9 @@ enum tlstap_counter {
 	TLSTAP_CTR_READ_FAULT_BYTES = 3,       /* payload bytes lost that way */
 	TLSTAP_CTR_CALLS = 4,                  /* successful calls seen at return */
 	TLSTAP_CTR_UNTRACKED_CALLS = 5,        /* calls whose connection state could not be stored: sent without one, or dropped under --port/--host */
-	TLSTAP_CTR__COUNT = 6,
+	TLSTAP_CTR_READ_FAULT_CALLS = 6,       /* calls of which not one byte could be read: no record of them exists */
+	TLSTAP_CTR_EXIT_CUT_WRITES = 7,        /* writes in flight when their thread exited (killed inside SSL_write) */
+	TLSTAP_CTR__COUNT = 8,
 };
 
 /*

@@ -4,10 +4,11 @@
 // doctor, demo or replay to load.
 import { Command } from './commands/commander.js';
 import type { Option } from './commands/commander.js';
-import { captureOptions, outputOptions } from './commands/options.js';
+import { captureOptions, checkOutputChoices, outputOptions } from './commands/options.js';
 import type { OutputOptions } from './commands/outputs.js';
 import type { CaptureOptions } from './commands/options.js';
 import { reportFatal } from './commands/report.js';
+import { stdoutAbandoned } from './commands/signals.js';
 import { tlstapVersion } from './version.js';
 
 function pidOption(): Option {
@@ -26,7 +27,7 @@ const program = new Command('tlstap')
 for (const option of captureOptions()) program.addOption(option);
 program.action(async (opts: CaptureOptions) => {
   const { runCapture } = await import('./commands/capture.js');
-  await runCapture(opts);
+  await runCapture(checkOutputChoices({ ...opts, formatGiven: program.getOptionValueSource('format') === 'cli' }));
 });
 
 program
@@ -65,10 +66,15 @@ const replay = program
   .argument('<file>', 'a file written by tlstap --record')
   .action(async (file: string, opts: OutputOptions) => {
     const { runReplay } = await import('./commands/replay.js');
-    await runReplay(file, opts);
+    await runReplay(file, checkOutputChoices({ ...opts, formatGiven: replay.getOptionValueSource('format') === 'cli' }));
   });
 for (const option of outputOptions()) replay.addOption(option);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.exitCode = reportFatal(err, process.stderr);
-});
+program
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    process.exitCode = reportFatal(err, process.stderr);
+  })
+  .finally(() => {
+    if (stdoutAbandoned()) process.exit();
+  });

@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CallPipeline } from '../src/capture/pipeline.js';
 import type { PipelineOptions } from '../src/capture/pipeline.js';
+import { encodeCountersRecord } from '../src/events/counters.js';
 import { EVENT_LAYOUT } from '../src/events/layout.js';
+import { formatSummary } from '../src/output/index.js';
 import { PROBED_FUNCTIONS } from '../src/events/types.js';
 import type { CallSink, ConnectionEvent, ProbedFunction, TlsCall } from '../src/events/types.js';
 import { chunkRecords, encodeBatchOf, encodeConnRecord, encodeRecord } from './support/events.js';
@@ -27,8 +29,9 @@ function run(batches: Buffer[][], keepConnection?: PipelineOptions['keepConnecti
   return { items: sink.items, pipeline };
 }
 
+// Each connection its own TLS object, as in the kernel's map (keyed by process and object).
 const open = (connId: number, extra: Partial<Parameters<typeof encodeConnRecord>[0]> = {}) =>
-  encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId, fd: 3, family: 2, laddr: V4(127, 0, 0, 1), raddr: V4(127, 0, 0, 1), lport: 40000, rport: 8443, ...extra });
+  encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId, ssl: 0x5555n + BigInt(connId - 1) * 0x1000n, fd: 3, family: 2, laddr: V4(127, 0, 0, 1), raddr: V4(127, 0, 0, 1), lport: 40000, rport: 8443, ...extra });
 const data = (connId: number, seq: number, text: string, tsNs = BigInt(100 + seq)) =>
   encodeRecord({ connId, seq, tsNs, tid: 100 + seq, data: Buffer.from(text) });
 
@@ -137,6 +140,33 @@ test('a process exit closes every connection it still had', () => {
     [1, 'the process exited'],
     [2, 'the process exited'],
   ]);
+});
+
+test('a connection evicted from the kernel map and recreated under a new id is counted as split, and the first one closed', () => {
+  // The same TLS object (pid 42, ssl 0x5555) opens again as connection 2 while connection 1 never closed.
+  const { items, pipeline } = run([[open(1), data(1, 0, 'a'), open(2, { ssl: 0x5555n }), data(2, 0, 'b')]]);
+  const stats = pipeline.stats();
+  const closes = items.filter((i): i is ConnectionEvent => 'type' in i && i.type === 'close');
+  assert.deepEqual(closes.map((c) => c.conn.id), [1, 2]);
+  assert.match(closes[0]!.reason ?? '', /evicted \(connection map full\)/);
+  assert.equal(closes[1]!.reason, 'end of capture');
+  assert.equal(stats.splitConnections, 1);
+  // Two different objects of one process are two connections, not a split.
+  assert.equal(run([[open(1), open(2)]]).pipeline.stats().splitConnections, 0);
+});
+
+test('a call lost to a read fault (its first chunk unreadable) is a read fault, not also a call that "never arrived (dropped)"', () => {
+  const counters = (readFaultCalls: number) =>
+    encodeCountersRecord({ droppedEvents: 0, droppedBytes: 0, readFaults: 1, readFaultBytes: 512, calls: 3, untrackedCalls: 0, readFaultCalls, exitCutWrites: 0 }, 999n);
+  // Call 1 of connection 1 left no record: the kernel could not read its buffer.
+  const faulted = run([[open(1), data(1, 0, 'a'), data(1, 2, 'c'), counters(1)]]).pipeline.stats();
+  assert.equal(faulted.missingCalls, 0);
+  assert.equal(faulted.readFaults, 1);
+  assert.doesNotMatch(formatSummary(faulted), /never arrived/);
+  // The same gap with no read fault behind it is a drop.
+  const dropped = run([[open(1), data(1, 0, 'a'), data(1, 2, 'c'), counters(0)]]).pipeline.stats();
+  assert.equal(dropped.missingCalls, 1);
+  assert.match(formatSummary(dropped), /warning: 1 calls of a connection never arrived \(dropped\)/);
 });
 
 /** Like run(), but each batch's memory is overwritten once the pipeline is done with it, as live capture reuses it. */

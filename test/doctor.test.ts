@@ -130,7 +130,7 @@ test('runDoctor: a machine with everything in place passes every check', async (
   const list = await runDoctor(fakeEnv());
   assert.deepEqual(
     list.map((c) => c.name),
-    ['privileges', 'ring buffer', 'attach cookies', 'uprobe_multi', 'BTF', 'uprobes', 'tracefs', 'syscall hooks', 'sysctl', 'BPF object', 'native addon', 'libbpf'],
+    ['privileges', 'ring buffer', 'attach cookies', 'uprobe_multi', 'BTF', 'uprobes', 'tracefs', 'syscall hooks', 'sysctl', 'BPF object', 'native addon', 'libbpf', 'maps'],
   );
   for (const c of list) assert.equal(c.status, 'ok', `${c.name}: ${c.finding}`);
   const byName = Object.fromEntries(list.map((c) => [c.name, c]));
@@ -138,6 +138,8 @@ test('runDoctor: a machine with everything in place passes every check', async (
   assert.match(byName.sysctl!.finding, /unprivileged_bpf_disabled=2, kernel\.perf_event_paranoid=2/);
   assert.equal(byName['BPF object']!.finding, `${ROOT}/build/bpf/${process.arch}/tlstap.bpf.o`);
   assert.equal(byName.libbpf!.finding, 'v1.1, in the native addon');
+  // The connection map's size, and the option that changes it.
+  assert.match(byName.maps!.finding, /connection map: 65536 connections at once \(--connections N/);
 });
 
 test('runDoctor: an unprivileged user fails with the sudo fix', async () => {

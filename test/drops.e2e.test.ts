@@ -23,7 +23,7 @@ function loadgen(path: string, calls: number, size: number): Promise<LoadgenResu
   return runLoadgen(['-n', String(calls), '-s', String(size)], path);
 }
 
-test(`a 16 KiB ring buffer under ${CALLS} × 1 KiB calls: captured + dropped = every call, and the dropped bytes add up`, { timeout: 180_000 }, async (t) => {
+test(`a 32 KiB ring buffer (the smallest that holds a 16 KiB chunk) under ${CALLS} × 1 KiB calls: captured + dropped = every call, and the dropped bytes add up`, { timeout: 180_000 }, async (t) => {
   if (!requireRoot(t)) return;
   const dir = mkdtempSync(join(tmpdir(), 'tlstap-drops-'));
   let tlstap: TlstapProcess | undefined;
@@ -35,9 +35,9 @@ test(`a 16 KiB ring buffer under ${CALLS} × 1 KiB calls: captured + dropped = e
     chmodSync(lg, 0o755);
     const out = join(dir, 'out.jsonl');
 
-    // 16 KiB holds about 14 records of a 1 KiB call: far too few for a writer and a reader at full speed.
+    // 32 KiB holds about 29 records of a 1 KiB call: far too few for a writer and a reader at full speed.
     const record = join(dir, 'run.tlstap');
-    tlstap = await startTlstap(['--comm', comm, '--ring-buffer', '16k', '-f', 'jsonl', '-o', out, '--record', record]);
+    tlstap = await startTlstap(['--comm', comm, '--ring-buffer', '32k', '-f', 'jsonl', '-o', out, '--record', record]);
     const load = await loadgen(lg, CALLS, SIZE);
     const exit = await tlstap.stop('SIGINT');
     assert.equal(exit.code, 0, exit.stderr);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, constants, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSelfSignedCert } from '../src/demo/cert.js';
@@ -199,7 +199,7 @@ test('stdout closed early (tlstap | head -c 100) while traffic flows: clean exit
     await traffic;
     assert.equal(exit.signal, null, 'tlstap ended by itself, not killed');
     assert.equal(exit.code, 0, exit.stderr);
-    assert.match(exit.stderr, /stopp(ed|ing) \(output\b[^)]*closed/);
+    assert.match(exit.stderr, /stopping \(stdout stopped: the reader went away \(EPIPE\)\)/);
     assertNoStackTrace(exit.stderr);
   } finally {
     await started.killAll();
@@ -260,9 +260,12 @@ test('kill -9: no program or link of ours remains, and the --record file replays
   }
 });
 
-// A client that completes a TLS handshake with its own in-process server and then blocks in
-// SSL_read_ex (the server never sends). It renames its threads to the test's comm first.
-const BLOCKED_READER = `
+/**
+ * A python client that completes a TLS handshake with its own in-process server (which then never
+ * reads nor sends), prints "ready" and runs `last`. It renames its threads to the test's comm first.
+ */
+function tlsPairScript(last: string): string {
+  return `
 import ctypes, socket, ssl, sys, threading
 ctypes.CDLL(None).prctl(15, sys.argv[3].encode(), 0, 0, 0)  # PR_SET_NAME
 srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -277,8 +280,12 @@ cli.check_hostname = False
 cli.verify_mode = ssl.CERT_NONE
 s = cli.wrap_socket(socket.create_connection(ls.getsockname()))
 print('ready', flush=True)
-s.recv(100)
+${last}
 `;
+}
+
+// Blocks in SSL_read_ex: the server never sends.
+const BLOCKED_READER = tlsPairScript('s.recv(100)');
 
 test('a traced program killed inside SSL_read leaves a bounded entry behind, and capture goes on', TIMEOUT, async (t) => {
   if (!requireRoot(t)) return;
@@ -383,6 +390,312 @@ test('-o creates the file 0600 and refuses a symlink planted at the path; the li
     }
   } finally {
     await started.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Starts `/usr/bin/python3 -c SCRIPT ARGS` and resolves once it prints "ready". */
+async function startPython(script: string, args: readonly string[]): Promise<{ child: ChildProcess; closed: Promise<unknown>; stdout: () => string }> {
+  const child = spawn('/usr/bin/python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+  const closed = new Promise((r) => child.once('close', r));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+      if (out.includes('ready')) resolve();
+    });
+    void closed.then(() => reject(new Error(`python exited before it was ready: ${err}`)));
+  });
+  return { child, closed, stdout: () => out };
+}
+
+test('--duration above 2147483 s does not stop the capture after 1 ms', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm } = workdir();
+  try {
+    const tlstap = await started.start(['--comm', comm, '-f', 'none', '--duration', '2147484']);
+    await sleep(1500);
+    assert.equal(tlstap.child.exitCode, null, `tlstap ended early:\n${tlstap.stderr()}`);
+    const exit = await tlstap.stop('SIGINT');
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.match(exit.stderr, /stopping \(SIGINT\)/);
+  } finally {
+    await started.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('-o on a full disk fails alone: -w goes on to the end and is finished, the run exits 1 and says what -o missed', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm, loadgen: lg } = workdir();
+  try {
+    const pcap = join(dir, 'out.pcapng');
+    const tlstap = await started.start(['--comm', comm, '-f', 'text', '-o', '/dev/full', '-w', pcap]);
+    await loadgen(lg, 500, 1024);
+    await sleep(300);
+    assert.equal(tlstap.child.exitCode, null, 'the capture goes on after -o failed');
+    assert.match(tlstap.stderr(), /tlstap: \/dev\/full stopped: no space left on device \(ENOSPC\); the other outputs go on/);
+    const more = await loadgen(lg, 500, 1024);
+    const exit = await tlstap.stop('SIGINT');
+    assert.equal(exit.code, 1, exit.stderr);
+    assert.match(exit.stderr, /stopping \(SIGINT\)/);
+    assert.match(exit.stderr, /^warning: \/dev\/full stopped: .*; \d+ calls \(.*\) captured after that never reached it$/m);
+    assert.match(exit.stderr, /^tlstap: not every output is complete: \/dev\/full stopped/m);
+    assert.match(exit.stderr, /open it with:/, 'the pcapng that was written whole is announced');
+    const tshark = spawnSync('tshark', ['-r', pcap, '-q', '-z', 'io,phs'], { encoding: 'utf8' });
+    assert.equal(tshark.status, 0, tshark.stderr);
+    assert.ok(more.calls > 0);
+    assertNoStackTrace(exit.stderr);
+  } finally {
+    await started.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stderr\'s reader going away (2>&1 | head -1) does not keep the files from being finished', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm, loadgen: lg } = workdir();
+  try {
+    const out = join(dir, 'out.jsonl');
+    const har = join(dir, 'out.har');
+    const tlstap = await started.start(['--comm', comm, '-f', 'jsonl', '-o', out, '--har', har, '-v']);
+    tlstap.child.stderr!.destroy();
+    const load = await loadgen(lg, 200, 1024);
+    await sleep(1200);
+    const exit = await tlstap.stop('SIGINT');
+    assert.equal(exit.signal, null);
+    assert.equal(exit.code, 0);
+    const lines = parseJsonl<Line>(readFileSync(out, 'utf8'));
+    assert.equal((lines.at(-1) as SummaryRecord).type, 'summary', 'jsonl ends with its summary');
+    assert.equal(lines.filter((l) => l.type === 'data').length, load.calls + load.read_calls);
+    assert.ok(Array.isArray((JSON.parse(readFileSync(har, 'utf8')) as { log: { entries: unknown[] } }).log.entries), 'the HAR is a whole document');
+  } finally {
+    await started.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A tlstap writing text to a stdout nobody reads any more, with a --har beside it. */
+async function stalledStdout(started: Started, dir: string, comm: string, lg: string): Promise<{ tlstap: TlstapProcess; har: string }> {
+  const har = join(dir, 'out.har');
+  const tlstap = await started.start(['--comm', comm, '-f', 'text', '--har', har]);
+  tlstap.child.stdout!.pause();
+  tlstap.child.stdout!.removeAllListeners('data');
+  await loadgen(lg, 5000, 4096);
+  await sleep(300);
+  return { tlstap, har };
+}
+
+function harIsWhole(path: string): void {
+  assert.ok(Array.isArray((JSON.parse(readFileSync(path, 'utf8')) as { log: { entries: unknown[] } }).log.entries), 'the HAR is a whole document');
+}
+
+test('a stalled reader of stdout: SIGINT and SIGTERM still finish (the files whole, stdout given up after a grace)', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm, loadgen: lg } = workdir();
+  try {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const { tlstap, har } = await stalledStdout(started, dir, comm, lg);
+      tlstap.child.kill(signal);
+      const killer = setTimeout(() => tlstap.child.kill('SIGKILL'), 20_000);
+      const exit = await tlstap.exited;
+      clearTimeout(killer);
+      assert.equal(exit.signal, null, `${signal}: tlstap never finished`);
+      assert.match(exit.stderr, /stdout's reader still takes nothing 3 s after the stop; finishing without it/);
+      assert.match(exit.stderr, /^warning: stdout stopped: .*never reached it$/m);
+      harIsWhole(har);
+    }
+  } finally {
+    await started.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a stalled reader of stdout: a second Ctrl-C finishes the files at once, a third ends tlstap at once', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm, loadgen: lg } = workdir();
+  try {
+    const second = await stalledStdout(started, dir, comm, lg);
+    second.tlstap.child.kill('SIGINT');
+    await sleep(300);
+    const at = Date.now();
+    second.tlstap.child.kill('SIGINT');
+    const exit = await second.tlstap.exited;
+    assert.ok(Date.now() - at < 2500, `finished ${Date.now() - at} ms after the second Ctrl-C`);
+    assert.match(exit.stderr, /SIGINT again: finishing the files without waiting for stdout's reader/);
+    harIsWhole(second.har);
+
+    // A third one ends tlstap at once even while a file output is stuck too (-o to a FIFO whose reader reads nothing).
+    const fifo = join(dir, 'fifo');
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const stuck = await started.start(['--comm', comm, '-f', 'text', '-o', fifo]);
+      await loadgen(lg, 5000, 4096);
+      await sleep(300);
+      for (let i = 0; i < 2; i++) {
+        stuck.child.kill('SIGINT');
+        await sleep(300);
+      }
+      assert.equal(stuck.child.exitCode, null, 'still finishing: the FIFO takes nothing');
+      const third = Date.now();
+      stuck.child.kill('SIGINT');
+      const killer = setTimeout(() => stuck.child.kill('SIGKILL'), 5000);
+      const ended = await stuck.exited;
+      clearTimeout(killer);
+      // Ended by the signal's default action, as a shell reports it (exit status 130).
+      assert.equal(ended.signal, 'SIGINT');
+      assert.ok(Date.now() - third < 1500, `ended ${Date.now() - third} ms after the third Ctrl-C`);
+      assert.match(ended.stderr, /SIGINT a third time: ending now/);
+    } finally {
+      closeSync(reader);
+    }
+  } finally {
+    await started.killAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Blocks in SSL_write_ex once the socket buffers are full: the server never reads.
+const BLOCKED_WRITER = tlsPairScript("s.sendall(b'x' * (64 << 20))");
+
+test('an SSL_write in flight when its process is killed is counted, not lost silently', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm } = workdir();
+  const cert = await createSelfSignedCert();
+  let py: ChildProcess | undefined;
+  try {
+    const out = join(dir, 'out.jsonl');
+    const tlstap = await started.start(['--comm', comm, '-f', 'jsonl', '-o', out]);
+    const writer = await startPython(BLOCKED_WRITER, [cert.certPath, cert.keyPath, comm]);
+    py = writer.child;
+    await sleep(500);
+    writer.child.kill('SIGKILL');
+    await writer.closed;
+    await sleep(200);
+    const exit = await tlstap.stop('SIGINT');
+    assert.equal(exit.code, 0, exit.stderr);
+    const summary = parseJsonl<Line>(readFileSync(out, 'utf8')).at(-1) as SummaryRecord & { exit_cut_writes?: number };
+    assert.equal(summary.exit_cut_writes, 1);
+    assert.match(exit.stderr, /warning: 1 writes were in flight when their process exited \(killed inside SSL_write\)/);
+  } finally {
+    py?.kill('SIGKILL');
+    await started.killAll();
+    await cert.remove();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Many TLS objects in one process, each talking to its peer through memory BIOs: every object is
+// a connection of its own, so a small --connections fills the kernel's map.
+const MANY_OBJECTS = `
+import ctypes, ssl, sys
+ctypes.CDLL(None).prctl(15, sys.argv[3].encode(), 0, 0, 0)  # PR_SET_NAME
+srv = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+srv.load_cert_chain(sys.argv[1], sys.argv[2])
+cli = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+cli.check_hostname = False
+cli.verify_mode = ssl.CERT_NONE
+pairs = []
+for i in range(int(sys.argv[4])):
+    a, b, c, d = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
+    c_obj = cli.wrap_bio(a, b)
+    s_obj = srv.wrap_bio(c, d, server_side=True)
+    for _ in range(10):
+        for obj in (c_obj, s_obj):
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+        c.write(b.read()); a.write(d.read())
+    pairs.append((c_obj, s_obj, a, b, c, d))
+for rnd in range(2):
+    for c_obj, s_obj, a, b, c, d in pairs:
+        c_obj.write(b'hello')
+        c.write(b.read())
+        s_obj.read(100)
+print('ready', flush=True)
+`;
+
+test('connections evicted from a full kernel map are counted as split, and --connections sizes the map', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm } = workdir();
+  const cert = await createSelfSignedCert();
+  try {
+    const out = join(dir, 'out.jsonl');
+    const tlstap = await started.start(['--comm', comm, '-f', 'jsonl', '-o', out, '--connections', '64']);
+    const many = await startPython(MANY_OBJECTS, [cert.certPath, cert.keyPath, comm, '150']);
+    await many.closed;
+    await sleep(300);
+    const exit = await tlstap.stop('SIGINT');
+    assert.equal(exit.code, 0, exit.stderr);
+    const summary = parseJsonl<Line>(readFileSync(out, 'utf8')).at(-1) as SummaryRecord & { split_connections?: number };
+    assert.ok((summary.split_connections ?? 0) > 0, `split connections counted: ${JSON.stringify(summary)}`);
+    assert.match(exit.stderr, /warning: \d+ connections were split in two: the kernel connection map was full and evicted them; raise --connections/);
+
+    // With a map big enough for the workload, nothing is split.
+    const out2 = join(dir, 'out2.jsonl');
+    const roomy = await started.start(['--comm', comm, '-f', 'jsonl', '-o', out2, '--connections', '4096']);
+    await (await startPython(MANY_OBJECTS, [cert.certPath, cert.keyPath, comm, '150'])).closed;
+    await sleep(300);
+    const exit2 = await roomy.stop('SIGINT');
+    assert.equal(exit2.code, 0, exit2.stderr);
+    const summary2 = parseJsonl<Line>(readFileSync(out2, 'utf8')).at(-1) as SummaryRecord & { split_connections?: number };
+    assert.equal(summary2.split_connections, 0);
+    assert.ok(summary2.calls >= 600, `${summary2.calls} calls`);
+  } finally {
+    await started.killAll();
+    await cert.remove();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a probed library replaced on disk (mv, as package upgrades do): tlstap says so and captures the processes that map the new file', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  const started = new Started();
+  const { dir, comm } = workdir();
+  const cert = await createSelfSignedCert();
+  try {
+    const libDir = join(dir, 'lib');
+    mkdirSync(libDir);
+    const lib = join(libDir, 'libssl.so.3');
+    copyFileSync('/usr/lib/x86_64-linux-gnu/libssl.so.3', lib);
+    const out = join(dir, 'out.jsonl');
+    const tlstap = await started.start(['--comm', comm, '--lib', lib, '-f', 'jsonl', '-o', out]);
+    // A client whose python loads the copy (LD_LIBRARY_PATH comes before the system's directories).
+    const client = async () => {
+      const child = spawn('/usr/bin/python3', ['-c', MANY_OBJECTS, cert.certPath, cert.keyPath, comm, '1'], {
+        stdio: 'ignore',
+        env: { ...process.env, LD_LIBRARY_PATH: libDir },
+      });
+      await new Promise((r) => child.once('close', r));
+    };
+    await client();
+    // What dpkg does: write the new file beside the old one, then rename it over the old name.
+    copyFileSync('/usr/lib/x86_64-linux-gnu/libssl.so.3', `${lib}.dpkg-new`);
+    renameSync(`${lib}.dpkg-new`, lib);
+    const deadline = Date.now() + 10_000;
+    while (!/was replaced on disk/.test(tlstap.stderr()) && Date.now() < deadline) await sleep(100);
+    assert.match(tlstap.stderr(), new RegExp(`tlstap: ${lib.replace(/\./g, '\\.')} was replaced on disk; probing the new file too \\(\\d+ probes\\)`));
+    await client();
+    await sleep(300);
+    const exit = await tlstap.stop('SIGINT');
+    assert.equal(exit.code, 0, exit.stderr);
+    const writes = parseJsonl<Line>(readFileSync(out, 'utf8')).filter((l): l is DataRecord => l.type === 'data' && l.file === lib && l.func.startsWith('SSL_write'));
+    // Each client writes 'hello' twice; both runs are captured, the second through the new file.
+    assert.equal(writes.length, 4, `writes seen: ${writes.length}`);
+  } finally {
+    await started.killAll();
+    await cert.remove();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -18,7 +18,7 @@ import {
   openRecordFile,
   validateBatch,
 } from '../src/record/index.js';
-import type { RecordHeader, RecordReader, RecordStop } from '../src/record/index.js';
+import type { RecordDamage, RecordHeader, RecordReader, RecordStop } from '../src/record/index.js';
 
 const HEADER: Omit<RecordHeader, 'formatVersion'> = {
   tlstapVersion: '0.1.0-test',
@@ -82,19 +82,30 @@ async function writeRecording(path: string, batches: { batch: Buffer; count: num
   return { path, batches, boundaries, size: writer.bytesWritten };
 }
 
-async function readAll(reader: RecordReader): Promise<{ frames: { batch: Buffer; count: number; offset: number }[]; stop: RecordStop }> {
-  const frames: { batch: Buffer; count: number; offset: number }[] = [];
-  for await (const f of reader.batches()) frames.push({ batch: Buffer.from(f.batch), count: f.count, offset: f.offset });
-  return { frames, stop: reader.stopReason() };
+interface ReadBack {
+  frames: { batch: Buffer; count: number; offset: number }[];
+  stop: RecordStop;
+  damaged: readonly RecordDamage[];
 }
 
-async function readPath(path: string): Promise<{ frames: { batch: Buffer; count: number; offset: number }[]; stop: RecordStop }> {
+async function readAll(reader: RecordReader): Promise<ReadBack> {
+  const frames: { batch: Buffer; count: number; offset: number }[] = [];
+  for await (const f of reader.batches()) frames.push({ batch: Buffer.from(f.batch), count: f.count, offset: f.offset });
+  return { frames, stop: reader.stopReason(), damaged: reader.damaged() };
+}
+
+async function readPath(path: string): Promise<ReadBack> {
   const reader = await openRecordFile(path);
   try {
     return await readAll(reader);
   } finally {
     await reader.close();
   }
+}
+
+/** The offset just past the frame whose header is at `at`. */
+function offsetAfter(file: Buffer, at: number): number {
+  return at + 16 + file.readUInt32LE(at + 4);
 }
 
 async function withTimeout<T>(ms: number, what: string, work: Promise<T>): Promise<T> {
@@ -405,7 +416,7 @@ describe('record: crash and damage', () => {
     }
   });
 
-  it('a flipped payload byte stops reading at that frame as corrupt', async () => {
+  it('a flipped payload byte skips that frame as damaged, counted, and reads every later frame', async () => {
     const full = await readFile(small.path);
     const path = join(dir, 'flipped.rec');
     for (let frame = 0; frame < small.batches.length; frame++) {
@@ -415,16 +426,23 @@ describe('record: crash and damage', () => {
         const copy = Buffer.from(full);
         copy[pos]! ^= 1 << (pos % 8);
         await writeFile(path, copy);
-        const { frames, stop } = await readPath(path);
-        assert.equal(frames.length, frame, `flip at ${pos}`);
-        assert.equal(stop.kind, 'corrupt');
-        assert.equal(stop.kind === 'corrupt' && stop.offset, small.boundaries[frame]);
-        assert.match(stop.kind === 'corrupt' ? stop.detail : '', /CRC32/);
+        const { frames, stop, damaged } = await readPath(path);
+        const expected = small.batches.filter((_, i) => i !== frame);
+        assert.equal(frames.length, expected.length, `flip at ${pos}`);
+        frames.forEach((f, i) => assert.ok(f.batch.equals(expected[i]!.batch), `flip at ${pos}: frame ${i}`));
+        // The last frame has no intact frame after it: reading stops there, as damaged.
+        const last = frame === small.batches.length - 1;
+        const problem = last ? (stop.kind === 'corrupt' ? stop : undefined) : damaged[0];
+        assert.equal(stop.kind, last ? 'corrupt' : 'end');
+        assert.equal(damaged.length, last ? 0 : 1);
+        assert.equal(problem?.offset, small.boundaries[frame]);
+        if (!last) assert.equal(damaged[0]!.bytes, end - small.boundaries[frame]!);
+        assert.match(problem?.detail ?? '', /CRC32/);
       }
     }
   });
 
-  it('a damaged frame header (marker, record count, huge length) stops as corrupt at that frame', async () => {
+  it('a damaged frame header (marker, record count, huge length) is skipped up to the next intact frame', async () => {
     const full = await readFile(small.path);
     const path = join(dir, 'frame-header.rec');
     const at = small.boundaries[2]!;
@@ -432,24 +450,35 @@ describe('record: crash and damage', () => {
       ['marker', (b) => b.write('XFRM', at, 'latin1'), /frame marker/],
       ['count', (b) => b.writeUInt32LE(b.readUInt32LE(at + 8) + 1, at + 8), /CRC32|records/],
       ['huge length', (b) => b.writeUInt32LE(0xfffffff0, at + 4), /limit/],
+      ['length past the end', (b) => b.writeUInt32LE(full.length, at + 4), /file ends/],
     ];
     for (const [name, damage, detail] of cases) {
       const copy = Buffer.from(full);
       damage(copy);
       await writeFile(path, copy);
-      const { frames, stop } = await readPath(path);
-      assert.equal(frames.length, 2, name);
-      assert.equal(stop.kind, 'corrupt', name);
-      assert.equal(stop.kind === 'corrupt' && stop.offset, at, name);
-      assert.match(stop.kind === 'corrupt' ? stop.detail : '', detail, name);
+      const { frames, stop, damaged } = await readPath(path);
+      assert.equal(frames.length, small.batches.length - 1, name);
+      assert.deepEqual(stop, { kind: 'end' }, name);
+      assert.deepEqual(damaged.map((d) => [d.offset, d.bytes]), [[at, small.boundaries[3]! - at]], name);
+      assert.match(damaged[0]!.detail, detail, name);
     }
+    // The last frame damaged: nothing intact after it, so reading stops there as corrupt.
+    const last = small.boundaries[small.batches.length - 1]!;
+    const copy = Buffer.from(full);
+    copy[last + 20]! ^= 0xff;
+    await writeFile(path, copy);
+    const tail = await readPath(path);
+    assert.equal(tail.frames.length, small.batches.length - 1);
+    assert.equal(tail.stop.kind, 'corrupt');
+    assert.equal(tail.stop.kind === 'corrupt' && tail.stop.offset, last);
     // Zeros where a frame should be: the tail of a file whose last writes never reached the disk.
     const zeroed = Buffer.concat([full.subarray(0, at), Buffer.alloc(4096)]);
     await writeFile(path, zeroed);
-    const { frames, stop } = await readPath(path);
+    const { frames, stop, damaged } = await readPath(path);
     assert.equal(frames.length, 2);
     assert.equal(stop.kind, 'truncated');
     assert.equal(stop.kind === 'truncated' && stop.offset, at);
+    assert.equal(damaged.length, 0);
   });
 
   it('says clearly when a file is not a recording', async () => {
@@ -512,7 +541,7 @@ describe('record: crash and damage', () => {
     });
   });
 
-  it('survives random mutations and truncations: frames or a stop reason, never another error or a hang', async () => {
+  it('fuzz (seeded, 600 runs): flips, cuts, splices give intact frames, counted damage or a stop reason, never another error or a hang', async () => {
     const rand = prng(0x5eed);
     const base = await writeRecording(
       join(dir, 'fuzz-base.rec'),
@@ -521,9 +550,8 @@ describe('record: crash and damage', () => {
     const full = await readFile(base.path);
     const known = new Set(base.batches.map((b) => b.batch.toString('hex')));
     const path = join(dir, 'fuzz.rec');
-    const deadline = Date.now() + 3000;
-    const tally = { runs: 0, openErrors: 0, end: 0, truncated: 0, corrupt: 0, frames: 0 };
-    while (Date.now() < deadline) {
+    const tally = { runs: 0, openErrors: 0, end: 0, truncated: 0, corrupt: 0, frames: 0, resynced: 0 };
+    while (tally.runs < 600) {
       let bytes = Buffer.from(full);
       const mutations = randomInt(rand, 1, 4);
       for (let m = 0; m < mutations; m++) {
@@ -566,22 +594,36 @@ describe('record: crash and damage', () => {
           } catch (err) {
             assert.ok(err instanceof RecordFormatError, `open threw ${String(err)}`);
             assert.ok(['not-a-recording', 'newer-version', 'truncated', 'corrupt'].includes(err.kind));
+            assert.ok(!err.message.includes('undefined') && !err.message.includes('\n'), err.message);
             return 'open-error' as const;
           }
           try {
             let offset = reader.dataOffset;
+            const frames: number[] = [];
             for await (const f of reader.batches()) {
               // CRC32 makes a damaged frame that still reads as whole vanishingly unlikely.
               assert.ok(known.has(f.batch.toString('hex')), 'yielded a frame that was never written');
               assert.equal(validateBatch(f.batch, f.count), undefined);
-              assert.equal(f.offset, offset);
-              offset += 16 + f.batch.length;
+              frames.push(f.offset);
+              offset = f.offset + 16 + f.batch.length;
               tally.frames++;
             }
+            // Every byte is a frame or a counted damaged stretch: frames and stretches tile the file.
+            const pieces: { o: number; end?: number }[] = [...frames.map((o) => ({ o })), ...reader.damaged().map((d) => ({ o: d.offset, end: d.offset + d.bytes }))].sort((x, y) => x.o - y.o);
+            for (const d of reader.damaged()) {
+              assert.ok(d.bytes > 0 && d.detail.length > 0);
+              assert.ok(frames.includes(d.offset + d.bytes), 'a damaged stretch ends where an intact frame starts');
+            }
+            if (reader.damaged().length > 0) tally.resynced++;
+            let expect = reader.dataOffset;
+            for (const p of pieces) {
+              assert.equal(p.o, expect, 'frames and damaged stretches follow each other without a gap');
+              expect = p.end ?? offsetAfter(bytes, p.o);
+            }
             const stop = reader.stopReason();
-            if (stop.kind === 'end') assert.equal(offset, bytes.length);
+            if (stop.kind === 'end') assert.equal(expect, bytes.length);
             else {
-              assert.equal(stop.offset, offset);
+              assert.equal(stop.offset, expect);
               assert.ok(stop.detail.length > 0);
             }
             return stop.kind;
@@ -593,8 +635,7 @@ describe('record: crash and damage', () => {
       if (outcome === 'open-error') tally.openErrors++;
       else tally[outcome]++;
     }
-    assert.ok(tally.runs > 100, `only ${tally.runs} fuzz runs`);
-    assert.ok(tally.frames > 0 && tally.corrupt > 0 && tally.truncated > 0 && tally.openErrors > 0, JSON.stringify(tally));
+    assert.ok(tally.frames > 0 && tally.truncated > 0 && tally.openErrors > 0 && tally.resynced > 50, JSON.stringify(tally));
   });
 });
 

@@ -45,9 +45,12 @@ const OPENSSL_FUNCTIONS = ['SSL_read', 'SSL_write', 'SSL_read_ex', 'SSL_write_ex
 const GNUTLS_FUNCTIONS = ['gnutls_record_recv', 'gnutls_record_send', 'gnutls_transport_set_int2', 'gnutls_bye', 'gnutls_deinit'];
 const NSPR_FUNCTIONS = ['PR_Read', 'PR_Write', 'PR_Recv', 'PR_Send', 'PR_Close'];
 
-/** The upstream version of an installed Debian package: 2:4.35-1 → 4.35, 3.7.9-2+deb12u6 → 3.7.9. */
+/**
+ * The upstream version of an installed Debian package of the host's architecture: 2:4.35-1 → 4.35,
+ * 3.7.9-2+deb12u6 → 3.7.9. Named with its architecture, so a multiarch machine (libssl3:arm64 beside
+ * libssl3:amd64) answers with one version, not both run together.
+ */
 function debianVersion(pkg: string): string {
-  // This machine's own build: with multiarch (libssl3:arm64 too), the bare name matches every one.
   const arch = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
   const v = execFileSync('dpkg-query', ['-W', '-f=${Version}', `${pkg}:${arch}`], { encoding: 'utf8' });
   return v.replace(/^\d+:/, '').replace(/-[^-]*$/, '');

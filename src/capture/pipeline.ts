@@ -140,8 +140,11 @@ export class CallPipeline {
       readFaults: kernel?.readFaults ?? 0,
       readFaultBytes: kernel?.readFaultBytes ?? 0,
       connections: this.tracker.stats.connections,
-      missingCalls: this.tracker.stats.missingCalls,
+      // A call whose first chunk could not be read leaves a gap in its connection too; it is a read fault, not a drop.
+      missingCalls: Math.max(0, this.tracker.stats.missingCalls - (kernel?.readFaultCalls ?? 0)),
       untrackedCalls: kernel?.untrackedCalls ?? 0,
+      exitCutWrites: kernel?.exitCutWrites ?? 0,
+      splitConnections: this.tracker.stats.splitConnections,
       fdConflicts: this.tracker.stats.fdConflicts,
       unusableRecords: this.unusableRecords,
       unaddressedExcluded: this.tracker.stats.unaddressedExcluded,

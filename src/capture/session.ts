@@ -44,6 +44,8 @@ export interface KernelSettings {
   noAttachCookies?: boolean;
   /** Act as if the kernel had no BTF: addresses unknown, every byte still captured (TLSTAP_NO_KERNEL_BTF=1). */
   noKernelBtf?: boolean;
+  /** Connections the kernel tracks at once: the size of its connection maps (default MAX_CONNS). */
+  maxConnections?: number;
 }
 
 /** How the program meets this kernel, chosen at load from what the kernel has (and the switches). */
@@ -192,7 +194,7 @@ export class LoadedProgram {
         native.attachTracepoint(RAW_SYSCALL_PROGRAM, 'raw_syscalls', 'sys_enter');
       }
       native.attachTracepoint('process_exit', 'sched', 'sched_process_exit');
-      return CaptureSession.polling(native, probes, multiLinks, onBatch, ambiguous);
+      return CaptureSession.polling(native, probes, multiLinks, onBatch, { ambiguousProbes: ambiguous, pid, attachCookies: paths.attachCookies });
     } catch (err) {
       native.close();
       throw err;
@@ -218,11 +220,13 @@ export class CaptureSession {
   private constructor(
     private readonly native: NativeBpfSession,
     /** Number of uprobes and uretprobes attached. */
-    readonly probeCount: number,
+    public probeCount: number,
     /** Whether they are uprobe_multi links (one per file and program) rather than one per probe. */
     readonly multiLinks: boolean,
     /** Without attach cookies: functions whose calls name no file (ProbeSites.ambiguous). */
     readonly ambiguousProbes: readonly string[],
+    private readonly pid: number | undefined,
+    private readonly attachCookies: boolean,
   ) {}
 
   /** Loads the program with `settings`, attaches every function of every file, starts polling. */
@@ -241,12 +245,24 @@ export class CaptureSession {
     probeCount: number,
     multiLinks: boolean,
     onBatch: (batch: Buffer, count: number) => void,
-    ambiguousProbes: readonly string[] = [],
+    how: { ambiguousProbes?: readonly string[]; pid?: number; attachCookies?: boolean } = {},
   ): CaptureSession {
-    const session = new CaptureSession(native, probeCount, multiLinks, ambiguousProbes);
+    const session = new CaptureSession(native, probeCount, multiLinks, how.ambiguousProbes ?? [], how.pid, how.attachCookies ?? true);
     session.polling = native.startPolling('events', onBatch, { batchBytes: 1 << 20, timeoutMs: 20 });
     return session;
   }
+  /**
+   * Probes one more file while capturing (a probed library replaced on disk), its events named by
+   * `fileIndex`; returns the number of probes added.
+   */
+  attachFile(file: AttachFile, fileIndex: number): number {
+    if (this.closed) return 0;
+    // Without attach cookies the new file's sites are not in probe_sites: its records name no file.
+    const probes = this.multiLinks ? attachMulti(this.native, [file], this.pid, fileIndex) : attachEach(this.native, [file], this.pid, this.attachCookies, fileIndex);
+    this.probeCount += probes;
+    return probes;
+  }
+
   /** Stops or resumes reading the ring buffer (while outputs are behind, the kernel buffers and counts). */
   pause(paused: boolean): void {
     if (!this.closed) this.native.pausePolling(paused);
@@ -364,9 +380,10 @@ function openProgram(objectName: string, settings: KernelSettings, multi: boolea
 }
 
 /** One entry link and one return link per file, each with all of the file's offsets. */
-function attachMulti(native: NativeBpfSession, files: readonly AttachFile[], pid = -1): number {
+function attachMulti(native: NativeBpfSession, files: readonly AttachFile[], pid = -1, firstIndex = 0): number {
   let probes = 0;
-  files.forEach((file, fileIndex) => {
+  files.forEach((file, i) => {
+    const fileIndex = firstIndex + i;
     const cookie = (fn: AttachFile['functions'][number]) => makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(fn.name));
     const data = file.functions.filter((fn) => isDataFunction(fn.name));
     native.attachUprobeMulti(ENTRY_PROGRAM, file.path, BigUint64Array.from(file.functions, (f) => f.fileOffset), BigUint64Array.from(file.functions, cookie), pid, false);
@@ -380,9 +397,10 @@ function attachMulti(native: NativeBpfSession, files: readonly AttachFile[], pid
  * One perf-event uprobe per function entry and per data function return (older kernels). Without
  * attach cookies, each function's own entry program (cookie 0: libbpf then needs no cookie support).
  */
-function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid: number | undefined, cookies: boolean): number {
+function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid: number | undefined, cookies: boolean, firstIndex = 0): number {
   let probes = 0;
-  files.forEach((file, fileIndex) => {
+  files.forEach((file, i) => {
+    const fileIndex = firstIndex + i;
     for (const fn of file.functions) {
       const func = PROBED_FUNCTIONS.indexOf(fn.name);
       const cookie = cookies ? makeCookie(fileIndex, func) : 0n;
@@ -457,6 +475,9 @@ function applySettings(native: NativeBpfSession, settings: KernelSettings): void
     native.setGlobal('.rodata', 'targ_host_family', u16(settings.host.family === 'ipv4' ? AF_INET : AF_INET6));
   }
   native.setMapMaxEntries('events', settings.ringBufferBytes);
+  if (settings.maxConnections !== undefined) {
+    for (const map of ['conns', 'conn_pids', 'fd_conns']) native.setMapMaxEntries(map, settings.maxConnections);
+  }
   // Wake the reader when a quarter of the ring is waiting (at most 256 KiB), so small rings do not overflow between its timer polls.
   native.setGlobal('.rodata', 'wakeup_bytes', u32(Math.min(256 * 1024, settings.ringBufferBytes / 4)));
 }

@@ -11,8 +11,8 @@ import { missingCapabilityMessage } from '../doctor/index.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
 import type { CallSink, CaptureContext, CaptureStats, ConnectionInfo, TlsCall } from '../events/types.js';
 import { addressFilter, parseIpAddress } from '../events/addresses.js';
-import { formatStatsLine } from '../output/index.js';
-import { openOutputs } from './outputs.js';
+import { openOutputs, outputPaths } from './outputs.js';
+import { checkDistinctPaths } from '../util/private-file.js';
 import type { Outputs } from './outputs.js';
 import type { RecordWriter } from '../record/index.js';
 import {
@@ -28,7 +28,10 @@ import {
   TargetError,
 } from '../targets/index.js';
 import type { Blindspot, GoProgram, ProbeTarget, SkippedFile } from '../targets/index.js';
-import { catchStopSignals } from './signals.js';
+import { catchStopSignals, onRepeatedStop, withStdoutGrace } from './signals.js';
+import { startProgress } from './progress.js';
+import { watchReplacedFiles } from './library-watch.js';
+import { setLongTimeout } from '../util/long-timeout.js';
 import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
 import { runNotes, startNotes } from './report.js';
@@ -104,7 +107,7 @@ export async function resolveTargets(opts: TargetOptions): Promise<ProbeTarget[]
 }
 
 /** The options a capture applies in the kernel. */
-export type KernelOptions = Pick<CaptureOptions, 'pid' | 'uid' | 'comm' | 'maxBytes' | 'ringBuffer' | 'port' | 'host' | 'btf'>;
+export type KernelOptions = Pick<CaptureOptions, 'pid' | 'uid' | 'comm' | 'maxBytes' | 'ringBuffer' | 'port' | 'host' | 'btf'> & Partial<Pick<CaptureOptions, 'connections'>>;
 
 /** Options for the building blocks a capture is made of, shared by `tlstap` and `tlstap demo`. */
 export interface LiveCaptureParts {
@@ -203,6 +206,7 @@ function kernelSettings(opts: KernelOptions): KernelSettings {
     maxCallBytes: opts.maxBytes,
     ringBufferBytes: opts.ringBuffer,
     btfPath: opts.btf,
+    maxConnections: opts.connections,
     port: opts.port,
     host: opts.host === undefined ? undefined : parseIpAddress(opts.host),
   };
@@ -231,7 +235,7 @@ function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>)
     monotonicToWallNs: ctx.offsetNs.toString(),
     host: hostInfo(),
     // `redacted`: the records hold masked credentials (--redact masks before recording).
-    settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes, redacted: opts.redact },
+    settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes, redacted: opts.redact, connections: opts.connections },
   };
 }
 
@@ -250,10 +254,13 @@ function startTimeline(enabled: boolean): { mark(name: string): void; line(): st
 
 /** `tlstap [options]`: capture until a signal, --duration, or the output closing. */
 export async function runCapture(opts: CaptureOptions, stderr: Writable = process.stderr): Promise<CaptureResult> {
+  // A reader of stderr that goes away (`2>&1 | head -1`) must not keep the files from being finished.
+  stderr.on('error', () => undefined);
   const missing = missingCapabilityMessage();
   if (missing) throw new CliError(missing);
   if (endianness() !== 'LE') throw new CliError('tlstap reads its records as little-endian; this big-endian machine is not supported yet');
-  const signals = catchStopSignals((s) => stderr.write(`tlstap: ${s} again: still stopping (kill -9 to force)\n`));
+  checkDistinctPaths([...outputPaths(opts), ...(opts.record === undefined ? [] : [{ what: '--record', path: opts.record }])]);
+  const signals = catchStopSignals((s, count) => onRepeatedStop(s, count, signals, stderr));
   try {
     return await captureUntilStopped(opts, signals, stderr);
   } finally {
@@ -282,18 +289,22 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     stderr.write(startNotes(skipped, blindspots));
     stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));
     ctx = liveContext(targets);
-    outputs = await openOutputs(opts, ctx);
+    outputs = await openOutputs(opts, ctx, (line) => stderr.write(`${line}\n`));
     timeline.mark('outputs open');
   } catch (err) {
     await discardProgram();
     throw err;
   }
   let recorder: RecordWriter | undefined;
+  let recorderFailed = false;
   let capture: LiveCapture | undefined;
   try {
     recorder = opts.record
       ? await (await import('../record/index.js')).RecordWriter.create(opts.record, recordHeader(opts, ctx), {
-          onError: (err) => stderr.write(`tlstap: ${err.message}; the recording stops here, the capture goes on\n`),
+          onError: (err) => {
+            recorderFailed = true;
+            stderr.write(`tlstap: ${err.message}; the recording stops here, the capture goes on\n`);
+          },
         })
       : undefined;
     // What the start waits for once the targets are known: the rest of the load, then the attach.
@@ -319,7 +330,17 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     throw err;
   }
 
-  const stopReason = await waitForStop(opts, capture, signals, (fn) => outputs.onFailure(fn), stderr);
+  // The capture goes on while any output (the recording included) can still take what it captures.
+  const onAllFailed = (fn: (message: string) => void) =>
+    outputs.onFailure((message, allFailed) => {
+      if (allFailed && (recorder === undefined || recorderFailed)) fn(message);
+    });
+  // A library replaced on disk (a package upgrade) is probed again in its new file; -p follows one process's maps.
+  const live = capture;
+  const stopWatching =
+    opts.pid === undefined ? watchReplacedFiles(targets, (t, index) => live.session.attachFile(t, index), (line) => stderr.write(`${line}\n`)) : undefined;
+  const stopReason = await waitForStop(opts, capture, signals, onAllFailed, stderr);
+  stopWatching?.();
   stderr.write(`tlstap: stopping (${stopReason}): detaching ${capture.session.probeCount} probes, draining the ring buffer\n`);
   let stats: CaptureStats | undefined;
   let failure: unknown;
@@ -343,9 +364,12 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   } catch (err) {
     failure ??= err;
   }
-  const report = await outputs.finish(stats);
+  // A reader of stdout that stalls does not hold the files back for long.
+  const usesStdout = (opts.format !== 'none' && opts.output === undefined) || opts.pcapng === '-';
+  const { report, failures } = await withStdoutGrace(outputs.finish(stats), usesStdout, stderr);
   stderr.write(`${report}\n${runNotes(capture.pipeline, { pid: opts.pid, blindspots, targets })}${goSummary(goPrograms)}`);
   if (failure) throw failure;
+  if (failures.length > 0) throw new CliError(`not every output is complete: ${failures.join('; ')}`);
   return { stats, targets };
 }
 
@@ -363,26 +387,17 @@ function waitForStop(
   stderr: Writable,
 ): Promise<string> {
   return new Promise((resolve) => {
-    const timers: NodeJS.Timeout[] = [];
+    const cancels: (() => void)[] = [];
     let stopped = false;
     const done = (reason: string) => {
       if (stopped) return;
       stopped = true;
-      for (const t of timers) clearTimeout(t);
+      for (const cancel of cancels) cancel();
       resolve(reason);
     };
     void signals.first.then(done);
-    if (opts.duration !== undefined) timers.push(setTimeout(() => done(`${opts.duration} s elapsed`), opts.duration * 1000));
+    if (opts.duration !== undefined) cancels.push(setLongTimeout(() => done(`${opts.duration} s elapsed`), opts.duration * 1000));
     onOutputFailure((message) => done(message));
-    if (opts.verbose) {
-      let previous = capture.stats();
-      const tick = () => {
-        const now = capture.stats();
-        stderr.write(`${formatStatsLine(now, previous, 1000)}\n`);
-        previous = now;
-        timers.push(setTimeout(tick, 1000).unref());
-      };
-      timers.push(setTimeout(tick, 1000).unref());
-    }
+    if (opts.verbose) cancels.push(startProgress(() => capture.stats(), (line) => stderr.write(line)));
   });
 }

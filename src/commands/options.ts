@@ -1,10 +1,11 @@
 import { accessSync, constants } from 'node:fs';
 import { isatty } from 'node:tty';
-import { InvalidArgumentError, Option } from './commander.js';
+import { Command, InvalidArgumentError, Option } from './commander.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
 import { parseIpAddress } from '../events/addresses.js';
 import { FORMAT_NAMES } from '../output/index.js';
 import { parseWebAddress } from '../web/address.js';
+import { CliError } from './errors.js';
 
 
 /** Every stdout format: the plain ones, `http`, and `none` (only the file outputs). */
@@ -35,14 +36,17 @@ export interface CaptureOptions {
   record?: string;
   ringBuffer: number;
   btf?: string;
+  /** Connections the kernel tracks at once. */
+  connections: number;
   port?: number;
   host?: string;
   duration?: number;
   verbose: boolean;
+  /** -f was given on the command line (not the default). */
+  formatGiven?: boolean;
 }
 
 const MIB = 1024 * 1024;
-const PAGE = 4096;
 
 /** Parses `123`, `64k`, `16m` into bytes. */
 export function parseSize(text: string): number {
@@ -53,15 +57,45 @@ export function parseSize(text: string): number {
   return Number(match[1]) * scale;
 }
 
-function parseNonNegativeInt(text: string): number {
-  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number');
-  return Number(text);
+/** Largest user id: (uid_t)-1 means "no user" to the kernel. */
+const MAX_UID = 0xfffffffe;
+/** Largest process id Linux hands out (PID_MAX_LIMIT). */
+const MAX_PID = 4 * 1024 * 1024;
+/** Bytes the ring buffer needs for one record: its 8-byte header, a data record and one full chunk. */
+const RING_RECORD_BYTES = 8 + EVENT_LAYOUT.data.size + EVENT_LAYOUT.constants.CHUNK_SIZE;
+/** The smallest ring buffer that holds one record: a power of two, as the kernel wants. */
+export const MIN_RING_BUFFER = 2 ** Math.ceil(Math.log2(RING_RECORD_BYTES));
+
+/** A whole number between min and max, written in decimal digits only. */
+function parseWholeNumber(text: string, min: number, max: number, what: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError(`expected ${what}: a whole number`);
+  const value = Number(text);
+  if (value < min || value > max) throw new InvalidArgumentError(`${what} is between ${min} and ${max}`);
+  return value;
+}
+
+/**
+ * A filter that takes one value: a second one is refused rather than silently replacing the first
+ * (the kernel filters on one value of each).
+ */
+function once<T>(flag: string, parse: (text: string) => T): (text: string, previous: T | undefined) => T {
+  return (text, previous) => {
+    if (previous !== undefined) throw new InvalidArgumentError(`${flag} takes one value; run one tlstap per value`);
+    return parse(text);
+  };
 }
 
 function parsePid(text: string): number {
-  const pid = parseNonNegativeInt(text);
-  if (pid < 1) throw new InvalidArgumentError('a process id is 1 or more');
-  return pid;
+  return parseWholeNumber(text, 1, MAX_PID, 'a process id');
+}
+
+function parseUid(text: string): number {
+  return parseWholeNumber(text, 0, MAX_UID, 'a user id');
+}
+
+function parseComm(text: string): string {
+  if (text === '') throw new InvalidArgumentError('expected a thread name, not an empty string');
+  return text;
 }
 
 function parseMaxBytes(text: string): number {
@@ -73,22 +107,29 @@ function parseMaxBytes(text: string): number {
 
 function parseRingBuffer(text: string): number {
   const bytes = parseSize(text);
-  if (bytes < PAGE || bytes > 1024 * MIB || (bytes & (bytes - 1)) !== 0) {
-    throw new InvalidArgumentError('must be a power of two between 4k and 1g, e.g. 16m');
+  if (bytes < MIN_RING_BUFFER || bytes > 1024 * MIB || (bytes & (bytes - 1)) !== 0) {
+    throw new InvalidArgumentError(
+      `must be a power of two between ${MIN_RING_BUFFER / 1024}k (one ${RING_RECORD_BYTES}-byte record) and 1g, e.g. 16m`,
+    );
   }
   return bytes;
 }
 
+/** Most connections the kernel may track at once (its maps are allocated up front, ~200 bytes each). */
+const MAX_CONNECTIONS = 1024 * 1024;
+
+function parseConnections(text: string): number {
+  return parseWholeNumber(text, 16, MAX_CONNECTIONS, 'a number of connections');
+}
+
 function parseSeconds(text: string): number {
-  const seconds = Number(text);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+  const seconds = /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('expected a positive number of seconds, e.g. 30 or 0.5');
   return seconds;
 }
 
 function parsePort(text: string): number {
-  const port = parseNonNegativeInt(text);
-  if (port < 1 || port > 65535) throw new InvalidArgumentError('a port is between 1 and 65535');
-  return port;
+  return parseWholeNumber(text, 1, 65535, 'a port');
 }
 
 function parseHost(text: string): string {
@@ -126,18 +167,19 @@ export function outputOptions(): Option[] {
 /** The capture options, declared once for commander (and so for --help). */
 export function captureOptions(): Option[] {
   return [
-    new Option('-p, --pid <pid>', 'only this process; probes every TLS library it has mapped, its executable included').argParser(parsePid),
-    new Option('--uid <uid>', 'only processes of this user id (filtered in the kernel)').argParser(parseNonNegativeInt),
-    new Option('--comm <name>', 'only threads with this name (first 15 bytes, as the kernel keeps them)'),
-    new Option('--port <port>', 'only connections whose local or remote port is this (filtered in the kernel)').argParser(parsePort),
-    new Option('--host <address>', 'only connections whose local or remote address is this (IPv4 or IPv6)').argParser(parseHost),
+    new Option('-p, --pid <pid>', 'only this process; probes every TLS library it has mapped, its executable included (once)').argParser(once('--pid', parsePid)),
+    new Option('--uid <uid>', 'only processes of this user id (filtered in the kernel; once)').argParser(once('--uid', parseUid)),
+    new Option('--comm <name>', 'only threads with this name (first 15 bytes, as the kernel keeps them; once)').argParser(once('--comm', parseComm)),
+    new Option('--port <port>', 'only connections whose local or remote port is this (filtered in the kernel; once)').argParser(once('--port', parsePort)),
+    new Option('--host <address>', 'only connections whose local or remote address is this (IPv4 or IPv6; once)').argParser(once('--host', parseHost)),
     new Option('--lib <path>', 'also probe this library or statically linked program (repeatable)').argParser(collect).default([]),
     new Option('--max-bytes <size>', 'bytes copied per call at most; the rest is counted as truncated').argParser(parseMaxBytes).default(EVENT_LAYOUT.constants.DEFAULT_CALL_BYTES, '1m'),
     ...outputOptions(),
     new Option('--record <file>', 'also write the raw event stream to a file for `tlstap replay`'),
-    new Option('--ring-buffer <size>', 'kernel ring buffer size, a power of two').argParser(parseRingBuffer).default(16 * MIB, '16m'),
+    new Option('--ring-buffer <size>', 'kernel ring buffer size, a power of two, 32k at least').argParser(parseRingBuffer).default(16 * MIB, '16m'),
+    new Option('--connections <n>', 'connections the kernel tracks at once (the size of its connection map; `tlstap doctor` shows it)').argParser(parseConnections).default(EVENT_LAYOUT.constants.MAX_CONNS),
     new Option('--btf <file>', 'the kernel\'s BTF (a vmlinux or .btf file) where /sys/kernel/btf/vmlinux is missing; without any BTF, addresses are unknown').argParser(parseReadableFile),
-    new Option('--duration <seconds>', 'stop after this many seconds').argParser(parseSeconds),
+    new Option('--duration <seconds>', 'stop after this many seconds (any length)').argParser(parseSeconds),
     new Option('-v, --verbose', 'list the probed files at start, and print a stats line on stderr every second').default(false),
   ];
 }
@@ -151,4 +193,34 @@ export function optionsTable(options: readonly Option[]): string {
     return `| \`${o.flags}\` | ${meaning.replace(/\|/g, '\\|')} |`;
   });
   return ['| option | meaning |', '| --- | --- |', ...rows].join('\n');
+}
+
+/** The output options that must agree with each other (capture and replay). */
+export interface OutputChoices {
+  format: OutputFormat;
+  output?: string;
+  pcapng?: string;
+  formatGiven?: boolean;
+}
+
+/** Refuses output options that would do something other than what they say; returns the options. */
+export function checkOutputChoices<T extends OutputChoices>(opts: T): T {
+  if (opts.format === 'none' && opts.output !== undefined) {
+    throw new CliError(`-f none writes no format, so -o ${opts.output} would stay empty`, 'drop -o, or name a format with -f (text, hex, jsonl, http)');
+  }
+  if (opts.pcapng === '-' && opts.formatGiven === true && opts.format !== 'none' && opts.output === undefined) {
+    throw new CliError(`-w - puts pcapng on stdout, so -f ${opts.format} has nowhere to go`, `add -o FILE for the ${opts.format} output, or drop -f`);
+  }
+  return opts;
+}
+
+/**
+ * Parses a capture's arguments (no `node cli.js` in front) the way the CLI does, without printing or
+ * exiting: throws commander's CommanderError or a CliError.
+ */
+export function parseCaptureArgs(args: readonly string[]): CaptureOptions {
+  const command = new Command('tlstap').exitOverride().configureOutput({ writeOut: () => undefined, writeErr: () => undefined });
+  for (const option of captureOptions()) command.addOption(option);
+  command.parse(args, { from: 'user' });
+  return checkOutputChoices({ ...command.opts<CaptureOptions>(), formatGiven: command.getOptionValueSource('format') === 'cli' });
 }

@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { release } from 'node:os';
 import { join } from 'node:path';
+import { EVENT_LAYOUT } from '../events/layout.js';
 import { ADDON_FIX, addonCandidates, bpfObjectFile, firstLine } from '../native/binding.js';
 import { kernelBtfSource, VMLINUX_BTF } from '../capture/btf.js';
 import { packageRoot } from '../util/package-root.js';
@@ -385,6 +386,16 @@ function checkLibbpf(env: DoctorEnv): DoctorCheck {
   return { name: 'libbpf', status: 'ok', finding: `${version}, in the native addon` };
 }
 
+/** The kernel maps' sizes a capture starts with: how many connections and calls it tracks at once. */
+function checkMaps(): DoctorCheck {
+  const { MAX_CONNS, MAX_INFLIGHT } = EVENT_LAYOUT.constants;
+  return {
+    name: 'maps',
+    status: 'ok',
+    finding: `connection map: ${MAX_CONNS} connections at once (--connections N raises it; a connection evicted from it is counted as split), ${MAX_INFLIGHT} calls in flight`,
+  };
+}
+
 /** Runs every check; `overrides` replaces parts of the system (for tests). */
 export async function runDoctor(overrides: Partial<DoctorEnv> = {}): Promise<DoctorCheck[]> {
   const env: DoctorEnv = { ...systemEnv(), ...overrides };
@@ -399,6 +410,7 @@ export async function runDoctor(overrides: Partial<DoctorEnv> = {}): Promise<Doc
     checkBpfObject(env),
     checkAddon(env),
     checkLibbpf(env),
+    checkMaps(),
   ];
 }
 

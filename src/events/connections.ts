@@ -23,6 +23,11 @@ export interface TrackerStats {
   unaddressedExcluded: number;
   /** Who they were: `comm (pid P, connection C): reason`, the first few. */
   unaddressedExcludedNames: string[];
+  /**
+   * Connections that went on under a new id while still open: the kernel's connection map evicted
+   * their state (it was full), and their next call made a new one.
+   */
+  splitConnections: number;
 }
 
 interface Tracked {
@@ -83,8 +88,11 @@ export class ConnectionTracker implements DecoderOutput {
     missingOpens: 0,
     unaddressedExcluded: 0,
     unaddressedExcludedNames: [],
+    splitConnections: 0,
   };
   private readonly conns = new Map<number, Tracked>();
+  /** The open connection of each (process, TLS object). */
+  private readonly byObject = new Map<string, Tracked>();
   private readonly stalled = new Set<Tracked>();
   /** Connections whose calls wait briefly for their socket (no address filter). */
   private readonly awaitingSocket = new Set<Tracked>();
@@ -126,8 +134,7 @@ export class ConnectionTracker implements DecoderOutput {
     if (tracked) {
       tracked.info = info;
     } else {
-      this.stats.connections++;
-      this.conns.set(d.connId, { info, comm: d.comm, expected: 0, waiting: new Map(), staleBatches: 0, announced: false, socketWait: 0 });
+      this.add({ info, comm: d.comm, expected: 0, waiting: new Map(), staleBatches: 0, announced: false, socketWait: 0 }, d.tsNs);
     }
     this.announce(this.conns.get(d.connId)!, d.tsNs);
   }
@@ -142,7 +149,7 @@ export class ConnectionTracker implements DecoderOutput {
       this.stats.connections++;
       const info: ConnectionInfo = { id: d.connId, pid: d.call.pid, ssl: d.call.ssl, fd: d.fd, unknownReason: 'its open record was lost (ring buffer full)' };
       tracked = { info, comm: d.call.comm, expected: d.seq, waiting: new Map(), staleBatches: 0, announced: false, socketWait: 0 };
-      this.conns.set(d.connId, tracked);
+      this.add(tracked, d.call.tsNs);
       this.announce(tracked, d.call.tsNs);
     }
     if (d.fdConflict) this.stats.fdConflicts++;
@@ -178,6 +185,22 @@ export class ConnectionTracker implements DecoderOutput {
       this.release(tracked);
       this.close(tracked, this.lastTsNs, 'end of capture');
     }
+  }
+
+  /** A new connection; one still open on the same TLS object was evicted from the kernel's map. */
+  private add(tracked: Tracked, tsNs: bigint): void {
+    this.stats.connections++;
+    this.conns.set(tracked.info.id, tracked);
+    // Id 0 gathers the calls that came without a connection.
+    if (tracked.info.id === 0) return;
+    const key = `${tracked.info.pid}:${tracked.info.ssl}`;
+    const earlier = this.byObject.get(key);
+    if (earlier !== undefined) {
+      this.stats.splitConnections++;
+      this.release(earlier);
+      this.close(earlier, tsNs, 'its kernel state was evicted (connection map full); it goes on under a new id');
+    }
+    this.byObject.set(key, tracked);
   }
 
   /** `force`: out without addresses, the wait for its socket is over. */
@@ -276,6 +299,8 @@ export class ConnectionTracker implements DecoderOutput {
         s.unaddressedExcludedNames.push(`${tracked.comm} (pid ${info.pid}, connection ${info.id}): ${info.unknownReason ?? 'addresses not seen'}`);
       }
     }
+    const key = `${tracked.info.pid}:${tracked.info.ssl}`;
+    if (this.byObject.get(key) === tracked) this.byObject.delete(key);
     if (tracked.announced) this.out.connection({ type: 'close', tsNs, conn: tracked.info, comm: tracked.comm, reason });
   }
 }

@@ -12,6 +12,10 @@ export interface KernelCounters {
   calls: number;
   /** Calls sent without a connection because the kernel's connection map refused the entry. */
   untrackedCalls: number;
+  /** Calls of which no byte could be read (a read fault at their first chunk): they never arrive. */
+  readFaultCalls: number;
+  /** Writes in flight when their thread exited (a process killed inside SSL_write). */
+  exitCutWrites: number;
 }
 
 /** The counters from their values indexed by enum tlstap_counter. */
@@ -23,6 +27,8 @@ export function countersFromValues(values: readonly number[]): KernelCounters {
     readFaultBytes: values[K.CTR_READ_FAULT_BYTES] ?? 0,
     calls: values[K.CTR_CALLS] ?? 0,
     untrackedCalls: values[K.CTR_UNTRACKED_CALLS] ?? 0,
+    readFaultCalls: values[K.CTR_READ_FAULT_CALLS] ?? 0,
+    exitCutWrites: values[K.CTR_EXIT_CUT_WRITES] ?? 0,
   };
 }
 
@@ -38,6 +44,8 @@ export function encodeCountersRecord(counters: KernelCounters, tsNs: bigint): Bu
     [K.CTR_READ_FAULT_BYTES, counters.readFaultBytes],
     [K.CTR_CALLS, counters.calls],
     [K.CTR_UNTRACKED_CALLS, counters.untrackedCalls],
+    [K.CTR_READ_FAULT_CALLS, counters.readFaultCalls],
+    [K.CTR_EXIT_CUT_WRITES, counters.exitCutWrites],
   ] as const;
   for (const [index, value] of values) rec.writeBigUInt64LE(BigInt(value), F.values.offset + 8 * index);
   return rec;

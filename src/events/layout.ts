@@ -50,10 +50,10 @@ export const EVENT_LAYOUT = {
     },
   },
   counters: {
-    size: 112,
+    size: 128,
     fields: {
       ...HEADER_FIELDS,
-      values: { offset: 64, size: 48 },
+      values: { offset: 64, size: 64 },
     },
   },
   constants: {
@@ -92,7 +92,9 @@ export const EVENT_LAYOUT = {
     CTR_READ_FAULT_BYTES: 3,
     CTR_CALLS: 4,
     CTR_UNTRACKED_CALLS: 5,
-    CTR_COUNT: 6,
+    CTR_READ_FAULT_CALLS: 6,
+    CTR_EXIT_CUT_WRITES: 7,
+    CTR_COUNT: 8,
   },
 } as const;
 

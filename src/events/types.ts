@@ -133,8 +133,12 @@ export interface CaptureStats {
   readFaultBytes: number;
   /** Connections seen (when the pipeline tracks them). */
   connections?: number;
-  /** Calls of a connection that never arrived (their records were dropped): skipped over in its order. */
+  /** Calls of a connection that never arrived because their records were dropped (not read faults): skipped over in its order. */
   missingCalls?: number;
+  /** Writes in flight when their thread exited (a process killed inside SSL_write): never seen. */
+  exitCutWrites?: number;
+  /** Connections split in two: the kernel's connection map evicted their state, and they went on under a new id. */
+  splitConnections?: number;
   /** Calls sent without a connection because the kernel's connection map refused the entry. */
   untrackedCalls?: number;
   /** Calls in which two different sockets were used (the first is shown). */

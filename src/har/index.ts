@@ -312,6 +312,8 @@ export interface HarSinkOptions extends HarOptions {
   tracker: HttpTracker;
   /** Batched bytes that trigger a write (default 64 KiB). */
   flushBytes?: number;
+  /** Called once, at once, when writing fails (ENOSPC, EIO ...). */
+  onClosed?: (error: NodeJS.ErrnoException) => void;
 }
 
 /**
@@ -347,7 +349,11 @@ class HarWriter implements HarSink {
     private readonly ctx: CaptureContext,
     private readonly opts: HarSinkOptions,
   ) {
-    this.writer = new BatchWriter(stream, { onClosed: (e) => (this.failure ??= e), flushBytes: opts.flushBytes });
+    const onClosed = (e: NodeJS.ErrnoException) => {
+      this.failure ??= e;
+      opts.onClosed?.(e);
+    };
+    this.writer = new BatchWriter(stream, { onClosed, flushBytes: opts.flushBytes });
     const head = JSON.stringify(harLog([]));
     this.cut = head.indexOf(ENTRIES_KEY) + ENTRIES_KEY.length;
     this.writer.writeString(head.slice(0, this.cut));

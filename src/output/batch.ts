@@ -80,6 +80,13 @@ export function isBrokenPipe(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | null)?.code === 'EPIPE';
 }
 
+/** A write error in words: `the reader went away (EPIPE)`, `no space left on device (ENOSPC)`. */
+export function describeWriteError(error: NodeJS.ErrnoException): string {
+  if (isBrokenPipe(error)) return 'the reader went away (EPIPE)';
+  if (error.code === 'ENOSPC') return 'no space left on device (ENOSPC)';
+  return error.code !== undefined ? `${error.message} (${error.code})` : error.message;
+}
+
 /** Bytes per chunk buffer; a batch is written out long before a chunk fills up. */
 const CHUNK_SIZE = 256 * 1024;
 /**

@@ -77,6 +77,8 @@ export interface SummaryRecord {
   connections?: number;
   missing_calls?: number;
   untracked_calls?: number;
+  split_connections?: number;
+  exit_cut_writes?: number;
   fd_conflicts?: number;
   unusable_records?: number;
   /** Connections --port/--host left out because their addresses never became known, and who they were. */
@@ -101,6 +103,8 @@ export function summaryRecord(stats: CaptureStats): SummaryRecord {
           connections: stats.connections,
           missing_calls: stats.missingCalls ?? 0,
           untracked_calls: stats.untrackedCalls ?? 0,
+          split_connections: stats.splitConnections ?? 0,
+          exit_cut_writes: stats.exitCutWrites ?? 0,
           fd_conflicts: stats.fdConflicts ?? 0,
           unusable_records: stats.unusableRecords ?? 0,
         }),

@@ -35,7 +35,9 @@ export function formatSummary(stats: CaptureStats): string {
   if (stats.connections !== undefined) out += `  connections:     ${stats.connections}\n`;
   const others: [number | undefined, string][] = [
     [stats.missingCalls, 'calls of a connection never arrived (dropped); their connection went on without them'],
-    [stats.untrackedCalls, 'calls came without a connection (the kernel connection map was full)'],
+    [stats.untrackedCalls, 'calls came without a connection (the kernel connection map was full): raise --connections'],
+    [stats.splitConnections, 'connections were split in two: the kernel connection map was full and evicted them; raise --connections'],
+    [stats.exitCutWrites, 'writes were in flight when their process exited (killed inside SSL_write): what they sent was not captured'],
     [stats.fdConflicts, 'calls used two different sockets; the first is shown'],
     [stats.unusableRecords, 'records could not be decoded (a newer BPF program?)'],
   ];

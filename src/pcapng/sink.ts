@@ -5,7 +5,7 @@
 
 import type { WriteStream } from 'node:fs';
 import type { CallSink, CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
-import { BatchWriter, isBrokenPipe, releasesChunksOnCallback } from '../output/batch.js';
+import { BatchWriter, describeWriteError, releasesChunksOnCallback } from '../output/batch.js';
 import type { OutputStream } from '../output/batch.js';
 import { createPrivateWriteStream, OutputFileError } from '../util/private-file.js';
 import { hostInfo, tlstapVersion } from '../version.js';
@@ -114,11 +114,6 @@ class CountingStream implements OutputStream {
   }
 }
 
-function describeError(error: NodeJS.ErrnoException): string {
-  if (isBrokenPipe(error)) return 'the reader went away (EPIPE)';
-  if (error.code === 'ENOSPC') return 'no space left on device (ENOSPC)';
-  return error.code !== undefined ? `${error.message} (${error.code})` : error.message;
-}
 
 class Sink implements PcapngSink {
   private readonly writer: BatchWriter;
@@ -150,7 +145,7 @@ class Sink implements PcapngSink {
       // The counting wrapper hides what the stream is.
       reuseChunks: releasesChunksOnCallback(out),
       onClosed: (error) => {
-        this.failure = `pcapng output to ${target === '-' ? 'stdout' : target} stopped: ${describeError(error)} after ${this.counter.written} bytes (${this.confirmedPackets} packets)`;
+        this.failure = `pcapng output to ${target === '-' ? 'stdout' : target} stopped: ${describeWriteError(error)} after ${this.counter.written} bytes (${this.confirmedPackets} packets)`;
         opts.onClosed?.(error, this.failure);
       },
     });

@@ -47,7 +47,7 @@ export interface RecordHeader {
 }
 
 /** Why a file could not be opened as a recording. */
-export type RecordFormatErrorKind = 'not-a-recording' | 'newer-version' | 'truncated' | 'corrupt';
+export type RecordFormatErrorKind = 'unreadable' | 'not-a-recording' | 'newer-version' | 'truncated' | 'corrupt';
 
 /** A file that is not a readable tlstap recording; `offset` is where the problem is. */
 export class RecordFormatError extends Error {

@@ -14,4 +14,4 @@ export type { RecordHeader, RecordFormatErrorKind } from './format.js';
 export { RecordWriter, RecordWriteError } from './writer.js';
 export type { RecordWriterOptions, RecordWriterStats } from './writer.js';
 export { openRecordFile } from './reader.js';
-export type { RecordReader, RecordStop, RecordBatch } from './reader.js';
+export type { RecordDamage, RecordReader, RecordStop, RecordBatch } from './reader.js';

@@ -25,6 +25,16 @@ export type RecordStop =
   | { kind: 'end' }
   | { kind: 'truncated' | 'corrupt'; offset: number; detail: string };
 
+/** A damaged stretch of a recording, skipped: reading went on at the next intact frame after it. */
+export interface RecordDamage {
+  /** File offset of the first frame that failed its checks. */
+  offset: number;
+  /** Bytes skipped, up to the next intact frame. */
+  bytes: number;
+  /** What was wrong with the first frame. */
+  detail: string;
+}
+
 /** One frame of a recording: a batch of `count` length-prefixed records, found at file `offset`. */
 export interface RecordBatch {
   batch: Buffer;
@@ -43,6 +53,8 @@ export interface RecordReader {
   readonly dataOffset: number;
   /** Every whole, intact frame from the first; each call starts over. */
   batches(): AsyncIterable<RecordBatch>;
+  /** The damaged stretches the last batches() iteration skipped to go on at the next intact frame. */
+  damaged(): readonly RecordDamage[];
   /** Why the last batches() iteration stopped; throws if none has run to its end. */
   stopReason(): RecordStop;
   close(): Promise<void>;
@@ -209,6 +221,7 @@ async function readHeader(handle: FileHandle, path: string, size: number): Promi
 
 class FileRecordReader implements RecordReader {
   private stop: RecordStop | undefined;
+  private damage: RecordDamage[] = [];
   private closed = false;
 
   constructor(
@@ -221,6 +234,10 @@ class FileRecordReader implements RecordReader {
 
   batches(): AsyncIterable<RecordBatch> {
     return { [Symbol.asyncIterator]: () => this.frames() };
+  }
+
+  damaged(): readonly RecordDamage[] {
+    return this.damage;
   }
 
   stopReason(): RecordStop {
@@ -239,74 +256,89 @@ class FileRecordReader implements RecordReader {
   private async *frames(): AsyncGenerator<RecordBatch> {
     if (this.closed) throw new Error(`batches() of ${this.path}: the reader is closed`);
     this.stop = undefined;
-    const size = this.fileSize;
-    const reader = new ChunkedReader(this.handle, size);
+    this.damage = [];
+    const reader = new ChunkedReader(this.handle, this.fileSize);
     let offset = this.dataOffset;
     for (let index = 0; ; index++) {
-      const at = `frame ${index} at byte ${offset}`;
-      if (offset === size) {
+      if (offset === this.fileSize) {
         this.stop = { kind: 'end' };
         return;
       }
-      const head = await reader.read(offset, FRAME_HEADER_SIZE);
-      if (head.length < FRAME_HEADER_SIZE) {
-        this.stop = {
-          kind: 'truncated',
-          offset,
-          detail: `the file ends ${head.length} bytes into the ${FRAME_HEADER_SIZE}-byte header of ${at}`,
-        };
-        return;
+      const frame = await readFrame(reader, offset, this.fileSize, `frame ${index} at byte ${offset}`);
+      if ('kind' in frame) {
+        // Damage in the middle of the file: go on at the next frame that is whole and intact.
+        const next = frame.resync ? await findFrame(reader, offset + 1, this.fileSize) : undefined;
+        if (next === undefined) {
+          this.stop = { kind: frame.kind, offset, detail: frame.detail };
+          return;
+        }
+        this.damage.push({ offset, bytes: next - offset, detail: frame.detail });
+        offset = next;
+        continue;
       }
-      if (!head.subarray(0, FRAME_MAGIC.length).equals(FRAME_MAGIC)) {
-        // A crash can leave a tail of zeros where the file system had allocated but not yet written.
-        this.stop = head.every((b) => b === 0)
-          ? { kind: 'truncated', offset, detail: `${at} is zero bytes: the rest of the file was never written` }
-          : { kind: 'corrupt', offset, detail: `${at} does not start with the frame marker "TFRM"` };
-        return;
-      }
-      const length = head.readUInt32LE(4);
-      const count = head.readUInt32LE(8);
-      if (length > MAX_FRAME_PAYLOAD) {
-        this.stop = {
-          kind: 'corrupt',
-          offset,
-          detail: `${at} claims ${length} payload bytes, more than the ${MAX_FRAME_PAYLOAD}-byte limit`,
-        };
-        return;
-      }
-      if (count === 0 || count * RECORD_PREFIX_SIZE > length) {
-        this.stop = { kind: 'corrupt', offset, detail: `${at} claims ${count} records in ${length} bytes` };
-        return;
-      }
-      const available = size - offset - FRAME_HEADER_SIZE;
-      if (length > available) {
-        this.stop = {
-          kind: 'truncated',
-          offset,
-          detail: `${at} needs ${length} payload bytes but the file ends after ${available}`,
-        };
-        return;
-      }
-      const payload = await reader.read(offset + FRAME_HEADER_SIZE, length);
-      if (payload.length < length) {
-        this.stop = { kind: 'truncated', offset, detail: `the file shrank while ${at} was read` };
-        return;
-      }
-      if (frameCrc(head, payload) !== head.readUInt32LE(12)) {
-        this.stop = { kind: 'corrupt', offset, detail: `${at} fails its CRC32 check` };
-        return;
-      }
-      const problem = validateBatch(payload, count);
-      if (problem !== undefined) {
-        this.stop = { kind: 'corrupt', offset, detail: `${at}: ${problem}` };
-        return;
-      }
-      offset += FRAME_HEADER_SIZE + length;
+      offset = frame.offset + FRAME_HEADER_SIZE + frame.batch.length;
       // The next frame is likely about as big as this one.
-      reader.readAhead(offset, FRAME_HEADER_SIZE + length);
-      yield { batch: payload, count, offset: offset - FRAME_HEADER_SIZE - length };
+      reader.readAhead(offset, FRAME_HEADER_SIZE + frame.batch.length);
+      yield frame;
     }
   }
+}
+
+/** Why the bytes at an offset are not a frame; `resync` when a later intact frame may follow. */
+interface FrameProblem {
+  kind: 'truncated' | 'corrupt';
+  detail: string;
+  resync: boolean;
+}
+
+/** The whole, intact frame at `offset`, or what is wrong there. */
+async function readFrame(reader: ChunkedReader, offset: number, size: number, at: string): Promise<RecordBatch | FrameProblem> {
+  const corrupt = (detail: string): FrameProblem => ({ kind: 'corrupt', detail, resync: true });
+  const head = await reader.read(offset, FRAME_HEADER_SIZE);
+  if (head.length < FRAME_HEADER_SIZE) {
+    return { kind: 'truncated', resync: false, detail: `the file ends ${head.length} bytes into the ${FRAME_HEADER_SIZE}-byte header of ${at}` };
+  }
+  if (!head.subarray(0, FRAME_MAGIC.length).equals(FRAME_MAGIC)) {
+    // A crash can leave a tail of zeros where the file system had allocated but not yet written.
+    return head.every((b) => b === 0)
+      ? { kind: 'truncated', resync: true, detail: `${at} is zero bytes: the rest of the file was never written` }
+      : corrupt(`${at} does not start with the frame marker "TFRM"`);
+  }
+  const length = head.readUInt32LE(4);
+  const count = head.readUInt32LE(8);
+  if (length > MAX_FRAME_PAYLOAD) return corrupt(`${at} claims ${length} payload bytes, more than the ${MAX_FRAME_PAYLOAD}-byte limit`);
+  if (count === 0 || count * RECORD_PREFIX_SIZE > length) return corrupt(`${at} claims ${count} records in ${length} bytes`);
+  const available = size - offset - FRAME_HEADER_SIZE;
+  if (length > available) {
+    return { kind: 'truncated', resync: true, detail: `${at} needs ${length} payload bytes but the file ends after ${available}` };
+  }
+  const payload = await reader.read(offset + FRAME_HEADER_SIZE, length);
+  if (payload.length < length) return { kind: 'truncated', resync: false, detail: `the file shrank while ${at} was read` };
+  if (frameCrc(head, payload) !== head.readUInt32LE(12)) return corrupt(`${at} fails its CRC32 check`);
+  const problem = validateBatch(payload, count);
+  if (problem !== undefined) return corrupt(`${at}: ${problem}`);
+  return { batch: payload, count, offset };
+}
+
+/** Bytes searched at a time for the next frame marker. */
+const SEARCH_WINDOW = 64 * 1024;
+
+/** The offset of the first whole, intact frame at or after `from`, if any. */
+async function findFrame(reader: ChunkedReader, from: number, size: number): Promise<number | undefined> {
+  for (let pos = from; pos + FRAME_HEADER_SIZE <= size; ) {
+    const window = await reader.read(pos, SEARCH_WINDOW);
+    let at = window.indexOf(FRAME_MAGIC);
+    while (at >= 0) {
+      const frame = await readFrame(reader, pos + at, size, 'candidate');
+      if (!('kind' in frame)) return pos + at;
+      // Slices stay valid when readFrame moves the reader's chunk (each refill is a new buffer).
+      at = window.indexOf(FRAME_MAGIC, at + 1);
+    }
+    // A marker cut by the window's end is found by the next window.
+    pos += Math.max(1, window.length - (FRAME_MAGIC.length - 1));
+    if (window.length < SEARCH_WINDOW) break;
+  }
+  return undefined;
 }
 
 /**
@@ -315,7 +347,14 @@ class FileRecordReader implements RecordReader {
  */
 export async function openRecordFile(path: string): Promise<RecordReader> {
   // O_NONBLOCK keeps a FIFO at the path from blocking the open; it is refused just below.
-  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied (EACCES)' : (cause as Error).message;
+    throw new RecordFormatError(`cannot read ${path}: ${why}`, { path, kind: 'unreadable', cause });
+  }
   try {
     const st = await handle.stat();
     if (!st.isFile()) {

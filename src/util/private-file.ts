@@ -1,6 +1,7 @@
-import { constants, createWriteStream, fchmodSync, fstatSync, openSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, createWriteStream, lstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /** An output file that cannot be opened as asked, with what to do about it. */
 export class OutputFileError extends Error {
@@ -10,35 +11,111 @@ export class OutputFileError extends Error {
   }
 }
 
+function errnoCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException).code;
+}
+
+function openError(path: string, err: unknown): OutputFileError {
+  const code = errnoCode(err);
+  switch (code) {
+    case 'ENOENT':
+      return new OutputFileError(path, `directory ${dirname(path)} does not exist`);
+    case 'EACCES':
+    case 'EROFS':
+      return new OutputFileError(path, `directory ${dirname(path)} is not writable (${code})`);
+    case 'ELOOP':
+      return new OutputFileError(path, 'it is a symbolic link; tlstap does not write through links');
+    case 'EISDIR':
+      return new OutputFileError(path, 'it is a directory');
+    default:
+      return new OutputFileError(path, (err as Error).message);
+  }
+}
+
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
 /**
- * Opens `path` for writing with mode 0600 (captures hold passwords and tokens), truncating it,
- * and refuses to follow a symlink planted at the path.
+ * Opens `path` for writing as a new file of mode 0600 (captures hold passwords and tokens). A file
+ * already there is never written into: a new one is made beside it and renamed over it, so its owner,
+ * other hard links to it and fds opened on it beforehand keep the old bytes and never see a capture.
+ * A symlink at the path is refused; a device or FIFO (/dev/null, a named pipe) is written as it is.
  */
 export function openPrivateFile(path: string): number {
+  let existing;
   try {
-    const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
-    // An existing file keeps its old mode otherwise. Devices (-o /dev/null) and pipes are left as they are.
-    if (fstatSync(fd).isFile()) fchmodSync(fd, 0o600);
-    return fd;
+    existing = lstatSync(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    switch (code) {
-      case 'ENOENT':
-        throw new OutputFileError(path, `directory ${dirname(path)} does not exist`);
-      case 'EACCES':
-      case 'EROFS':
-        throw new OutputFileError(path, `directory ${dirname(path)} is not writable (${code})`);
-      case 'ELOOP':
-        throw new OutputFileError(path, 'it is a symbolic link; tlstap does not write through links');
-      case 'EISDIR':
-        throw new OutputFileError(path, 'it is a directory');
-      default:
-        throw new OutputFileError(path, (err as Error).message);
-    }
+    if (errnoCode(err) !== 'ENOENT') throw openError(path, err);
   }
+  try {
+    if (existing === undefined) return openSync(path, CREATE_NEW, 0o600);
+    if (existing.isSymbolicLink()) throw Object.assign(new Error('symbolic link'), { code: 'ELOOP' });
+    if (existing.isDirectory()) throw Object.assign(new Error('directory'), { code: 'EISDIR' });
+    if (!existing.isFile()) return openSync(path, constants.O_WRONLY | constants.O_NOFOLLOW);
+    return replaceFile(path);
+  } catch (err) {
+    if (err instanceof OutputFileError) throw err;
+    throw openError(path, err);
+  }
+}
+
+/** A new 0600 file renamed over the regular file at `path`; returns its fd. */
+function replaceFile(path: string): number {
+  const temp = join(dirname(path), `.${basename(path)}.tlstap-${randomBytes(6).toString('hex')}`);
+  const fd = openSync(temp, CREATE_NEW, 0o600);
+  try {
+    renameSync(temp, path);
+  } catch (err) {
+    closeSync(fd);
+    unlinkSync(temp);
+    throw err;
+  }
+  return fd;
 }
 
 /** A write stream on a private file (see openPrivateFile). */
 export function createPrivateWriteStream(path: string): WriteStream {
   return createWriteStream(path, { fd: openPrivateFile(path) });
+}
+
+/** A file a run reads or writes, and the option that names it. */
+export interface NamedPath {
+  /** The option as the user wrote it: `-o`, `--har`, `the recording`. */
+  what: string;
+  path: string;
+}
+
+/** What makes two paths the same file: the resolved path, and the file's device and inode when it exists. */
+function identity(path: string): { real: string; inode?: string; shared?: boolean } {
+  let real = resolve(path);
+  try {
+    real = join(realpathSync(dirname(real)), basename(real));
+  } catch {
+    // A missing directory is reported when the file is opened.
+  }
+  try {
+    const st = statSync(path, { bigint: true });
+    return { real, inode: `${st.dev}:${st.ino}`, shared: !st.isFile() };
+  } catch {
+    return { real };
+  }
+}
+
+/**
+ * Refuses two of a run's files that are one file (by resolved path, or by device and inode: a hard link
+ * or a symlink to it): one output would destroy the other, or the input it is made from.
+ */
+export function checkDistinctPaths(paths: readonly NamedPath[]): void {
+  const seen: { named: NamedPath; id: ReturnType<typeof identity> }[] = [];
+  for (const named of paths) {
+    if (named.path === '-') continue;
+    const id = identity(named.path);
+    // A device or a pipe (-o /dev/null -w /dev/null) may take several outputs.
+    if (id.shared === true) continue;
+    const same = seen.find((s) => s.id.real === id.real || (id.inode !== undefined && s.id.inode === id.inode));
+    if (same) {
+      throw new OutputFileError(named.path, `${same.named.what} ${same.named.path} and ${named.what} ${named.path} are the same file; give each its own path`);
+    }
+    seen.push({ named, id });
+  }
 }
