@@ -199,9 +199,11 @@ test('--port and a memory BIO: calls before the socket is known wait for it; a c
   const { addressFilter } = await import('../src/events/addresses.js');
   const sink = collector();
   const pipeline = new CallPipeline([sink], { keepAddress: addressFilter(8443) });
-  const unaddressed = (connId: number) => encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId, fd: -1, family: 0, reason: K.REASON_NO_FD });
+  // Each connection its own TLS object, as in the kernel's map (one object seen again under a new id is a split).
+  const ssl = (connId: number) => 0x5555n + BigInt(connId - 1) * 0x1000n;
+  const unaddressed = (connId: number) => encodeConnRecord({ kind: K.EVENT_CONN_OPEN, connId, ssl: ssl(connId), fd: -1, family: 0, reason: K.REASON_NO_FD });
   const fd = (connId: number, rport: number) =>
-    encodeConnRecord({ kind: K.EVENT_CONN_FD, connId, fd: 7, family: 2, laddr: V4(127, 0, 0, 1), raddr: V4(127, 0, 0, 1), lport: 40000 + connId, rport });
+    encodeConnRecord({ kind: K.EVENT_CONN_FD, connId, ssl: ssl(connId), fd: 7, family: 2, laddr: V4(127, 0, 0, 1), raddr: V4(127, 0, 0, 1), lport: 40000 + connId, rport });
   for (const records of [
     // 1 learns a matching socket after its first call; 2 a socket on another port; 3 never one.
     [unaddressed(1), data(1, 0, 'GET / (1)'), unaddressed(2), data(2, 0, 'GET / (2)'), unaddressed(3), data(3, 0, 'GET / (3)')],
