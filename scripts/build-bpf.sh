@@ -4,7 +4,7 @@
 # the runtime picks the object (CO-RE, BTF, no kernel headers).
 #   bash scripts/build-bpf.sh             every architecture
 #   bash scripts/build-bpf.sh arm64 ...   only these
-# -mcpu=v3: atomic fetch-and-add (connection ids and sequence numbers) needs it (kernel >= 5.12).
+# -mcpu=v3: ALU32 and the wider jump set (kernel >= 5.1, below the ring buffer's 5.8); no fetch-and-add is used (docs/kernels.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
