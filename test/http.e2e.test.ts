@@ -39,7 +39,7 @@ test('curl --http2 fetches /a and /b on one connection: -f http shows both excha
   const har = join(tmpdir(), `tlstap-e2e-${process.pid}.har`);
   try {
     let curl: ClientResult | undefined;
-    const { out } = await capture(['-f', 'http', '--comm', 'curl', '--har', har], async () => {
+    const { out } = await capture(['-f', 'http', '--comm', 'curl', '--port', String(nginx.port), '--har', har], async () => {
       curl = await curlFetch(`${nginx.url}/a.txt`, { http1_1: false, extraArgs: ['--http2', `${nginx.url}/b.txt`] });
     });
     assert.equal(curl!.exitCode, 0, curl!.stderr);
