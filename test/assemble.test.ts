@@ -89,6 +89,7 @@ test('a chunk missing from the middle is counted as lost, not hidden', () => {
   const { calls } = decode([chunks[0]!, chunks[2]!]);
   assert.equal(calls[0]!.call.data.length, 32);
   assert.equal(calls[0]!.call.lost, 16);
+  assert.deepEqual(calls[0]!.call.holes, [{ at: 16, length: 16 }], 'the hole sits between the first and the last chunk');
 });
 
 test('a call whose tail never came is emitted with the tail counted as lost', () => {
@@ -97,7 +98,9 @@ test('a call whose tail never came is emitted with the tail counted as lost', ()
   const { calls } = decode([chunks[0]!, next]);
   assert.equal(calls.length, 2);
   assert.equal(calls[0]!.call.lost, 32);
+  assert.deepEqual(calls[0]!.call.holes, [{ at: 16, length: 32 }]);
   assert.equal(calls[1]!.call.data.toString(), 'next call');
+  assert.equal(calls[1]!.call.holes, undefined, 'a whole call has no holes');
 });
 
 test('a call whose head was dropped counts the head as lost', () => {
@@ -105,6 +108,17 @@ test('a call whose head was dropped counts the head as lost', () => {
   const { calls } = decode([chunks[1]!, chunks[2]!]);
   assert.equal(calls[0]!.call.lost, 16);
   assert.equal(calls[0]!.call.data.length, 32);
+  assert.deepEqual(calls[0]!.call.holes, [{ at: 0, length: 16 }]);
+});
+
+test('two chunks missing apart: two holes at their places, lengths adding up to lost', () => {
+  const data = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN'.slice(0, 50));
+  const chunks = chunkRecords({ data, tsNs: 9n }, 10);
+  const { calls } = decode([chunks[0]!, chunks[2]!, chunks[4]!]);
+  const call = calls[0]!.call;
+  assert.equal(call.data.toString(), data.subarray(0, 10).toString() + data.subarray(20, 30).toString() + data.subarray(40, 50).toString());
+  assert.deepEqual(call.holes, [{ at: 10, length: 10 }, { at: 20, length: 10 }]);
+  assert.equal(call.lost, 20);
 });
 
 test('truncated bytes are reported and not waited for', () => {

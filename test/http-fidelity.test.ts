@@ -80,6 +80,48 @@ test('--max-bytes cut inside a Content-Length body: the rest is skipped and coun
   assert.equal(tracker.stats.incompleteExchanges, 1);
 });
 
+test('a ring-buffer hole inside a response body: the body goes on after it, counted, and the next exchange decodes', async () => {
+  const head = 'HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n';
+  const body = Buffer.from('a'.repeat(100) + 'b'.repeat(100) + 'c'.repeat(100));
+  // The kernel's chunk holding the b's never arrived: the call has the a's and c's, a hole between.
+  const received = Buffer.concat([Buffer.from(head), body.subarray(0, 100), body.subarray(200)]);
+  const { got, tracker } = await decode([
+    call('write', 'GET /big HTTP/1.1\r\nHost: h\r\n\r\n'),
+    call('read', received, { lost: 100, holes: [{ at: head.length + 100, length: 100 }] }),
+    call('write', 'GET /next HTTP/1.1\r\nHost: h\r\n\r\n'),
+    call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'),
+  ]);
+  assert.deepEqual(got.fallbacks, []);
+  const [big, next] = got.exchanges;
+  assert.deepEqual([big!.response!.body.size, big!.response!.body.missing, big!.response!.body.complete], [300, 100, false]);
+  // A body keeps one contiguous prefix (message.ts BodyBuilder): the c's count in the size only.
+  assert.equal(big!.response!.body.bytes.toString(), 'a'.repeat(100));
+  assert.match(big!.incomplete ?? '', /100 bytes not captured/);
+  assert.equal(next!.response!.body.bytes.toString(), 'ok');
+  assert.equal(next!.incomplete, undefined);
+  assert.equal(tracker.stats.incompleteExchanges, 1);
+});
+
+test('a ring-buffer hole in a request head ends decoding with the reason; the bytes after it are shown raw', async () => {
+  const { got } = await decode([
+    call('write', 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n'),
+    call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'),
+    call('write', 'GET /b HTTP/1.1\r\nHo: h\r\n\r\n', { lost: 40, holes: [{ at: 12, length: 40 }] }),
+  ]);
+  assert.equal(got.exchanges.length, 1);
+  assert.equal(got.fallbacks.length, 1);
+  assert.match(got.fallbacks[0]!.detail, /40 bytes lost \(ring buffer full\)/);
+});
+
+test('lost bytes whose place is unknown still end decoding, as before', async () => {
+  const { got } = await decode([
+    call('write', 'GET /a HTTP/1.1\r\nHost: h\r\n\r\n'),
+    call('read', 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123', { lost: 6 }),
+  ]);
+  assert.equal(got.fallbacks.length, 1);
+  assert.match(got.fallbacks[0]!.detail, /6 bytes lost in a SSL_read/);
+});
+
 test('a cut inside a chunk is skipped; the chunked body and its trailers go on', async () => {
   const { got } = await decode([
     call('write', 'GET /chunks HTTP/1.1\r\nHost: h\r\n\r\n'),

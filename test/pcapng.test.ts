@@ -452,6 +452,23 @@ test('lost and truncated bytes: sequence numbers skip them, tshark flags the gap
   assert.match(rows[2]![3]!, /gap=50 /);
 });
 
+test('a lost chunk in the middle of a call: the bytes after it sit at their own sequence numbers', async (t) => {
+  if (!requireTshark(t)) return;
+  const conn = connWith(8, ['10.0.0.1', 40000], ['10.0.0.2', 443]);
+  const path = save(
+    await encodeAll([
+      makeCall({ dir: 'write', data: REQUEST, tsNs: 1n, conn }),
+      makeCall({ dir: 'read', data: 'HEAD-TAIL', tsNs: 2n, conn, lost: 100, holes: [{ at: 5, length: 100 }] }),
+    ]),
+  );
+  const rows = tsharkFields(path, ['tcp.seq', 'tcp.len', 'tcp.analysis.lost_segment'], ['-Y', 'tcp.len > 0 && tcp.srcport == 443']);
+  assert.deepEqual(rows.map((r) => [r[0], r[1]]), [
+    ['1', '5'],
+    ['106', '4'],
+  ]);
+  assert.notEqual(rows[1]![2] ?? '', '', 'tshark sees the segment before TAIL as not captured');
+});
+
 test('same calls in, same bytes out', async () => {
   const a = await encodeAll(http1Exchange());
   const b = await encodeAll(http1Exchange());

@@ -3,7 +3,7 @@ import { formatIpv4, formatIpv6 } from './addresses.js';
 import { decodeCountersRecord } from './counters.js';
 import type { KernelCounters } from './counters.js';
 import { PROBED_FUNCTIONS, TLS_FUNCTIONS } from './types.js';
-import type { Endpoint, TlsCall } from './types.js';
+import type { CallHole, Endpoint, TlsCall } from './types.js';
 
 const D = EVENT_LAYOUT.data.fields;
 const DATA_HEADER = EVENT_LAYOUT.data.size;
@@ -62,6 +62,10 @@ interface PendingCall {
   batch: number;
   /** How many of `chunks` are copies; the rest are views of the current batch. */
   owned: number;
+  /** Bytes in `chunks` so far. */
+  have: number;
+  /** Chunks that never came, at their place in the joined data. */
+  holes: CallHole[];
 }
 
 /** Counts of records the decoder could not use. */
@@ -215,12 +219,15 @@ export class RecordDecoder {
         this.out.call(decoded);
         return;
       }
-      pending = { decoded, chunks: [], next: offset, captured, batch: this.batchNumber, owned: 0 };
+      const holes = offset > 0 ? [{ at: 0, length: offset }] : [];
+      pending = { decoded, chunks: [], next: offset, captured, batch: this.batchNumber, owned: 0, have: 0, holes };
       this.pending.set(tid, pending);
     } else if (offset > pending.next) {
       pending.decoded.call.lost += offset - pending.next;
+      pending.holes.push({ at: pending.have, length: offset - pending.next });
     }
     pending.chunks.push(data);
+    pending.have += data.length;
     pending.batch = this.batchNumber;
     pending.next = offset + chunkLen;
     if (pending.next >= captured) this.finish(tid, pending);
@@ -229,7 +236,11 @@ export class RecordDecoder {
   private finish(tid: number, pending: PendingCall): void {
     this.pending.delete(tid);
     const call = pending.decoded.call;
-    if (pending.next < pending.captured) call.lost += pending.captured - pending.next;
+    if (pending.next < pending.captured) {
+      call.lost += pending.captured - pending.next;
+      pending.holes.push({ at: pending.have, length: pending.captured - pending.next });
+    }
+    if (pending.holes.length > 0) call.holes = pending.holes;
     call.data = pending.chunks.length === 1 ? pending.chunks[0]! : Buffer.concat(pending.chunks);
     this.out.call(pending.decoded);
   }

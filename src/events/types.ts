@@ -104,10 +104,18 @@ export interface TlsCall {
   truncated: number;
   /** Bytes that were copied in the kernel but lost on the way (ring buffer full, unreadable memory). */
   lost: number;
+  /** Where the lost bytes were, in order: set when `lost` > 0 (their lengths add up to it). */
+  holes?: readonly CallHole[];
   /** The connection; always set once the call has passed the connection tracker. */
   conn?: ConnectionInfo;
   /** Calls of this connection just before this one that never arrived (their records were dropped). */
   callsMissedBefore?: number;
+}
+
+/** `length` bytes of a call that were lost just before `data[at]` (`at` = data.length: at the end). */
+export interface CallHole {
+  at: number;
+  length: number;
 }
 
 /** What output formats need to know about the capture besides the calls. */

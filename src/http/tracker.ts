@@ -295,20 +295,34 @@ export class HttpTracker implements CallSink, ExchangeOut {
   private feed(conn: Conn, call: TlsCall): void {
     const side = call.dir === conn.requestDir ? Side.Request : Side.Response;
     const decoder = conn.decoder!;
+    let fedUpTo = 0; // bytes of call.data the decoder took
     let fed = false;
     try {
       if (call.callsMissedBefore) {
         throw new HttpDecodeError('gap', `${call.callsMissedBefore} earlier calls of this connection were dropped`);
       }
-      // Lost bytes may sit anywhere in the call, so where the stream is after them is unknown.
-      if (call.lost > 0) throw new HttpDecodeError('gap', `${call.lost} bytes lost in a ${call.func} of ${call.totalLen} bytes`);
-      decoder.feed(side, call, call.data);
+      if (call.lost > 0 && call.holes === undefined) {
+        // Where the lost bytes sat in the call is unknown, so is the stream position after them.
+        throw new HttpDecodeError('gap', `${call.lost} bytes lost in a ${call.func} of ${call.totalLen} bytes`);
+      }
+      if (call.holes === undefined) {
+        decoder.feed(side, call, call.data);
+      } else {
+        // Lost chunks (ring buffer full) are gaps at known places: fed around, like --max-bytes cuts.
+        for (const hole of call.holes) {
+          if (hole.at > fedUpTo) decoder.feed(side, call, call.data.subarray(fedUpTo, hole.at));
+          fedUpTo = hole.at;
+          decoder.gap(side, hole.length, `${hole.length} bytes lost (ring buffer full) in a ${call.func} of ${call.totalLen} bytes`);
+        }
+        if (fedUpTo < call.data.length) decoder.feed(side, call, call.data.subarray(fedUpTo));
+      }
       fed = true;
       // Truncated bytes are all at the call's end: the stream position after them is known.
       if (call.truncated > 0) decoder.gap(side, call.truncated, `${call.truncated} bytes truncated (--max-bytes) in a ${call.func} of ${call.totalLen} bytes`);
     } catch (err) {
       const e = err instanceof HttpDecodeError ? err : new HttpDecodeError('malformed', `decoder failure: ${(err as Error).message}`);
-      this.fail(conn, e, call, fed);
+      // What the decoder did not take is shown raw.
+      this.fail(conn, e, fedUpTo > 0 && !fed ? { ...call, data: call.data.subarray(fedUpTo), holes: undefined } : call, fed);
     }
   }
 

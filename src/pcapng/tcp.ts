@@ -320,30 +320,45 @@ export class TcpSynthesizer {
         set.add(protocol);
       }
     }
-    const missing = call.lost + call.truncated;
-    if (data.length > 0) {
-      const { text, bytes: comment } = this.callComment(flow, sender, call);
-      const max = maxSegmentPayload(sender.ep.ip.family);
-      for (let off = 0; off < data.length; off += max) {
-        const end = Math.min(data.length, off + max);
-        let segComment = comment;
-        if (sender.gap > 0) {
-          segComment = Buffer.from(`${text} gap=${sender.gap} (bytes before this segment were not captured)`, 'utf8');
-          sender.gap = 0;
-        }
-        // A call that fits one segment goes as it is, without a view made for it.
-        const payload = off === 0 && end === data.length ? data : data.subarray(off, end);
-        this.segment(flow, fromClient, ts, end === data.length ? TCP_PSH | TCP_ACK : TCP_ACK, payload, fromProcess, segComment);
+    // Lost chunks are skipped in sequence space where they were; truncated bytes are at the end.
+    let at = 0;
+    if (call.holes !== undefined) {
+      for (const hole of call.holes) {
+        if (hole.at > at) this.dataSegments(flow, sender, call, fromClient, fromProcess, ts, data.subarray(at, hole.at), hole.at === data.length);
+        this.skip(sender, hole.length);
+        at = hole.at;
       }
     }
-    if (missing > 0) {
-      // Skip the bytes that were not captured, so Wireshark shows a gap, not misaligned data.
-      sender.next = (sender.next + missing) >>> 0;
-      sender.gap += missing;
-    }
+    if (at < data.length) this.dataSegments(flow, sender, call, fromClient, fromProcess, ts, at === 0 ? data : data.subarray(at), true);
+    const holeBytes = call.holes === undefined ? 0 : call.lost;
+    this.skip(sender, call.lost - holeBytes + call.truncated);
     if (((sender.next - sender.acked) >>> 0) >= ACK_EVERY) {
       this.segment(flow, !fromClient, ts, TCP_ACK, EMPTY, !fromProcess, this.note(flow, 'synthesized ACK'));
     }
+  }
+
+  /** `data` as segments of at most one MSS from `sender`; the last one pushes when `push`. */
+  private dataSegments(flow: Flow, sender: Side, call: TlsCall, fromClient: boolean, fromProcess: boolean, ts: bigint, data: Buffer, push: boolean): void {
+    const { text, bytes: comment } = this.callComment(flow, sender, call);
+    const max = maxSegmentPayload(sender.ep.ip.family);
+    for (let off = 0; off < data.length; off += max) {
+      const end = Math.min(data.length, off + max);
+      let segComment = comment;
+      if (sender.gap > 0) {
+        segComment = Buffer.from(`${text} gap=${sender.gap} (bytes before this segment were not captured)`, 'utf8');
+        sender.gap = 0;
+      }
+      // A call that fits one segment goes as it is, without a view made for it.
+      const payload = off === 0 && end === data.length ? data : data.subarray(off, end);
+      this.segment(flow, fromClient, ts, push && end === data.length ? TCP_PSH | TCP_ACK : TCP_ACK, payload, fromProcess, segComment);
+    }
+  }
+
+  /** Skips `n` bytes that were not captured, so Wireshark shows a gap, not misaligned data. */
+  private skip(sender: Side, n: number): void {
+    if (n <= 0) return;
+    sender.next = (sender.next + n) >>> 0;
+    sender.gap += n;
   }
 
   /** The flow of a call's connection, opened (handshake segments) when it is new. */
