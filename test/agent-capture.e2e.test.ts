@@ -27,8 +27,8 @@ const LIBSSL = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
 const BODY = randomBytes(3 * 1024 * 1024 + 17);
 const TIMEOUT = { timeout: 120_000 };
 
-function settings(): AgentCaptureSettings {
-  return { comm: 'curl', cpus: loadAddon().numPossibleCpus(), maxCallBytes: 1 << 20, ringBufferBytes: 1 << 24 };
+function settings(multiLinks = true): AgentCaptureSettings {
+  return { comm: 'curl', cpus: loadAddon().numPossibleCpus(), maxCallBytes: 1 << 20, ringBufferBytes: 1 << 24, multiLinks };
 }
 
 /** The response bytes curl read (SSL_read calls of its pid), from `tlstap replay FILE -f jsonl`. */
@@ -83,47 +83,60 @@ async function withServer(fn: (server: NginxServer, dir: string, libssl: ProbedF
   }
 }
 
-test("over `sh -c`, the agent captures curl's download from nginx byte-exact, in --record frames", TIMEOUT, async (t) => {
-  if (!requireRoot(t)) return;
-  await withServer(async (server, dir, libssl) => {
-    const agent = AgentConnection.spawn(`exec ${agentBinary('x86_64')}`);
-    const frames: Buffer[] = [];
-    let records = 0;
-    agent.onRecords = (payload, count) => {
-      // The frame --record writes for this batch: header and payload, byte for byte what the agent sent.
-      frames.push(encodeFrameHeader(payload, count), payload);
-      records += count;
-    };
-    try {
-      assert.equal((await sayHello(agent)).core, true);
-      const clock = decodeClock(await agent.request(OP.CLOCK));
-      await sendRequests(agent, captureRequests([libssl], settings()));
-      const curl = await curlFetch(`${server.url}/body.bin`, { outFile: join(dir, 'body') });
-      assert.equal(curl.exitCode, 0, curl.stderr);
-      await agent.request(OP.DETACH);
-      await agent.request(OP.STOP);
-      const counters = await agent.request(OP.COUNTERS, Buffer.from('counters'));
-      assert.equal(await agent.close(), 0, agent.stderr);
-      t.diagnostic(`${records} records in ${frames.length / 2} frames; ${counters.length / 8} counters`);
+for (const multiLinks of [true, false]) {
+  test(`over \`sh -c\`, the agent captures curl's download from nginx byte-exact, in --record frames (${multiLinks ? 'uprobe_multi links' : 'a link per probe'})`, TIMEOUT, async (t) => {
+    if (!requireRoot(t)) return;
+    await withServer(async (server, dir, libssl) => {
+      const agent = AgentConnection.spawn(`exec ${agentBinary('x86_64')}`);
+      const frames: Buffer[] = [];
+      let records = 0;
+      agent.onRecords = (payload, count) => {
+        // The frame --record writes for this batch: header and payload, byte for byte what the agent sent.
+        frames.push(encodeFrameHeader(payload, count), payload);
+        records += count;
+      };
+      try {
+        assert.equal((await sayHello(agent)).core, true);
+        const clock = decodeClock(await agent.request(OP.CLOCK));
+        await sendRequests(agent, captureRequests([libssl], settings(multiLinks)));
+        const curl = await curlFetch(`${server.url}/body.bin`, { outFile: join(dir, 'body') });
+        assert.equal(curl.exitCode, 0, curl.stderr);
+        await agent.request(OP.DETACH);
+        await agent.request(OP.STOP);
+        const counters = await agent.request(OP.COUNTERS, Buffer.from('counters'));
+        assert.equal(await agent.close(), 0, agent.stderr);
+        t.diagnostic(`${records} records in ${frames.length / 2} frames; ${counters.length / 8} counters`);
 
-      const recording = join(dir, 'live.tlstap');
-      const header = { ...recordingHeader([libssl], settings()), createdAt: new Date().toISOString(), monotonicToWallNs: (clock.realtimeNs - clock.monotonicNs).toString() };
-      writeFileSync(recording, Buffer.concat([encodeFileHeader(header), ...frames]));
-      const { response, records: data } = await replayedResponse(recording, curl.pid);
-      assertBodyExact(response);
-      assert.match(data.find((r) => r.dir === 'write')?.text ?? '', /^GET \/body\.bin HTTP\/1\.1\r\n/);
-      const conn = data[0]!.conn!;
-      assert.deepEqual([conn.remote?.ip, conn.remote?.port], ['127.0.0.1', server.port], 'addresses from the kernel');
-      assert.ok(data.every((r) => r.file === LIBSSL && r.comm === 'curl'));
-      assert.equal(counters.readBigUInt64LE(0), 0n, 'no event dropped');
-    } finally {
-      await agent.close();
-    }
+        const recording = join(dir, 'live.tlstap');
+        const header = { ...recordingHeader([libssl], settings()), createdAt: new Date().toISOString(), monotonicToWallNs: (clock.realtimeNs - clock.monotonicNs).toString() };
+        writeFileSync(recording, Buffer.concat([encodeFileHeader(header), ...frames]));
+        const { response, records: data } = await replayedResponse(recording, curl.pid);
+        assertBodyExact(response);
+        assert.match(data.find((r) => r.dir === 'write')?.text ?? '', /^GET \/body\.bin HTTP\/1\.1\r\n/);
+        const conn = data[0]!.conn!;
+        assert.deepEqual([conn.remote?.ip, conn.remote?.port], ['127.0.0.1', server.port], 'addresses from the kernel');
+        assert.ok(data.every((r) => r.file === LIBSSL && r.comm === 'curl'));
+        assert.equal(counters.readBigUInt64LE(0), 0n, 'no event dropped');
+      } finally {
+        await agent.close();
+      }
+    });
   });
-});
+}
 
-for (const end of ['its stdin closing', 'SIGTERM', 'SIGHUP', 'SIGINT'] as const) {
-  test(`${end} mid-capture leaves none of the agent's BPF programs loaded 2 s later`, TIMEOUT, async (t) => {
+/*
+ * With uprobe_multi links (what the front end uses on this kernel) every program is gone within 2 s.
+ * One link per probe (kernels before 6.6) takes longer: the kernel unregisters perf-event uprobes one
+ * at a time, each waiting for a grace period, whatever the threads destroying them (~1.5 s for the 23
+ * links on libssl here, under load); it is reported, and bounded at 10 s.
+ */
+const ends = [
+  ...(['its stdin closing', 'SIGTERM', 'SIGHUP', 'SIGINT'] as const).map((end) => ({ end, multiLinks: true })),
+  { end: 'its stdin closing' as const, multiLinks: false },
+];
+for (const { end, multiLinks } of ends) {
+  const limitMs = multiLinks ? 2000 : 10_000;
+  test(`${end} mid-capture leaves none of the agent's BPF programs loaded ${limitMs / 1000} s later (${multiLinks ? 'uprobe_multi links' : 'a link per probe'})`, TIMEOUT, async (t) => {
     if (!requireRoot(t)) return;
     await withServer(async (_server, _dir, libssl) => {
       // The pipe is ours to drop, as sshd drops it when the connection is lost: no goodbye.
@@ -131,22 +144,29 @@ for (const end of ['its stdin closing', 'SIGTERM', 'SIGHUP', 'SIGINT'] as const)
       const agent = AgentConnection.over(sh.stdin, sh.stdout);
       const exited = new Promise<number | null>((resolve) => sh.on('exit', (code) => resolve(code)));
       const { pid } = await sayHello(agent);
-      await sendRequests(agent, captureRequests([libssl], settings()));
+      await sendRequests(agent, captureRequests([libssl], settings(multiLinks)));
       const held = programsOf(pid);
       assert.ok(held.length >= 4, `the agent holds its programs: ${held.join(', ')}`);
+      const links = readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+        try {
+          return /bpf_link|perf_event/.test(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        } catch {
+          return false;
+        }
+      }).length;
       const loaded = loadedPrograms();
       assert.ok(held.every((id) => loaded.has(id)));
       const closed = Date.now();
       if (end === 'its stdin closing') sh.stdin.end();
       else sh.kill(end);
       let left = held;
-      while (left.length > 0 && Date.now() - closed < 2000) {
+      while (left.length > 0 && Date.now() - closed < limitMs) {
         await new Promise((r) => setTimeout(r, 50));
         const now = loadedPrograms();
         left = held.filter((id) => now.has(id));
       }
-      t.diagnostic(`${held.length} programs gone ${Date.now() - closed} ms after ${end}`);
-      assert.deepEqual(left, [], `programs still loaded 2 s after the agent's stdin closed: ${left.join(', ')}`);
+      t.diagnostic(`${held.length} programs (${links} link and perf-event fds) gone ${Date.now() - closed} ms after ${end}`);
+      assert.deepEqual(left, [], `programs still loaded ${limitMs} ms after ${end}: ${left.join(', ')}`);
       assert.equal(await exited, 0);
     });
   });

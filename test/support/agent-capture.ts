@@ -1,8 +1,8 @@
 // The requests a capture sends to tlstap-agent, made here from a probed file's functions, for tests
 // that drive the agent binary the way the front end will (src/remote/session.ts's ops). The program
 // names and the order follow src/capture/session.ts (LoadedProgram): settings, autoload, multi, load,
-// attach, tracepoints, start. Only this kernel's path is built: attach cookies, uprobe_multi links
-// and per-syscall tracepoints (kernel 6.6 and later, as on the test machines).
+// attach, tracepoints, start. Attach cookies and per-syscall tracepoints are assumed (kernel 5.15 and
+// later, as on the test machines); probes are uprobe_multi links (6.6 and later) or one per function.
 import { release, hostname } from 'node:os';
 import { ElfFile } from '../../src/elf/index.js';
 import { EVENT_LAYOUT, makeCookie } from '../../src/events/layout.js';
@@ -42,6 +42,8 @@ export interface AgentCaptureSettings {
   cpus: number;
   maxCallBytes: number;
   ringBufferBytes: number;
+  /** One uprobe_multi link per file and program, else one perf-event link per probe. */
+  multiLinks: boolean;
 }
 
 /** The requests of a capture of `files`, in the order a live front end sends them; START last. */
@@ -60,13 +62,22 @@ export function captureRequests(files: readonly ProbedFile[], s: AgentCaptureSet
   autoload('syscall_fd_io', true);
   autoload('syscall_close', true);
   autoload('raw_syscall', false);
-  for (const prog of ['probe_enter', 'probe_return']) r.push({ op: OP.USE_MULTI, args: new Args().bytes(prog).done() });
+  if (s.multiLinks) for (const prog of ['probe_enter', 'probe_return']) r.push({ op: OP.USE_MULTI, args: new Args().bytes(prog).done() });
   r.push({ op: OP.LOAD });
   files.forEach((file, fileIndex) => {
+    const cookie = (f: ProbedFile['functions'][number]) => makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(f.name));
+    if (!s.multiLinks) {
+      for (const f of file.functions) {
+        const one = (prog: string, ret: boolean) => new Args().u64(f.fileOffset).u64(cookie(f)).u32(-1).u8(ret ? 1 : 0).u8(0).str16(prog).bytes(file.path).done();
+        r.push({ op: OP.ATTACH_UPROBE, args: one('probe_enter', false) });
+        if (isDataFunction(f.name)) r.push({ op: OP.ATTACH_UPROBE, args: one('probe_return', true) });
+      }
+      return;
+    }
     const multi = (prog: string, fns: ProbedFile['functions'], ret: boolean) => {
       const args = new Args().u32(fns.length).u32(-1).u8(ret ? 1 : 0).u8(0).str16(prog);
       for (const f of fns) args.u64(f.fileOffset);
-      for (const f of fns) args.u64(makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(f.name)));
+      for (const f of fns) args.u64(cookie(f));
       r.push({ op: OP.ATTACH_MULTI, args: args.bytes(file.path).done() });
     };
     multi('probe_enter', file.functions, false);
