@@ -12,6 +12,7 @@
 struct bpf_object;
 struct bpf_link;
 struct ring_buffer;
+struct tlstap_spill;
 
 namespace tlstap {
 
@@ -36,6 +37,7 @@ private:
 	Napi::Value StartPolling(const Napi::CallbackInfo &info);
 	Napi::Value StopPolling(const Napi::CallbackInfo &info);
 	void PausePolling(const Napi::CallbackInfo &info);
+	Napi::Value SpillStats(const Napi::CallbackInfo &info);
 	void ReleaseBatch(const Napi::CallbackInfo &info);
 	Napi::Value SumPercpuArray(const Napi::CallbackInfo &info);
 	Napi::Value DetachAll(const Napi::CallbackInfo &info);
@@ -45,6 +47,8 @@ private:
 	static int OnSample(void *ctx, void *data, size_t size);
 	void PollLoop();
 	void FlushBatch();
+	// Delivery thread side: takes batches from the spill to JS at JS's pace.
+	void DeliverLoop();
 
 	void RequireOpen(Napi::Env env, const char *op) const;
 	void DestroyLinks();
@@ -58,8 +62,11 @@ private:
 
 	struct ring_buffer *ring_ = nullptr;
 	std::thread poller_;
+	std::thread deliverer_;
 	std::atomic<bool> stop_{false};
-	std::atomic<bool> paused_{false};
+	std::atomic<bool> abort_{false}; // teardown: nobody waits for the rest
+	std::atomic<bool> paused_{false}; // the outputs are behind: delivery waits, the spill grows
+	struct tlstap_spill *spill_ = nullptr; // between the two threads (native/core/spill.h)
 	bool polling_ = false;
 	Napi::ThreadSafeFunction deliver_;
 	size_t batch_limit_ = 0; // set by startPolling (batchBytes)

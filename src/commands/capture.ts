@@ -11,6 +11,7 @@ import { missingCapabilityMessage } from '../doctor/index.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
 import type { CallSink, CaptureContext, CaptureStats, ConnectionInfo, TlsCall } from '../events/types.js';
 import { addressFilter, parseIpAddress } from '../events/addresses.js';
+import { formatSpillNow } from '../output/index.js';
 import { openOutputs, outputPaths } from './outputs.js';
 import { checkDistinctPaths } from '../util/private-file.js';
 import type { Outputs } from './outputs.js';
@@ -150,8 +151,8 @@ export class LiveCapture {
       // call; connections that learn them later (a memory BIO) are decided here.
       keepAddress: addressFilter(opts.port, opts.host === undefined ? undefined : parseIpAddress(opts.host)),
     });
-    // Slow outputs pause the reading of the ring buffer: memory stays bounded and the kernel
-    // counts whatever does not fit, so nothing is lost without a trace.
+    // Slow outputs pause delivery: records wait in the native spill (memory, then a file), and once
+    // that is full in the ring buffer, where the kernel counts whatever does not fit.
     let paused = false;
     let session: CaptureSession | undefined;
     // The pipeline copies whatever it keeps past a batch, so the batch's memory can go back to the
@@ -175,7 +176,7 @@ export class LiveCapture {
 
   /** Stats so far (kernel counters read now). */
   stats(): CaptureStats {
-    return this.pipeline.stats(this.session.counters());
+    return { ...this.pipeline.stats(this.session.counters()), spill: this.session.spill() };
   }
 
   /**
@@ -188,7 +189,7 @@ export class LiveCapture {
     } finally {
       this.pipeline.flush();
     }
-    return this.pipeline.stats(this.finalCounters);
+    return { ...this.pipeline.stats(this.finalCounters), spill: this.session.spill() };
   }
 
   /** Flushes and closes every sink and the recorder. */
@@ -341,7 +342,9 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     opts.pid === undefined ? watchReplacedFiles(targets, (t, index) => live.session.attachFile(t, index), (line) => stderr.write(`${line}\n`)) : undefined;
   const stopReason = await waitForStop(opts, capture, signals, onAllFailed, stderr);
   stopWatching?.();
-  stderr.write(`tlstap: stopping (${stopReason}): detaching ${capture.session.probeCount} probes, draining the ring buffer\n`);
+  const waiting = capture.session.spill();
+  const spilled = waiting && waiting.bytes > 0 ? ` and the spill (${formatSpillNow(waiting)})` : '';
+  stderr.write(`tlstap: stopping (${stopReason}): detaching ${capture.session.probeCount} probes, draining the ring buffer${spilled}\n`);
   let stats: CaptureStats | undefined;
   let failure: unknown;
   try {
