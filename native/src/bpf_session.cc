@@ -32,7 +32,7 @@ constexpr int kStopConsuming = -ECANCELED;
 // Batches queued for JS beyond the one it is handling; the rest wait in the spill.
 constexpr size_t kQueuedBatches = 8;
 // Spill limits when startPolling is given none: memory, then the file.
-constexpr double kSpillMemoryBytes = 64.0 * (1 << 20);
+constexpr double kSpillMemoryBytes = 16.0 * (1 << 20);
 constexpr double kSpillFileBytes = 4.0 * (1 << 30);
 // How often the threads look again while waiting (a full spill, a paused output).
 constexpr auto kWaitStep = std::chrono::milliseconds(2);
