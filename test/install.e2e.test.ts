@@ -67,7 +67,7 @@ test('npm pack, npm install -g without compilers or libbpf: tlstap doctor passes
     }
     assert.ok(files.includes('dist/src/cli.js'));
     const unexpected = files.filter(
-      (f) => !/^(dist\/src\/.*\.(js|d\.ts)|native\/(binding\.gyp|src\/.*)|bpf\/tlstap\.h|scripts\/install-native\.js|web\/[^/]+|README\.md|package\.json)$/.test(f) &&
+      (f) => !/^(dist\/src\/.*\.(js|d\.ts)|native\/(binding\.gyp|src\/.*|core\/.*)|bpf\/tlstap\.h|scripts\/install-native\.js|web\/[^/]+|README\.md|package\.json)$/.test(f) &&
         !/^(build\/bpf\/(x64|arm64)\/tlstap\.bpf\.o|prebuilds\/linux-(x64|arm64)\/tlstap\.node)$/.test(f),
     );
     assert.deepEqual(unexpected, []);
