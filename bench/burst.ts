@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNginx } from '../test/support/nginx.js';
 import type { NginxServer } from '../test/support/nginx.js';
-import { startWatchedTlstap } from './common.js';
+import { median, startWatchedTlstap, table } from './common.js';
 import type { TlstapRun } from './common.js';
 
-/** What a burst captures with: nothing, `-w FILE`, or `-f jsonl -o FILE --har FILE`. */
-export type BurstOutputs = 'untraced' | 'pcapng' | 'jsonl-har';
+/** What a burst captures with: nothing, `-w FILE`, `-f jsonl -o FILE --har FILE`, or all three. */
+export type BurstOutputs = 'untraced' | 'pcapng' | 'jsonl-har' | 'all';
 
 /** A served file and the curl copy that fetches it, in a private directory. */
 export interface BurstSetup {
@@ -40,7 +40,7 @@ export interface BurstRound {
   /** Spill peak and longest delay from the summary, when printed. */
   spillPeakBytes?: number;
   spillMaxDelayMs?: number;
-  /** -w only: the response body rebuilt from the pcapng equals the file. */
+  /** With -w: the response body rebuilt from the pcapng equals the file. */
   pcapngBodyOk?: boolean;
 }
 
@@ -141,10 +141,9 @@ export async function burstRound(setup: BurstSetup, outputs: BurstOutputs, neigh
   const tag = `${outputs}-${neighbours}`;
   const body = join(setup.dir, `body-${tag}`);
   const pcap = join(setup.dir, `out-${tag}.pcapng`);
-  const args =
-    outputs === 'pcapng'
-      ? ['-w', pcap, '-f', 'none']
-      : ['-f', 'jsonl', '-o', join(setup.dir, `out-${tag}.jsonl`), '--har', join(setup.dir, `out-${tag}.har`)];
+  const pcapng = outputs === 'pcapng' || outputs === 'all';
+  const jsonlHar = ['-f', 'jsonl', '-o', join(setup.dir, `out-${tag}.jsonl`), '--har', join(setup.dir, `out-${tag}.har`)];
+  const args = outputs === 'pcapng' ? ['-w', pcap, '-f', 'none'] : outputs === 'all' ? ['-w', pcap, ...jsonlHar] : jsonlHar;
   const tlstap = outputs === 'untraced' ? undefined : await startWatchedTlstap(['--comm', setup.comm, ...args, ...tlstapArgs]);
   const stopNeighbours = startNeighbours(neighbours);
   let got: Awaited<ReturnType<typeof download>>;
@@ -164,10 +163,111 @@ export async function burstRound(setup: BurstSetup, outputs: BurstOutputs, neigh
     tlstap: run,
     spillPeakBytes: spill?.peakBytes,
     spillMaxDelayMs: spill?.maxDelayMs,
-    pcapngBodyOk: outputs === 'pcapng' ? pcapngBodyMatches(pcap, setup) : undefined,
+    pcapngBodyOk: pcapng ? pcapngBodyMatches(pcap, setup) : undefined,
   };
   for (const file of [body, pcap]) rmSync(file, { force: true });
   rmSync(join(setup.dir, `out-${tag}.jsonl`), { force: true });
   rmSync(join(setup.dir, `out-${tag}.har`), { force: true });
   return round;
+}
+
+/** The burst configurations' medians over rounds. */
+export interface BurstFigures {
+  outputs: BurstOutputs;
+  neighbours: number;
+  rounds: BurstRound[];
+  downloadMs: number;
+  /** Download time ÷ untraced's, with the same neighbours. */
+  slowdown: number;
+  droppedMedian: number;
+  droppedMax: number;
+  spillPeakMax: number;
+  spillDelayMaxMs: number;
+  rssMax: number;
+  /** Every round's pcapng body equalled the file (pcapng only). */
+  pcapngBodyOk?: boolean;
+  curlOk: boolean;
+}
+
+/** The burst benchmark's whole result. */
+export interface BurstBenchResult {
+  mib: number;
+  figures: BurstFigures[];
+}
+
+const BURST_OUTPUTS: readonly BurstOutputs[] = ['untraced', 'pcapng', 'jsonl-har'];
+const BURST_NEIGHBOURS = [0, 2] as const;
+
+/** Runs every burst configuration `rounds` times, alternating (rotated each round). */
+export async function runBurstBench(opts: { mib: number; rounds: number; log: (s: string) => void }): Promise<BurstBenchResult> {
+  const setup = await setUpBurst(opts.mib);
+  const configs = BURST_NEIGHBOURS.flatMap((neighbours) => BURST_OUTPUTS.map((outputs) => ({ outputs, neighbours })));
+  const byConfig = configs.map(() => [] as BurstRound[]);
+  try {
+    for (let round = 0; round < opts.rounds; round++) {
+      for (let k = 0; k < configs.length; k++) {
+        const i = (k + round) % configs.length;
+        const { outputs, neighbours } = configs[i]!;
+        const r = await burstRound(setup, outputs, neighbours);
+        byConfig[i]!.push(r);
+        opts.log(
+          `burst round ${round + 1}: ${outputs}, ${neighbours} neighbours: ${Math.round(r.downloadMs)} ms` +
+            (r.tlstap ? `, dropped ${r.tlstap.summary?.eventsDropped}, spill ${((r.spillPeakBytes ?? NaN) / 2 ** 20).toFixed(1)} MiB` : ''),
+        );
+      }
+    }
+  } finally {
+    await setup.close();
+  }
+  const max = (xs: number[]): number => Math.max(...xs.map((x) => (Number.isFinite(x) ? x : -Infinity)));
+  const figures = configs.map(({ outputs, neighbours }, i): BurstFigures => {
+    const rounds = byConfig[i]!;
+    const dropped = rounds.map((r) => r.tlstap?.summary?.eventsDropped ?? NaN);
+    return {
+      outputs,
+      neighbours,
+      rounds,
+      downloadMs: median(rounds.map((r) => r.downloadMs)),
+      slowdown: NaN,
+      droppedMedian: median(dropped),
+      droppedMax: max(dropped),
+      spillPeakMax: max(rounds.map((r) => r.spillPeakBytes ?? NaN)),
+      spillDelayMaxMs: max(rounds.map((r) => r.spillMaxDelayMs ?? NaN)),
+      rssMax: max(rounds.map((r) => r.tlstap?.peakRss ?? NaN)),
+      pcapngBodyOk: outputs === 'pcapng' ? rounds.every((r) => r.pcapngBodyOk === true) : undefined,
+      curlOk: rounds.every((r) => r.curlBodyOk),
+    };
+  });
+  for (const f of figures) {
+    const base = figures.find((b) => b.outputs === 'untraced' && b.neighbours === f.neighbours)!;
+    f.slowdown = f.downloadMs / base.downloadMs;
+  }
+  return { mib: opts.mib, figures };
+}
+
+/** The burst table, each figure next to its target. */
+export function formatBurstTable(result: BurstBenchResult): string {
+  const fmtMib = (b: number): string => (Number.isFinite(b) && b >= 0 ? `${(b / 2 ** 20).toFixed(1)} MiB` : '');
+  const mark = (met: boolean): string => (met ? 'met' : 'MISSED');
+  const rows = [['outputs', 'neighbours', 'download ms', 'slowdown', 'events dropped: median (max)', 'spill peak (max)', 'output late by (max)', 'tlstap peak RSS', 'pcapng body sha256', 'curl got the file']];
+  for (const f of result.figures) {
+    const traced = f.outputs !== 'untraced';
+    const dropTarget = f.neighbours > 0 ? ` [0: ${mark(f.droppedMax === 0)}]` : '';
+    rows.push([
+      f.outputs === 'pcapng' ? '-w FILE' : f.outputs === 'jsonl-har' ? '-f jsonl -o FILE --har FILE' : 'untraced',
+      String(f.neighbours),
+      f.downloadMs.toFixed(0),
+      traced ? `${f.slowdown.toFixed(2)}×` : '1.00×',
+      traced ? `${f.droppedMedian} (max ${f.droppedMax})${dropTarget}` : '',
+      traced ? fmtMib(f.spillPeakMax) : '',
+      traced && Number.isFinite(f.spillDelayMaxMs) ? `${(f.spillDelayMaxMs / 1000).toFixed(2)} s` : '',
+      traced ? `${(f.rssMax / 1e6).toFixed(0)} MB [< 300 MB: ${mark(f.rssMax < 300e6)}]` : '',
+      f.pcapngBodyOk === undefined ? '' : f.pcapngBodyOk ? 'equal [met]' : 'DIFFERS [MISSED]',
+      f.curlOk ? 'yes' : 'NO',
+    ]);
+  }
+  return (
+    `Burst: nginx serves ${result.mib} MiB to curl over loopback, unpaced; neighbours are busy-looping shells; ` +
+    `medians of ${result.figures[0]?.rounds.length ?? 0} rounds\n${table(rows)}`
+  );
 }

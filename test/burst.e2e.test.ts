@@ -1,4 +1,5 @@
-// End-to-end, as root: an unpaced download captured while two CPU-bound neighbours share the CPUs.
+// End-to-end, as root: an unpaced download captured into every output at once (issue 16's
+// reproduction) while two CPU-bound neighbours share the CPUs.
 // The native poller moves records into the spill as fast as they come; the outputs catch up late
 // but complete: nothing dropped, the body rebuilt from the pcapng equals the file.
 import { test } from 'node:test';
@@ -8,11 +9,11 @@ import { requireRoot } from './support/privileges.js';
 
 const MIB = Number(process.env.TLSTAP_E2E_BURST_MIB ?? 128);
 
-test(`a ${MIB} MiB unpaced download beside two CPU burners: 0 dropped, the pcapng body equals the file, the spill held the backlog`, async (t) => {
+test(`a ${MIB} MiB unpaced download beside two CPU burners, captured with -w, -f jsonl -o and --har: 0 dropped, the pcapng body equals the file, the spill held the backlog`, async (t) => {
   if (!requireRoot(t)) return;
   const setup = await setUpBurst(MIB);
   try {
-    const round = await burstRound(setup, 'pcapng', 2);
+    const round = await burstRound(setup, 'all', 2);
     const run = round.tlstap!;
     assert.equal(run.code, 0, run.stderr);
     assert.ok(round.curlBodyOk, `curl got the whole file (exit ${round.curlCode})`);
