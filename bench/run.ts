@@ -8,6 +8,8 @@
 //   --replay-mb 512 (BENCH_REPLAY_MB)     --from bench/results/FILE.json  (print an earlier run's tables)
 //   --configs floor,bpf-only,jsonl      (a subset, while working on one figure; default: all)
 //   --sizes 1k                          (1k, 16k; default: both)
+//   --burst                             the burst only: an unpaced nginx → curl download, with and without
+//   --burst-mib 256 (BENCH_BURST_MIB)   two CPU-bound neighbours (also run by the live benchmark)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -32,6 +34,8 @@ import type { LoadgenResult, Target, TlstapRun } from './common.js';
 import { PROGRAMS, bpfNsPerCall, enableBpfStats, nsPerRun, programCosts } from './bpf-stats.js';
 import type { ProgramCost, ProgramName } from './bpf-stats.js';
 import { formatReplayTable, replayOptionsFrom, runReplayBench } from './replay.js';
+import { formatBurstTable, runBurstBench } from './burst.js';
+import type { BurstBenchResult } from './burst.js';
 import type { ReplayBenchResult } from './replay.js';
 
 type ConfigName = 'untraced' | 'floor' | 'bpf only' | 'tlstap jsonl' | 'tlstap pcapng';
@@ -378,6 +382,7 @@ function reprint(file: string): void {
   const report = JSON.parse(readFileSync(file, 'utf8')) as {
     live?: { results: SizeResult[]; elfParseMs: number; nodeStartMs?: number };
     replay?: ReplayBenchResult;
+    burst?: BurstBenchResult;
     rounds: number;
   };
   if (report.live) {
@@ -389,6 +394,7 @@ function reprint(file: string): void {
     if (report.live.nodeStartMs !== undefined) process.stdout.write(`node -e 0: ${fmt(report.live.nodeStartMs, 0)} ms\n`);
   }
   if (report.replay) process.stdout.write(`\n${formatReplayTable(report.replay)}\n`);
+  if (report.burst) process.stdout.write(`\n${formatBurstTable(report.burst)}\n`);
 }
 
 async function main(): Promise<void> {
@@ -398,8 +404,9 @@ async function main(): Promise<void> {
     reprint(args[from + 1] ?? '');
     return;
   }
-  const onlyReplay = args.includes('--replay');
-  const onlyLive = args.includes('--live');
+  const onlyBurst = args.includes('--burst');
+  const onlyReplay = args.includes('--replay') || onlyBurst;
+  const onlyLive = args.includes('--live') || onlyBurst;
   const rounds = arg(args, '--rounds', 'BENCH_ROUNDS', 3);
   const allSizes = [
     { name: '1k', size: 1024, calls: arg(args, '--n1k', 'BENCH_N_1K', 200_000) },
@@ -417,7 +424,7 @@ async function main(): Promise<void> {
     rounds,
   };
 
-  if (!onlyReplay) {
+  if (!onlyReplay && !onlyBurst) {
     const build = spawnSync('bash', [join(ROOT, 'bench/build.sh')], { encoding: 'utf8' });
     if (build.status !== 0) throw new Error(`bench/build.sh failed:\n${build.stderr}`);
     log(`live: ${LOADGEN}; ${rounds} rounds, alternating`);
@@ -445,6 +452,11 @@ async function main(): Promise<void> {
     const caBundle = process.env.NODE_EXTRA_CA_CERTS ? `, with NODE_EXTRA_CA_CERTS=${process.env.NODE_EXTRA_CA_CERTS} set` : '';
     process.stdout.write(`node's own start and exit (node -e 0${caBundle}): ${fmt(live.nodeStartMs, 0)} ms of every start → capturing figure\n`);
     report.elfParseTarget = elf;
+  }
+  if (!onlyReplay || onlyBurst) {
+    const burst: BurstBenchResult = await runBurstBench({ mib: arg(args, '--burst-mib', 'BENCH_BURST_MIB', 256), rounds, log });
+    report.burst = burst;
+    process.stdout.write(`\n${formatBurstTable(burst)}\n`);
   }
   if (!onlyLive) {
     const replay: ReplayBenchResult = await runReplayBench({ ...replayOptionsFrom(args), rounds, log });

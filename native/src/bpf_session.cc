@@ -1,6 +1,7 @@
 #include "bpf_session.h"
 
 #include "errors.h"
+#include "spill.h"
 #include "tlstap.h"
 #include "tlstap_core.h"
 
@@ -14,9 +15,13 @@ namespace {
 
 // What OnSample returns to end a consume call early (the core stops at a negative return).
 constexpr int kStopConsuming = -ECANCELED;
-// Batches waiting for JS; when JS is this far behind, the polling thread waits and the kernel
-// counts what the ring buffer cannot hold.
+// Batches queued for JS beyond the one it is handling; the rest wait in the spill.
 constexpr size_t kQueuedBatches = 8;
+// Spill limits when startPolling is given none: memory, then the file.
+constexpr double kSpillMemoryBytes = 16.0 * (1 << 20);
+constexpr double kSpillFileBytes = 4.0 * (1 << 30);
+// How often the threads look again while waiting (a full spill, a paused output).
+constexpr auto kWaitStep = std::chrono::milliseconds(2);
 // The largest record the program writes, with its length frame in a batch.
 constexpr size_t kMaxRecordBytes = sizeof(uint32_t) + sizeof(struct tlstap_data_event) + TLSTAP_CHUNK_SIZE;
 // Room for the keys of a per-CPU array summed by sumPercpuArray.
@@ -57,6 +62,7 @@ Napi::Function BpfSession::Define(Napi::Env env)
 				   InstanceMethod("startPolling", &BpfSession::StartPolling),
 				   InstanceMethod("stopPolling", &BpfSession::StopPolling),
 				   InstanceMethod("pausePolling", &BpfSession::PausePolling),
+				   InstanceMethod("spillStats", &BpfSession::SpillStats),
 				   InstanceMethod("releaseBatch", &BpfSession::ReleaseBatch),
 				   InstanceMethod("sumPercpuArray", &BpfSession::SumPercpuArray),
 				   InstanceMethod("detachAll", &BpfSession::DetachAll),
@@ -257,21 +263,47 @@ int BpfSession::OnSample(void *ctx, const void *data, size_t size)
 	self->batch_count_++;
 	if (self->batch_->size() >= self->batch_limit_)
 		self->FlushBatch();
-	// Under sustained load one consume call never runs out of records: a pause asked for by JS
-	// must end it here, or the outputs' backpressure never reaches the ring buffer.
-	return self->paused_.load(std::memory_order_relaxed) ? kStopConsuming : 0;
+	return 0;
 }
 
-// Hands the current batch to JS. Blocks while JS is behind (bounded queue): the kernel then
-// counts what the full ring buffer cannot take, rather than this process growing without bound.
+// Moves the current batch into the spill. While the spill is full this thread waits, the ring
+// buffer fills, and the kernel counts what it cannot hold: nothing is lost in this process.
 void BpfSession::FlushBatch()
 {
-	if (!batch_)
+	if (!batch_ || batch_count_ == 0)
 		return;
-	auto *delivery = new Delivery{batch_, pool_, batch_count_};
-	batch_ = nullptr;
+	while (tlstap_spill_push(spill_, batch_->data(), batch_->size(), batch_count_) != 0 && !abort_.load())
+		std::this_thread::sleep_for(kWaitStep);
+	batch_->clear();
 	batch_count_ = 0;
-	auto deliver = [](Napi::Env env, Napi::Function callback, Delivery *d) {
+}
+
+void BpfSession::PollLoop()
+{
+	while (!stop_.load(std::memory_order_relaxed)) {
+		int ret = tlstap_core_poll(core_, poll_timeout_ms_);
+		if (ret < 0 && ret != -EINTR && ret != kStopConsuming) {
+			poll_error_ = -ret;
+			break;
+		}
+		// The program wakes us only for a backlog; what came in quietly is read on the timer.
+		ret = tlstap_core_consume(core_);
+		if (ret < 0 && ret != kStopConsuming) {
+			poll_error_ = -ret;
+			break;
+		}
+		FlushBatch();
+	}
+	// Whatever the kernel wrote before stop (probes are detached first) is still delivered.
+	tlstap_core_consume(core_);
+	FlushBatch();
+	tlstap_spill_close(spill_);
+}
+
+// Hands a batch to JS: blocks while JS has kQueuedBatches waiting.
+static void Deliver(Napi::ThreadSafeFunction &deliver, Delivery *delivery)
+{
+	auto call = [](Napi::Env env, Napi::Function callback, Delivery *d) {
 		std::unique_ptr<Delivery> delivery(d);
 		if (env == nullptr) { // the function is being torn down: nobody to deliver to
 			d->pool->Give(d->data);
@@ -295,37 +327,37 @@ void BpfSession::FlushBatch()
 			owner);
 		callback.Call({buffer, Napi::Number::New(env, count)});
 	};
-	if (deliver_.BlockingCall(delivery, deliver) != napi_ok) {
-		pool_->Give(delivery->data);
+	if (deliver.BlockingCall(delivery, call) != napi_ok) {
+		delivery->pool->Give(delivery->data);
 		delete delivery;
 	}
 }
 
-void BpfSession::PollLoop()
+// Takes batches out of the spill, oldest first, while the outputs keep up (not paused), until
+// the poller closed the spill and it is empty.
+void BpfSession::DeliverLoop()
 {
-	while (!stop_.load(std::memory_order_relaxed)) {
+	while (!abort_.load()) {
 		if (paused_.load(std::memory_order_relaxed)) {
-			// The outputs are behind: leave the records in the ring buffer, where the kernel
-			// counts what does not fit, instead of queueing them in this process.
-			std::this_thread::sleep_for(std::chrono::milliseconds(2));
+			std::this_thread::sleep_for(kWaitStep);
 			continue;
 		}
-		int ret = tlstap_core_poll(core_, poll_timeout_ms_);
-		if (ret < 0 && ret != -EINTR && ret != kStopConsuming) {
-			poll_error_ = -ret;
-			break;
+		size_t len = tlstap_spill_wait(spill_, poll_timeout_ms_);
+		if (len == 0) {
+			if (tlstap_spill_done(spill_))
+				break;
+			continue;
 		}
-		// The program wakes us only for a backlog; what came in quietly is read on the timer.
-		ret = tlstap_core_consume(core_);
-		if (ret < 0 && ret != kStopConsuming) {
-			poll_error_ = -ret;
-			break;
+		BatchPool::Batch *batch = pool_->Take();
+		batch->resize(len);
+		uint32_t count = 0;
+		long got = tlstap_spill_pop(spill_, batch->data(), batch->size(), &count);
+		if (got <= 0) { // a read error: counted by the spill (lost_*)
+			pool_->Give(batch);
+			continue;
 		}
-		FlushBatch();
+		Deliver(deliver_, new Delivery{batch, pool_, count});
 	}
-	// Whatever the kernel wrote before stop (probes are detached first) is still delivered.
-	tlstap_core_consume(core_);
-	FlushBatch();
 	deliver_.Release();
 }
 
@@ -343,9 +375,17 @@ Napi::Value BpfSession::StartPolling(const Napi::CallbackInfo &info)
 	Check(env, tlstap_core_ring_open(core_, map_name.c_str(), OnSample, this));
 	batch_limit_ = opts.Get("batchBytes").As<Napi::Number>().Uint32Value();
 	poll_timeout_ms_ = opts.Get("timeoutMs").As<Napi::Number>().Int32Value();
+	auto limit = [&](const char *key, double fallback) {
+		Napi::Value v = opts.Get(key);
+		return static_cast<uint64_t>(v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback);
+	};
+	struct tlstap_spill_limits limits = {limit("spillMemoryBytes", kSpillMemoryBytes), limit("spillFileBytes", kSpillFileBytes), nullptr};
 	// Room for the limit and the record that crosses it: a batch is never reallocated. Enough
 	// idle batches are kept for the queue to JS to cycle without allocating.
 	pool_ = std::make_shared<BatchPool>(batch_limit_ + kMaxRecordBytes, kQueuedBatches + 2);
+	spill_ = tlstap_spill_new(&limits);
+	if (!spill_)
+		ThrowBpfError(env, "tlstap_spill_new", errno, map_name);
 
 	auto *stopped = new Napi::Promise::Deferred(env);
 	Napi::Promise promise = stopped->Promise();
@@ -354,9 +394,11 @@ Napi::Value BpfSession::StartPolling(const Napi::CallbackInfo &info)
 	Ref();
 	deliver_ = Napi::ThreadSafeFunction::New(
 		env, on_batch, "tlstap-ring-buffer", kQueuedBatches, 1, stopped, [this](Napi::Env env, Napi::Promise::Deferred *done) {
-			// Runs on the JS thread once the polling thread released the function.
+			// Runs on the JS thread once the delivery thread released the function.
 			if (poller_.joinable())
 				poller_.join();
+			if (deliverer_.joinable())
+				deliverer_.join();
 			polling_ = false;
 			Unref();
 			if (poll_error_)
@@ -367,6 +409,7 @@ Napi::Value BpfSession::StartPolling(const Napi::CallbackInfo &info)
 		});
 	polling_ = true;
 	poller_ = std::thread(&BpfSession::PollLoop, this);
+	deliverer_ = std::thread(&BpfSession::DeliverLoop, this);
 	// Resolves after the final batch was delivered; with an error string if polling failed.
 	return promise;
 }
@@ -378,10 +421,37 @@ Napi::Value BpfSession::StopPolling(const Napi::CallbackInfo &info)
 	return info.Env().Undefined();
 }
 
-// pausePolling(paused): stops or resumes reading the ring buffer (backpressure from the outputs).
+// pausePolling(paused): stops or resumes delivery to JS (backpressure from the outputs); the
+// ring buffer is still read, into the spill.
 void BpfSession::PausePolling(const Napi::CallbackInfo &info)
 {
 	paused_ = info[0].As<Napi::Boolean>().Value();
+}
+
+// spillStats() -> {bytes, fileBytes, peakBytes, peakFileBytes, delayMs, maxDelayMs, fullWaits,
+// lostBlocks, lostBytes, lostRecords, fileError}: undefined before startPolling.
+Napi::Value BpfSession::SpillStats(const Napi::CallbackInfo &info)
+{
+	Napi::Env env = info.Env();
+	if (!spill_)
+		return env.Undefined();
+	struct tlstap_spill_stats st;
+	tlstap_spill_get_stats(spill_, &st);
+	Napi::Object out = Napi::Object::New(env);
+	auto num = [&](const char *key, double v) { out.Set(key, Napi::Number::New(env, v)); };
+	num("bytes", static_cast<double>(st.bytes));
+	num("fileBytes", static_cast<double>(st.file_bytes));
+	num("peakBytes", static_cast<double>(st.peak_bytes));
+	num("peakFileBytes", static_cast<double>(st.peak_file_bytes));
+	num("delayMs", static_cast<double>(st.delay_ns) / 1e6);
+	num("maxDelayMs", static_cast<double>(st.max_delay_ns) / 1e6);
+	num("fullWaits", static_cast<double>(st.full_waits));
+	num("lostBlocks", static_cast<double>(st.lost_blocks));
+	num("lostBytes", static_cast<double>(st.lost_bytes));
+	num("lostRecords", static_cast<double>(st.lost_tags));
+	if (st.file_error)
+		out.Set("fileError", Napi::String::New(env, strerror(st.file_error)));
+	return out;
 }
 
 // releaseBatch(buffer): JS is done with a batch. Detaching its memory frees it at once (the
@@ -460,14 +530,20 @@ void BpfSession::ReleaseAll()
 	tlstap_core_detach_all(core_);
 	if (poller_.joinable()) {
 		stop_ = true;
+		abort_ = true;
 		// Only reached when JS never waited for the stop (teardown): the function is aborted
-		// so a blocked delivery returns, then the thread ends.
+		// so a blocked delivery returns, then the threads end.
 		deliver_.Abort();
 		poller_.join();
+		if (deliverer_.joinable())
+			deliverer_.join();
 	}
 	if (batch_)
 		pool_->Give(batch_);
 	batch_ = nullptr;
+	// The spill outlives close() until here: its stats stay readable after the stop.
+	tlstap_spill_free(spill_);
+	spill_ = nullptr;
 	tlstap_core_close(core_);
 	core_ = nullptr;
 }

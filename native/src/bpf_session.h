@@ -11,6 +11,7 @@
 #include <vector>
 
 struct tlstap_core;
+struct tlstap_spill;
 
 namespace tlstap {
 
@@ -35,6 +36,7 @@ private:
 	Napi::Value StartPolling(const Napi::CallbackInfo &info);
 	Napi::Value StopPolling(const Napi::CallbackInfo &info);
 	void PausePolling(const Napi::CallbackInfo &info);
+	Napi::Value SpillStats(const Napi::CallbackInfo &info);
 	void ReleaseBatch(const Napi::CallbackInfo &info);
 	Napi::Value SumPercpuArray(const Napi::CallbackInfo &info);
 	Napi::Value DetachAll(const Napi::CallbackInfo &info);
@@ -44,6 +46,8 @@ private:
 	static int OnSample(void *ctx, const void *data, size_t size);
 	void PollLoop();
 	void FlushBatch();
+	// Delivery thread side: takes batches from the spill to JS at JS's pace.
+	void DeliverLoop();
 
 	void RequireOpen(Napi::Env env, const char *op) const;
 	// Throws the core's last failure when ret is a negative errno; returns ret.
@@ -54,8 +58,11 @@ private:
 	bool loading_ = false; // loadAsync() is running: nothing else may touch core_
 
 	std::thread poller_;
+	std::thread deliverer_;
 	std::atomic<bool> stop_{false};
-	std::atomic<bool> paused_{false};
+	std::atomic<bool> abort_{false}; // teardown: nobody waits for the rest
+	std::atomic<bool> paused_{false}; // the outputs are behind: delivery waits, the spill grows
+	struct tlstap_spill *spill_ = nullptr; // between the two threads (native/core/spill.h)
 	bool polling_ = false;
 	Napi::ThreadSafeFunction deliver_;
 	size_t batch_limit_ = 0; // set by startPolling (batchBytes)

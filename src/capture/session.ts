@@ -10,6 +10,7 @@ import { ensureTracefs } from './tracefs.js';
 import { kernelBtfSource, writeEmptyBtf } from './btf.js';
 import { countersFromValues } from '../events/counters.js';
 import type { KernelCounters } from '../events/counters.js';
+import type { SpillStats } from '../events/types.js';
 
 export type { KernelCounters } from '../events/counters.js';
 
@@ -216,6 +217,10 @@ export class LoadedProgram {
 export class CaptureSession {
   private polling: Promise<string | undefined> | undefined;
   private closed = false;
+  /** The native session is closed (after the final batch): nothing may call it. */
+  private released = false;
+  /** The spill as the stop left it (the native session is closed then). */
+  private finalSpill: SpillStats | undefined;
 
   private constructor(
     private readonly native: NativeBpfSession,
@@ -263,9 +268,15 @@ export class CaptureSession {
     return probes;
   }
 
-  /** Stops or resumes reading the ring buffer (while outputs are behind, the kernel buffers and counts). */
+  /** Stops or resumes delivery (while outputs are behind, records wait in the spill, then in the ring buffer, where the kernel counts). */
   pause(paused: boolean): void {
-    if (!this.closed) this.native.pausePolling(paused);
+    // Also while stopping: the spill drains at the outputs' pace.
+    if (!this.released) this.native.pausePolling(paused);
+  }
+
+  /** The spill now (after stop: as it ended); undefined where the session has none. */
+  spill(): SpillStats | undefined {
+    return this.closed ? this.finalSpill : this.native.spillStats?.();
   }
 
   /**
@@ -289,10 +300,12 @@ export class CaptureSession {
     if (this.closed) throw new Error('capture session already stopped');
     this.closed = true;
     await this.native.detachAll();
-    this.native.pausePolling(false);
+    // Delivery still follows the outputs' pace (a failed output resolves its drain at once).
     this.native.stopPolling();
     const pollError = await this.polling;
     const final = this.counters();
+    this.finalSpill = this.native.spillStats?.();
+    this.released = true;
     this.native.close();
     if (pollError) throw new Error(`polling the ring buffer failed: ${pollError}`);
     return final;

@@ -11,6 +11,7 @@ import { missingCapabilityMessage } from '../doctor/index.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
 import type { CallSink, CaptureContext, CaptureStats, ConnectionInfo, TlsCall } from '../events/types.js';
 import { addressFilter, parseIpAddress } from '../events/addresses.js';
+import { formatSpillNow } from '../output/index.js';
 import { openOutputs, outputPaths } from './outputs.js';
 import { checkDistinctPaths } from '../util/private-file.js';
 import type { Outputs } from './outputs.js';
@@ -129,6 +130,8 @@ export class LiveCapture {
   private constructor(
     readonly session: CaptureSession,
     readonly pipeline: CallPipeline,
+    /** Delivery's pacing by the outputs (start()). */
+    private readonly pacing: OutputPacing,
   ) {}
 
   /**
@@ -150,32 +153,23 @@ export class LiveCapture {
       // call; connections that learn them later (a memory BIO) are decided here.
       keepAddress: addressFilter(opts.port, opts.host === undefined ? undefined : parseIpAddress(opts.host)),
     });
-    // Slow outputs pause the reading of the ring buffer: memory stays bounded and the kernel
-    // counts whatever does not fit, so nothing is lost without a trace.
-    let paused = false;
     let session: CaptureSession | undefined;
+    const pacing = new OutputPacing(pipeline, (paused) => session?.pause(paused));
     // The pipeline copies whatever it keeps past a batch, so the batch's memory can go back to the
     // poller at once; the --record writer keeps batches until they are written.
     const releaseBatches = parts.recorder === undefined;
     const onBatch = (batch: Buffer, count: number) => {
       pipeline.onBatch(batch, count);
       if (releaseBatches) session?.release(batch);
-      const backlog = paused ? undefined : pipeline.backlog();
-      if (!backlog || !session) return;
-      paused = true;
-      session.pause(true);
-      void backlog.then(() => {
-        paused = false;
-        session?.pause(false);
-      });
+      pacing.afterBatch();
     };
     session = (program ?? LoadedProgram.loadSync(kernelSettings(opts))).attach(parts.targets, onBatch);
-    return new LiveCapture(session, pipeline);
+    return new LiveCapture(session, pipeline, pacing);
   }
 
   /** Stats so far (kernel counters read now). */
   stats(): CaptureStats {
-    return this.pipeline.stats(this.session.counters());
+    return { ...this.pipeline.stats(this.session.counters()), spill: this.session.spill() };
   }
 
   /**
@@ -183,17 +177,63 @@ export class LiveCapture {
    * The sinks stay open for a last word (the jsonl summary); close() closes them.
    */
   async stop(): Promise<CaptureStats> {
+    const stalled = this.pacing.stopping();
     try {
       this.finalCounters = await this.session.stop();
     } finally {
+      stalled();
       this.pipeline.flush();
     }
-    return this.pipeline.stats(this.finalCounters);
+    return { ...this.pipeline.stats(this.finalCounters), spill: this.session.spill() };
   }
 
   /** Flushes and closes every sink and the recorder. */
   close(): Promise<void> {
     return this.pipeline.close();
+  }
+}
+
+/** How long, once stopping, an output may take nothing before delivery stops waiting for it. */
+const STOP_STALL_MS = 1000;
+
+/**
+ * Slow outputs pause delivery: records wait in the native spill (memory, then a file), and once
+ * that is full in the ring buffer, where the kernel counts whatever does not fit. While stopping,
+ * an output that takes nothing for STOP_STALL_MS (a stalled reader of stdout) no longer holds the
+ * rest back: what is left is delivered, and that output buffers it or gives up (signals.ts).
+ */
+class OutputPacing {
+  private paused = false;
+  private pausedAt = 0;
+  private unpaced = false;
+
+  constructor(
+    private readonly pipeline: CallPipeline,
+    private readonly pause: (paused: boolean) => void,
+  ) {}
+
+  /** After each batch: pause while an output is behind, resume once every one caught up. */
+  afterBatch(): void {
+    const backlog = this.paused || this.unpaced ? undefined : this.pipeline.backlog();
+    if (!backlog) return;
+    this.set(true);
+    void backlog.then(() => this.set(false));
+  }
+
+  /** The capture is stopping: watch for a stalled output; returns the end of the watch. */
+  stopping(): () => void {
+    const timer = setInterval(() => {
+      if (!this.paused || performance.now() - this.pausedAt < STOP_STALL_MS) return;
+      this.unpaced = true;
+      this.set(false);
+    }, STOP_STALL_MS / 4);
+    return () => clearInterval(timer);
+  }
+
+  private set(paused: boolean): void {
+    this.paused = paused;
+    this.pausedAt = performance.now();
+    this.pause(paused);
   }
 }
 
@@ -341,7 +381,9 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     opts.pid === undefined ? watchReplacedFiles(targets, (t, index) => live.session.attachFile(t, index), (line) => stderr.write(`${line}\n`)) : undefined;
   const stopReason = await waitForStop(opts, capture, signals, onAllFailed, stderr);
   stopWatching?.();
-  stderr.write(`tlstap: stopping (${stopReason}): detaching ${capture.session.probeCount} probes, draining the ring buffer\n`);
+  const waiting = capture.session.spill();
+  const spilled = waiting && waiting.bytes > 0 ? ` and the spill (${formatSpillNow(waiting)})` : '';
+  stderr.write(`tlstap: stopping (${stopReason}): detaching ${capture.session.probeCount} probes, draining the ring buffer${spilled}\n`);
   let stats: CaptureStats | undefined;
   let failure: unknown;
   try {

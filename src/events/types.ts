@@ -126,6 +126,28 @@ export interface CaptureContext {
   wallClockNs(monotonicNs: bigint): bigint;
 }
 
+/** The live capture's spill: records read from the ring buffer, waiting for the outputs (native/core/spill.h). */
+export interface SpillStats {
+  /** Bytes held now, in memory and in the file. */
+  bytes: number;
+  /** Of which in the file. */
+  fileBytes: number;
+  /** The most held at once. */
+  peakBytes: number;
+  peakFileBytes: number;
+  /** How long the oldest record held has waited: how late the output is now. */
+  delayMs: number;
+  /** The longest any record waited. */
+  maxDelayMs: number;
+  /** Times the spill was full: the poller waited while the ring buffer filled (its drops are the kernel's count). */
+  fullWaits: number;
+  /** Records the spill file could not give back (a read error), and their bytes. */
+  lostRecords: number;
+  lostBytes: number;
+  /** Why the spill file could not be made or written, if it could not. */
+  fileError?: string;
+}
+
 /** Totals for the end-of-run summary; every loss has its own count. */
 export interface CaptureStats {
   calls: number;
@@ -157,6 +179,8 @@ export interface CaptureStats {
   unaddressedExcluded?: number;
   /** Who they were, the first few: `comm (pid P, connection C): reason`. */
   unaddressedExcludedNames?: string[];
+  /** Live capture: what waited between the ring buffer and the outputs. */
+  spill?: SpillStats;
 }
 
 /** A consumer of joined calls: an output format or a file writer. */

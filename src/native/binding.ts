@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../util/package-root.js';
+import type { SpillStats } from '../events/types.js';
 
 /** A libbpf failure: the operation, the errno and libbpf's last messages (e.g. the verifier log). */
 export class BpfError extends Error {
@@ -70,11 +71,13 @@ export interface NativeBpfSession {
   startPolling(
     ringMap: string,
     onBatch: (batch: Buffer, count: number) => void,
-    options: { batchBytes: number; timeoutMs: number },
+    options: { batchBytes: number; timeoutMs: number; spillMemoryBytes?: number; spillFileBytes?: number },
   ): Promise<string | undefined>;
   stopPolling(): void;
-  /** Stops (true) or resumes (false) reading the ring buffer: backpressure from slow outputs. */
+  /** Stops (true) or resumes (false) delivery: backpressure from slow outputs (the ring buffer is still read, into the spill). */
   pausePolling(paused: boolean): void;
+  /** The spill between the ring buffer and JS; undefined before polling, or where there is none (remote). */
+  spillStats?(): SpillStats | undefined;
   /** JS is done with a batch it was given: its memory is freed now (views of it become empty). */
   releaseBatch(batch: Buffer): void;
   sumPercpuArray(map: string): bigint[];

@@ -11,7 +11,7 @@ export { isBrokenPipe } from './batch.js';
 export type { OutputStream } from './batch.js';
 export { summaryRecord } from './jsonl.js';
 export type { ConnectionRecord, ConnectionRecordConn, DataRecord, SummaryRecord } from './jsonl.js';
-export { formatBytes, formatStatsLine, formatSummary } from './summary.js';
+export { formatBytes, formatSpillNow, formatStatsLine, formatSummary } from './summary.js';
 export { escapePayload } from './escape.js';
 export { hexdump } from './hexdump.js';
 export { previewEnd } from './escape.js';

@@ -84,6 +84,12 @@ export interface SummaryRecord {
   /** Connections --port/--host left out because their addresses never became known, and who they were. */
   unaddressed_excluded?: number;
   unaddressed_excluded_names?: string[];
+  /** Live capture: the spill at its fullest, and the longest a record waited in it. */
+  spill_peak_bytes?: number;
+  spill_peak_file_bytes?: number;
+  spill_max_delay_ms?: number;
+  spill_full_waits?: number;
+  spill_lost_records?: number;
 }
 
 /** The summary object for the end of a jsonl stream (write it as one JSON line). */
@@ -110,6 +116,15 @@ export function summaryRecord(stats: CaptureStats): SummaryRecord {
         }),
     ...(stats.unaddressedExcluded
       ? { unaddressed_excluded: stats.unaddressedExcluded, unaddressed_excluded_names: stats.unaddressedExcludedNames ?? [] }
+      : {}),
+    ...(stats.spill
+      ? {
+          spill_peak_bytes: stats.spill.peakBytes,
+          spill_peak_file_bytes: stats.spill.peakFileBytes,
+          spill_max_delay_ms: Math.round(stats.spill.maxDelayMs),
+          spill_full_waits: stats.spill.fullWaits,
+          spill_lost_records: stats.spill.lostRecords,
+        }
       : {}),
   };
 }

@@ -1,6 +1,6 @@
 // What tlstap tells the user on stderr: the end-of-run summary and the once-a-second -v line.
 
-import type { CaptureStats } from '../events/types.js';
+import type { CaptureStats, SpillStats } from '../events/types.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
 
@@ -33,6 +33,7 @@ export function formatSummary(stats: CaptureStats): string {
     `  bytes truncated: ${stats.bytesTruncated}\n` +
     `  read faults:     ${stats.readFaults} (${plural(stats.readFaultBytes, 'byte', 'bytes')})\n`;
   if (stats.connections !== undefined) out += `  connections:     ${stats.connections}\n`;
+  if (stats.spill) out += `  spill peak:      ${formatSpillPeak(stats.spill)}\n`;
   const others: [number | undefined, string][] = [
     [stats.missingCalls, 'calls of a connection never arrived (dropped); their connection went on without them'],
     [stats.untrackedCalls, 'calls came without a connection (the kernel connection map was full): raise --connections'],
@@ -55,6 +56,7 @@ export function formatSummary(stats: CaptureStats): string {
       `${formatBytes(stats.bytesDropped)} of plaintext never reached tlstap: ` +
       'give it a bigger --ring-buffer\n';
   }
+  out += spillWarnings(stats.spill);
   if (stats.bytesTruncated > 0) {
     out +=
       `warning: ${formatBytes(stats.bytesTruncated)} beyond the per-call cap were not copied: ` +
@@ -67,6 +69,33 @@ export function formatSummary(stats: CaptureStats): string {
       'these bytes cannot be recovered\n';
   }
   return out.slice(0, -1);
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+}
+
+/** The spill at its fullest: `80 MiB (16 MiB in its file); output up to 1.25 s late`. */
+export function formatSpillPeak(spill: SpillStats): string {
+  return `${formatBytes(spill.peakBytes)} (${formatBytes(spill.peakFileBytes)} in its file); output up to ${seconds(spill.maxDelayMs)} late`;
+}
+
+/** The spill now: `12 MiB, 0.40 s behind`. */
+export function formatSpillNow(spill: SpillStats): string {
+  return `${formatBytes(spill.bytes)}, ${seconds(spill.delayMs)} behind`;
+}
+
+function spillWarnings(spill: SpillStats | undefined): string {
+  if (!spill) return '';
+  let out = '';
+  if (spill.fullWaits > 0) {
+    out += `warning: the spill was full ${plural(spill.fullWaits, 'time', 'times')} (${formatBytes(spill.peakBytes)}): the outputs could not keep up; drops above are what the ring buffer could not hold meanwhile\n`;
+  }
+  if (spill.fileError !== undefined) out += `warning: the spill file failed (${spill.fileError}): only memory was used; set TMPDIR to a writable directory with room\n`;
+  if (spill.lostRecords > 0) {
+    out += `warning: ${plural(spill.lostRecords, 'record', 'records')} (${formatBytes(spill.lostBytes)}) could not be read back from the spill file and are lost\n`;
+  }
+  return out;
 }
 
 /** Zero totals, the baseline for the first stats line. */
@@ -101,6 +130,7 @@ export function formatStatsLine(
     `dropped ${stats.eventsDropped} events${grew(stats.eventsDropped, prev.eventsDropped)}, ` +
     `${formatBytes(stats.bytesDropped)}${grew(stats.bytesDropped, prev.bytesDropped, formatBytes)} | ` +
     `truncated ${formatBytes(stats.bytesTruncated)}${grew(stats.bytesTruncated, prev.bytesTruncated, formatBytes)} | ` +
-    `read faults ${stats.readFaults}${grew(stats.readFaults, prev.readFaults)}`
+    `read faults ${stats.readFaults}${grew(stats.readFaults, prev.readFaults)}` +
+    (stats.spill ? ` | spill ${formatSpillNow(stats.spill)}` : '')
   );
 }
