@@ -19,6 +19,7 @@ import {
   dedupeTargets,
   fileTarget,
   GoProgramError,
+  goProbeTarget,
   formatGoNotice,
   goProgramMessage,
   onlyGoProgramsError,
@@ -44,10 +45,11 @@ export interface CaptureResult {
   targets: ProbeTarget[];
 }
 
-/** The files to probe, the ones that cannot be and why, the Go programs found (not captured yet), and -p's blindspots. */
+/** The files to probe, the ones that cannot be and why, the Go programs found, and -p's blindspots. */
 export interface ResolvedTargets {
   targets: ProbeTarget[];
   skipped: SkippedFile[];
+  /** Go programs found; with `goTargets`, only the ones not captured (captured ones are among the targets). */
   goPrograms: GoProgram[];
   /** What -p's process does that its targets will not show. */
   blindspots: Blindspot[];
@@ -58,6 +60,8 @@ export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & {
   flavour?: boolean;
   /** Found Go programs are enough (`libs` lists them); else finding nothing but them is an error that names them. */
   goProgramsSuffice?: boolean;
+  /** Captured Go programs become targets with their probe plan (a capture), rather than being only told about (`libs`). */
+  goTargets?: boolean;
 };
 
 /** Finds the files to probe for these options, and the ones that cannot be; errors say what was looked for. */
@@ -72,10 +76,16 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
     const target = await libTarget(lib, flavour, onGoProgram);
     if (target !== undefined) found.push(target);
   }
-  const targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
+  let targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
+  if (opts.goTargets) {
+    const source = (p: GoProgram) => (opts.lib.includes(p.displayPath) ? 'lib-option' : opts.pid !== undefined ? 'process' : 'executable');
+    const captured = goPrograms.filter((p) => p.status === 'captured');
+    targets = dedupeTargets([...targets, ...(await Promise.all(captured.map((p) => goProbeTarget(p, source(p)))))]);
+    goPrograms.splice(0, goPrograms.length, ...goPrograms.filter((p) => p.status !== 'captured'));
+  }
   const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
   // A Go program's own message wins over the blindspots (its crypto/tls also looks like TLS linked in).
-  if (targets.length === 0 && goPrograms.length > 0) {
+  if (targets.length === 0 && goPrograms.length > 0 && !goPrograms.some((p) => p.status === 'captured')) {
     if (opts.goProgramsSuffice) return { targets, skipped, goPrograms, blindspots: [] };
     throw onlyGoProgramsError(where, goPrograms);
   }
@@ -284,7 +294,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   try {
     let skipped: SkippedFile[];
     // The flavour and version (a scan of each library's read-only data) are shown only by --verbose.
-    ({ targets, skipped, goPrograms, blindspots } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
+    ({ targets, skipped, goPrograms, blindspots } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose, goTargets: true }));
     timeline.mark('targets found');
     stderr.write(startNotes(skipped, blindspots));
     stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));
@@ -312,6 +322,9 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     const program = await loading;
     capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder, redact: opts.redact }, opts, program);
     timeline.mark('attached');
+    for (const path of capture.session.goWithoutCookies) {
+      stderr.write(`tlstap: warning: Go program ${path}: its crypto/tls is not captured: Go's probes need attach cookies (kernel 5.15 or later)\n`);
+    }
     for (const what of capture.session.ambiguousProbes) {
       stderr.write(`tlstap: warning: without attach cookies (kernel before 5.15) calls of ${what} cannot be told apart: their records name no file\n`);
     }
