@@ -85,7 +85,7 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
   }
   const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
   // A Go program's own message wins over the blindspots (its crypto/tls also looks like TLS linked in).
-  if (targets.length === 0 && goPrograms.length > 0 && !goPrograms.some((p) => p.status === 'captured')) {
+  if (targets.length === 0 && goPrograms.length > 0) {
     if (opts.goProgramsSuffice) return { targets, skipped, goPrograms, blindspots: [] };
     throw onlyGoProgramsError(where, goPrograms);
   }
