@@ -49,7 +49,7 @@ export interface CaptureResult {
 export interface ResolvedTargets {
   targets: ProbeTarget[];
   skipped: SkippedFile[];
-  /** Go programs found; with `goTargets`, only the ones not captured (captured ones are among the targets). */
+  /** Go programs found; for a capture only the ones not captured (the captured ones are among the targets). */
   goPrograms: GoProgram[];
   /** What -p's process does that its targets will not show. */
   blindspots: Blindspot[];
@@ -60,8 +60,6 @@ export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & {
   flavour?: boolean;
   /** Found Go programs are enough (`libs` lists them); else finding nothing but them is an error that names them. */
   goProgramsSuffice?: boolean;
-  /** Captured Go programs become targets with their probe plan (a capture), rather than being only told about (`libs`). */
-  goTargets?: boolean;
 };
 
 /** Finds the files to probe for these options, and the ones that cannot be; errors say what was looked for. */
@@ -77,7 +75,8 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
     if (target !== undefined) found.push(target);
   }
   let targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
-  if (opts.goTargets) {
+  // Go programs whose crypto/tls is captured become targets with their probe plan; `libs` shows them apart.
+  if (!opts.goProgramsSuffice) {
     const source = (p: GoProgram) => (opts.lib.includes(p.displayPath) ? 'lib-option' : opts.pid !== undefined ? 'process' : 'executable');
     const captured = goPrograms.filter((p) => p.status === 'captured');
     targets = dedupeTargets([...targets, ...(await Promise.all(captured.map((p) => goProbeTarget(p, source(p)))))]);
@@ -294,7 +293,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   try {
     let skipped: SkippedFile[];
     // The flavour and version (a scan of each library's read-only data) are shown only by --verbose.
-    ({ targets, skipped, goPrograms, blindspots } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose, goTargets: true }));
+    ({ targets, skipped, goPrograms, blindspots } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
     timeline.mark('targets found');
     stderr.write(startNotes(skipped, blindspots));
     stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));
