@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createSelfSignedCert } from '../src/demo/cert.js';
 import type { SelfSignedCert } from '../src/demo/cert.js';
-import { goFixture, requireGoFixtures, startGoProgram } from './support/go-programs.js';
+import { GO_FIXTURES, goFixture, requireGoFixtures, startGoProgram } from './support/go-programs.js';
 import { requireTshark, tsharkFields } from './support/pcapng-tools.js';
 import { requireRoot } from './support/privileges.js';
 import { captureWhile, parseJsonl, runTlstap } from './support/tlstap-process.js';
@@ -288,4 +288,16 @@ test('1 000 goroutines make requests over shared connections: the Go programs ru
     else assert.ok(bodies < 3000 && bodies + summary.events_dropped >= 3000, `${bodies} bodies, ${summary.events_dropped} dropped: ${exit.stderr}`);
     if (summary.events_dropped === 0) assert.match(exit.stderr, /http: 6000 exchanges \(0 HTTP\/1\.x, 6000 HTTP\/2, 0 incomplete\)/);
   }, dir);
+});
+
+test('--lib with a Go program tlstap cannot capture (Go 1.16, stack ABI) beside a TLS library: the library is probed, the Go program named with the reason at start and in the summary', async (t) => {
+  if (!requireRoot(t) || !requireGoFixtures(t)) return;
+  const old = GO_FIXTURES.find((f) => f.goVersion === 'go1.16.3')!.path;
+  const exit = await runTlstap(['--lib', old, '--lib', '/usr/lib/x86_64-linux-gnu/libssl.so.3', '-p', String(process.pid), '--duration', '1', '-f', 'none']);
+  assert.equal(exit.code, 0, exit.stderr);
+  const said = `Go program ${old} (go1.16.3): its crypto/tls cannot be captured: Go before 1.17 passes arguments on the stack on x86_64`;
+  const [start, rest] = exit.stderr.split(/tlstap: capturing \(\d+ probes attached/);
+  assert.ok(rest !== undefined && start!.includes(`tlstap: warning: ${said}`), exit.stderr);
+  assert.match(start!, /\n {2}hint: see its traffic through a TLS proxy/);
+  assert.ok(rest.includes(`tlstap: not captured: ${said}`), exit.stderr);
 });

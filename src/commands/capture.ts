@@ -99,7 +99,7 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
   return { targets, skipped, goPrograms, blindspots };
 }
 
-/** A --lib file's target; a Go program is told to `onGoProgram` instead (its TLS is not captured yet). */
+/** A --lib file's target; a Go program is told to `onGoProgram` instead (it becomes a target through its probe plan). */
 async function libTarget(path: string, flavour: boolean | undefined, onGoProgram: (p: GoProgram) => void): Promise<ProbeTarget | undefined> {
   try {
     return await fileTarget(path, 'lib-option', { flavour });
