@@ -45,6 +45,25 @@ FLOOR_ENTER_FUNC(16)
 FLOOR_ENTER_FUNC(17)
 FLOOR_ENTER_FUNC(18)
 
+/* Go's crypto/tls (bpf/go.bpf.h). */
+SEC("uprobe")
+int BPF_KPROBE(go_write_enter)
+{
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(go_read_enter)
+{
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(go_read_return)
+{
+	return 0;
+}
+
 SEC("uretprobe")
 int BPF_KRETPROBE(probe_return)
 {

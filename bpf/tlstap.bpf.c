@@ -287,6 +287,7 @@ static __always_inline int is_write(__u32 func)
 	case TLSTAP_FUNC_GNUTLS_SEND:
 	case TLSTAP_FUNC_PR_WRITE:
 	case TLSTAP_FUNC_PR_SEND:
+	case TLSTAP_FUNC_GO_WRITE:
 		return 1;
 	}
 	return 0;
@@ -581,6 +582,84 @@ static __always_inline void end_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __
 }
 
 /*
+ * Sends a call's plaintext, len (> 0) bytes at args->buf, on the connection of (process, args->ssl),
+ * chunk by chunk through the per-CPU staging buffer: the uretprobe of the libraries and Go's probes.
+ */
+static __always_inline void emit_call(__u64 pid_tgid, const struct call_args *args, __u64 len)
+{
+	__u32 func = TLSTAP_COOKIE_FUNC(args->cookie);
+	struct tlstap_data_event *ev;
+	struct conn_state *st;
+	__u32 zero = 0, seq;
+	struct staging *stage;
+	__u64 captured;
+
+	if (len > 0xffffffffULL)
+		len = 0xffffffffULL;
+
+	st = find_conn(pid_tgid, args->ssl, args->cookie, args->fd);
+	if (st) {
+		if (!st->announced)
+			return; /* not (yet) a connection --port/--host asked for */
+		seq = next_seq(st);
+	} else {
+		/*
+		 * The connection map refused the entry: the plaintext still goes out, without a
+		 * connection, unless an address filter needs the connection to decide.
+		 */
+		count(TLSTAP_CTR_UNTRACKED_CALLS, 1);
+		if (address_filter_set())
+			return;
+		seq = 0;
+	}
+	count(TLSTAP_CTR_CALLS, 1);
+
+	stage = bpf_map_lookup_elem(&staging, &zero);
+	if (!stage)
+		return;
+	ev = (struct tlstap_data_event *)stage->raw;
+
+	captured = len < max_call_bytes ? len : max_call_bytes;
+	fill_header(&ev->h, TLSTAP_EVENT_DATA, pid_tgid, args->ssl, args->cookie, st ? st->id : 0);
+	ev->total_len = (__u32)len;
+	ev->truncated = (__u32)(len - captured);
+	ev->seq = seq;
+	ev->fd = st ? st->fd : args->fd;
+	ev->func = func;
+	ev->dir = is_write(func) ? TLSTAP_DIR_WRITE : TLSTAP_DIR_READ;
+	ev->flags = args->flags;
+
+	for (int i = 0; i < TLSTAP_MAX_CHUNKS; i++) {
+		/* 64-bit arithmetic keeps the verifier's bounds on n unsigned and exact. */
+		__u64 off = (__u64)i * TLSTAP_CHUNK_SIZE;
+		__u64 n;
+
+		if (off >= captured)
+			break;
+		n = captured - off;
+		if (n > TLSTAP_CHUNK_SIZE)
+			n = TLSTAP_CHUNK_SIZE;
+		ev->chunk_offset = (__u32)off;
+		ev->chunk_len = (__u32)n;
+		if (bpf_probe_read_user(ev->data, n, (void *)(args->buf + off))) {
+			count(TLSTAP_CTR_READ_FAULTS, 1);
+			count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
+			/* Its first chunk: the call never arrives, and user space must not take it for a drop. */
+			if (!off)
+				count(TLSTAP_CTR_READ_FAULT_CALLS, 1);
+			break;
+		}
+		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + n, wakeup_flag(sizeof(*ev) + n))) {
+			/* No room: this chunk and every later one of the call are lost, and counted. */
+			count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS,
+			      (captured - off + TLSTAP_CHUNK_SIZE - 1) / TLSTAP_CHUNK_SIZE);
+			count(TLSTAP_CTR_RINGBUF_DROPPED_BYTES, captured - off);
+			break;
+		}
+	}
+}
+
+/*
  * A call's entry: lifecycle functions act at once; data functions remember their arguments.
  * For a connection without an fd (a memory BIO), the socket the thread read last is its
  * candidate: the ciphertext SSL_read decrypts was read from it just before.
@@ -693,7 +772,9 @@ TLSTAP_ENTER_FUNC(15)
 TLSTAP_ENTER_FUNC(16)
 TLSTAP_ENTER_FUNC(17)
 TLSTAP_ENTER_FUNC(18)
-_Static_assert(TLSTAP_FUNC__COUNT == 19, "one probe_enter_N program per enum tlstap_func");
+_Static_assert(TLSTAP_FUNC__LIBRARY_COUNT == 19, "one probe_enter_N program per enum tlstap_func");
+
+#include "go.bpf.h"
 
 /*
  * A socket syscall of a thread inside a TLS call tells the call's fd (the first argument).
@@ -752,6 +833,7 @@ static __always_inline void on_fd_io(__s32 fd, int write, __u64 count)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct call_args *args = bpf_map_lookup_elem(&inflight, &pid_tgid);
 
+	go_fd_io(pid_tgid, fd);
 	if (args)
 		fd_io_in_call(args, fd);
 	else
@@ -880,12 +962,8 @@ int BPF_KRETPROBE(probe_return)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u64 cookie;
 	__u32 func;
-	struct tlstap_data_event *ev;
 	struct call_args args, *found;
-	struct conn_state *st;
-	__u32 zero = 0, seq;
-	struct staging *stage;
-	__u64 captured, len;
+	__u64 len;
 
 	found = bpf_map_lookup_elem(&inflight, &pid_tgid);
 	if (!found)
@@ -904,70 +982,7 @@ int BPF_KRETPROBE(probe_return)
 
 		bpf_map_update_elem(&bio_pending_write, &pid_tgid, &pending, BPF_ANY);
 	}
-	if (!len)
-		return 0;
-	if (len > 0xffffffffULL)
-		len = 0xffffffffULL;
-
-	st = find_conn(pid_tgid, args.ssl, cookie, args.fd);
-	if (st) {
-		if (!st->announced)
-			return 0; /* not (yet) a connection --port/--host asked for */
-		seq = next_seq(st);
-	} else {
-		/*
-		 * The connection map refused the entry: the plaintext still goes out, without a
-		 * connection, unless an address filter needs the connection to decide.
-		 */
-		count(TLSTAP_CTR_UNTRACKED_CALLS, 1);
-		if (address_filter_set())
-			return 0;
-		seq = 0;
-	}
-	count(TLSTAP_CTR_CALLS, 1);
-
-	stage = bpf_map_lookup_elem(&staging, &zero);
-	if (!stage)
-		return 0;
-	ev = (struct tlstap_data_event *)stage->raw;
-
-	captured = len < max_call_bytes ? len : max_call_bytes;
-	fill_header(&ev->h, TLSTAP_EVENT_DATA, pid_tgid, args.ssl, cookie, st ? st->id : 0);
-	ev->total_len = (__u32)len;
-	ev->truncated = (__u32)(len - captured);
-	ev->seq = seq;
-	ev->fd = st ? st->fd : args.fd;
-	ev->func = func;
-	ev->dir = is_write(func) ? TLSTAP_DIR_WRITE : TLSTAP_DIR_READ;
-	ev->flags = args.flags;
-
-	for (int i = 0; i < TLSTAP_MAX_CHUNKS; i++) {
-		/* 64-bit arithmetic keeps the verifier's bounds on n unsigned and exact. */
-		__u64 off = (__u64)i * TLSTAP_CHUNK_SIZE;
-		__u64 n;
-
-		if (off >= captured)
-			break;
-		n = captured - off;
-		if (n > TLSTAP_CHUNK_SIZE)
-			n = TLSTAP_CHUNK_SIZE;
-		ev->chunk_offset = (__u32)off;
-		ev->chunk_len = (__u32)n;
-		if (bpf_probe_read_user(ev->data, n, (void *)(args.buf + off))) {
-			count(TLSTAP_CTR_READ_FAULTS, 1);
-			count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
-			/* Its first chunk: the call never arrives, and user space must not take it for a drop. */
-			if (!off)
-				count(TLSTAP_CTR_READ_FAULT_CALLS, 1);
-			break;
-		}
-		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + n, wakeup_flag(sizeof(*ev) + n))) {
-			/* No room: this chunk and every later one of the call are lost, and counted. */
-			count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS,
-			      (captured - off + TLSTAP_CHUNK_SIZE - 1) / TLSTAP_CHUNK_SIZE);
-			count(TLSTAP_CTR_RINGBUF_DROPPED_BYTES, captured - off);
-			break;
-		}
-	}
+	if (len)
+		emit_call(pid_tgid, &args, len);
 	return 0;
 }

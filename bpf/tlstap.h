@@ -72,10 +72,16 @@ enum tlstap_func {
 	TLSTAP_FUNC_GNUTLS_BYE = 16,
 	TLSTAP_FUNC_GNUTLS_DEINIT = 17,
 	TLSTAP_FUNC_PR_CLOSE = 18,     /* PRStatus PR_Close(PRFileDesc *) */
-	TLSTAP_FUNC__COUNT = 19,
+	/* Go's crypto/tls, probed by its own programs (bpf/go.bpf.h): (c *Conn) Read/Write(b []byte) (int, error) */
+	TLSTAP_FUNC_GO_READ = 19,
+	TLSTAP_FUNC_GO_WRITE = 20,
+	TLSTAP_FUNC__COUNT = 21,
 };
 
-/* Functions below this number carry plaintext (the rest only tell about the connection). */
+/* The TLS libraries' functions (0 .. this - 1): each has a probe_enter_N program for kernels without attach cookies. */
+#define TLSTAP_FUNC__LIBRARY_COUNT 19
+
+/* Library functions below this number carry plaintext (the rest only tell about the connection); Go's two do too. */
 #define TLSTAP_FUNC__DATA_COUNT 10
 
 /*

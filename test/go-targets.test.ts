@@ -21,7 +21,7 @@ import {
   systemTargets,
 } from '../src/targets/index.js';
 import type { GoProgram } from '../src/targets/index.js';
-import { goFacts, goMinorVersion, goProgram } from '../src/targets/go.js';
+import { GO_UNSUPPORTED_HINT, goFacts, goMinorVersion, goProgram, goProgramsHint } from '../src/targets/go.js';
 import { withElfFile } from '../src/elf/index.js';
 import { programHeaders } from './elf/tools.js';
 import { GO_FIXTURES, GO_PLAIN, goFixture, goTool, hideGoVersion, requireGoFixtures, startGoProgram, withPatchedCopy } from './support/go-programs.js';
@@ -50,12 +50,12 @@ test('--lib with a Go program: not a TLS library but a Go program, with its vers
     const p = await libProgram(goFixture(name).path);
     assert.equal(p.goVersion, 'go1.19.8');
     assert.equal(p.layout, 'go1.18');
-    assert.equal(p.status, 'not-captured-yet');
+    assert.equal(p.status, 'captured');
     assert.deepEqual(p.functions.map((f) => f.name).sort(), [GO_TLS_READ, GO_TLS_WRITE]);
     await assert.rejects(fileTarget(goFixture(name).path), (err: unknown) => {
       assert.ok(err instanceof TargetError);
-      assert.match(err.message, new RegExp(`^Go program .*/${name} \\(go1\\.19\\.8\\): its crypto/tls is not captured yet$`));
-      assert.match(err.hint ?? '', /^tlstap finds crypto\/tls\.\(\*Conn\)\.Write and Read/);
+      assert.match(err.message, new RegExp(`^Go program .*/${name} \\(go1\\.19\\.8\\): its crypto/tls is captured$`));
+      assert.equal(err.hint, undefined);
       return true;
     });
   }
@@ -68,9 +68,10 @@ test('Go programs tlstap will not probe say why: Go 1.16 (stack ABI), no crypto/
   assert.equal(p.status, 'unsupported');
   assert.equal(p.layout, 'go1.16');
   assert.match(p.reason, /Go before 1\.17 passes arguments on the stack on x86_64.*rebuild it with Go 1\.17 or later/);
-  // Go 1.17 has the same table layout but passes arguments in registers: not-captured-yet, not unsupported.
+  assert.equal(goProgramsHint([p]), GO_UNSUPPORTED_HINT);
+  // Go 1.17 has the same table layout but passes arguments in registers: captured, not unsupported.
   const go117 = await libProgram(GO_FIXTURES.find((f) => f.goVersion === 'go1.17.2')!.path);
-  assert.equal(go117.status, 'not-captured-yet');
+  assert.equal(go117.status, 'captured');
   const plain = await libProgram(GO_PLAIN);
   assert.equal(plain.status, 'no-crypto-tls');
   assert.equal(plain.functions.length, 0);
@@ -83,8 +84,8 @@ test('a Go program whose release cannot be read is named so; the table layout de
   const p18 = await withPatchedCopy(goFixture('client-stripped').path, hideGoVersion, libProgram);
   assert.equal(p18.goVersion, undefined);
   assert.equal(p18.layout, 'go1.18');
-  assert.equal(p18.status, 'not-captured-yet');
-  assert.match(goProgramMessage(p18), /^Go program \S+ \(Go release unknown\): its crypto\/tls is not captured yet/);
+  assert.equal(p18.status, 'captured');
+  assert.match(goProgramMessage(p18), /^Go program \S+ \(Go release unknown\): its crypto\/tls is captured$/);
   // Go 1.16 layout: Go 1.16 (stack) or 1.17 (registers), so it cannot be told.
   const go117 = GO_FIXTURES.find((f) => f.goVersion === 'go1.17.2')!.path;
   const p16 = await withPatchedCopy(go117, hideGoVersion, libProgram);
@@ -100,7 +101,7 @@ test('every Go fixture of Go 1.17 or later is a program whose probes can be plan
     const p = await anyArchProgram(f.path);
     assert.equal(p.goVersion, f.goVersion, f.path);
     assert.equal(p.arch, f.arch);
-    assert.equal(p.status, 'not-captured-yet', `${f.path}: ${p.reason}`);
+    assert.equal(p.status, 'captured', `${f.path}: ${p.reason}`);
     const plan = await planGoProbes(p);
     assert.equal(plan.abi, GO_REGISTER_ABI[f.arch]);
     const entries = plan.sites.filter((s) => s.kind === 'entry');
@@ -141,15 +142,16 @@ test('running Go programs: -p names the Go program, system-wide discovery lists 
     const found: GoProgram[] = [];
     const targets = await processTargets(server.pid, { onGoProgram: (p) => found.push(p) });
     assert.deepEqual(targets, []);
-    assert.deepEqual(found.map((p) => [p.displayPath, p.goVersion, p.status]), [[serverPath, 'go1.19.8', 'not-captured-yet']]);
+    assert.deepEqual(found.map((p) => [p.displayPath, p.goVersion, p.status]), [[serverPath, 'go1.19.8', 'captured']]);
 
-    // -p of a Go process: the error names it and says what to do, instead of "no TLS library".
-    await assert.rejects(resolveTargetsReporting({ pid: server.pid, lib: [] }), (err: unknown) => {
-      assert.ok(err instanceof TargetError);
-      assert.match(err.message, new RegExp(`only Go's own TLS: Go program ${serverPath} \\(go1\\.19\\.8\\): its crypto/tls is not captured yet`));
-      assert.match(err.hint ?? '', /TLS proxy|KeyLogWriter/);
-      return true;
-    });
+    // -p of a Go process for a capture: the program is a target with its Go probes (Write's and
+    // Read's entry, Read's 7 return instructions), no longer a program only named.
+    const resolved = await resolveTargetsReporting({ pid: server.pid, lib: [] });
+    assert.deepEqual(resolved.goPrograms, []);
+    assert.deepEqual(resolved.targets.map((t) => [t.displayPath, t.flavour, t.version, t.source]), [[serverPath, 'Go', 'go1.19.8', 'process']]);
+    const sites = resolved.targets[0]!.goSites!;
+    assert.deepEqual(sites.map((s) => `${s.kind} ${s.func}`).slice(0, 3), [`entry ${GO_TLS_WRITE}`, `entry ${GO_TLS_READ}`, `return-site ${GO_TLS_READ}`]);
+    assert.equal(sites.filter((s) => s.kind === 'return-site').length, 7);
     const plainFound: GoProgram[] = [];
     await processTargets(plain.pid, { onGoProgram: (p) => plainFound.push(p) });
     assert.deepEqual(plainFound.map((p) => p.status), ['no-crypto-tls']);
@@ -164,8 +166,8 @@ test('running Go programs: -p names the Go program, system-wide discovery lists 
     const text = await runLibs({ pid: server.pid, lib: [], json: false });
     assert.match(text, new RegExp(`^${serverPath}  Go program \\(go1\\.19\\.8, x86_64, pclntab go1\\.18 layout\\)$`, 'm'));
     assert.match(text, /^ {2}crypto\/tls\.\(\*Conn\)\.Read +offset 0x[0-9a-f]+, 7 return sites at offsets( 0x[0-9a-f]+){7}$/m);
-    assert.match(text, new RegExp(`^ {2}Go program ${serverPath} \\(go1\\.19\\.8\\): its crypto/tls is not captured yet$`, 'm'));
-    assert.match(text, /^hint: tlstap finds crypto\/tls/m);
+    assert.match(text, new RegExp(`^ {2}Go program ${serverPath} \\(go1\\.19\\.8\\): its crypto/tls is captured$`, 'm'));
+    assert.doesNotMatch(text, /^hint:/m);
     const json = JSON.parse(await runLibs({ pid: server.pid, lib: [], json: true })) as { targets: unknown[]; go: { goVersion: string; status: string; probes: { kind: string }[] }[] };
     assert.deepEqual(json.targets, []);
     assert.equal(json.go[0]?.goVersion, 'go1.19.8');

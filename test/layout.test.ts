@@ -93,7 +93,7 @@ test('the BPF object holds no atomic fetch-and-add: kernels before 5.12 refuse o
     t.skip('llvm-objdump is missing: apt install llvm');
     return;
   }
-  const text = execFileSync(objdump, ['-d', bpfObjectPath()], { encoding: 'utf8' });
+  const text = execFileSync(objdump, ['-d', bpfObjectPath()], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   assert.match(text, /probe_return/, 'the disassembly lists the programs');
   assert.match(text, /lock \*\(u32 \*\)/, 'a plain atomic add (the sequence numbers) is there');
   assert.doesNotMatch(text, /atomic_fetch|cmpxchg|xchg/, 'no fetch, exchange or compare-and-exchange');

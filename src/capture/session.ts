@@ -4,8 +4,8 @@ import { hasSymbol, kernelAtLeast, parseKernelVersion } from '../doctor/probe.js
 import { BpfError, bpfObjectPath, loadAddon } from '../native/binding.js';
 import type { NativeBpfSession } from '../native/binding.js';
 import { EVENT_LAYOUT, makeCookie } from '../events/layout.js';
-import { PROBED_FUNCTIONS, isDataFunction } from '../events/types.js';
-import type { ProbedFunction } from '../events/types.js';
+import { PROBED_FUNCTIONS, isDataFunction, isGoFunction } from '../events/types.js';
+import type { GoTlsFunction, ProbedFunction } from '../events/types.js';
 import { ensureTracefs } from './tracefs.js';
 import { kernelBtfSource, writeEmptyBtf } from './btf.js';
 import { countersFromValues } from '../events/counters.js';
@@ -18,6 +18,8 @@ export type { KernelCounters } from '../events/counters.js';
 export interface AttachFile {
   path: string;
   functions: readonly { name: ProbedFunction; fileOffset: bigint }[];
+  /** A Go program's probes (bpf/go.bpf.h); its Go `functions` are attached through these only. */
+  goSites?: readonly { offset: bigint; kind: 'entry' | 'return-site'; func: GoTlsFunction }[];
 }
 
 /** Settings applied in the kernel, fixed at load time. */
@@ -87,7 +89,11 @@ const ENTRY_PROGRAM = 'probe_enter';
 const RETURN_PROGRAM = 'probe_return';
 /** The entry program of one function, for kernels without attach cookies. */
 const entryProgramOf = (func: number): string => `probe_enter_${func}`;
-const FUNC_ENTRY_PROGRAMS = Array.from({ length: C.FUNC_COUNT }, (_, func) => entryProgramOf(func));
+const FUNC_ENTRY_PROGRAMS = Array.from({ length: C.FUNC_LIBRARY_COUNT }, (_, func) => entryProgramOf(func));
+/** Go's programs (bpf/go.bpf.h), by what a site is: they take function and file from the attach cookie. */
+const GO_PROGRAMS: Readonly<Record<string, string>> = { 'entry:crypto/tls.(*Conn).Write': 'go_write_enter', 'entry:crypto/tls.(*Conn).Read': 'go_read_enter', 'return-site:crypto/tls.(*Conn).Read': 'go_read_return' };
+/** The library functions of a file (Go's are attached through its goSites). */
+const libraryFunctions = (file: AttachFile) => file.functions.filter((fn) => !isGoFunction(fn.name));
 const SYSCALL_PROGRAMS = ['syscall_fd_io', 'syscall_close'];
 const RAW_SYSCALL_PROGRAM = 'raw_syscall';
 /** enum bpf_prog_type and enum bpf_func_id values (linux/bpf.h) for feature probing. */
@@ -187,7 +193,9 @@ export class LoadedProgram {
     const pid = this.settings.pid;
     try {
       const ambiguous = paths.attachCookies ? [] : fillProbeSites(native, files);
-      const probes = multiLinks ? attachMulti(native, files, pid) : attachEach(native, files, pid, paths.attachCookies);
+      let probes = multiLinks ? attachMulti(native, files, pid) : attachEach(native, files, pid, paths.attachCookies);
+      if (paths.attachCookies) files.forEach((file, i) => (probes += attachGo(native, file, i, pid)));
+      const goWithoutCookies = paths.attachCookies ? [] : files.filter((f) => f.goSites?.length).map((f) => f.path);
       if (paths.syscallHooks === 'syscalls') {
         for (const name of FD_SYSCALLS) native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
         native.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close');
@@ -195,7 +203,7 @@ export class LoadedProgram {
         native.attachTracepoint(RAW_SYSCALL_PROGRAM, 'raw_syscalls', 'sys_enter');
       }
       native.attachTracepoint('process_exit', 'sched', 'sched_process_exit');
-      return CaptureSession.polling(native, probes, multiLinks, onBatch, { ambiguousProbes: ambiguous, pid, attachCookies: paths.attachCookies });
+      return CaptureSession.polling(native, probes, multiLinks, onBatch, { ambiguousProbes: ambiguous, pid, attachCookies: paths.attachCookies, goWithoutCookies });
     } catch (err) {
       native.close();
       throw err;
@@ -232,6 +240,8 @@ export class CaptureSession {
     readonly ambiguousProbes: readonly string[],
     private readonly pid: number | undefined,
     private readonly attachCookies: boolean,
+    /** Go programs whose probes were not attached: Go's programs need attach cookies (5.15+). */
+    readonly goWithoutCookies: readonly string[] = [],
   ) {}
 
   /** Loads the program with `settings`, attaches every function of every file, starts polling. */
@@ -250,9 +260,9 @@ export class CaptureSession {
     probeCount: number,
     multiLinks: boolean,
     onBatch: (batch: Buffer, count: number) => void,
-    how: { ambiguousProbes?: readonly string[]; pid?: number; attachCookies?: boolean } = {},
+    how: { ambiguousProbes?: readonly string[]; pid?: number; attachCookies?: boolean; goWithoutCookies?: readonly string[] } = {},
   ): CaptureSession {
-    const session = new CaptureSession(native, probeCount, multiLinks, how.ambiguousProbes ?? [], how.pid, how.attachCookies ?? true);
+    const session = new CaptureSession(native, probeCount, multiLinks, how.ambiguousProbes ?? [], how.pid, how.attachCookies ?? true, how.goWithoutCookies ?? []);
     session.polling = native.startPolling('events', onBatch, { batchBytes: 1 << 20, timeoutMs: 20 });
     return session;
   }
@@ -263,7 +273,8 @@ export class CaptureSession {
   attachFile(file: AttachFile, fileIndex: number): number {
     if (this.closed) return 0;
     // Without attach cookies the new file's sites are not in probe_sites: its records name no file.
-    const probes = this.multiLinks ? attachMulti(this.native, [file], this.pid, fileIndex) : attachEach(this.native, [file], this.pid, this.attachCookies, fileIndex);
+    let probes = this.multiLinks ? attachMulti(this.native, [file], this.pid, fileIndex) : attachEach(this.native, [file], this.pid, this.attachCookies, fileIndex);
+    if (this.attachCookies) probes += attachGo(this.native, file, fileIndex, this.pid);
     this.probeCount += probes;
     return probes;
   }
@@ -381,6 +392,7 @@ function openProgram(objectName: string, settings: KernelSettings, multi: boolea
     // Programs a path does not use are not loaded: a kernel may lack what they call.
     native.setAutoload(ENTRY_PROGRAM, paths.attachCookies);
     for (const name of FUNC_ENTRY_PROGRAMS) native.setAutoload(name, !paths.attachCookies);
+    for (const name of Object.values(GO_PROGRAMS)) native.setAutoload(name, paths.attachCookies);
     for (const name of SYSCALL_PROGRAMS) native.setAutoload(name, paths.syscallHooks === 'syscalls');
     native.setAutoload(RAW_SYSCALL_PROGRAM, paths.syscallHooks === 'raw_syscalls');
     native.setGlobal('.rodata', 'nr_cpus', u32(addon.numPossibleCpus()));
@@ -398,10 +410,12 @@ function attachMulti(native: NativeBpfSession, files: readonly AttachFile[], pid
   files.forEach((file, i) => {
     const fileIndex = firstIndex + i;
     const cookie = (fn: AttachFile['functions'][number]) => makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(fn.name));
-    const data = file.functions.filter((fn) => isDataFunction(fn.name));
-    native.attachUprobeMulti(ENTRY_PROGRAM, file.path, BigUint64Array.from(file.functions, (f) => f.fileOffset), BigUint64Array.from(file.functions, cookie), pid, false);
+    const functions = libraryFunctions(file);
+    if (functions.length === 0) return;
+    const data = functions.filter((fn) => isDataFunction(fn.name));
+    native.attachUprobeMulti(ENTRY_PROGRAM, file.path, BigUint64Array.from(functions, (f) => f.fileOffset), BigUint64Array.from(functions, cookie), pid, false);
     native.attachUprobeMulti(RETURN_PROGRAM, file.path, BigUint64Array.from(data, (f) => f.fileOffset), BigUint64Array.from(data, cookie), pid, true);
-    probes += file.functions.length + data.length;
+    probes += functions.length + data.length;
   });
   return probes;
 }
@@ -414,7 +428,7 @@ function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid:
   let probes = 0;
   files.forEach((file, i) => {
     const fileIndex = firstIndex + i;
-    for (const fn of file.functions) {
+    for (const fn of libraryFunctions(file)) {
       const func = PROBED_FUNCTIONS.indexOf(fn.name);
       const cookie = cookies ? makeCookie(fileIndex, func) : 0n;
       native.attachUprobe(cookies ? ENTRY_PROGRAM : entryProgramOf(func), file.path, fn.fileOffset, pid ?? -1, false, cookie);
@@ -425,6 +439,19 @@ function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid:
     }
   });
   return probes;
+}
+
+/**
+ * A Go program's probes: a plain uprobe (never a uretprobe) at each site, with the cookie naming
+ * function and file. Only where attach cookies exist (5.15+), which Go's programs need.
+ */
+function attachGo(native: NativeBpfSession, file: AttachFile, fileIndex: number, pid = -1): number {
+  for (const site of file.goSites ?? []) {
+    const program = GO_PROGRAMS[`${site.kind}:${site.func}`];
+    if (program === undefined) throw new Error(`no Go program for a ${site.kind} of ${site.func}`);
+    native.attachUprobe(program, file.path, site.offset, pid, false, makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(site.func)));
+  }
+  return file.goSites?.length ?? 0;
 }
 
 /** A key and value of probe_sites, and the functions whose calls name no file on this path. */
@@ -438,7 +465,7 @@ export interface ProbeSites {
 export function probeSites(files: readonly AttachFile[]): ProbeSites {
   const sites = new Map<string, { func: number; pageOffset: number; file: number; paths: Set<string> }>();
   files.forEach((file, fileIndex) => {
-    for (const fn of file.functions) {
+    for (const fn of libraryFunctions(file)) {
       const func = PROBED_FUNCTIONS.indexOf(fn.name);
       const pageOffset = Number(fn.fileOffset & BigInt(C.PAGE_OFFSET_MASK));
       const key = `${func}:${pageOffset}`;

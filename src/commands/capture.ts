@@ -20,6 +20,7 @@ import {
   dedupeTargets,
   fileTarget,
   GoProgramError,
+  goProbeTarget,
   formatGoNotice,
   goProgramMessage,
   onlyGoProgramsError,
@@ -45,10 +46,11 @@ export interface CaptureResult {
   targets: ProbeTarget[];
 }
 
-/** The files to probe, the ones that cannot be and why, the Go programs found (not captured yet), and -p's blindspots. */
+/** The files to probe, the ones that cannot be and why, the Go programs found, and -p's blindspots. */
 export interface ResolvedTargets {
   targets: ProbeTarget[];
   skipped: SkippedFile[];
+  /** Go programs found; for a capture only the ones not captured (the captured ones are among the targets). */
   goPrograms: GoProgram[];
   /** What -p's process does that its targets will not show. */
   blindspots: Blindspot[];
@@ -73,7 +75,14 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
     const target = await libTarget(lib, flavour, onGoProgram);
     if (target !== undefined) found.push(target);
   }
-  const targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
+  let targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
+  // Go programs whose crypto/tls is captured become targets with their probe plan; `libs` shows them apart.
+  if (!opts.goProgramsSuffice) {
+    const source = (p: GoProgram) => (opts.lib.includes(p.displayPath) ? 'lib-option' : opts.pid !== undefined ? 'process' : 'executable');
+    const captured = goPrograms.filter((p) => p.status === 'captured');
+    targets = dedupeTargets([...targets, ...(await Promise.all(captured.map((p) => goProbeTarget(p, source(p)))))]);
+    goPrograms.splice(0, goPrograms.length, ...goPrograms.filter((p) => p.status !== 'captured'));
+  }
   const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
   // A Go program's own message wins over the blindspots (its crypto/tls also looks like TLS linked in).
   if (targets.length === 0 && goPrograms.length > 0) {
@@ -91,7 +100,7 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
   return { targets, skipped, goPrograms, blindspots };
 }
 
-/** A --lib file's target; a Go program is told to `onGoProgram` instead (its TLS is not captured yet). */
+/** A --lib file's target; a Go program is told to `onGoProgram` instead (it becomes a target through its probe plan). */
 async function libTarget(path: string, flavour: boolean | undefined, onGoProgram: (p: GoProgram) => void): Promise<ProbeTarget | undefined> {
   try {
     return await fileTarget(path, 'lib-option', { flavour });
@@ -352,6 +361,9 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
     const program = await loading;
     capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder, redact: opts.redact }, opts, program);
     timeline.mark('attached');
+    for (const path of capture.session.goWithoutCookies) {
+      stderr.write(`tlstap: warning: Go program ${path}: its crypto/tls is not captured: Go's probes need attach cookies (kernel 5.15 or later)\n`);
+    }
     for (const what of capture.session.ambiguousProbes) {
       stderr.write(`tlstap: warning: without attach cookies (kernel before 5.15) calls of ${what} cannot be told apart: their records name no file\n`);
     }

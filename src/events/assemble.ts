@@ -2,7 +2,7 @@ import { CONN_REASONS, EVENT_LAYOUT } from './layout.js';
 import { formatIpv4, formatIpv6 } from './addresses.js';
 import { decodeCountersRecord } from './counters.js';
 import type { KernelCounters } from './counters.js';
-import { PROBED_FUNCTIONS, TLS_FUNCTIONS } from './types.js';
+import { PROBED_FUNCTIONS, dataFunctionName } from './types.js';
 import type { CallHole, Endpoint, TlsCall } from './types.js';
 
 const D = EVENT_LAYOUT.data.fields;
@@ -84,7 +84,7 @@ const CONN_KINDS: readonly DecodedConn['kind'][] = ['open', 'fd', 'close', 'exit
  */
 function connReason(code: number, func: number): string {
   const byCall = code === K.REASON_SHUTDOWN || code === K.REASON_FREE;
-  if (byCall && func >= TLS_FUNCTIONS.length && func < PROBED_FUNCTIONS.length) return PROBED_FUNCTIONS[func]!;
+  if (byCall && dataFunctionName(func) === undefined && func < PROBED_FUNCTIONS.length) return PROBED_FUNCTIONS[func]!;
   return CONN_REASONS[code] ?? `reason ${code}`;
 }
 
@@ -198,7 +198,7 @@ export class RecordDecoder {
   private pushData(buf: Buffer, start: number, length: number): void {
     const v = this.viewOf(buf);
     const chunkLen = length >= DATA_HEADER ? v.getUint32(start + D.chunk_len.offset, true) : 0;
-    if (length < DATA_HEADER || DATA_HEADER + chunkLen > length || buf[start + D.func.offset]! >= TLS_FUNCTIONS.length) {
+    if (length < DATA_HEADER || DATA_HEADER + chunkLen > length || dataFunctionName(buf[start + D.func.offset]!) === undefined) {
       this.stats.malformedRecords++;
       return;
     }
@@ -256,7 +256,7 @@ export class RecordDecoder {
       tid,
       uid: v.getUint32(start + D.uid.offset, true),
       comm: this.comms.read(buf, v, start),
-      func: TLS_FUNCTIONS[func]!,
+      func: dataFunctionName(func)!,
       dir: buf[start + D.dir.offset] === K.DIR_WRITE ? 'write' : 'read',
       ssl: this.ssl(v, start + D.ssl.offset),
       fileIndex,

@@ -34,13 +34,37 @@ export const LIFECYCLE_FUNCTIONS = [
   'PR_Close',
 ] as const;
 
+/**
+ * Go's crypto/tls, compiled into Go programs and probed by its own programs (bpf/go.bpf.h): Read at
+ * entry and at each return instruction, Write at entry. Both carry plaintext.
+ */
+export const GO_FUNCTIONS = ['crypto/tls.(*Conn).Read', 'crypto/tls.(*Conn).Write'] as const;
+
+/** One of GO_FUNCTIONS. */
+export type GoTlsFunction = (typeof GO_FUNCTIONS)[number];
+
 /** Every probed function, in the order of `enum tlstap_func` (its index is the function's number). */
-export const PROBED_FUNCTIONS = [...TLS_FUNCTIONS, ...LIFECYCLE_FUNCTIONS] as const;
+export const PROBED_FUNCTIONS = [...TLS_FUNCTIONS, ...LIFECYCLE_FUNCTIONS, ...GO_FUNCTIONS] as const;
+
+/** A function whose calls carry plaintext: a TLS library's or Go's. */
+export type DataFunction = TlsFunction | GoTlsFunction;
+
+/** The data function numbered `func` (enum tlstap_func), or undefined for a lifecycle function or an unknown number. */
+export function dataFunctionName(func: number): DataFunction | undefined {
+  if (func < TLS_FUNCTIONS.length) return TLS_FUNCTIONS[func];
+  const go = func - TLS_FUNCTIONS.length - LIFECYCLE_FUNCTIONS.length;
+  return go >= 0 ? GO_FUNCTIONS[go] : undefined;
+}
+
+/** Whether `name` is one of Go's functions (probed through a Go program's probe plan, not as a library's). */
+export function isGoFunction(name: ProbedFunction): name is GoTlsFunction {
+  return (GO_FUNCTIONS as readonly string[]).includes(name);
+}
 
 /** Any probed function. */
 export type ProbedFunction = (typeof PROBED_FUNCTIONS)[number];
 
-/** Whether calls of `name` carry plaintext (and so get a return probe). */
+/** Whether calls of a library's `name` carry plaintext (and so get a return probe). */
 export function isDataFunction(name: ProbedFunction): name is TlsFunction {
   return (TLS_FUNCTIONS as readonly string[]).includes(name);
 }
@@ -87,7 +111,7 @@ export interface TlsCall {
   tid: number;
   uid: number;
   comm: string;
-  func: TlsFunction;
+  func: DataFunction;
   dir: Direction;
   /** Address of the TLS object (SSL *) the call was made on. */
   ssl: bigint;

@@ -63,7 +63,7 @@ export interface SystemDiscoveryOptions {
   onSkip?: (path: string, reason: string, foreignArch?: string) => void;
   /** Tell each target's flavour and version (default true); without, they are 'unknown' and absent, and discovery is quicker. */
   flavour?: boolean;
-  /** Told about each running Go program with crypto/tls: Go's TLS is not captured yet, and this says so. */
+  /** Told about each running Go program with crypto/tls (captured through its probe plan, or named with why not). */
   onGoProgram?: (program: GoProgram) => void;
 }
 
@@ -76,7 +76,7 @@ export interface ProcessDiscoveryOptions {
   onSkip?: (path: string, reason: string, foreignArch?: string) => void;
   /** Tell each target's flavour and version (default true); without, they are 'unknown' and absent, and discovery is quicker. */
   flavour?: boolean;
-  /** Told about each Go program the process maps (its executable): Go's TLS is not captured yet. */
+  /** Told about each Go program the process maps (its executable). */
   onGoProgram?: (program: GoProgram) => void;
 }
 

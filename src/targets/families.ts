@@ -18,7 +18,7 @@ export interface LibraryFamily {
   fileStem: string;
 }
 
-/** The probed APIs; every entry of PROBED_FUNCTIONS belongs to exactly one. */
+/** The probed library APIs; every entry of PROBED_FUNCTIONS but Go's (GO_FUNCTIONS) belongs to exactly one. */
 export const LIBRARY_FAMILIES: readonly LibraryFamily[] = [
   {
     // OpenSSL, LibreSSL and BoringSSL (Debian's android libssl.so.0, Android's conscrypt libssl.so).

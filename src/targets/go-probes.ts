@@ -1,11 +1,13 @@
 // The probes a Go program will need, as data: where (file offsets), of which kind (entry or return
 // site: never a uretprobe on Go code), and in which registers the Go register ABI leaves each value.
 // The kernel side of Go capture consumes this plan; until it lands, `tlstap libs` shows it.
+import { stat } from 'node:fs/promises';
 import { withElfFile } from '../elf/index.js';
 import { returnOffsets } from '../elf/go/index.js';
 import type { ReturnArch } from '../elf/go/index.js';
 import { GO_TLS_READ, GO_TLS_WRITE } from './go.js';
 import type { GoProgram, GoTlsFunction } from './go.js';
+import type { GoSite, ProbeTarget } from './types.js';
 
 /** A register as Go's assembler names it and as the kernel's `struct pt_regs` field a BPF program reads. */
 export interface GoRegister {
@@ -61,20 +63,16 @@ export const GO_REGISTER_ABI: Readonly<Record<ReturnArch, GoRegisterAbi>> = {
   },
 };
 
-/** One probe of a Go program. */
-export interface GoProbeSite {
+/**
+ * One probe of a Go program. `entry`: the function's first instruction (Write: the buffer to copy;
+ * Read: the buffer to remember, keyed by goroutine). `return-site`: one of Read's return instructions
+ * (n bytes arrived in the buffer).
+ */
+export interface GoProbeSite extends GoSite {
   /** The file to attach to. */
   file: string;
-  /** File offset of the instruction (what a uprobe attaches by). */
-  offset: bigint;
   /** Its virtual address, for messages and checks. */
   address: bigint;
-  /**
-   * `entry`: the function's first instruction (Write: the buffer to copy; Read: the buffer to remember,
-   * keyed by goroutine). `return-site`: one of Read's return instructions (n bytes arrived in the buffer).
-   */
-  kind: 'entry' | 'return-site';
-  func: GoTlsFunction;
 }
 
 /** Everything the kernel side needs to capture one Go program. */
@@ -87,12 +85,12 @@ export interface GoProbePlan {
 }
 
 /**
- * The probes for a Go program whose status is 'not-captured-yet': an entry probe on Write and on Read,
+ * The probes for a Go program whose status is 'captured': an entry probe on Write and on Read,
  * and a probe on each of Read's return instructions, found by decoding its machine code. Throws
  * (ElfError, DecodeError) when the code cannot be read or decoded.
  */
 export async function planGoProbes(program: GoProgram): Promise<GoProbePlan> {
-  if (program.status !== 'not-captured-yet') throw new Error(`${program.displayPath}: no Go probes for it: ${program.reason}`);
+  if (program.status !== 'captured') throw new Error(`${program.displayPath}: no Go probes for it: ${program.reason}`);
   const arch = program.arch as ReturnArch;
   const abi = GO_REGISTER_ABI[arch];
   const sites: GoProbeSite[] = [];
@@ -112,4 +110,27 @@ export async function planGoProbes(program: GoProgram): Promise<GoProbePlan> {
   const plan: GoProbePlan = { file: program.path, arch, abi, sites };
   if (program.goVersion !== undefined) plan.goVersion = program.goVersion;
   return plan;
+}
+
+/** A Go program whose crypto/tls is captured, as a file to probe: its functions and its probe plan's sites. */
+export async function goProbeTarget(program: GoProgram, source: ProbeTarget['source']): Promise<ProbeTarget> {
+  const plan = await planGoProbes(program);
+  const st = await stat(program.path, { bigint: true });
+  const functions = [...program.functions]
+    .sort((a, b) => (a.name === GO_TLS_READ ? 0 : 1) - (b.name === GO_TLS_READ ? 0 : 1))
+    .map((f) => ({ name: f.name as GoTlsFunction, fileOffset: f.fileOffset, address: f.address }));
+  const target: ProbeTarget = {
+    path: program.path,
+    displayPath: program.displayPath,
+    dev: st.dev,
+    ino: st.ino,
+    flavour: 'Go',
+    arch: program.arch,
+    functions,
+    missing: [GO_TLS_READ, GO_TLS_WRITE].filter((n) => !functions.some((f) => f.name === n)),
+    goSites: plan.sites.map(({ offset, kind, func }) => ({ offset, kind, func })),
+    source,
+  };
+  if (program.goVersion !== undefined) target.version = program.goVersion;
+  return target;
 }

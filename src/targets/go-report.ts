@@ -1,5 +1,5 @@
 // How `tlstap libs` shows Go programs: version, layout, the crypto/tls functions and the probes planned
-// for them, and why their traffic is not captured yet.
+// for them, and why the traffic of the ones tlstap's Go probes do not handle is not captured.
 import { goProgramMessage, goProgramsHint } from './go.js';
 import type { GoProgram } from './go.js';
 import { planGoProbes } from './go-probes.js';
@@ -17,7 +17,7 @@ export interface GoProgramReport {
 export async function reportGoPrograms(programs: readonly GoProgram[]): Promise<GoProgramReport[]> {
   return Promise.all(
     programs.map(async (program): Promise<GoProgramReport> => {
-      if (program.status !== 'not-captured-yet') return { program };
+      if (program.status !== 'captured') return { program };
       try {
         return { program, plan: await planGoProbes(program) };
       } catch (err) {

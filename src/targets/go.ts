@@ -1,19 +1,21 @@
 // Go programs: Go's crypto/tls is linked into the program, found through its function table rather
-// than ELF symbols. Until the kernel side of Go capture lands, a Go program is found and described,
-// and every place that lists targets says why its traffic is not shown.
+// than ELF symbols. A Go program tlstap's Go probes handle is captured; every place that lists
+// targets says why the traffic of one they do not handle is not shown.
 import type { ElfFile } from '../elf/index.js';
 import { mayBeGo, readGoBinary } from '../elf/go/index.js';
 import type { GoFunction, PclntabLayout } from '../elf/go/index.js';
+import { GO_FUNCTIONS } from '../events/types.js';
+import type { GoTlsFunction } from '../events/types.js';
 import { TargetError } from './errors.js';
 
-/** Go's TLS write: `func (c *Conn) Write(b []byte) (int, error)`, captured at entry. */
-export const GO_TLS_WRITE = 'crypto/tls.(*Conn).Write';
+export type { GoTlsFunction } from '../events/types.js';
+
 /** Go's TLS read: `func (c *Conn) Read(b []byte) (int, error)`, captured at entry and at each return. */
-export const GO_TLS_READ = 'crypto/tls.(*Conn).Read';
+export const GO_TLS_READ: GoTlsFunction = GO_FUNCTIONS[0];
+/** Go's TLS write: `func (c *Conn) Write(b []byte) (int, error)`, captured at entry. */
+export const GO_TLS_WRITE: GoTlsFunction = GO_FUNCTIONS[1];
 /** The Go functions tlstap looks for. */
-export const GO_TLS_FUNCTIONS = [GO_TLS_WRITE, GO_TLS_READ] as const;
-/** One of GO_TLS_FUNCTIONS. */
-export type GoTlsFunction = (typeof GO_TLS_FUNCTIONS)[number];
+export const GO_TLS_FUNCTIONS: readonly GoTlsFunction[] = [GO_TLS_WRITE, GO_TLS_READ];
 
 /**
  * The first Go release that passes arguments in registers (the register ABI, ABIInternal) on each
@@ -23,8 +25,8 @@ export const GO_REGISTER_ABI_SINCE: Readonly<Record<string, number>> = { x86_64:
 
 /** Where a Go program stands with tlstap. */
 export type GoStatus =
-  /** Its crypto/tls is found and could be probed; the probes are what is missing. */
-  | 'not-captured-yet'
+  /** Its crypto/tls is found and tlstap's Go probes handle it: it is captured. */
+  | 'captured'
   /** A Go release, architecture or function table tlstap's Go probes will not handle. */
   | 'unsupported'
   /** It has no crypto/tls: whatever TLS it does is not Go's (or it does none). */
@@ -89,7 +91,7 @@ export async function goFacts(elf: ElfFile): Promise<GoFacts | undefined> {
   if (!mayBeGo(elf)) return undefined;
   const go = await readGoBinary(elf, GO_TLS_FUNCTIONS);
   if (go === undefined) return undefined;
-  const facts: GoFacts = { arch: elf.machineName, functions: [...go.functions.values()], status: 'not-captured-yet', reason: '' };
+  const facts: GoFacts = { arch: elf.machineName, functions: [...go.functions.values()], status: 'captured', reason: '' };
   if (go.buildInfo !== undefined) {
     facts.goVersion = go.buildInfo.goVersion;
     facts.versionSource = go.buildInfo.versionSource;
@@ -111,9 +113,9 @@ export async function goFacts(elf: ElfFile): Promise<GoFacts | undefined> {
       facts.reason = `its crypto/tls cannot be captured: ${why}`;
     } else if (lacking.length > 0) {
       // The linker dropped the unused one (a program that only writes, or only reads).
-      facts.reason = `its crypto/tls is not captured yet (it has no ${lacking.join(' or ')})`;
+      facts.reason = `its crypto/tls is captured (it has no ${lacking.join(' or ')})`;
     } else {
-      facts.reason = 'its crypto/tls is not captured yet';
+      facts.reason = 'its crypto/tls is captured';
     }
   }
   return facts;
@@ -124,10 +126,8 @@ export function goProgram(facts: GoFacts, path: string, displayPath: string): Go
   return { path, displayPath, ...facts };
 }
 
-/** What comes, and what to do meanwhile, after "its crypto/tls is not captured yet". */
-export const GO_NOT_YET_HINT =
-  'tlstap finds crypto/tls.(*Conn).Write and Read in Go programs, stripped ones too, and capturing them ' +
-  '(probes at Write\'s entry and at Read\'s return instructions, no uretprobe) is still to come; meanwhile ' +
+/** What to do about a Go program whose crypto/tls tlstap cannot capture. */
+export const GO_UNSUPPORTED_HINT =
   'see its traffic through a TLS proxy, or write its keys with tls.Config.KeyLogWriter and decrypt a packet capture';
 
 /** "Go program PATH (go1.19.8)", the way every message names a Go program. */
@@ -143,7 +143,7 @@ export function goProgramMessage(p: GoProgram): string {
 
 /** The hint that follows the messages about these programs (what comes, what to do), if one does. */
 export function goProgramsHint(programs: readonly GoProgram[]): string | undefined {
-  return programs.some((p) => p.status === 'not-captured-yet') ? GO_NOT_YET_HINT : undefined;
+  return programs.some((p) => p.status === 'unsupported') ? GO_UNSUPPORTED_HINT : undefined;
 }
 
 /** A line per Go program, each after `prefix`, then one `hint:` line: the warning at the start of a capture. */

@@ -31,7 +31,7 @@ export {
   GO_TLS_FUNCTIONS,
   GO_TLS_READ,
   GO_TLS_WRITE,
-  GO_NOT_YET_HINT,
+  GO_UNSUPPORTED_HINT,
   GoProgramError,
   formatGoNotice,
   goProgramMessage,
@@ -40,7 +40,7 @@ export {
   onlyGoProgramsError,
 } from './go.js';
 export type { GoProgram, GoStatus, GoTlsFunction } from './go.js';
-export { GO_REGISTER_ABI, planGoProbes } from './go-probes.js';
+export { GO_REGISTER_ABI, goProbeTarget, planGoProbes } from './go-probes.js';
 export type { GoProbePlan, GoProbeSite, GoRegister, GoRegisterAbi } from './go-probes.js';
 export { androidTargets, parsePackagesList, appIdOf, ANDROID_LIB64_DIRS, ANDROID_APP_DIR, PACKAGES_LIST } from './android.js';
 export type { AndroidTarget, AndroidDiscovery, AndroidDiscoveryOptions, AndroidPackage } from './android.js';

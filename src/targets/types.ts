@@ -1,8 +1,16 @@
 // What tlstap probes: one file that holds the TLS functions, and where they are in it.
-import type { ProbedFunction } from '../events/types.js';
+import type { GoTlsFunction, ProbedFunction } from '../events/types.js';
+
+/** One probe of a Go program (src/targets/go-probes.ts plans them): a function's entry or one of Read's return instructions. */
+export interface GoSite {
+  /** File offset of the instruction (what a uprobe attaches by). */
+  offset: bigint;
+  kind: 'entry' | 'return-site';
+  func: GoTlsFunction;
+}
 
 /** The TLS library a file carries, as far as its symbols and read-only data tell. */
-export type TlsFlavour = 'OpenSSL' | 'BoringSSL' | 'LibreSSL' | 'GnuTLS' | 'NSS' | 'unknown';
+export type TlsFlavour = 'OpenSSL' | 'BoringSSL' | 'LibreSSL' | 'GnuTLS' | 'NSS' | 'Go' | 'unknown';
 
 /** One TLS function to attach a uprobe to. */
 export interface ProbeFunction {
@@ -33,6 +41,8 @@ export interface ProbeTarget {
   functions: ProbeFunction[];
   /** Functions of the file's TLS APIs (LIBRARY_FAMILIES) that it does not define. */
   missing: ProbedFunction[];
+  /** A Go program's probes (its `functions` are then Go's, attached through these, never as a library's). */
+  goSites?: readonly GoSite[];
   /** How the target was found. */
   source: 'system' | 'process' | 'lib-option' | 'executable';
 }
