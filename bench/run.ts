@@ -167,7 +167,7 @@ async function runInProcess(
       await session.stop();
       throw err;
     }
-    const costs = restoreStats ? programCosts() : undefined;
+    const costs = restoreStats ? programCosts(process.pid) : undefined;
     const counters = await session.stop();
     return { load, attachMs, eventsDropped: counters.droppedEvents, calls: counters.calls, ...(costs ? { costs } : {}) };
   } finally {
@@ -352,9 +352,15 @@ function liveTable(results: SizeResult[]): string {
   return table(rows);
 }
 
-/** What the BPF programs cost in the kernel during the "bpf only" runs (medians over rounds). */
+/**
+ * What the BPF programs cost in the kernel during the "bpf only" runs (medians over rounds); only
+ * the programs that ran (the entry programs and syscall hooks depend on the kernel's features).
+ */
 function programCostTable(results: SizeResult[]): string | undefined {
-  const rows: string[][] = [['size × calls', ...PROGRAMS.map((p) => `${p} ns/run (runs per call)`), 'BPF µs per call']];
+  const runs = (c: Record<ProgramName, ProgramCost>, p: ProgramName): ProgramCost => c[p] ?? { runs: 0, ns: 0 };
+  const measured = results.flatMap((r) => r.configs.find((c) => c.config === 'bpf only')?.programCosts ?? []);
+  const shown = PROGRAMS.filter((p) => measured.some((c) => runs(c, p).runs > 0));
+  const rows: string[][] = [['size × calls', ...shown.map((p) => `${p} ns/run (runs per call)`), 'BPF µs per call']];
   for (const r of results) {
     const f = r.configs.find((c) => c.config === 'bpf only');
     // Results files written before this figure existed have none.
@@ -363,9 +369,9 @@ function programCostTable(results: SizeResult[]): string | undefined {
     const costs = f.programCosts;
     rows.push([
       `${sizeLabel(r.size)} × ${r.calls}`,
-      ...PROGRAMS.map((p) => {
-        const runs = median(costs.map((c) => c[p].runs));
-        return `${fmt(median(costs.map((c) => nsPerRun(c[p]))), 0)} (${fmt(runs / calls, 2)})`;
+      ...shown.map((p) => {
+        const perCall = median(costs.map((c) => runs(c, p).runs)) / calls;
+        return `${fmt(median(costs.map((c) => nsPerRun(runs(c, p)))), 0)} (${fmt(perCall, 2)})`;
       }),
       fmt(median(costs.map((c) => bpfNsPerCall(c, calls) / 1000)), 2),
     ]);
