@@ -1,7 +1,7 @@
 // What tlstap's BPF programs cost in the kernel, as the kernel itself measures it: with
 // kernel.bpf_stats_enabled set, every program run adds its time to the program's run_time_ns.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 
 const SYSCTL = '/proc/sys/kernel/bpf_stats_enabled';
 /**
@@ -41,25 +41,40 @@ function programOf(name: string | undefined): ProgramName | undefined {
 }
 
 interface LoadedProgram {
+  id: number;
   name?: string;
   run_cnt?: number;
   run_time_ns?: number;
-  pids?: { pid: number }[];
+}
+
+/** Ids of the BPF programs process `pid` holds a file descriptor of (/proc/PID/fdinfo: prog_id). */
+function programIdsOf(pid: number): Set<number> {
+  const ids = new Set<number>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`) !== 'anon_inode:bpf-prog') continue;
+      const id = /^prog_id:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1];
+      if (id) ids.add(Number(id));
+    } catch {
+      // Closed while listed.
+    }
+  }
+  return ids;
 }
 
 /**
  * Runs and time so far of every loaded program with one of tlstap's program names. With `pid`,
- * only the programs that process holds (bpftool's `pids`), so a tlstap running elsewhere on the
- * machine is not counted; where bpftool cannot tell the holder, every program of that name is.
+ * only the programs that process holds, so a tlstap running elsewhere on the machine (a test)
+ * is not counted.
  */
 export function programCosts(pid?: number): Record<ProgramName, ProgramCost> {
   const costs = Object.fromEntries(PROGRAMS.map((p) => [p, { runs: 0, ns: 0 }])) as Record<ProgramName, ProgramCost>;
   const r = spawnSync('bpftool', ['prog', 'list', '-j'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`bpftool prog list failed: ${r.stderr.trim()}`);
+  const ours = pid === undefined ? undefined : programIdsOf(pid);
   for (const p of JSON.parse(r.stdout) as LoadedProgram[]) {
     const row = programOf(p.name);
-    if (!row) continue;
-    if (pid !== undefined && p.pids && !p.pids.some((h) => h.pid === pid)) continue;
+    if (!row || (ours && !ours.has(p.id))) continue;
     costs[row].runs += p.run_cnt ?? 0;
     costs[row].ns += p.run_time_ns ?? 0;
   }

@@ -237,15 +237,17 @@ static __always_inline void count(__u32 counter, __u64 n)
 
 /*
  * A wakeup per record costs the traced thread an interrupt and the reader a context switch.
- * Wake the reader only when this record takes the backlog past wakeup_bytes; below that it
- * reads on its short timer, and above it the reader is awake or finds the data when it polls
- * again (a ring buffer with data is always ready to poll).
+ * Wake the reader only when this record (of size bytes, after `earlier` bytes of records of the
+ * same call sent without a wakeup) takes the backlog past wakeup_bytes; below that it reads on
+ * its short timer, and above it the reader is awake or finds the data when it polls again (a
+ * ring buffer with data is always ready to poll).
  */
-static __always_inline __u64 wakeup_flag(__u64 size)
+static __always_inline __u64 wakeup_flag(__u64 earlier, __u64 size)
 {
 	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 before = waiting > earlier ? waiting - earlier : 0;
 
-	return waiting < wakeup_bytes && waiting + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return before < wakeup_bytes && waiting + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline int comm_matches(void)
@@ -410,7 +412,7 @@ static __always_inline void emit_conn_event(__u32 kind, __u64 pid_tgid, __u64 ss
 	ev.seq = st->seq;
 	__builtin_memcpy(ev.laddr, st->laddr, sizeof(ev.laddr));
 	__builtin_memcpy(ev.raddr, st->raddr, sizeof(ev.raddr));
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag(sizeof(ev))))
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag(0, sizeof(ev))))
 		count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS, 1);
 }
 
@@ -928,13 +930,20 @@ _Static_assert(TLSTAP_CHUNK_SIZE == 16384, "the largest data class is TLSTAP_CHU
 /* What the padding of a record is copied from. */
 const volatile __u8 zero_pad[DATA_PAD_MAX] = {};
 
+/* How a data record went (emit_chunk). */
+enum chunk_result {
+	CHUNK_SENT = 0,
+	CHUNK_NO_ROOM = 1,    /* the ring buffer is full */
+	CHUNK_READ_FAULT = 2, /* the process's memory could not be read */
+};
+
 /*
  * One data record: head with chunk_offset off and chunk_len n (1..TLSTAP_CHUNK_SIZE), its bytes
- * read from the process at buf + off straight into the ring buffer. Returns 0, or -1 when this
- * chunk and the call's later ones are lost (counted).
+ * read from the process at buf + off straight into the ring buffer. The call's last chunk may
+ * wake the reader (wakeup_flag), for its whole chunks too, which do not.
  */
-static __always_inline int emit_chunk(const struct tlstap_data_event *head, __u64 buf, __u64 off, __u64 n,
-				      __u64 captured)
+static __always_inline enum chunk_result emit_chunk(const struct tlstap_data_event *head, __u64 buf, __u64 off,
+						    __u64 n, int last)
 {
 	struct tlstap_data_event *ev = 0;
 	__u64 room = 0, below = 0;
@@ -947,20 +956,16 @@ static __always_inline int emit_chunk(const struct tlstap_data_event *head, __u6
 		below = (prev);                                                                     \
 	}
 	if (!n || n > TLSTAP_CHUNK_SIZE)
-		return -1;
+		return CHUNK_NO_ROOM;
 	DATA_CLASSES(RESERVE_CLASS)
 #undef RESERVE_CLASS
-	if (!ev) {
-		/* No room: this chunk and every later one of the call are lost, and counted. */
-		count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS, (captured - off + TLSTAP_CHUNK_SIZE - 1) / TLSTAP_CHUNK_SIZE);
-		count(TLSTAP_CTR_RINGBUF_DROPPED_BYTES, captured - off);
-		return -1;
-	}
+	if (!ev)
+		return CHUNK_NO_ROOM;
 	/* The compiler knows n <= room and would drop this check, which the verifier needs on n itself. */
 	barrier_var(n);
 	if (n > room) {
 		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
-		return -1;
+		return CHUNK_NO_ROOM;
 	}
 	__builtin_memcpy(ev, head, sizeof(*ev));
 	ev->chunk_offset = (__u32)off;
@@ -970,15 +975,29 @@ static __always_inline int emit_chunk(const struct tlstap_data_event *head, __u6
 		bpf_probe_read_kernel(ev->data + below, room - below, (const void *)zero_pad);
 	if (bpf_probe_read_user(ev->data, n, (void *)(buf + off))) {
 		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
-		count(TLSTAP_CTR_READ_FAULTS, 1);
-		count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
-		/* Its first chunk: the call never arrives, and user space must not take it for a drop. */
-		if (!off)
-			count(TLSTAP_CTR_READ_FAULT_CALLS, 1);
-		return -1;
+		return CHUNK_READ_FAULT;
 	}
-	bpf_ringbuf_submit(ev, wakeup_flag(sizeof(*ev) + room));
-	return 0;
+	/* Records of whole chunks: 16 KiB of payload, each after its header. */
+	bpf_ringbuf_submit(ev, last ? wakeup_flag(off / TLSTAP_CHUNK_SIZE * (sizeof(*ev) + TLSTAP_CHUNK_SIZE),
+						  sizeof(*ev) + room)
+				    : BPF_RB_NO_WAKEUP);
+	return CHUNK_SENT;
+}
+
+/* Counts the bytes of a call from offset off on, lost to a full ring buffer or a read fault. */
+static __always_inline void count_lost(enum chunk_result why, __u64 off, __u64 captured)
+{
+	if (why == CHUNK_NO_ROOM) {
+		/* This chunk and every later one of the call. */
+		count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS, (captured - off + TLSTAP_CHUNK_SIZE - 1) / TLSTAP_CHUNK_SIZE);
+		count(TLSTAP_CTR_RINGBUF_DROPPED_BYTES, captured - off);
+		return;
+	}
+	count(TLSTAP_CTR_READ_FAULTS, 1);
+	count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
+	/* Its first chunk: the call never arrives, and user space must not take it for a drop. */
+	if (!off)
+		count(TLSTAP_CTR_READ_FAULT_CALLS, 1);
 }
 
 /*
@@ -994,19 +1013,29 @@ static __always_inline void emit_data(const struct tlstap_data_event *head, __u6
 	 */
 	__u64 tail = ((captured - 1) & (TLSTAP_CHUNK_SIZE - 1)) + 1;
 	__u64 whole = (captured - 1) / TLSTAP_CHUNK_SIZE;
+	enum chunk_result result = CHUNK_SENT;
+	__u64 off = 0;
 
 	if (!captured || captured > TLSTAP_MAX_CALL_BYTES)
 		return;
 	/* Opaque to the compiler, which would otherwise compare the loop's offsets with captured. */
 	barrier_var(whole);
+	/* A loss only ends the loop: the verifier checks its accounting once, not once per chunk. */
 	for (int i = 0; i < TLSTAP_MAX_CHUNKS - 1; i++) {
 		if (i >= whole)
 			break;
 		/* 64-bit arithmetic keeps the verifier's bounds unsigned and exact. */
-		if (emit_chunk(head, buf, (__u64)i * TLSTAP_CHUNK_SIZE, TLSTAP_CHUNK_SIZE, captured))
-			return;
+		off = (__u64)i * TLSTAP_CHUNK_SIZE;
+		result = emit_chunk(head, buf, off, TLSTAP_CHUNK_SIZE, 0);
+		if (result != CHUNK_SENT)
+			break;
 	}
-	emit_chunk(head, buf, captured - tail, tail, captured);
+	if (result == CHUNK_SENT) {
+		off = captured - tail;
+		result = emit_chunk(head, buf, off, tail, 1);
+	}
+	if (result != CHUNK_SENT)
+		count_lost(result, off, captured);
 }
 
 /*
@@ -1055,6 +1084,11 @@ static __always_inline void finish_call(__u64 pid_tgid, const struct call_args *
 	count(TLSTAP_CTR_CALLS, 1);
 
 	captured = len < cap ? len : cap;
+	/*
+	 * A copy the verifier knows nothing about: the paths that led here (each return convention,
+	 * truncated or not) then reach the chunk loop in one state, checked once instead of per path.
+	 */
+	bpf_probe_read_kernel(&captured, sizeof(captured), &captured);
 	fill_header(&head.h, TLSTAP_EVENT_DATA, pid_tgid, args->ssl, args->cookie, st ? st->id : 0);
 	head.total_len = (__u32)len;
 	head.truncated = (__u32)(len - captured);
