@@ -109,18 +109,22 @@ struct syscall_enter {
 
 /*
  * A thread's call in flight. The entry of a thread stays in the inflight map between its calls
- * (active = 0), so a call's entry and return write it in place instead of inserting and deleting.
+ * (active = 0), so a call's entry and return write it in place instead of inserting and deleting,
+ * and it keeps the fd of the thread's last connection for its next call on the same one.
  */
 struct call_args {
 	__u64 ssl;
 	__u64 buf;
 	__u64 out_len; /* size_t * of the _ex functions, else 0 */
 	__u64 cookie;  /* TLSTAP_COOKIE(file_index, func) of the entry probe */
-	__s32 fd;      /* the socket fd a syscall inside the call used, -1 before one */
+	__s32 fd;      /* the socket fd the call used: its connection's fd (last_fd) until a syscall shows it */
 	__u16 flags;   /* TLSTAP_FLAG_* */
-	__u8 fd_seen;  /* a socket syscall of this call set fd */
+	__u8 fd_seen;  /* a socket syscall of this call confirmed fd */
 	__u8 active;   /* the thread is inside the call */
 	__u8 write;    /* the call sends plaintext (is_write) */
+	__s32 last_fd; /* the fd of the connection of the thread's last call (last_ssl), -1 for none */
+	__u64 last_ssl;
+	__u64 last_gen; /* conn_gen when last_fd was read: a later change of any connection voids it */
 };
 
 struct conn_key {
@@ -226,6 +230,9 @@ struct {
  * bookkeeping (bio_pids and the rest) costs no map operation.
  */
 __u8 bio_seen = 0;
+
+/* Changes whenever a connection ends or its fd changes (see call_args.last_fd). */
+__u64 conn_gen = 0;
 
 static __always_inline void count(__u32 counter, __u64 n)
 {
@@ -510,6 +517,7 @@ static __always_inline void learn_fd(struct conn_state *st, __s32 fd, __u64 pid_
 	struct fd_key fk = { .pid = pid_tgid >> 32, .fd = fd };
 
 	st->fd = fd;
+	conn_gen++;
 	resolve_addresses(st);
 	bpf_map_update_elem(&fd_conns, &fk, &ssl, BPF_ANY);
 }
@@ -588,6 +596,7 @@ static __always_inline void end_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __
 
 	if (!st)
 		return;
+	conn_gen++;
 	if (st->announced)
 		emit_conn_event(TLSTAP_EVENT_CONN_CLOSE, pid_tgid, ssl, cookie, st, reason);
 	fk.fd = st->fd;
@@ -613,10 +622,18 @@ static __always_inline void start_call(__u64 pid_tgid, __u64 ssl, __u64 buf, __u
 	};
 	struct call_args *slot = bpf_map_lookup_elem(&inflight, &pid_tgid);
 
-	if (slot)
-		*slot = args;
-	else
+	if (!slot) {
+		args.last_fd = -1;
 		bpf_map_update_elem(&inflight, &pid_tgid, &args, BPF_ANY);
+		return;
+	}
+	args.last_fd = slot->last_fd;
+	args.last_ssl = slot->last_ssl;
+	args.last_gen = slot->last_gen;
+	/* The thread's last connection, unchanged since: its fd lets the syscall hook skip all checks. */
+	if (ssl == args.last_ssl && args.last_gen == conn_gen)
+		args.fd = args.last_fd;
+	*slot = args;
 }
 
 /*
@@ -1041,9 +1058,9 @@ static __always_inline void emit_data(const struct tlstap_data_event *head, __u6
 /*
  * The end of a data call of the thread pid_tgid that moved len bytes (0: it failed), shared by
  * every return probe: looks the connection up (once), learns its fd, numbers the call and sends
- * its plaintext from args->buf.
+ * its plaintext from args->buf. Sets *conn_fd to the connection's fd (-1: none known) first.
  */
-static __always_inline void finish_call(__u64 pid_tgid, const struct call_args *args, __u64 len)
+static __always_inline void finish_call(__u64 pid_tgid, const struct call_args *args, __u64 len, __s32 *conn_fd)
 {
 	struct tlstap_data_event head = {};
 	__u32 func = TLSTAP_COOKIE_FUNC(args->cookie);
@@ -1061,12 +1078,14 @@ static __always_inline void finish_call(__u64 pid_tgid, const struct call_args *
 		/* The socket write after an earlier call without an fd no longer tells that call's fd. */
 		bpf_map_delete_elem(&bio_pending_write, &pid_tgid);
 	}
+	*conn_fd = st ? st->fd : -1;
 	if (!len)
 		return;
 	if (len > 0xffffffffULL)
 		len = 0xffffffffULL;
 
 	st = track_conn(st, pid_tgid, args->ssl, args->cookie, fd);
+	*conn_fd = st ? st->fd : -1;
 	if (st) {
 		if (!st->announced)
 			return; /* not (yet) a connection --port/--host asked for */
@@ -1110,6 +1129,8 @@ int BPF_KRETPROBE(probe_return)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct call_args *found = bpf_map_lookup_elem(&inflight, &pid_tgid);
 	struct call_args args;
+	/* Read before the connection is looked up: a change after this voids what is kept below. */
+	__u64 gen = conn_gen;
 	__u32 func;
 
 	if (!found || !found->active)
@@ -1119,6 +1140,8 @@ int BPF_KRETPROBE(probe_return)
 	func = TLSTAP_COOKIE_FUNC(args.cookie);
 	if (func >= TLSTAP_FUNC__DATA_COUNT)
 		return 0;
-	finish_call(pid_tgid, &args, call_length(ctx, func, &args));
+	finish_call(pid_tgid, &args, call_length(ctx, func, &args), &found->last_fd);
+	found->last_ssl = args.ssl;
+	found->last_gen = gen;
 	return 0;
 }
