@@ -1056,34 +1056,22 @@ static __always_inline void emit_data(const struct tlstap_data_event *head, __u6
 }
 
 /*
- * The end of a data call of the thread pid_tgid that moved len bytes (0: it failed), shared by
- * every return probe: looks the connection up (once), learns its fd, numbers the call and sends
- * its plaintext from args->buf. Sets *conn_fd to the connection's fd (-1: none known) first.
+ * Sends a call's plaintext, len (> 0) bytes at args->buf, on the connection of (process,
+ * args->ssl): st is lookup_conn's answer for it (0: none yet), fd the socket the call used (-1:
+ * none seen). Numbers the call within its connection; sets *conn_fd to the connection's fd (-1:
+ * none known) first.
  */
-static __always_inline void finish_call(__u64 pid_tgid, const struct call_args *args, __u64 len, __s32 *conn_fd)
+static __always_inline void emit_call_on(struct conn_state *st, __u64 pid_tgid, const struct call_args *args,
+					 __u64 len, __s32 fd, __s32 *conn_fd)
 {
 	struct tlstap_data_event head = {};
 	__u32 func = TLSTAP_COOKIE_FUNC(args->cookie);
-	struct conn_state *st = lookup_conn(pid_tgid, args->ssl);
-	__u32 tgid = pid_tgid >> 32;
-	__s32 fd = args->fd;
 	__u64 cap = max_call_bytes < TLSTAP_MAX_CALL_BYTES ? max_call_bytes : TLSTAP_MAX_CALL_BYTES;
 	__u64 captured;
 	__u32 seq;
 
-	if (!args->fd_seen && (!st || st->fd < 0)) {
-		/* No socket syscall inside, and no fd known. */
-		fd = bio_call(pid_tgid, args, len);
-	} else if (bio_seen && bpf_map_lookup_elem(&bio_pids, &tgid)) {
-		/* The socket write after an earlier call without an fd no longer tells that call's fd. */
-		bpf_map_delete_elem(&bio_pending_write, &pid_tgid);
-	}
-	*conn_fd = st ? st->fd : -1;
-	if (!len)
-		return;
 	if (len > 0xffffffffULL)
 		len = 0xffffffffULL;
-
 	st = track_conn(st, pid_tgid, args->ssl, args->cookie, fd);
 	*conn_fd = st ? st->fd : -1;
 	if (st) {
@@ -1114,9 +1102,46 @@ static __always_inline void finish_call(__u64 pid_tgid, const struct call_args *
 	head.seq = seq;
 	head.fd = st ? st->fd : fd;
 	head.func = func;
+	/* args->write, not is_write(func): a switch here doubles what the verifier checks. */
 	head.dir = args->write ? TLSTAP_DIR_WRITE : TLSTAP_DIR_READ;
 	head.flags = args->flags;
 	emit_data(&head, args->buf, captured);
+}
+
+/*
+ * emit_call_on with a lookup of its own, for return probes that keep their calls themselves
+ * (keyed otherwise than by thread, as Go's per goroutine) and know the fd in args->fd; args->write
+ * must be is_write() of the function.
+ */
+static __always_inline __attribute__((unused)) void emit_call(__u64 pid_tgid, const struct call_args *args, __u64 len)
+{
+	__s32 conn_fd;
+
+	emit_call_on(lookup_conn(pid_tgid, args->ssl), pid_tgid, args, len, args->fd, &conn_fd);
+}
+
+/*
+ * The end of a data call that start_call remembered, of the thread pid_tgid, that moved len bytes
+ * (0: it failed): looks the connection up (once), does the memory-BIO bookkeeping of a call
+ * without an fd, and sends the plaintext (emit_call_on). Sets *conn_fd to the connection's fd
+ * (-1: none known) first.
+ */
+static __always_inline void finish_call(__u64 pid_tgid, const struct call_args *args, __u64 len, __s32 *conn_fd)
+{
+	struct conn_state *st = lookup_conn(pid_tgid, args->ssl);
+	__u32 tgid = pid_tgid >> 32;
+	__s32 fd = args->fd;
+
+	if (!args->fd_seen && (!st || st->fd < 0)) {
+		/* No socket syscall inside, and no fd known. */
+		fd = bio_call(pid_tgid, args, len);
+	} else if (bio_seen && bpf_map_lookup_elem(&bio_pids, &tgid)) {
+		/* The socket write after an earlier call without an fd no longer tells that call's fd. */
+		bpf_map_delete_elem(&bio_pending_write, &pid_tgid);
+	}
+	*conn_fd = st ? st->fd : -1;
+	if (len)
+		emit_call_on(st, pid_tgid, args, len, fd, conn_fd);
 }
 
 /*
