@@ -606,6 +606,197 @@ static __always_inline void end_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __
 }
 
 /*
+ * Sizes a data record's payload is reserved at: bpf_ringbuf_reserve takes a constant size, so a
+ * chunk of n bytes goes in the smallest class >= n, four classes per doubling (the padding is
+ * under a quarter of the payload, and zero when n is a class: 1 KiB, 16 KiB). X(class, the class
+ * below): the bytes from the class below up are zeroed before the chunk is read over them.
+ */
+#define DATA_CLASSES(X)                                                                                    \
+	X(16, 0) X(32, 16) X(48, 32) X(64, 48) X(80, 64) X(96, 80) X(112, 96) X(128, 112) X(160, 128)      \
+	X(192, 160) X(224, 192) X(256, 224) X(320, 256) X(384, 320) X(448, 384) X(512, 448) X(640, 512)    \
+	X(768, 640) X(896, 768) X(1024, 896) X(1280, 1024) X(1536, 1280) X(1792, 1536) X(2048, 1792)       \
+	X(2560, 2048) X(3072, 2560) X(3584, 3072) X(4096, 3584) X(5120, 4096) X(6144, 5120) X(7168, 6144)  \
+	X(8192, 7168) X(10240, 8192) X(12288, 10240) X(14336, 12288) X(16384, 14336)
+#define DATA_PAD_MAX 2048 /* the largest step between two classes */
+_Static_assert(TLSTAP_CHUNK_SIZE == 16384, "the largest data class is TLSTAP_CHUNK_SIZE");
+
+/* What the padding of a record is copied from. */
+const volatile __u8 zero_pad[DATA_PAD_MAX] = {};
+
+/* How a data record went (emit_chunk). */
+enum chunk_result {
+	CHUNK_SENT = 0,
+	CHUNK_NO_ROOM = 1,    /* the ring buffer is full */
+	CHUNK_READ_FAULT = 2, /* the process's memory could not be read */
+};
+
+/*
+ * One data record: head with chunk_offset off and chunk_len n (1..TLSTAP_CHUNK_SIZE), its bytes
+ * read from the process at buf + off straight into the ring buffer. The call's last chunk may
+ * wake the reader (wakeup_flag), for its whole chunks too, which do not.
+ */
+static __always_inline enum chunk_result emit_chunk(const struct tlstap_data_event *head, __u64 buf, __u64 off,
+						    __u64 n, int last)
+{
+	struct tlstap_data_event *ev = 0;
+	__u64 room = 0, below = 0;
+
+#define RESERVE_CLASS(size, prev)                                                                  \
+	else if (n <= (size))                                                                       \
+	{                                                                                           \
+		ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + (size), 0);                         \
+		room = (size);                                                                      \
+		below = (prev);                                                                     \
+	}
+	if (!n || n > TLSTAP_CHUNK_SIZE)
+		return CHUNK_NO_ROOM;
+	DATA_CLASSES(RESERVE_CLASS)
+#undef RESERVE_CLASS
+	if (!ev)
+		return CHUNK_NO_ROOM;
+	/* The compiler knows n <= room and would drop this check, which the verifier needs on n itself. */
+	barrier_var(n);
+	if (n > room) {
+		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		return CHUNK_NO_ROOM;
+	}
+	__builtin_memcpy(ev, head, sizeof(*ev));
+	ev->chunk_offset = (__u32)off;
+	ev->chunk_len = (__u32)n;
+	/* Stale ring-buffer bytes must not follow the chunk (a --redact'ed recording keeps records whole). */
+	if (n < room)
+		bpf_probe_read_kernel(ev->data + below, room - below, (const void *)zero_pad);
+	if (bpf_probe_read_user(ev->data, n, (void *)(buf + off))) {
+		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		return CHUNK_READ_FAULT;
+	}
+	/* Records of whole chunks: 16 KiB of payload, each after its header. */
+	bpf_ringbuf_submit(ev, last ? wakeup_flag(off / TLSTAP_CHUNK_SIZE * (sizeof(*ev) + TLSTAP_CHUNK_SIZE),
+						  sizeof(*ev) + room)
+				    : BPF_RB_NO_WAKEUP);
+	return CHUNK_SENT;
+}
+
+/* Counts the bytes of a call from offset off on, lost to a full ring buffer or a read fault. */
+static __always_inline void count_lost(enum chunk_result why, __u64 off, __u64 captured)
+{
+	if (why == CHUNK_NO_ROOM) {
+		/* This chunk and every later one of the call. */
+		count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS, (captured - off + TLSTAP_CHUNK_SIZE - 1) / TLSTAP_CHUNK_SIZE);
+		count(TLSTAP_CTR_RINGBUF_DROPPED_BYTES, captured - off);
+		return;
+	}
+	count(TLSTAP_CTR_READ_FAULTS, 1);
+	count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
+	/* Its first chunk: the call never arrives, and user space must not take it for a drop. */
+	if (!off)
+		count(TLSTAP_CTR_READ_FAULT_CALLS, 1);
+}
+
+/*
+ * Sends the first `captured` bytes of a call, read from the process at buf, as data records in
+ * chunk_offset order; head holds every field but chunk_offset and chunk_len. Every chunk is
+ * TLSTAP_CHUNK_SIZE bytes but the last. Counts what is lost.
+ */
+static __always_inline void emit_data(const struct tlstap_data_event *head, __u64 buf, __u64 captured)
+{
+	/*
+	 * The whole chunks and the last one's size come from captured alone, never from the loop's
+	 * count: the loop's exits then reach the last chunk's code in one state, checked once.
+	 */
+	__u64 tail = ((captured - 1) & (TLSTAP_CHUNK_SIZE - 1)) + 1;
+	__u64 whole = (captured - 1) / TLSTAP_CHUNK_SIZE;
+	enum chunk_result result = CHUNK_SENT;
+	__u64 off = 0;
+
+	if (!captured || captured > TLSTAP_MAX_CALL_BYTES)
+		return;
+	/* Opaque to the compiler, which would otherwise compare the loop's offsets with captured. */
+	barrier_var(whole);
+	/* A loss only ends the loop: the verifier checks its accounting once, not once per chunk. */
+	for (int i = 0; i < TLSTAP_MAX_CHUNKS - 1; i++) {
+		if (i >= whole)
+			break;
+		/* 64-bit arithmetic keeps the verifier's bounds unsigned and exact. */
+		off = (__u64)i * TLSTAP_CHUNK_SIZE;
+		result = emit_chunk(head, buf, off, TLSTAP_CHUNK_SIZE, 0);
+		if (result != CHUNK_SENT)
+			break;
+	}
+	if (result == CHUNK_SENT) {
+		off = captured - tail;
+		result = emit_chunk(head, buf, off, tail, 1);
+	}
+	if (result != CHUNK_SENT)
+		count_lost(result, off, captured);
+}
+
+/*
+ * Sends a call's plaintext, len (> 0) bytes at args->buf, on the connection of (process,
+ * args->ssl): st is lookup_conn's answer for it (0: none yet), fd the socket the call used (-1:
+ * none seen). Numbers the call within its connection; sets *conn_fd to the connection's fd (-1:
+ * none known) first.
+ */
+static __always_inline void emit_call_on(struct conn_state *st, __u64 pid_tgid, const struct call_args *args,
+					 __u64 len, __s32 fd, __s32 *conn_fd)
+{
+	struct tlstap_data_event head = {};
+	__u32 func = TLSTAP_COOKIE_FUNC(args->cookie);
+	__u64 cap = max_call_bytes < TLSTAP_MAX_CALL_BYTES ? max_call_bytes : TLSTAP_MAX_CALL_BYTES;
+	__u64 captured;
+	__u32 seq;
+
+	if (len > 0xffffffffULL)
+		len = 0xffffffffULL;
+	st = track_conn(st, pid_tgid, args->ssl, args->cookie, fd);
+	*conn_fd = st ? st->fd : -1;
+	if (st) {
+		if (!st->announced)
+			return; /* not (yet) a connection --port/--host asked for */
+		seq = next_seq(st);
+	} else {
+		/*
+		 * The connection map refused the entry: the plaintext still goes out, without a
+		 * connection, unless an address filter needs the connection to decide.
+		 */
+		count(TLSTAP_CTR_UNTRACKED_CALLS, 1);
+		if (address_filter_set())
+			return;
+		seq = 0;
+	}
+	count(TLSTAP_CTR_CALLS, 1);
+
+	captured = len < cap ? len : cap;
+	/*
+	 * A copy the verifier knows nothing about: the paths that led here (each return convention,
+	 * truncated or not) then reach the chunk loop in one state, checked once instead of per path.
+	 */
+	bpf_probe_read_kernel(&captured, sizeof(captured), &captured);
+	fill_header(&head.h, TLSTAP_EVENT_DATA, pid_tgid, args->ssl, args->cookie, st ? st->id : 0);
+	head.total_len = (__u32)len;
+	head.truncated = (__u32)(len - captured);
+	head.seq = seq;
+	head.fd = st ? st->fd : fd;
+	head.func = func;
+	/* args->write, not is_write(func): a switch here doubles what the verifier checks. */
+	head.dir = args->write ? TLSTAP_DIR_WRITE : TLSTAP_DIR_READ;
+	head.flags = args->flags;
+	emit_data(&head, args->buf, captured);
+}
+
+/*
+ * emit_call_on with a lookup of its own, for return probes that keep their calls themselves
+ * (keyed otherwise than by thread, as Go's per goroutine) and know the fd in args->fd; args->write
+ * must be is_write() of the function.
+ */
+static __always_inline __attribute__((unused)) void emit_call(__u64 pid_tgid, const struct call_args *args, __u64 len)
+{
+	__s32 conn_fd;
+
+	emit_call_on(lookup_conn(pid_tgid, args->ssl), pid_tgid, args, len, args->fd, &conn_fd);
+}
+
+/*
  * Remembers a data call's arguments until its return (finish_call), keyed by thread (pid_tgid).
  * out_len: the size_t * of the _ex functions, else 0; cookie: TLSTAP_COOKIE(file, func).
  */
@@ -927,197 +1118,6 @@ static __always_inline __s32 bio_call(__u64 pid_tgid, const struct call_args *ar
 		return -1;
 	last_read = bpf_map_lookup_elem(&bio_last_read, &pid_tgid);
 	return last_read ? *last_read : -1;
-}
-
-/*
- * Sizes a data record's payload is reserved at: bpf_ringbuf_reserve takes a constant size, so a
- * chunk of n bytes goes in the smallest class >= n, four classes per doubling (the padding is
- * under a quarter of the payload, and zero when n is a class: 1 KiB, 16 KiB). X(class, the class
- * below): the bytes from the class below up are zeroed before the chunk is read over them.
- */
-#define DATA_CLASSES(X)                                                                                    \
-	X(16, 0) X(32, 16) X(48, 32) X(64, 48) X(80, 64) X(96, 80) X(112, 96) X(128, 112) X(160, 128)      \
-	X(192, 160) X(224, 192) X(256, 224) X(320, 256) X(384, 320) X(448, 384) X(512, 448) X(640, 512)    \
-	X(768, 640) X(896, 768) X(1024, 896) X(1280, 1024) X(1536, 1280) X(1792, 1536) X(2048, 1792)       \
-	X(2560, 2048) X(3072, 2560) X(3584, 3072) X(4096, 3584) X(5120, 4096) X(6144, 5120) X(7168, 6144)  \
-	X(8192, 7168) X(10240, 8192) X(12288, 10240) X(14336, 12288) X(16384, 14336)
-#define DATA_PAD_MAX 2048 /* the largest step between two classes */
-_Static_assert(TLSTAP_CHUNK_SIZE == 16384, "the largest data class is TLSTAP_CHUNK_SIZE");
-
-/* What the padding of a record is copied from. */
-const volatile __u8 zero_pad[DATA_PAD_MAX] = {};
-
-/* How a data record went (emit_chunk). */
-enum chunk_result {
-	CHUNK_SENT = 0,
-	CHUNK_NO_ROOM = 1,    /* the ring buffer is full */
-	CHUNK_READ_FAULT = 2, /* the process's memory could not be read */
-};
-
-/*
- * One data record: head with chunk_offset off and chunk_len n (1..TLSTAP_CHUNK_SIZE), its bytes
- * read from the process at buf + off straight into the ring buffer. The call's last chunk may
- * wake the reader (wakeup_flag), for its whole chunks too, which do not.
- */
-static __always_inline enum chunk_result emit_chunk(const struct tlstap_data_event *head, __u64 buf, __u64 off,
-						    __u64 n, int last)
-{
-	struct tlstap_data_event *ev = 0;
-	__u64 room = 0, below = 0;
-
-#define RESERVE_CLASS(size, prev)                                                                  \
-	else if (n <= (size))                                                                       \
-	{                                                                                           \
-		ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + (size), 0);                         \
-		room = (size);                                                                      \
-		below = (prev);                                                                     \
-	}
-	if (!n || n > TLSTAP_CHUNK_SIZE)
-		return CHUNK_NO_ROOM;
-	DATA_CLASSES(RESERVE_CLASS)
-#undef RESERVE_CLASS
-	if (!ev)
-		return CHUNK_NO_ROOM;
-	/* The compiler knows n <= room and would drop this check, which the verifier needs on n itself. */
-	barrier_var(n);
-	if (n > room) {
-		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
-		return CHUNK_NO_ROOM;
-	}
-	__builtin_memcpy(ev, head, sizeof(*ev));
-	ev->chunk_offset = (__u32)off;
-	ev->chunk_len = (__u32)n;
-	/* Stale ring-buffer bytes must not follow the chunk (a --redact'ed recording keeps records whole). */
-	if (n < room)
-		bpf_probe_read_kernel(ev->data + below, room - below, (const void *)zero_pad);
-	if (bpf_probe_read_user(ev->data, n, (void *)(buf + off))) {
-		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
-		return CHUNK_READ_FAULT;
-	}
-	/* Records of whole chunks: 16 KiB of payload, each after its header. */
-	bpf_ringbuf_submit(ev, last ? wakeup_flag(off / TLSTAP_CHUNK_SIZE * (sizeof(*ev) + TLSTAP_CHUNK_SIZE),
-						  sizeof(*ev) + room)
-				    : BPF_RB_NO_WAKEUP);
-	return CHUNK_SENT;
-}
-
-/* Counts the bytes of a call from offset off on, lost to a full ring buffer or a read fault. */
-static __always_inline void count_lost(enum chunk_result why, __u64 off, __u64 captured)
-{
-	if (why == CHUNK_NO_ROOM) {
-		/* This chunk and every later one of the call. */
-		count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS, (captured - off + TLSTAP_CHUNK_SIZE - 1) / TLSTAP_CHUNK_SIZE);
-		count(TLSTAP_CTR_RINGBUF_DROPPED_BYTES, captured - off);
-		return;
-	}
-	count(TLSTAP_CTR_READ_FAULTS, 1);
-	count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
-	/* Its first chunk: the call never arrives, and user space must not take it for a drop. */
-	if (!off)
-		count(TLSTAP_CTR_READ_FAULT_CALLS, 1);
-}
-
-/*
- * Sends the first `captured` bytes of a call, read from the process at buf, as data records in
- * chunk_offset order; head holds every field but chunk_offset and chunk_len. Every chunk is
- * TLSTAP_CHUNK_SIZE bytes but the last. Counts what is lost.
- */
-static __always_inline void emit_data(const struct tlstap_data_event *head, __u64 buf, __u64 captured)
-{
-	/*
-	 * The whole chunks and the last one's size come from captured alone, never from the loop's
-	 * count: the loop's exits then reach the last chunk's code in one state, checked once.
-	 */
-	__u64 tail = ((captured - 1) & (TLSTAP_CHUNK_SIZE - 1)) + 1;
-	__u64 whole = (captured - 1) / TLSTAP_CHUNK_SIZE;
-	enum chunk_result result = CHUNK_SENT;
-	__u64 off = 0;
-
-	if (!captured || captured > TLSTAP_MAX_CALL_BYTES)
-		return;
-	/* Opaque to the compiler, which would otherwise compare the loop's offsets with captured. */
-	barrier_var(whole);
-	/* A loss only ends the loop: the verifier checks its accounting once, not once per chunk. */
-	for (int i = 0; i < TLSTAP_MAX_CHUNKS - 1; i++) {
-		if (i >= whole)
-			break;
-		/* 64-bit arithmetic keeps the verifier's bounds unsigned and exact. */
-		off = (__u64)i * TLSTAP_CHUNK_SIZE;
-		result = emit_chunk(head, buf, off, TLSTAP_CHUNK_SIZE, 0);
-		if (result != CHUNK_SENT)
-			break;
-	}
-	if (result == CHUNK_SENT) {
-		off = captured - tail;
-		result = emit_chunk(head, buf, off, tail, 1);
-	}
-	if (result != CHUNK_SENT)
-		count_lost(result, off, captured);
-}
-
-/*
- * Sends a call's plaintext, len (> 0) bytes at args->buf, on the connection of (process,
- * args->ssl): st is lookup_conn's answer for it (0: none yet), fd the socket the call used (-1:
- * none seen). Numbers the call within its connection; sets *conn_fd to the connection's fd (-1:
- * none known) first.
- */
-static __always_inline void emit_call_on(struct conn_state *st, __u64 pid_tgid, const struct call_args *args,
-					 __u64 len, __s32 fd, __s32 *conn_fd)
-{
-	struct tlstap_data_event head = {};
-	__u32 func = TLSTAP_COOKIE_FUNC(args->cookie);
-	__u64 cap = max_call_bytes < TLSTAP_MAX_CALL_BYTES ? max_call_bytes : TLSTAP_MAX_CALL_BYTES;
-	__u64 captured;
-	__u32 seq;
-
-	if (len > 0xffffffffULL)
-		len = 0xffffffffULL;
-	st = track_conn(st, pid_tgid, args->ssl, args->cookie, fd);
-	*conn_fd = st ? st->fd : -1;
-	if (st) {
-		if (!st->announced)
-			return; /* not (yet) a connection --port/--host asked for */
-		seq = next_seq(st);
-	} else {
-		/*
-		 * The connection map refused the entry: the plaintext still goes out, without a
-		 * connection, unless an address filter needs the connection to decide.
-		 */
-		count(TLSTAP_CTR_UNTRACKED_CALLS, 1);
-		if (address_filter_set())
-			return;
-		seq = 0;
-	}
-	count(TLSTAP_CTR_CALLS, 1);
-
-	captured = len < cap ? len : cap;
-	/*
-	 * A copy the verifier knows nothing about: the paths that led here (each return convention,
-	 * truncated or not) then reach the chunk loop in one state, checked once instead of per path.
-	 */
-	bpf_probe_read_kernel(&captured, sizeof(captured), &captured);
-	fill_header(&head.h, TLSTAP_EVENT_DATA, pid_tgid, args->ssl, args->cookie, st ? st->id : 0);
-	head.total_len = (__u32)len;
-	head.truncated = (__u32)(len - captured);
-	head.seq = seq;
-	head.fd = st ? st->fd : fd;
-	head.func = func;
-	/* args->write, not is_write(func): a switch here doubles what the verifier checks. */
-	head.dir = args->write ? TLSTAP_DIR_WRITE : TLSTAP_DIR_READ;
-	head.flags = args->flags;
-	emit_data(&head, args->buf, captured);
-}
-
-/*
- * emit_call_on with a lookup of its own, for return probes that keep their calls themselves
- * (keyed otherwise than by thread, as Go's per goroutine) and know the fd in args->fd; args->write
- * must be is_write() of the function.
- */
-static __always_inline __attribute__((unused)) void emit_call(__u64 pid_tgid, const struct call_args *args, __u64 len)
-{
-	__s32 conn_fd;
-
-	emit_call_on(lookup_conn(pid_tgid, args->ssl), pid_tgid, args, len, args->fd, &conn_fd);
 }
 
 /*
