@@ -786,14 +786,15 @@ static __always_inline void emit_call_on(struct conn_state *st, __u64 pid_tgid, 
 
 /*
  * emit_call_on with a lookup of its own, for return probes that keep their calls themselves
- * (keyed otherwise than by thread, as Go's per goroutine) and know the fd in args->fd; args->write
- * must be is_write() of the function.
+ * (keyed otherwise than by thread, as Go's per goroutine) and know the fd in args->fd.
  */
 static __always_inline __attribute__((unused)) void emit_call(__u64 pid_tgid, const struct call_args *args, __u64 len)
 {
+	struct call_args call = *args;
 	__s32 conn_fd;
 
-	emit_call_on(lookup_conn(pid_tgid, args->ssl), pid_tgid, args, len, args->fd, &conn_fd);
+	call.write = is_write(TLSTAP_COOKIE_FUNC(call.cookie));
+	emit_call_on(lookup_conn(pid_tgid, call.ssl), pid_tgid, &call, len, call.fd, &conn_fd);
 }
 
 /*
