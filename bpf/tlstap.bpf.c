@@ -631,32 +631,22 @@ enum chunk_result {
 };
 
 /*
- * One data record: head with chunk_offset off and chunk_len n (1..TLSTAP_CHUNK_SIZE), its bytes
- * read from the process at buf + off straight into the ring buffer. The call's last chunk may
- * wake the reader (wakeup_flag), for its whole chunks too, which do not.
+ * One data record of a class (`size` bytes of payload; the class below it is `below`): head with
+ * chunk_offset off and chunk_len n, its bytes read from the process at src straight into the ring
+ * buffer. Only the call's last chunk may wake the reader: `earlier` is the bytes of the call's
+ * records before it, NOT_LAST for a whole chunk that is not the last.
  */
-static __always_inline enum chunk_result emit_chunk(const struct tlstap_data_event *head, __u64 buf, __u64 off,
-						    __u64 n, int last)
+#define NOT_LAST (~0ULL)
+static __always_inline int emit_in_class(const struct tlstap_data_event *head, __u64 src, __u64 off, __u64 n,
+					 __u64 earlier, __u64 size, __u64 below)
 {
-	struct tlstap_data_event *ev = 0;
-	__u64 room = 0, below = 0;
+	struct tlstap_data_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + size, 0);
 
-#define RESERVE_CLASS(size, prev)                                                                  \
-	else if (n <= (size))                                                                       \
-	{                                                                                           \
-		ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + (size), 0);                         \
-		room = (size);                                                                      \
-		below = (prev);                                                                     \
-	}
-	if (!n || n > TLSTAP_CHUNK_SIZE)
-		return CHUNK_NO_ROOM;
-	DATA_CLASSES(RESERVE_CLASS)
-#undef RESERVE_CLASS
 	if (!ev)
 		return CHUNK_NO_ROOM;
-	/* The compiler knows n <= room and would drop this check, which the verifier needs on n itself. */
+	/* The caller checked this; the verifier needs it here, on n itself. */
 	barrier_var(n);
-	if (n > room) {
+	if (!n || n > size) {
 		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
 		return CHUNK_NO_ROOM;
 	}
@@ -664,17 +654,44 @@ static __always_inline enum chunk_result emit_chunk(const struct tlstap_data_eve
 	ev->chunk_offset = (__u32)off;
 	ev->chunk_len = (__u32)n;
 	/* Stale ring-buffer bytes must not follow the chunk (a --redact'ed recording keeps records whole). */
-	if (n < room)
-		bpf_probe_read_kernel(ev->data + below, room - below, (const void *)zero_pad);
-	if (bpf_probe_read_user(ev->data, n, (void *)(buf + off))) {
+	if (n < size)
+		bpf_probe_read_kernel(ev->data + below, size - below, (const void *)zero_pad);
+	if (bpf_probe_read_user(ev->data, n, (void *)src)) {
 		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
 		return CHUNK_READ_FAULT;
 	}
-	/* Records of whole chunks: 16 KiB of payload, each after its header. */
-	bpf_ringbuf_submit(ev, last ? wakeup_flag(off / TLSTAP_CHUNK_SIZE * (sizeof(*ev) + TLSTAP_CHUNK_SIZE),
-						  sizeof(*ev) + room)
-				    : BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(ev, earlier == NOT_LAST ? BPF_RB_NO_WAKEUP : wakeup_flag(earlier, sizeof(*ev) + size));
 	return CHUNK_SENT;
+}
+
+/*
+ * One function per class, called, not inlined: the compiler would otherwise merge the classes'
+ * reservations into one call whose size the verifier must then follow through every path (older
+ * verifiers lose it and refuse the program). Each function's sizes are constants of its own.
+ */
+#define CLASS_FUNC(size, prev)                                                                             \
+	static __noinline int emit_class_##size(const struct tlstap_data_event *head, __u64 src, __u64 off, \
+						__u64 n, __u64 earlier)                                     \
+	{                                                                                                  \
+		return emit_in_class(head, src, off, n, earlier, size, prev);                              \
+	}
+DATA_CLASSES(CLASS_FUNC)
+#undef CLASS_FUNC
+
+/*
+ * One data record: head with chunk_offset off and chunk_len n (1..TLSTAP_CHUNK_SIZE), in the
+ * smallest class that holds it, its bytes read from the process at buf + off. `earlier`: see
+ * emit_in_class.
+ */
+static __always_inline enum chunk_result emit_chunk(const struct tlstap_data_event *head, __u64 buf, __u64 off,
+						    __u64 n, __u64 earlier)
+{
+#define CHUNK_CLASS(size, prev)                                                                    \
+	if (n <= (size))                                                                            \
+		return emit_class_##size(head, buf + off, off, n, earlier);
+	DATA_CLASSES(CHUNK_CLASS)
+#undef CHUNK_CLASS
+	return CHUNK_NO_ROOM;
 }
 
 /* Counts the bytes of a call from offset off on, lost to a full ring buffer or a read fault. */
@@ -719,13 +736,14 @@ static __always_inline void emit_data(const struct tlstap_data_event *head, __u6
 			break;
 		/* 64-bit arithmetic keeps the verifier's bounds unsigned and exact. */
 		off = (__u64)i * TLSTAP_CHUNK_SIZE;
-		result = emit_chunk(head, buf, off, TLSTAP_CHUNK_SIZE, 0);
+		result = emit_chunk(head, buf, off, TLSTAP_CHUNK_SIZE, NOT_LAST);
 		if (result != CHUNK_SENT)
 			break;
 	}
 	if (result == CHUNK_SENT) {
 		off = captured - tail;
-		result = emit_chunk(head, buf, off, tail, 1);
+		/* Records of whole chunks before it: 16 KiB of payload, each after its header. */
+		result = emit_chunk(head, buf, off, tail, off / TLSTAP_CHUNK_SIZE * (sizeof(*head) + TLSTAP_CHUNK_SIZE));
 	}
 	if (result != CHUNK_SENT)
 		count_lost(result, off, captured);
