@@ -644,9 +644,12 @@ static __always_inline int emit_in_class(const struct tlstap_data_event *head, _
 
 	if (!ev)
 		return CHUNK_NO_ROOM;
-	/* The caller checked this; the verifier needs it here, on n itself. */
+	/*
+	 * The caller checked this; the verifier needs it here, on n itself, as one comparison (older
+	 * verifiers do not carry a bound from n - 1 back to n).
+	 */
 	barrier_var(n);
-	if (!n || n > size) {
+	if (n > size) {
 		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
 		return CHUNK_NO_ROOM;
 	}
