@@ -63,6 +63,8 @@ interface ConfigFigures {
   expectedCalls: number[];
   /** bpf only: what each BPF program cost in the kernel (bpf_stats), per round. */
   programCosts?: Record<ProgramName, ProgramCost>[];
+  /** bpf only: bytes of the records the ring buffer delivered, and of their padding, per round. */
+  recordBytes?: RecordBytes[];
 }
 
 interface SizeResult {
@@ -100,6 +102,7 @@ function emptyFigures(config: ConfigName, available: boolean, note?: string): Co
     attachMs: [],
     expectedCalls: [],
     programCosts: [],
+    recordBytes: [],
   };
 }
 
@@ -141,6 +144,32 @@ function nodeStartMs(): number {
   return median(times);
 }
 
+/** What the ring buffer delivered: record bytes, and the padding of data records past their chunk. */
+interface RecordBytes {
+  records: number;
+  bytes: number;
+  padding: number;
+}
+
+const DATA = EVENT_LAYOUT.data;
+
+/** A consumer that only adds up the records of each batch (framed [u32 LE length][record]) into `into`. */
+function countRecordBytes(into: RecordBytes): (batch: Buffer, count: number) => void {
+  return (batch, count) => {
+    let pos = 0;
+    for (let i = 0; i < count && pos + 4 <= batch.length; i++) {
+      const length = batch.readUInt32LE(pos);
+      const start = pos + 4;
+      pos = start + length;
+      into.records++;
+      into.bytes += length;
+      if (length >= DATA.size && batch.readUInt32LE(start + DATA.fields.kind.offset) === EVENT_LAYOUT.constants.EVENT_DATA) {
+        into.padding += length - DATA.size - batch.readUInt32LE(start + DATA.fields.chunk_len.offset);
+      }
+    }
+  };
+}
+
 /**
  * loadgen under a session loaded in this process: the floor, or tlstap.bpf.o with a no-op consumer.
  * For tlstap.bpf.o the kernel also measures each program's run time (bpf_stats).
@@ -149,8 +178,16 @@ async function runInProcess(
   targets: ProbeTarget[],
   loadArgs: string[],
   object: 'floor.bpf.o' | 'tlstap.bpf.o',
-): Promise<{ load: LoadgenResult; attachMs: number; eventsDropped: number; calls: number; costs?: Record<ProgramName, ProgramCost> }> {
+): Promise<{
+  load: LoadgenResult;
+  attachMs: number;
+  eventsDropped: number;
+  calls: number;
+  costs?: Record<ProgramName, ProgramCost>;
+  records: RecordBytes;
+}> {
   const restoreStats = object === 'tlstap.bpf.o' ? enableBpfStats() : undefined;
+  const records: RecordBytes = { records: 0, bytes: 0, padding: 0 };
   try {
     const t0 = performance.now();
     const session = CaptureSession.open(
@@ -160,7 +197,7 @@ async function runInProcess(
         maxCallBytes: EVENT_LAYOUT.constants.DEFAULT_CALL_BYTES,
         ringBufferBytes: object === 'floor.bpf.o' ? 1 << 20 : 64 << 20,
       },
-      () => undefined,
+      countRecordBytes(records),
       object,
     );
     const attachMs = performance.now() - t0;
@@ -171,9 +208,9 @@ async function runInProcess(
       await session.stop();
       throw err;
     }
-    const costs = restoreStats ? programCosts() : undefined;
+    const costs = restoreStats ? programCosts(process.pid) : undefined;
     const counters = await session.stop();
-    return { load, attachMs, eventsDropped: counters.droppedEvents, calls: counters.calls, ...(costs ? { costs } : {}) };
+    return { load, attachMs, eventsDropped: counters.droppedEvents, calls: counters.calls, records, ...(costs ? { costs } : {}) };
   } finally {
     restoreStats?.();
   }
@@ -261,6 +298,7 @@ async function liveBench(
             f.eventsDropped.push(res.eventsDropped);
             f.captured.push(res.calls);
             if (res.costs) f.programCosts!.push(res.costs);
+            f.recordBytes!.push(res.records);
           }
         } else {
           // `-w FILE` comes on top of the stdout format (text); `-w -` puts pcapng alone on stdout,
@@ -356,9 +394,15 @@ function liveTable(results: SizeResult[]): string {
   return table(rows);
 }
 
-/** What the BPF programs cost in the kernel during the "bpf only" runs (medians over rounds). */
+/**
+ * What the BPF programs cost in the kernel during the "bpf only" runs (medians over rounds); only
+ * the programs that ran (the entry programs and syscall hooks depend on the kernel's features).
+ */
 function programCostTable(results: SizeResult[]): string | undefined {
-  const rows: string[][] = [['size × calls', ...PROGRAMS.map((p) => `${p} ns/run (runs per call)`), 'BPF µs per call']];
+  const runs = (c: Record<ProgramName, ProgramCost>, p: ProgramName): ProgramCost => c[p] ?? { runs: 0, ns: 0 };
+  const measured = results.flatMap((r) => r.configs.find((c) => c.config === 'bpf only')?.programCosts ?? []);
+  const shown = PROGRAMS.filter((p) => measured.some((c) => runs(c, p).runs > 0));
+  const rows: string[][] = [['size × calls', ...shown.map((p) => `${p} ns/run (runs per call)`), 'BPF µs per call', 'record padding']];
   for (const r of results) {
     const f = r.configs.find((c) => c.config === 'bpf only');
     // Results files written before this figure existed have none.
@@ -367,14 +411,22 @@ function programCostTable(results: SizeResult[]): string | undefined {
     const costs = f.programCosts;
     rows.push([
       `${sizeLabel(r.size)} × ${r.calls}`,
-      ...PROGRAMS.map((p) => {
-        const runs = median(costs.map((c) => c[p].runs));
-        return `${fmt(median(costs.map((c) => nsPerRun(c[p]))), 0)} (${fmt(runs / calls, 2)})`;
+      ...shown.map((p) => {
+        const perCall = median(costs.map((c) => runs(c, p).runs)) / calls;
+        return `${fmt(median(costs.map((c) => nsPerRun(runs(c, p)))), 0)} (${fmt(perCall, 2)})`;
       }),
       fmt(median(costs.map((c) => bpfNsPerCall(c, calls) / 1000)), 2),
+      paddingText(f.recordBytes ?? []),
     ]);
   }
   return rows.length > 1 ? table(rows) : undefined;
+}
+
+/** The padding of the rounds' data records: bytes and share of what the ring buffer delivered (worst round). */
+function paddingText(rounds: RecordBytes[]): string {
+  if (!rounds.length) return 'n/a';
+  const worst = rounds.reduce((a, b) => (b.padding / b.bytes > a.padding / a.bytes ? b : a));
+  return `${worst.padding} B (${fmt((100 * worst.padding) / Math.max(worst.bytes, 1), 1)} %)`;
 }
 
 /** `--from FILE`: prints the tables of an earlier results file again (with this version's targets). */

@@ -10,8 +10,8 @@
  * Python asyncio) makes no syscall inside the call: its fd is the socket the
  * thread read right before the call, or wrote right after it. probe_return
  * (uretprobe) learns the real byte count, finds or creates the connection of
- * (process, SSL *), and copies the plaintext chunk by chunk through a per-CPU
- * staging buffer into the ring buffer. It never writes to user memory, and it
+ * (process, SSL *), and copies the plaintext chunk by chunk from the process
+ * straight into ring-buffer records. It never writes to user memory, and it
  * reads no TLS library struct: the fd comes from syscalls, the addresses from
  * the kernel's socket (CO-RE), so no per-version offsets exist.
  */
@@ -107,16 +107,24 @@ struct syscall_enter {
 	__u64 args[6];
 };
 
+/*
+ * A thread's call in flight. The entry of a thread stays in the inflight map between its calls
+ * (active = 0), so a call's entry and return write it in place instead of inserting and deleting,
+ * and it keeps the fd of the thread's last connection for its next call on the same one.
+ */
 struct call_args {
 	__u64 ssl;
 	__u64 buf;
 	__u64 out_len; /* size_t * of the _ex functions, else 0 */
 	__u64 cookie;  /* TLSTAP_COOKIE(file_index, func) of the entry probe */
-	__s32 fd;      /* the socket fd the call used: its connection's known fd until a syscall shows it */
+	__s32 fd;      /* the socket fd the call used: its connection's fd (last_fd) until a syscall shows it */
 	__u16 flags;   /* TLSTAP_FLAG_* */
 	__u8 fd_seen;  /* a socket syscall of this call confirmed fd */
-	__u8 no_fd;    /* its connection had no fd at entry */
+	__u8 active;   /* the thread is inside the call */
 	__u8 write;    /* the call sends plaintext (is_write) */
+	__s32 last_fd; /* the fd of the connection of the thread's last call (last_ssl), -1 for none */
+	__u64 last_ssl;
+	__u64 last_gen; /* conn_gen when last_fd was read: a later change of any connection voids it */
 };
 
 struct conn_key {
@@ -217,16 +225,14 @@ struct {
 	__type(value, __u64);
 } fd_conns SEC(".maps");
 
-struct staging {
-	__u8 raw[sizeof(struct tlstap_data_event) + TLSTAP_CHUNK_SIZE];
-};
+/*
+ * Set once a traced process has a call without an fd (a memory BIO): until then the memory-BIO
+ * bookkeeping (bio_pids and the rest) costs no map operation.
+ */
+__u8 bio_seen = 0;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct staging);
-} staging SEC(".maps");
+/* Changes whenever a connection ends or its fd changes (see call_args.last_fd). */
+__u64 conn_gen = 0;
 
 static __always_inline void count(__u32 counter, __u64 n)
 {
@@ -238,15 +244,17 @@ static __always_inline void count(__u32 counter, __u64 n)
 
 /*
  * A wakeup per record costs the traced thread an interrupt and the reader a context switch.
- * Wake the reader only when this record takes the backlog past wakeup_bytes; below that it
- * reads on its short timer, and above it the reader is awake or finds the data when it polls
- * again (a ring buffer with data is always ready to poll).
+ * Wake the reader only when this record (of size bytes, after `earlier` bytes of records of the
+ * same call sent without a wakeup) takes the backlog past wakeup_bytes; below that it reads on
+ * its short timer, and above it the reader is awake or finds the data when it polls again (a
+ * ring buffer with data is always ready to poll).
  */
-static __always_inline __u64 wakeup_flag(__u64 size)
+static __always_inline __u64 wakeup_flag(__u64 earlier, __u64 size)
 {
 	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 before = waiting > earlier ? waiting - earlier : 0;
 
-	return waiting < wakeup_bytes && waiting + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return before < wakeup_bytes && waiting + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline int comm_matches(void)
@@ -412,7 +420,7 @@ static __always_inline void emit_conn_event(__u32 kind, __u64 pid_tgid, __u64 ss
 	ev.seq = st->seq;
 	__builtin_memcpy(ev.laddr, st->laddr, sizeof(ev.laddr));
 	__builtin_memcpy(ev.raddr, st->raddr, sizeof(ev.raddr));
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag(sizeof(ev))))
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag(0, sizeof(ev))))
 		count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS, 1);
 }
 
@@ -510,6 +518,7 @@ static __always_inline void learn_fd(struct conn_state *st, __s32 fd, __u64 pid_
 	struct fd_key fk = { .pid = pid_tgid >> 32, .fd = fd };
 
 	st->fd = fd;
+	conn_gen++;
 	resolve_addresses(st);
 	bpf_map_update_elem(&fd_conns, &fk, &ssl, BPF_ANY);
 }
@@ -523,16 +532,25 @@ static __always_inline void note_conn_pid(__u64 pid_tgid)
 	bpf_map_update_elem(&conn_pids, &pid, &one, BPF_ANY);
 }
 
-/*
- * The connection of (process, ssl), created on first sighting with a new id. fd is the
- * socket the current call used (-1: none seen); a new or changed fd is learnt. A connection
- * is announced (its open record) once it passes --port/--host, which may be only when its fd
- * is learnt; connections that never pass send no record at all.
- */
-static __always_inline struct conn_state *find_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __s32 fd)
+/* The stored state of the connection of (process, ssl), 0 when there is none. */
+static __always_inline struct conn_state *lookup_conn(__u64 pid_tgid, __u64 ssl)
 {
 	struct conn_key key = { .pid = pid_tgid >> 32, .ssl = ssl };
-	struct conn_state *st = bpf_map_lookup_elem(&conns, &key);
+
+	return bpf_map_lookup_elem(&conns, &key);
+}
+
+/*
+ * The connection of (process, ssl), given st = lookup_conn(pid_tgid, ssl): created on first
+ * sighting (st 0) with a new id. fd is the socket the current call used (-1: none seen); a new
+ * or changed fd is learnt. A connection is announced (its open record) once it passes
+ * --port/--host, which may be only when its fd is learnt; connections that never pass send no
+ * record at all.
+ */
+static __always_inline struct conn_state *track_conn(struct conn_state *st, __u64 pid_tgid, __u64 ssl, __u64 cookie,
+						     __s32 fd)
+{
+	struct conn_key key = { .pid = pid_tgid >> 32, .ssl = ssl };
 	struct conn_state fresh = {};
 
 	if (!st) {
@@ -565,6 +583,12 @@ static __always_inline struct conn_state *find_conn(__u64 pid_tgid, __u64 ssl, _
 	return st;
 }
 
+/* track_conn after a lookup of its own. */
+static __always_inline struct conn_state *find_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __s32 fd)
+{
+	return track_conn(lookup_conn(pid_tgid, ssl), pid_tgid, ssl, cookie, fd);
+}
+
 static __always_inline void end_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __u8 reason)
 {
 	struct conn_key key = { .pid = pid_tgid >> 32, .ssl = ssl };
@@ -573,6 +597,7 @@ static __always_inline void end_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __
 
 	if (!st)
 		return;
+	conn_gen++;
 	if (st->announced)
 		emit_conn_event(TLSTAP_EVENT_CONN_CLOSE, pid_tgid, ssl, cookie, st, reason);
 	fk.fd = st->fd;
@@ -582,22 +607,171 @@ static __always_inline void end_conn(__u64 pid_tgid, __u64 ssl, __u64 cookie, __
 }
 
 /*
- * Sends a call's plaintext, len (> 0) bytes at args->buf, on the connection of (process, args->ssl),
- * chunk by chunk through the per-CPU staging buffer: the uretprobe of the libraries and Go's probes.
+ * Sizes a data record's payload is reserved at: bpf_ringbuf_reserve takes a constant size, so a
+ * chunk of n bytes goes in the smallest class >= n, four classes per doubling (the padding is
+ * under a quarter of the payload, and zero when n is a class: 1 KiB, 16 KiB). X(class, the class
+ * below): the bytes from the class below up are zeroed before the chunk is read over them.
  */
-static __always_inline void emit_call(__u64 pid_tgid, const struct call_args *args, __u64 len)
+#define DATA_CLASSES(X)                                                                                    \
+	X(16, 0) X(32, 16) X(48, 32) X(64, 48) X(80, 64) X(96, 80) X(112, 96) X(128, 112) X(160, 128)      \
+	X(192, 160) X(224, 192) X(256, 224) X(320, 256) X(384, 320) X(448, 384) X(512, 448) X(640, 512)    \
+	X(768, 640) X(896, 768) X(1024, 896) X(1280, 1024) X(1536, 1280) X(1792, 1536) X(2048, 1792)       \
+	X(2560, 2048) X(3072, 2560) X(3584, 3072) X(4096, 3584) X(5120, 4096) X(6144, 5120) X(7168, 6144)  \
+	X(8192, 7168) X(10240, 8192) X(12288, 10240) X(14336, 12288) X(16384, 14336)
+#define DATA_PAD_MAX 2048 /* the largest step between two classes */
+_Static_assert(TLSTAP_CHUNK_SIZE == 16384, "the largest data class is TLSTAP_CHUNK_SIZE");
+
+/* What the padding of a record is copied from. */
+const volatile __u8 zero_pad[DATA_PAD_MAX] = {};
+
+/* How a data record went (emit_chunk). */
+enum chunk_result {
+	CHUNK_SENT = 0,
+	CHUNK_NO_ROOM = 1,    /* the ring buffer is full */
+	CHUNK_READ_FAULT = 2, /* the process's memory could not be read */
+};
+
+/*
+ * One data record of a class (`size` bytes of payload; the class below it is `below`): head with
+ * chunk_offset off and chunk_len n, its bytes read from the process at src straight into the ring
+ * buffer. Only the call's last chunk may wake the reader: `earlier` is the bytes of the call's
+ * records before it, NOT_LAST for a whole chunk that is not the last.
+ */
+#define NOT_LAST (~0ULL)
+static __always_inline int emit_in_class(const struct tlstap_data_event *head, __u64 src, __u64 off, __u64 n,
+					 __u64 earlier, __u64 size, __u64 below)
 {
+	struct tlstap_data_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + size, 0);
+
+	if (!ev)
+		return CHUNK_NO_ROOM;
+	/*
+	 * The caller checked this; the verifier needs it here, on n itself, as one comparison (older
+	 * verifiers do not carry a bound from n - 1 back to n).
+	 */
+	barrier_var(n);
+	if (n > size) {
+		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		return CHUNK_NO_ROOM;
+	}
+	__builtin_memcpy(ev, head, sizeof(*ev));
+	ev->chunk_offset = (__u32)off;
+	ev->chunk_len = (__u32)n;
+	/* Stale ring-buffer bytes must not follow the chunk (a --redact'ed recording keeps records whole). */
+	if (n < size)
+		bpf_probe_read_kernel(ev->data + below, size - below, (const void *)zero_pad);
+	if (bpf_probe_read_user(ev->data, n, (void *)src)) {
+		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		return CHUNK_READ_FAULT;
+	}
+	bpf_ringbuf_submit(ev, earlier == NOT_LAST ? BPF_RB_NO_WAKEUP : wakeup_flag(earlier, sizeof(*ev) + size));
+	return CHUNK_SENT;
+}
+
+/*
+ * One function per class, called, not inlined: the compiler would otherwise merge the classes'
+ * reservations into one call whose size the verifier must then follow through every path (older
+ * verifiers lose it and refuse the program). Each function's sizes are constants of its own.
+ */
+#define CLASS_FUNC(size, prev)                                                                             \
+	static __noinline int emit_class_##size(const struct tlstap_data_event *head, __u64 src, __u64 off, \
+						__u64 n, __u64 earlier)                                     \
+	{                                                                                                  \
+		return emit_in_class(head, src, off, n, earlier, size, prev);                              \
+	}
+DATA_CLASSES(CLASS_FUNC)
+#undef CLASS_FUNC
+
+/*
+ * One data record: head with chunk_offset off and chunk_len n (1..TLSTAP_CHUNK_SIZE), in the
+ * smallest class that holds it, its bytes read from the process at buf + off. `earlier`: see
+ * emit_in_class.
+ */
+static __always_inline enum chunk_result emit_chunk(const struct tlstap_data_event *head, __u64 buf, __u64 off,
+						    __u64 n, __u64 earlier)
+{
+#define CHUNK_CLASS(size, prev)                                                                    \
+	if (n <= (size))                                                                            \
+		return emit_class_##size(head, buf + off, off, n, earlier);
+	DATA_CLASSES(CHUNK_CLASS)
+#undef CHUNK_CLASS
+	return CHUNK_NO_ROOM;
+}
+
+/* Counts the bytes of a call from offset off on, lost to a full ring buffer or a read fault. */
+static __always_inline void count_lost(enum chunk_result why, __u64 off, __u64 captured)
+{
+	if (why == CHUNK_NO_ROOM) {
+		/* This chunk and every later one of the call. */
+		count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS, (captured - off + TLSTAP_CHUNK_SIZE - 1) / TLSTAP_CHUNK_SIZE);
+		count(TLSTAP_CTR_RINGBUF_DROPPED_BYTES, captured - off);
+		return;
+	}
+	count(TLSTAP_CTR_READ_FAULTS, 1);
+	count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
+	/* Its first chunk: the call never arrives, and user space must not take it for a drop. */
+	if (!off)
+		count(TLSTAP_CTR_READ_FAULT_CALLS, 1);
+}
+
+/*
+ * Sends the first `captured` bytes of a call, read from the process at buf, as data records in
+ * chunk_offset order; head holds every field but chunk_offset and chunk_len. Every chunk is
+ * TLSTAP_CHUNK_SIZE bytes but the last. Counts what is lost.
+ */
+static __always_inline void emit_data(const struct tlstap_data_event *head, __u64 buf, __u64 captured)
+{
+	/*
+	 * The whole chunks and the last one's size come from captured alone, never from the loop's
+	 * count: the loop's exits then reach the last chunk's code in one state, checked once.
+	 */
+	__u64 tail = ((captured - 1) & (TLSTAP_CHUNK_SIZE - 1)) + 1;
+	__u64 whole = (captured - 1) / TLSTAP_CHUNK_SIZE;
+	enum chunk_result result = CHUNK_SENT;
+	__u64 off = 0;
+
+	if (!captured || captured > TLSTAP_MAX_CALL_BYTES)
+		return;
+	/* Opaque to the compiler, which would otherwise compare the loop's offsets with captured. */
+	barrier_var(whole);
+	/* A loss only ends the loop: the verifier checks its accounting once, not once per chunk. */
+	for (int i = 0; i < TLSTAP_MAX_CHUNKS - 1; i++) {
+		if (i >= whole)
+			break;
+		/* 64-bit arithmetic keeps the verifier's bounds unsigned and exact. */
+		off = (__u64)i * TLSTAP_CHUNK_SIZE;
+		result = emit_chunk(head, buf, off, TLSTAP_CHUNK_SIZE, NOT_LAST);
+		if (result != CHUNK_SENT)
+			break;
+	}
+	if (result == CHUNK_SENT) {
+		off = captured - tail;
+		/* Records of whole chunks before it: 16 KiB of payload, each after its header. */
+		result = emit_chunk(head, buf, off, tail, off / TLSTAP_CHUNK_SIZE * (sizeof(*head) + TLSTAP_CHUNK_SIZE));
+	}
+	if (result != CHUNK_SENT)
+		count_lost(result, off, captured);
+}
+
+/*
+ * Sends a call's plaintext, len (> 0) bytes at args->buf, on the connection of (process,
+ * args->ssl): st is lookup_conn's answer for it (0: none yet), fd the socket the call used (-1:
+ * none seen). Numbers the call within its connection; sets *conn_fd to the connection's fd (-1:
+ * none known) first.
+ */
+static __always_inline void emit_call_on(struct conn_state *st, __u64 pid_tgid, const struct call_args *args,
+					 __u64 len, __s32 fd, __s32 *conn_fd)
+{
+	struct tlstap_data_event head = {};
 	__u32 func = TLSTAP_COOKIE_FUNC(args->cookie);
-	struct tlstap_data_event *ev;
-	struct conn_state *st;
-	__u32 zero = 0, seq;
-	struct staging *stage;
+	__u64 cap = max_call_bytes < TLSTAP_MAX_CALL_BYTES ? max_call_bytes : TLSTAP_MAX_CALL_BYTES;
 	__u64 captured;
+	__u32 seq;
 
 	if (len > 0xffffffffULL)
 		len = 0xffffffffULL;
-
-	st = find_conn(pid_tgid, args->ssl, args->cookie, args->fd);
+	st = track_conn(st, pid_tgid, args->ssl, args->cookie, fd);
+	*conn_fd = st ? st->fd : -1;
 	if (st) {
 		if (!st->announced)
 			return; /* not (yet) a connection --port/--host asked for */
@@ -614,55 +788,71 @@ static __always_inline void emit_call(__u64 pid_tgid, const struct call_args *ar
 	}
 	count(TLSTAP_CTR_CALLS, 1);
 
-	stage = bpf_map_lookup_elem(&staging, &zero);
-	if (!stage)
-		return;
-	ev = (struct tlstap_data_event *)stage->raw;
-
-	captured = len < max_call_bytes ? len : max_call_bytes;
-	fill_header(&ev->h, TLSTAP_EVENT_DATA, pid_tgid, args->ssl, args->cookie, st ? st->id : 0);
-	ev->total_len = (__u32)len;
-	ev->truncated = (__u32)(len - captured);
-	ev->seq = seq;
-	ev->fd = st ? st->fd : args->fd;
-	ev->func = func;
-	ev->dir = is_write(func) ? TLSTAP_DIR_WRITE : TLSTAP_DIR_READ;
-	ev->flags = args->flags;
-
-	for (int i = 0; i < TLSTAP_MAX_CHUNKS; i++) {
-		/* 64-bit arithmetic keeps the verifier's bounds on n unsigned and exact. */
-		__u64 off = (__u64)i * TLSTAP_CHUNK_SIZE;
-		__u64 n;
-
-		if (off >= captured)
-			break;
-		n = captured - off;
-		if (n > TLSTAP_CHUNK_SIZE)
-			n = TLSTAP_CHUNK_SIZE;
-		ev->chunk_offset = (__u32)off;
-		ev->chunk_len = (__u32)n;
-		if (bpf_probe_read_user(ev->data, n, (void *)(args->buf + off))) {
-			count(TLSTAP_CTR_READ_FAULTS, 1);
-			count(TLSTAP_CTR_READ_FAULT_BYTES, captured - off);
-			/* Its first chunk: the call never arrives, and user space must not take it for a drop. */
-			if (!off)
-				count(TLSTAP_CTR_READ_FAULT_CALLS, 1);
-			break;
-		}
-		if (bpf_ringbuf_output(&events, ev, sizeof(*ev) + n, wakeup_flag(sizeof(*ev) + n))) {
-			/* No room: this chunk and every later one of the call are lost, and counted. */
-			count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS,
-			      (captured - off + TLSTAP_CHUNK_SIZE - 1) / TLSTAP_CHUNK_SIZE);
-			count(TLSTAP_CTR_RINGBUF_DROPPED_BYTES, captured - off);
-			break;
-		}
-	}
+	captured = len < cap ? len : cap;
+	/*
+	 * A copy the verifier knows nothing about: the paths that led here (each return convention,
+	 * truncated or not) then reach the chunk loop in one state, checked once instead of per path.
+	 */
+	bpf_probe_read_kernel(&captured, sizeof(captured), &captured);
+	fill_header(&head.h, TLSTAP_EVENT_DATA, pid_tgid, args->ssl, args->cookie, st ? st->id : 0);
+	head.total_len = (__u32)len;
+	head.truncated = (__u32)(len - captured);
+	head.seq = seq;
+	head.fd = st ? st->fd : fd;
+	head.func = func;
+	/* args->write, not is_write(func): a switch here doubles what the verifier checks. */
+	head.dir = args->write ? TLSTAP_DIR_WRITE : TLSTAP_DIR_READ;
+	head.flags = args->flags;
+	emit_data(&head, args->buf, captured);
 }
 
 /*
- * A call's entry: lifecycle functions act at once; data functions remember their arguments.
- * For a connection without an fd (a memory BIO), the socket the thread read last is its
- * candidate: the ciphertext SSL_read decrypts was read from it just before.
+ * emit_call_on with a lookup of its own, for return probes that keep their calls themselves
+ * (keyed otherwise than by thread, as Go's per goroutine) and know the fd in args->fd.
+ */
+static __always_inline __attribute__((unused)) void emit_call(__u64 pid_tgid, const struct call_args *args, __u64 len)
+{
+	struct call_args call = *args;
+	__s32 conn_fd;
+
+	call.write = is_write(TLSTAP_COOKIE_FUNC(call.cookie));
+	emit_call_on(lookup_conn(pid_tgid, call.ssl), pid_tgid, &call, len, call.fd, &conn_fd);
+}
+
+/*
+ * Remembers a data call's arguments until its return (finish_call), keyed by thread (pid_tgid).
+ * out_len: the size_t * of the _ex functions, else 0; cookie: TLSTAP_COOKIE(file, func).
+ */
+static __always_inline void start_call(__u64 pid_tgid, __u64 ssl, __u64 buf, __u64 out_len, __u64 cookie)
+{
+	struct call_args args = {
+		.ssl = ssl,
+		.buf = buf,
+		.out_len = out_len,
+		.cookie = cookie,
+		.fd = -1,
+		.active = 1,
+		.write = is_write(TLSTAP_COOKIE_FUNC(cookie)),
+	};
+	struct call_args *slot = bpf_map_lookup_elem(&inflight, &pid_tgid);
+
+	if (!slot) {
+		args.last_fd = -1;
+		bpf_map_update_elem(&inflight, &pid_tgid, &args, BPF_ANY);
+		return;
+	}
+	args.last_fd = slot->last_fd;
+	args.last_ssl = slot->last_ssl;
+	args.last_gen = slot->last_gen;
+	/* The thread's last connection, unchanged since: its fd lets the syscall hook skip all checks. */
+	if (ssl == args.last_ssl && args.last_gen == conn_gen)
+		args.fd = args.last_fd;
+	*slot = args;
+}
+
+/*
+ * A call's entry: lifecycle functions act at once; data functions remember their arguments in
+ * the thread's inflight entry (the connection is looked up once, at the return).
  */
 static __always_inline int on_enter(struct pt_regs *ctx, __u64 cookie)
 {
@@ -670,12 +860,6 @@ static __always_inline int on_enter(struct pt_regs *ctx, __u64 cookie)
 	__u32 func = TLSTAP_COOKIE_FUNC(cookie);
 	void *ssl = (void *)PT_REGS_PARM1(ctx);
 	void *buf = (void *)PT_REGS_PARM2(ctx);
-	struct call_args args = {};
-	struct conn_key key = {};
-	struct conn_state *known;
-	__u32 tgid = pid_tgid >> 32;
-	__s32 *last_read;
-	__u8 one = 1;
 
 	if (!wanted(pid_tgid))
 		return 0;
@@ -701,28 +885,7 @@ static __always_inline int on_enter(struct pt_regs *ctx, __u64 cookie)
 		return 0;
 	if (is_nspr(func) && !nspr_is_layered(ssl))
 		return 0;
-	args.ssl = (__u64)ssl;
-	args.buf = (__u64)buf;
-	args.out_len = is_ex(func) ? (__u64)PT_REGS_PARM4(ctx) : 0;
-	args.cookie = cookie;
-	args.write = is_write(func);
-	/* A known connection's fd lets the syscall hook skip its socket check. */
-	key.pid = tgid;
-	key.ssl = (__u64)ssl;
-	known = bpf_map_lookup_elem(&conns, &key);
-	args.fd = known ? known->fd : -1;
-	if (bpf_map_lookup_elem(&bio_pids, &tgid)) {
-		/* A new call: the socket write after an earlier call no longer tells that call's fd. */
-		bpf_map_delete_elem(&bio_pending_write, &pid_tgid);
-	}
-	if (args.fd < 0) {
-		args.no_fd = 1;
-		bpf_map_update_elem(&bio_pids, &tgid, &one, BPF_ANY);
-		last_read = bpf_map_lookup_elem(&bio_last_read, &pid_tgid);
-		if (last_read && !is_write(func))
-			args.fd = *last_read;
-	}
-	bpf_map_update_elem(&inflight, &pid_tgid, &args, BPF_ANY);
+	start_call(pid_tgid, (__u64)ssl, (__u64)buf, is_ex(func) ? (__u64)PT_REGS_PARM4(ctx) : 0, cookie);
 	return 0;
 }
 
@@ -776,23 +939,33 @@ _Static_assert(TLSTAP_FUNC__LIBRARY_COUNT == 19, "one probe_enter_N program per 
 
 #include "go.bpf.h"
 
+/* Whether fd is the socket the kernel already knows for the call's connection (fd_conns). */
+static __always_inline int is_conn_fd(__u64 pid_tgid, __s32 fd, __u64 ssl)
+{
+	struct fd_key fk = { .pid = pid_tgid >> 32, .fd = fd };
+	__u64 *owner = bpf_map_lookup_elem(&fd_conns, &fk);
+
+	return owner && *owner == ssl;
+}
+
 /*
  * A socket syscall of a thread inside a TLS call tells the call's fd (the first argument).
- * Reads of other files (a library reading /dev/urandom, say) are not the connection.
+ * Reads of other files (a library reading /dev/urandom, say) are not the connection. The
+ * connection's known fd needs no look at the kernel's file table.
  */
-static __always_inline void fd_io_in_call(struct call_args *args, __s32 fd)
+static __always_inline void fd_io_in_call(__u64 pid_tgid, struct call_args *args, __s32 fd)
 {
 	if (fd == args->fd) {
 		args->fd_seen = 1;
 		return;
 	}
-	if (!fd_is_socket(fd))
-		return;
 	if (!args->fd_seen) {
 		/* The first socket of the call; it replaces the connection's earlier fd, if any. */
+		if (!is_conn_fd(pid_tgid, fd, args->ssl) && !fd_is_socket(fd))
+			return;
 		args->fd = fd;
 		args->fd_seen = 1;
-	} else {
+	} else if (fd_is_socket(fd)) {
 		args->flags |= TLSTAP_FLAG_FD_CONFLICT;
 	}
 }
@@ -808,7 +981,7 @@ static __always_inline void fd_io_outside_call(__u64 pid_tgid, __s32 fd, int wri
 	struct pending_write *pending;
 	__u64 ssl;
 
-	if (!bpf_map_lookup_elem(&bio_pids, &tgid))
+	if (!bio_seen || !bpf_map_lookup_elem(&bio_pids, &tgid))
 		return;
 	if (!write) {
 		if (fd_is_socket(fd))
@@ -834,8 +1007,8 @@ static __always_inline void on_fd_io(__s32 fd, int write, __u64 count)
 	struct call_args *args = bpf_map_lookup_elem(&inflight, &pid_tgid);
 
 	go_fd_io(pid_tgid, fd);
-	if (args)
-		fd_io_in_call(args, fd);
+	if (args && args->active)
+		fd_io_in_call(pid_tgid, args, fd);
 	else
 		fd_io_outside_call(pid_tgid, fd, write, count);
 }
@@ -922,7 +1095,7 @@ int process_exit(void *ctx)
 
 	/* A thread that exits inside a write (killed): what it was sending is never seen. */
 	if (cut) {
-		if (cut->write)
+		if (cut->active && cut->write)
 			count(TLSTAP_CTR_EXIT_CUT_WRITES, 1);
 		bpf_map_delete_elem(&inflight, &pid_tgid);
 	}
@@ -953,6 +1126,51 @@ static __always_inline __u64 call_length(struct pt_regs *ctx, __u32 func, const 
 }
 
 /*
+ * A call whose connection has no fd (a memory BIO): its process's socket I/O is followed from now
+ * on, the thread's next socket write names the connection (its ciphertext), and a read's
+ * candidate fd is the socket the thread read last. Returns the fd to learn, -1 for none.
+ */
+static __always_inline __s32 bio_call(__u64 pid_tgid, const struct call_args *args, __u64 len)
+{
+	struct pending_write pending = { .ssl = args->ssl, .min_len = args->write ? len : 0 };
+	__u32 tgid = pid_tgid >> 32;
+	__s32 *last_read;
+	__u8 one = 1;
+
+	bio_seen = 1;
+	bpf_map_update_elem(&bio_pids, &tgid, &one, BPF_ANY);
+	bpf_map_update_elem(&bio_pending_write, &pid_tgid, &pending, BPF_ANY);
+	if (args->write)
+		return -1;
+	last_read = bpf_map_lookup_elem(&bio_last_read, &pid_tgid);
+	return last_read ? *last_read : -1;
+}
+
+/*
+ * The end of a data call that start_call remembered, of the thread pid_tgid, that moved len bytes
+ * (0: it failed): looks the connection up (once), does the memory-BIO bookkeeping of a call
+ * without an fd, and sends the plaintext (emit_call_on). Sets *conn_fd to the connection's fd
+ * (-1: none known) first.
+ */
+static __always_inline void finish_call(__u64 pid_tgid, const struct call_args *args, __u64 len, __s32 *conn_fd)
+{
+	struct conn_state *st = lookup_conn(pid_tgid, args->ssl);
+	__u32 tgid = pid_tgid >> 32;
+	__s32 fd = args->fd;
+
+	if (!args->fd_seen && (!st || st->fd < 0)) {
+		/* No socket syscall inside, and no fd known. */
+		fd = bio_call(pid_tgid, args, len);
+	} else if (bio_seen && bpf_map_lookup_elem(&bio_pids, &tgid)) {
+		/* The socket write after an earlier call without an fd no longer tells that call's fd. */
+		bpf_map_delete_elem(&bio_pending_write, &pid_tgid);
+	}
+	*conn_fd = st ? st->fd : -1;
+	if (len)
+		emit_call_on(st, pid_tgid, args, len, fd, conn_fd);
+}
+
+/*
  * The return of a data function, whatever entry program ran: the cookie (function and file)
  * comes from the entry, so this one program serves kernels with and without attach cookies.
  */
@@ -960,29 +1178,21 @@ SEC("uretprobe")
 int BPF_KRETPROBE(probe_return)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 cookie;
+	struct call_args *found = bpf_map_lookup_elem(&inflight, &pid_tgid);
+	struct call_args args;
+	/* Read before the connection is looked up: a change after this voids what is kept below. */
+	__u64 gen = conn_gen;
 	__u32 func;
-	struct call_args args, *found;
-	__u64 len;
 
-	found = bpf_map_lookup_elem(&inflight, &pid_tgid);
-	if (!found)
+	if (!found || !found->active)
 		return 0;
 	args = *found;
-	bpf_map_delete_elem(&inflight, &pid_tgid);
-	cookie = args.cookie;
-	func = TLSTAP_COOKIE_FUNC(cookie);
+	found->active = 0;
+	func = TLSTAP_COOKIE_FUNC(args.cookie);
 	if (func >= TLSTAP_FUNC__DATA_COUNT)
 		return 0;
-
-	len = call_length(ctx, func, &args);
-	/* No socket syscall inside, and no fd known: the thread's next socket write is the call's. */
-	if (args.no_fd && !args.fd_seen) {
-		struct pending_write pending = { .ssl = args.ssl, .min_len = is_write(func) ? len : 0 };
-
-		bpf_map_update_elem(&bio_pending_write, &pid_tgid, &pending, BPF_ANY);
-	}
-	if (len)
-		emit_call(pid_tgid, &args, len);
+	finish_call(pid_tgid, &args, call_length(ctx, func, &args), &found->last_fd);
+	found->last_ssl = args.ssl;
+	found->last_gen = gen;
 	return 0;
 }

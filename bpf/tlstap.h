@@ -11,7 +11,7 @@
 
 #define TLSTAP_COMM_LEN 16
 
-/* Payload bytes per ring-buffer record. A per-CPU map value is limited to 32 KiB. */
+/* Payload bytes per ring-buffer record at most: the largest of the sizes a record is reserved at. */
 #define TLSTAP_CHUNK_SIZE 16384
 /* Bound of the copy loop; the per-call cap can never exceed CHUNK_SIZE * MAX_CHUNKS (4 MiB). */
 #define TLSTAP_MAX_CHUNKS 256
@@ -152,6 +152,8 @@ struct tlstap_event_header {
 /*
  * A chunk of one call's plaintext. All chunks of a call share tid and ts_ns and
  * arrive in chunk_offset order; calls of one connection carry increasing seq.
+ * The record may be longer than data[chunk_len]: the ring buffer takes records of a few
+ * constant sizes (bpf/tlstap.bpf.c, DATA_CLASSES), the bytes past the chunk are zero.
  */
 struct tlstap_data_event {
 	struct tlstap_event_header h;
