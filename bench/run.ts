@@ -149,7 +149,7 @@ async function runInProcess(
   const restoreStats = object === 'tlstap.bpf.o' ? enableBpfStats() : undefined;
   try {
     const t0 = performance.now();
-    const session = CaptureSession.open(
+    const session = await CaptureSession.open(
       targets,
       {
         comm: 'loadgen',

@@ -1,14 +1,43 @@
-// The capture requests of the agent protocol, as an asynchronous twin of the addon's NativeBpfSession
-// (src/native/binding.ts): the same calls, in the same order, served by the agent's copy of the
-// native core. Record batches arrive as TFRM frames, handed to the onBatch given to startPolling.
+// The capture requests of the agent protocol, as a BpfBackendSession (src/capture/backend.ts) beside
+// the addon's: the same calls, in the same order, served by the agent's copy of the native core.
+// Record batches arrive as TFRM frames, handed to the onBatch given to startPolling.
+import type { BpfBackendSession } from '../capture/backend.js';
 import { BpfError } from '../native/binding.js';
 import type { AgentConnection } from './connection.js';
 import { AgentError } from './connection.js';
 import { Args, OP } from './protocol.js';
 
+const EOPNOTSUPP = 95;
+
 /** A BPF session on the agent's machine; failures are BpfErrors, as with the local addon. */
-export class RemoteBpfSession {
-  constructor(private readonly agent: AgentConnection) {}
+export class RemoteBpfSession implements BpfBackendSession {
+  private ended: ((error: string | undefined) => void) | undefined;
+
+  constructor(private readonly agent: AgentConnection) {
+    // The pipe closing ends the polling: the capture learns it from the session's end.
+    void agent.gone.then((err) => this.ended?.(err.message));
+  }
+
+  /**
+   * Before load: whether a program is loaded. The protocol has no request for it yet, so the agent
+   * loads every program; that is what a kernel with attach cookies and per-syscall tracepoints needs
+   * anyway, and an older kernel's verifier refuses the load with its reason (docs/agent.md).
+   */
+  setAutoload(_program: string, _autoload: boolean): void {}
+
+  /** After load: one map entry (probe_sites, for kernels without attach cookies): not in the protocol yet. */
+  updateMapElem(map: string): never {
+    throw new BpfError(`updateMapElem ${map}: the agent protocol has no map writes yet, which kernels without attach cookies (before 5.15) need`, {
+      op: 'updateMapElem',
+      errno: EOPNOTSUPP,
+    });
+  }
+
+  /** Batches are the TFRM frames' payloads: nothing to free early. */
+  releaseBatch(): void {}
+
+  /** The agent releases the object when it says goodbye (AgentConnection.close). */
+  close(): void {}
 
   /** Before load: a `const volatile` setting. */
   setGlobal(section: string, name: string, value: Buffer): Promise<void> {
@@ -54,9 +83,11 @@ export class RemoteBpfSession {
   }
 
   /** Starts streaming the ring buffer: each TFRM frame goes to onBatch(payload, count). */
-  async startPolling(ringMap: string, onBatch: (batch: Buffer, count: number) => void, options: { batchBytes: number; timeoutMs: number }): Promise<void> {
+  async startPolling(ringMap: string, onBatch: (batch: Buffer, count: number) => void, options: { batchBytes: number; timeoutMs: number }) {
+    const ended = new Promise<string | undefined>((resolve) => (this.ended = resolve));
     this.agent.onRecords = onBatch;
     await this.call(OP.START, 'startPolling', new Args().u32(options.batchBytes).u32(options.timeoutMs).bytes(ringMap));
+    return { ended };
   }
 
   /** Stops (true) or resumes (false) reading the ring buffer on the device: backpressure. */
@@ -78,6 +109,7 @@ export class RemoteBpfSession {
   /** Drains the ring buffer: every batch has reached onBatch when this resolves (frames come in order). */
   async stopPolling(): Promise<void> {
     await this.call(OP.STOP, 'stopPolling', new Args());
+    this.ended?.(undefined);
   }
 
   private async call(op: number, name: string, args: Args, what?: string): Promise<Buffer> {
