@@ -2,13 +2,15 @@
 /*
  * tlstap-agent: the small, static program tlstap runs on a device or server without Node
  * (docs/agent.md). It answers requests framed as in protocol.h on stdin with responses on stdout;
- * it only reads files and /proc and, through the capture core (core.h), loads, attaches and polls.
+ * it only reads files and /proc and, through the capture core (native/core/tlstap_core.h), loads,
+ * attaches and polls.
  * All judgement stays in the front end. When stdin closes it detaches everything and exits.
  */
 #include "files.h"
 #include "plan.h"
 #include "protocol.h"
 #include "requests.h"
+#include "tlstap_core.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -141,6 +143,7 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
+	tlstap_core_init();
 	int status = plan ? plan_record(plan, record, duration) : serve();
 	requests_release();
 	files_close_all();

@@ -43,7 +43,7 @@ enum tlstap_agent_op {
 	TLSTAP_AGENT_OP_READLINK = 5, /* path -> target */
 	TLSTAP_AGENT_OP_READFILE = 6, /* u32 max, path -> u32 flags (bit 0: more than max), bytes */
 	TLSTAP_AGENT_OP_CLOCK = 7,    /* -> u64 CLOCK_MONOTONIC ns, u64 CLOCK_REALTIME ns, read back to back */
-	/* Capture, served by the shared native core (agent/core.h). */
+	/* Capture, served by the shared native core (native/core/tlstap_core.h). */
 	TLSTAP_AGENT_OP_SET_GLOBAL = 16,     /* u16 section len, section, u16 name len, name, value */
 	TLSTAP_AGENT_OP_SET_MAP_MAX = 17,    /* u32 entries, map name */
 	TLSTAP_AGENT_OP_USE_MULTI = 18,      /* program name */
@@ -56,6 +56,8 @@ enum tlstap_agent_op {
 	TLSTAP_AGENT_OP_COUNTERS = 25,       /* map name -> u64 sums[] */
 	TLSTAP_AGENT_OP_DETACH = 26,         /* destroys every link; no record is made after the response */
 	TLSTAP_AGENT_OP_STOP = 27,           /* drains the ring buffer: the last TFRM precedes the response */
+	TLSTAP_AGENT_OP_SET_AUTOLOAD = 28,   /* u8 autoload, u8 0, program name */
+	TLSTAP_AGENT_OP_UPDATE_ELEM = 29,    /* u16 map len, map, u32 key len, key, value */
 	TLSTAP_AGENT_OP_BYE = 31,            /* releases everything, answers, exits 0 */
 };
 

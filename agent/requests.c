@@ -2,9 +2,10 @@
 /* The requests of protocol.h: argument decoding, the file requests, the capture core, the record batches. */
 #include "requests.h"
 
-#include "core.h"
+#include "embedded.h"
 #include "files.h"
 #include "protocol.h"
+#include "tlstap_core.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -17,6 +18,9 @@
 
 static struct tlstap_core *core;
 
+/* What emit_record returns to end a consume call after a frame went out, so requests get their turn. */
+#define STOP_CONSUMING (-ECANCELED)
+
 /* Ring-buffer records wait here until they make a TFRM frame. */
 static struct {
 	struct buf batch;
@@ -25,7 +29,8 @@ static struct {
 	int polling;
 	int paused;
 	int timeout_ms;
-	int write_error;
+	int write_error; /* writing a frame failed: the front end or the file is gone */
+	int read_error;  /* reading the ring buffer failed: STOP reports it */
 	int out_fd;
 } ring = { .out_fd = STDOUT_FILENO };
 
@@ -90,13 +95,19 @@ static const char *take_rest(struct args *a, char *out)
 	return take_str(a, a->left, out);
 }
 
+static void flush_batch(void);
+
+/* [u32 length][bytes] per record, as the addon's batches and a --record frame hold them. */
 static int emit_record(void *ctx, const void *data, size_t size)
 {
 	(void)ctx;
 	buf_add32(&ring.batch, (uint32_t)size);
 	buf_add(&ring.batch, data, size);
 	ring.count++;
-	return 0;
+	if (ring.batch.len < ring.limit)
+		return 0;
+	flush_batch();
+	return ring.write_error ? ring.write_error : STOP_CONSUMING;
 }
 
 static void flush_batch(void)
@@ -113,20 +124,31 @@ static void flush_batch(void)
 	ring.count = 0;
 }
 
+/* Hands over the records that wait: one consume call (at most one full batch), then what is in the batch. */
+static int consume_once(void)
+{
+	int n = tlstap_core_consume(core);
+	if (n < 0 && n != STOP_CONSUMING && !ring.write_error && !ring.read_error)
+		ring.read_error = n;
+	flush_batch();
+	return n;
+}
+
+/* Every record the kernel wrote so far. */
 static void drain_ring(void)
 {
-	while (ring.polling && !ring.write_error) {
-		int n = tlstap_core_consume(core);
-		if (ring.batch.len >= ring.limit || n <= 0)
-			flush_batch();
-		if (n <= 0)
-			break;
-	}
+	while (ring.polling && !ring.write_error && !ring.read_error && consume_once() != 0)
+		;
 }
 
 static int need_core(void)
 {
-	return core ? 0 : tlstap_core_open(&core);
+	if (core)
+		return 0;
+	int ret = tlstap_core_open_mem(&core, tlstap_bpf_object, tlstap_bpf_object_size(), "tlstap", NULL);
+	if (ret)
+		core = NULL;
+	return ret;
 }
 
 static void hello(struct buf *out)
@@ -154,9 +176,8 @@ static void hello(struct buf *out)
 	buf_add32(out, TLSTAP_AGENT_PROTOCOL);
 	buf_add(out, "{\"agent\":", 9);
 	buf_add_json_string(out, TLSTAP_AGENT_VERSION);
-	snprintf(numbers, sizeof(numbers), ",\"protocol\":%d,\"pid\":%d,\"selfCrc32\":%u,\"selfSize\":%llu,\"core\":%s",
-		 TLSTAP_AGENT_PROTOCOL, (int)getpid(), crc, (unsigned long long)size,
-		 need_core() == -ENOSYS ? "false" : "true");
+	snprintf(numbers, sizeof(numbers), ",\"protocol\":%d,\"pid\":%d,\"selfCrc32\":%u,\"selfSize\":%llu,\"core\":true",
+		 TLSTAP_AGENT_PROTOCOL, (int)getpid(), crc, (unsigned long long)size);
 	buf_add(out, numbers, strlen(numbers));
 	buf_add(out, ",\"machine\":", 11);
 	buf_add_json_string(out, u.machine);
@@ -229,7 +250,7 @@ static int dispatch(uint32_t op, struct args *a, struct buf *out, int *bye)
 	}
 
 	/* The rest is capture: each request's arguments are checked, then the core serves it. */
-	if (op < TLSTAP_AGENT_OP_SET_GLOBAL || op > TLSTAP_AGENT_OP_STOP)
+	if (op < TLSTAP_AGENT_OP_SET_GLOBAL || op > TLSTAP_AGENT_OP_UPDATE_ELEM)
 		return -EOPNOTSUPP;
 #define NEED_CORE()                                   \
 	do {                                          \
@@ -250,6 +271,20 @@ static int dispatch(uint32_t op, struct args *a, struct buf *out, int *bye)
 		const char *map = take_rest(a, s1);
 		NEED_CORE();
 		return tlstap_core_set_map_max_entries(core, map, entries);
+	}
+	case TLSTAP_AGENT_OP_SET_AUTOLOAD: {
+		int autoload = take8(a);
+		take8(a);
+		const char *prog = take_rest(a, s1);
+		NEED_CORE();
+		return tlstap_core_set_autoload(core, prog, autoload);
+	}
+	case TLSTAP_AGENT_OP_UPDATE_ELEM: {
+		const char *map = take_str(a, take16(a), s1);
+		uint32_t key_size = take32(a);
+		const uint8_t *key = take(a, key_size);
+		NEED_CORE();
+		return tlstap_core_update_map_elem(core, map, key, key_size, a->p, a->left);
 	}
 	case TLSTAP_AGENT_OP_USE_MULTI: {
 		const char *prog = take_rest(a, s1);
@@ -337,7 +372,7 @@ static int dispatch(uint32_t op, struct args *a, struct buf *out, int *bye)
 		/* Every record the kernel wrote before this goes out ahead of the response. */
 		drain_ring();
 		ring.polling = 0;
-		return ring.write_error;
+		return ring.write_error ? ring.write_error : ring.read_error;
 	default:
 		return -EOPNOTSUPP;
 	}
@@ -354,13 +389,31 @@ int request_run(const uint8_t *payload, size_t len, struct buf *out, uint32_t *o
 	return out->failed ? -ENOMEM : ret;
 }
 
+/* The core's message, with libbpf's last lines (the verifier's, after a failed load). */
+static const char *core_error(void)
+{
+	static char message[2048];
+	char log[1024];
+	size_t n = tlstap_core_log(log, sizeof(log));
+	snprintf(message, sizeof(message), "%s%s%s", tlstap_core_error(core), n ? "; libbpf: " : "", log);
+	return message;
+}
+
 const char *request_error(uint32_t op, int status)
 {
-	return status == -EBADMSG	       ? "malformed request arguments"
-	       : status == -EOPNOTSUPP      ? "unknown request"
-	       : status == -EPROTONOSUPPORT ? "the front end speaks another agent protocol version"
-	       : op >= TLSTAP_AGENT_OP_SET_GLOBAL && op < TLSTAP_AGENT_OP_BYE ? tlstap_core_error(core)
-									 : strerror(-status);
+	if (status == -EBADMSG)
+		return "malformed request arguments";
+	if (status == -EOPNOTSUPP)
+		return "unknown request";
+	if (status == -EPROTONOSUPPORT)
+		return "the front end speaks another agent protocol version";
+	if (op == TLSTAP_AGENT_OP_STOP && status == ring.read_error)
+		return "reading the ring buffer failed";
+	if (op == TLSTAP_AGENT_OP_STOP && status == ring.write_error)
+		return "writing a record frame failed";
+	if (op >= TLSTAP_AGENT_OP_SET_GLOBAL && op < TLSTAP_AGENT_OP_BYE && status != -ENOMEM)
+		return core_error();
+	return strerror(-status);
 }
 
 void ring_output(int fd)
@@ -380,20 +433,19 @@ int ring_timeout_ms(void)
 
 int ring_service(void)
 {
-	if (ring.polling && !ring.paused)
-		drain_ring();
+	if (ring.polling && !ring.paused && !ring.write_error && !ring.read_error)
+		consume_once();
 	return ring.write_error;
 }
 
 void requests_release(void)
 {
-	/* No probe outlives the agent: links first, then the ring buffer and the object. */
-	if (ring.polling)
-		drain_ring();
-	if (core) {
-		tlstap_core_detach_all(core);
-		tlstap_core_close(core);
-		core = NULL;
-	}
+	/* No probe outlives the agent: links first; the records they made go out; then the ring buffer and the object. */
+	tlstap_core_detach_all(core);
+	ring.paused = 0;
+	drain_ring();
+	ring.polling = 0;
+	tlstap_core_close(core);
+	core = NULL;
 	buf_free(&ring.batch);
 }

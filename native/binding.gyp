@@ -4,9 +4,9 @@
       "target_name": "tlstap_native",
       "sources": [
         "src/addon.cc", "src/batch_pool.cc", "src/bpf_session.cc", "src/layout.cc", "src/errors.cc",
-        "src/static_link.c"
+        "src/static_link.c", "core/tlstap_core.c", "core/core_links.c", "core/core_log.c"
       ],
-      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "../bpf"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "../bpf", "core"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],
       "cflags": ["-ffile-prefix-map=<(module_root_dir)=."],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],

@@ -37,7 +37,7 @@ for arch in "${archs[@]}"; do
 	dir="build/native-$arch"
 	mkdir -p "$dir/native" "$dir/bpf"
 	# cp -p keeps the sources' times, so make rebuilds only what changed.
-	cp -pr native/binding.gyp native/src "$dir/native/"
+	cp -pr native/binding.gyp native/src native/core "$dir/native/"
 	cp -p bpf/tlstap.h "$dir/bpf/"
 	(
 		cd "$dir/native"

@@ -1,10 +1,12 @@
-// tlstap_native: a thin layer over libbpf. TypeScript validates arguments before they get here.
+// tlstap_native: a thin N-API front door over the capture core (native/core/).
+// TypeScript validates arguments before they get here.
 #include <napi.h>
 
 #include "bpf_session.h"
 #include "errors.h"
 #include <bpf/libbpf.h>
 #include "layout.h"
+#include "tlstap_core.h"
 
 namespace tlstap {
 
@@ -32,7 +34,7 @@ static Napi::Value ProbeHelper(const Napi::CallbackInfo &info)
 {
 	auto type = static_cast<enum bpf_prog_type>(info[0].As<Napi::Number>().Uint32Value());
 	auto helper = static_cast<enum bpf_func_id>(info[1].As<Napi::Number>().Uint32Value());
-	ClearLibbpfLog();
+	tlstap_core_log_clear();
 	return Napi::Boolean::New(info.Env(), libbpf_probe_bpf_helper(type, helper, nullptr) == 1);
 }
 
@@ -45,12 +47,7 @@ static Napi::Object Register(Napi::Env env, Napi::Object exports)
 {
 	auto *data = new AddonData();
 	env.SetInstanceData(data);
-#if LIBBPF_MAJOR_VERSION < 1
-	// libbpf 0.x returns error pointers from its open and attach calls unless told otherwise; every
-	// check in this addon is libbpf 1.x's convention: NULL (or a negative number) and errno.
-	libbpf_set_strict_mode(static_cast<enum libbpf_strict_mode>(LIBBPF_STRICT_CLEAN_PTRS | LIBBPF_STRICT_DIRECT_ERRS));
-#endif
-	InstallLibbpfPrinter();
+	tlstap_core_init();
 	Napi::Function session = BpfSession::Define(env);
 	data->session_class = Napi::Persistent(session);
 	exports.Set("init", Napi::Function::New(env, Init));

@@ -1,4 +1,5 @@
-// One loaded BPF object: settings before load, uprobe links, ring-buffer polling thread, counters.
+// One loaded BPF object, for JS: argument conversion over the capture core (native/core/tlstap_core.h),
+// the ring-buffer polling thread and its batches' delivery to JS.
 #pragma once
 #include <napi.h>
 
@@ -9,9 +10,7 @@
 #include <thread>
 #include <vector>
 
-struct bpf_object;
-struct bpf_link;
-struct ring_buffer;
+struct tlstap_core;
 
 namespace tlstap {
 
@@ -42,21 +41,18 @@ private:
 	void Close(const Napi::CallbackInfo &info);
 
 	// Polling thread side.
-	static int OnSample(void *ctx, void *data, size_t size);
+	static int OnSample(void *ctx, const void *data, size_t size);
 	void PollLoop();
 	void FlushBatch();
 
 	void RequireOpen(Napi::Env env, const char *op) const;
-	void DestroyLinks();
+	// Throws the core's last failure when ret is a negative errno; returns ret.
+	int Check(Napi::Env env, int ret) const;
 	void ReleaseAll();
 
-	struct bpf_object *obj_ = nullptr;
-	bool loaded_ = false;
-	bool loading_ = false; // loadAsync() is running: nothing else may touch obj_
-	std::vector<struct bpf_link *> links_;
-	std::vector<int> multi_link_fds_; // uprobe_multi links made by a raw bpf(BPF_LINK_CREATE)
+	struct tlstap_core *core_ = nullptr;
+	bool loading_ = false; // loadAsync() is running: nothing else may touch core_
 
-	struct ring_buffer *ring_ = nullptr;
 	std::thread poller_;
 	std::atomic<bool> stop_{false};
 	std::atomic<bool> paused_{false};

@@ -1,66 +1,24 @@
 #include "errors.h"
 
+#include "tlstap_core.h"
+
 #include <bpf/libbpf.h>
 #include <cerrno>
-#include <cstdarg>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <mutex>
 
 namespace tlstap {
 
 namespace {
 
-// libbpf's print callback is process-wide by libbpf's design; this keeps its tail.
-constexpr size_t kLogTailBytes = 8192;
-std::mutex log_mutex;
-std::string log_tail;
-bool log_to_stderr = false;
-
-int PrintToTail(enum libbpf_print_level level, const char *format, va_list args)
+std::string LibbpfLogTail()
 {
-	va_list copy;
-
-	va_copy(copy, args);
-	int needed = vsnprintf(nullptr, 0, format, copy);
-	va_end(copy);
-	if (needed <= 0)
-		return 0;
-	// One message can be a whole verifier log: format it whole, keep its end.
-	std::string line(static_cast<size_t>(needed) + 1, '\0');
-	vsnprintf(line.data(), line.size(), format, args);
-	line.resize(static_cast<size_t>(needed));
-	if (log_to_stderr)
-		fputs(line.c_str(), stderr);
-	if (level == LIBBPF_DEBUG && !log_to_stderr)
-		return 0;
-	std::lock_guard<std::mutex> lock(log_mutex);
-	log_tail += line;
-	if (log_tail.size() > kLogTailBytes)
-		log_tail.erase(0, log_tail.size() - kLogTailBytes);
-	return 0;
+	char tail[8192];
+	size_t n = tlstap_core_log(tail, sizeof(tail));
+	return std::string(tail, n);
 }
 
 } // namespace
-
-void InstallLibbpfPrinter()
-{
-	log_to_stderr = getenv("TLSTAP_LIBBPF_DEBUG") != nullptr;
-	libbpf_set_print(PrintToTail);
-}
-
-std::string LibbpfLogTail()
-{
-	std::lock_guard<std::mutex> lock(log_mutex);
-	return log_tail;
-}
-
-void ClearLibbpfLog()
-{
-	std::lock_guard<std::mutex> lock(log_mutex);
-	log_tail.clear();
-}
 
 Napi::Value MakeBpfError(Napi::Env env, const std::string &op, int err, const std::string &context)
 {
@@ -86,6 +44,16 @@ Napi::Value MakeBpfError(Napi::Env env, const std::string &op, int err, const st
 void ThrowBpfError(Napi::Env env, const std::string &op, int err, const std::string &context)
 {
 	throw Napi::Error(env, MakeBpfError(env, op, err, context));
+}
+
+Napi::Value MakeCoreError(Napi::Env env, const struct tlstap_core *core, int err)
+{
+	return MakeBpfError(env, tlstap_core_error_op(core), err, tlstap_core_error_context(core));
+}
+
+void ThrowCoreError(Napi::Env env, const struct tlstap_core *core, int err)
+{
+	throw Napi::Error(env, MakeCoreError(env, core, err));
 }
 
 } // namespace tlstap

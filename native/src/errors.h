@@ -1,7 +1,9 @@
-// Errors from libbpf become instances of the TypeScript class BpfError (passed in by init()).
+// Errors from the capture core become instances of the TypeScript class BpfError (passed in by init()).
 #pragma once
 #include <napi.h>
 #include <string>
+
+struct tlstap_core;
 
 namespace tlstap {
 
@@ -17,10 +19,8 @@ Napi::Value MakeBpfError(Napi::Env env, const std::string &op, int err, const st
 // Throws MakeBpfError(...) as a JS exception.
 [[noreturn]] void ThrowBpfError(Napi::Env env, const std::string &op, int err, const std::string &context);
 
-// Routes libbpf's messages to a bounded in-memory tail (and stderr when TLSTAP_LIBBPF_DEBUG is set),
-// so a failed load can carry the verifier's last words in its error.
-void InstallLibbpfPrinter();
-std::string LibbpfLogTail();
-void ClearLibbpfLog();
+// The core's last failure (its op and context; err is the negative errno it returned) as a BpfError.
+Napi::Value MakeCoreError(Napi::Env env, const struct tlstap_core *core, int err);
+[[noreturn]] void ThrowCoreError(Napi::Env env, const struct tlstap_core *core, int err);
 
 } // namespace tlstap

@@ -63,6 +63,8 @@ export const OP = {
   COUNTERS: 25,
   DETACH: 26,
   STOP: 27,
+  SET_AUTOLOAD: 28,
+  UPDATE_ELEM: 29,
   BYE: 31,
 } as const;
 
