@@ -291,9 +291,9 @@ async function startRemote(opts: CaptureOptions & { remote: string }, stderr: Wr
 }
 
 async function captureUntilStopped(opts: CaptureOptions, host: CaptureHost, signals: StopSignals, stderr: Writable, timeline: ReturnType<typeof startTimeline>): Promise<CaptureResult> {
-  // The program loads (kernel BTF, verifier) on another thread while this one finds the targets;
-  // an agent's program waits for them, which may choose the uid (--package).
-  let loading: Promise<LoadedProgram> | undefined = host.machine === undefined ? LiveCapture.load(opts) : undefined;
+  // The program loads (kernel BTF, verifier) while the targets are found; with --package it waits
+  // for them, as they choose the uid the kernel filters on.
+  let loading: Promise<LoadedProgram> | undefined = opts.package === undefined ? LiveCapture.load(opts, host.machine) : undefined;
   const discardProgram = async () => loading?.then((p) => p.close(), () => undefined);
 
   let outputs: Outputs;
@@ -310,7 +310,7 @@ async function captureUntilStopped(opts: CaptureOptions, host: CaptureHost, sign
     timeline.mark('targets found');
     kernelOpts = { ...opts, uid: opts.uid ?? uid };
     loading ??= LiveCapture.load(kernelOpts, host.machine);
-    loading.then(() => timeline.mark('program loaded'), () => undefined);
+    void loading.then(() => timeline.mark('program loaded'), () => undefined);
     stderr.write(startNotes(skipped, blindspots));
     stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));
     ctx = liveContext(targets, await host.clockOffsetNs());

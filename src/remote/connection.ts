@@ -7,6 +7,15 @@ import { errnoName } from './errno.js';
 import { FrameDecoder, OP, ProtocolError, decodeResponse, encodeFrame, encodeRequest } from './protocol.js';
 import type { Frame } from './protocol.js';
 
+/**
+ * Runs a shell command with its stdin, stdout and stderr as pipes, in its own process group: Ctrl-C
+ * at the terminal reaches tlstap only, which then stops the agent cleanly (DETACH, STOP, BYE) before
+ * the pipe closes; an ssh or adb in tlstap's group would die at once.
+ */
+export function spawnShell(shellCommand: string): ChildProcess {
+  return spawn('/bin/sh', ['-c', shellCommand], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+}
+
 /** A request the agent answered with an error: the op, the errno and the agent's message. */
 export class AgentError extends Error {
   override readonly name = 'AgentError';
@@ -83,10 +92,18 @@ export class AgentConnection {
 
   /** Runs `shellCommand` with /bin/sh and talks to the agent it starts; its stderr is kept for messages. */
   static spawn(shellCommand: string): AgentConnection {
-    // Its own process group: Ctrl-C at the terminal reaches tlstap only, which then stops the agent
-    // cleanly (DETACH, STOP, BYE) before the pipe closes; an ssh or adb in the group would die at once.
-    const child = spawn('/bin/sh', ['-c', shellCommand], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const child = spawnShell(shellCommand);
     return new AgentConnection(child.stdin!, child.stdout!, child);
+  }
+
+  /**
+   * Talks to the agent a running child became (the launcher's probe script exec'd it): `leftover` is
+   * what its stdout held after the probe's lines, the start of the agent's frames.
+   */
+  static adopt(child: ChildProcess, leftover: Buffer): AgentConnection {
+    const connection = new AgentConnection(child.stdin!, child.stdout!, child);
+    if (leftover.length > 0) connection.receive(leftover);
+    return connection;
   }
 
   /** What the agent (or the command that reached it) wrote on stderr lately. */

@@ -7,7 +7,14 @@ import type { AgentConnection } from './connection.js';
 import { AgentError } from './connection.js';
 import { Args, OP } from './protocol.js';
 
-const EOPNOTSUPP = 95;
+/** A BpfError on the agent's machine: a missing privilege is the agent's there, not this process's. */
+class RemoteBpfError extends BpfError {
+  override get hint(): string {
+    return this.errno === 1 || this.errno === 13
+      ? "run the agent as root there: --remote 'ssh root@HOST', or 'adb shell su -c' on a rooted phone"
+      : super.hint;
+  }
+}
 
 /** A BPF session on the agent's machine; failures are BpfErrors, as with the local addon. */
 export class RemoteBpfSession implements BpfBackendSession {
@@ -18,19 +25,14 @@ export class RemoteBpfSession implements BpfBackendSession {
     void agent.gone.then((err) => this.ended?.(err.message));
   }
 
-  /**
-   * Before load: whether a program is loaded. The protocol has no request for it yet, so the agent
-   * loads every program; that is what a kernel with attach cookies and per-syscall tracepoints needs
-   * anyway, and an older kernel's verifier refuses the load with its reason (docs/agent.md).
-   */
-  setAutoload(_program: string, _autoload: boolean): void {}
+  /** Before load: whether a program is loaded at all. */
+  async setAutoload(program: string, autoload: boolean): Promise<void> {
+    await this.call(OP.SET_AUTOLOAD, 'setAutoload', new Args().u8(autoload ? 1 : 0).u8(0).bytes(program), program);
+  }
 
-  /** After load: one map entry (probe_sites, for kernels without attach cookies): not in the protocol yet. */
-  updateMapElem(map: string): never {
-    throw new BpfError(`updateMapElem ${map}: the agent protocol has no map writes yet, which kernels without attach cookies (before 5.15) need`, {
-      op: 'updateMapElem',
-      errno: EOPNOTSUPP,
-    });
+  /** After load: writes one entry of a map (probe_sites, for kernels without attach cookies). */
+  async updateMapElem(map: string, key: Buffer, value: Buffer): Promise<void> {
+    await this.call(OP.UPDATE_ELEM, 'updateMapElem', new Args().str16(map).u32(key.length).bytes(key).bytes(value), map);
   }
 
   /** Batches are the TFRM frames' payloads: nothing to free early. */
@@ -118,7 +120,7 @@ export class RemoteBpfSession implements BpfBackendSession {
     } catch (err) {
       if (!(err instanceof AgentError)) throw err;
       // The addon's error class, so capture code handles a remote failure as a local one (fallbacks, hints).
-      throw new BpfError(`${name}${what === undefined ? '' : ` ${what}`} on the agent: ${err.message}`, { op: name, errno: err.errno, libbpfLog: err.message });
+      throw new RemoteBpfError(`${name}${what === undefined ? '' : ` ${what}`} on the agent: ${err.message}`, { op: name, errno: err.errno, libbpfLog: err.message });
     }
   }
 }

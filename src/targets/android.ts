@@ -239,22 +239,23 @@ class Walk {
   /** Every process (of the app id, or the one pid, if given): 32-bit ones counted, the others' mapped libraries added. */
   async processes(appId: number | undefined, only?: number): Promise<void> {
     const names = only === undefined ? await listDir(this.view, '/proc') : [String(only)];
-    for (const name of names) {
-      if (!/^\d+$/.test(name)) continue;
-      const pid = Number(name);
-      try {
-        const uid = uidFromStatus((await this.view.readFile(`/proc/${pid}/status`)).toString('latin1'));
-        if (appId !== undefined && (uid === undefined || appIdOf(uid) !== appId)) continue;
-        // Five bytes of the executable, not a block of it: a phone has a thousand processes.
-        if (elfClassOf(await this.view.read(`/proc/${pid}/exe`, 0, 5)) === ELFCLASS32) {
-          this.processes32++;
-          continue;
-        }
-        if (uid !== undefined && appId !== undefined) this.uids.add(uid);
-        await this.mappings(pid, (await this.view.readFile(`/proc/${pid}/maps`)).toString('latin1'), only !== undefined);
-      } catch {
-        // Kernel threads have no executable; processes exit while we look.
+    // All at once: over the agent's pipe the requests overlap, so the walk takes a few round trips, not thousands.
+    await Promise.all(names.filter((name) => /^\d+$/.test(name)).map((name) => this.process(Number(name), appId, only !== undefined)));
+  }
+
+  private async process(pid: number, appId: number | undefined, every: boolean): Promise<void> {
+    try {
+      const uid = uidFromStatus((await this.view.readFile(`/proc/${pid}/status`)).toString('latin1'));
+      if (appId !== undefined && (uid === undefined || appIdOf(uid) !== appId)) return;
+      // Five bytes of the executable, not a block of it: a phone has a thousand processes.
+      if (elfClassOf(await this.view.read(`/proc/${pid}/exe`, 0, 5)) === ELFCLASS32) {
+        this.processes32++;
+        return;
       }
+      if (uid !== undefined && appId !== undefined) this.uids.add(uid);
+      await this.mappings(pid, (await this.view.readFile(`/proc/${pid}/maps`)).toString('latin1'), every);
+    } catch {
+      // Kernel threads have no executable; processes exit while we look.
     }
   }
 
@@ -386,14 +387,15 @@ export async function androidTargets(view: FileView, options: AndroidDiscoveryOp
   for (const path of options.lib ?? []) walk.add(path, 'lib-option');
 
   const targets: AndroidTarget[] = [];
-  for (const f of walk.found.values()) {
-    let target: AndroidTarget | undefined;
-    try {
-      target = await analyzeFound(view, walk, f);
-    } catch (err) {
-      walk.skipped.push({ path: displayOf(f), reason: reasonOf(err) });
+  // Every file looked into at once (their reads overlap on the agent's pipe), the results taken in order.
+  const found = [...walk.found.values()];
+  const analysed = await Promise.all(found.map((f) => analyzeFound(view, walk, f).catch((err: unknown) => err as Error)));
+  for (const [i, result] of analysed.entries()) {
+    if (result instanceof Error) {
+      walk.skipped.push({ path: displayOf(found[i]!), reason: reasonOf(result) });
       continue;
     }
+    const target = result;
     if (target === undefined) continue;
     // One file reached by two paths (a symlink in /system/lib64) is one target, with both's processes.
     const twin = targets.find((t) => t.dev === target.dev && t.ino === target.ino && t.base === target.base);
