@@ -3,9 +3,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './nginx.js';
 
 /** Debian's openssh-server (scripts/setup.sh installs it). */
 export const SSHD = '/usr/sbin/sshd';
@@ -16,17 +16,6 @@ export interface PrivateSshd {
   /** `ssh … root@127.0.0.1`: runs its last argument as a shell command there. */
   command: string;
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function keygen(path: string): void {
