@@ -108,7 +108,7 @@ export async function remoteHost(opts: CaptureOptions & { remote: string }, onSt
  * The uid the kernel filters on for --package: the one Android user's uid running the app, or user 0's
  * when none runs it yet. The kernel filters on one uid: several users running it need --uid to choose.
  */
-function packageUid(found: AndroidDiscovery, opts: CaptureOptions, onStep: (line: string) => void): { uid?: number } {
+export function packageUid(found: AndroidDiscovery, opts: CaptureOptions, onStep: (line: string) => void): { uid?: number } {
   if (found.appId === undefined || opts.uid !== undefined) return {};
   if (found.uids.length > 1) {
     throw new CliError(
