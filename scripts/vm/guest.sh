@@ -65,7 +65,7 @@ tail -n 5 /tmp/tlstap.stderr
 # The host says "go" once its capture is attached; curl fetches the file again; the host stops.
 if [ -f /mnt/agent-check ]; then
 	ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up || exit 13
-	busybox nc -ll -p 7070 -e /bin/sh /mnt/agent-shell.sh &
+	busybox nc -ll -p 7070 -e /bin/busybox sh /mnt/agent-shell.sh &
 	listener=$!
 	touch "$out/agent.ready"
 	say "agent check: shell listener on 10.0.2.15:7070"

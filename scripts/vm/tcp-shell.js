@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The --remote command of the arm64 agent check (scripts/vm-test.sh): reaches the guest's shell
-// listener (busybox nc -ll -e scripts/vm/agent-shell.sh, through QEMU's hostfwd) and runs its last
+// listener (busybox nc -ll -e, running scripts/vm/agent-shell.sh, through QEMU's hostfwd) and runs its last
 // argument there as a shell command, with this process's stdin and stdout as the command's: a byte
 // pipe like `ssh root@host CMD`. Stdin's end is passed on (a TCP half-close), so `cat > FILE` ends.
 // Usage: node scripts/vm/tcp-shell.js HOST:PORT 'shell command'

@@ -204,7 +204,7 @@ export function captureOptions(): Option[] {
     new Option('-v, --verbose', 'list the probed files at start, and print a stats line on stderr every second').default(false),
     new Option('--remote <command>', "capture on another machine through tlstap-agent: a command that runs its last argument as a shell command there, e.g. 'ssh root@host', 'adb shell su -c' (pushes the agent when missing or stale)").argParser(once('--remote', parseRemote)),
     new Option('--agent-path <path>', 'where the agent lives on the --remote machine (default /data/local/tmp/tlstap-agent on Android, else ~/.cache/tlstap/tlstap-agent)').argParser(once('--agent-path', parseAgentPath)),
-    new Option('--package <name>', 'with --remote on Android: only this app (its processes in every Android user, by uid from /data/system/packages.list)').argParser(once('--package', parsePackage)),
+    new Option('--package <name>', 'with --remote on Android: only this app, by its uid from /data/system/packages.list (filtered in the kernel; once)').argParser(once('--package', parsePackage)),
   ];
 }
 
