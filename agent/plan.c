@@ -202,10 +202,11 @@ int plan_record(const char *plan, const char *record, unsigned long duration)
 		if ((err = ring_service()) != 0)
 			break;
 	}
-	/* The last records, after every probe is gone, go in too. */
-	requests_release();
+	/* The last records, after every probe is gone, and the counters go in too. */
+	int last = ring_finish();
 	if (!err)
-		err = ring_service();
+		err = last;
+	requests_release();
 	if (fsync(fd) != 0 && !err)
 		err = -errno;
 	struct stat st;

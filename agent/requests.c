@@ -5,6 +5,7 @@
 #include "embedded.h"
 #include "files.h"
 #include "protocol.h"
+#include "tlstap.h"
 #include "tlstap_core.h"
 
 #include <errno.h>
@@ -438,12 +439,32 @@ int ring_service(void)
 	return ring.write_error;
 }
 
-void requests_release(void)
+int ring_finish(void)
 {
-	/* No probe outlives the agent: links first; the records they made go out; then the ring buffer and the object. */
 	tlstap_core_detach_all(core);
 	ring.paused = 0;
 	drain_ring();
+	uint64_t sums[TLSTAP_CTR__COUNT];
+	if (ring.polling && !ring.write_error &&
+	    tlstap_core_sum_percpu(core, "counters", sums, TLSTAP_CTR__COUNT) == TLSTAP_CTR__COUNT) {
+		struct tlstap_counters_event ev;
+		struct timespec now;
+		memset(&ev, 0, sizeof(ev));
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ev.h.ts_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+		ev.h.kind = TLSTAP_EVENT_COUNTERS;
+		memcpy(ev.values, sums, sizeof(ev.values));
+		emit_record(NULL, &ev, sizeof(ev));
+		flush_batch();
+	}
+	ring.polling = 0;
+	return ring.write_error ? ring.write_error : ring.read_error;
+}
+
+void requests_release(void)
+{
+	/* No probe outlives the agent: links first, then the ring buffer and the object. */
+	tlstap_core_detach_all(core);
 	ring.polling = 0;
 	tlstap_core_close(core);
 	core = NULL;

@@ -25,7 +25,13 @@ int ring_fd(void);
 int ring_timeout_ms(void);
 /* Hands waiting records on as frames; returns 0 or the first write error. */
 int ring_service(void);
-/* Drains the ring buffer, detaches every probe, releases the core. */
+/*
+ * The end of a recording: detaches every probe, writes every record left, then the kernel's
+ * counters as one last record (as the front end ends a --record). Returns 0, or the write
+ * error, or the error reading the ring buffer.
+ */
+int ring_finish(void);
+/* Detaches every probe at once and releases the core; records still waiting are not read. */
 void requests_release(void);
 
 #endif

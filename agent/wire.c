@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include "wire.h"
 
+#include "plan.h"
 #include "protocol.h"
 
 #include <errno.h>
@@ -113,7 +114,8 @@ int frame_write(int fd, const char mark[4], uint32_t field, const void *payload,
 	while (n > 0) {
 		ssize_t w = writev(fd, iov + (2 - n), n);
 		if (w < 0) {
-			if (errno == EINTR)
+			/* A stop signal ends a write the reader does not take (SIGTERM must not wait for it). */
+			if (errno == EINTR && !agent_stop_signal)
 				continue;
 			return -errno;
 		}
@@ -136,7 +138,7 @@ static ssize_t read_full(int fd, uint8_t *p, size_t n)
 	while (done < n) {
 		ssize_t r = read(fd, p + done, n - done);
 		if (r < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR && !agent_stop_signal)
 				continue;
 			return -errno;
 		}

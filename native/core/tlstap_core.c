@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -57,9 +58,22 @@ static int errno_of(int ret)
 	return errno ? errno : EINVAL;
 }
 
+/*
+ * libbpf finds tracepoint ids in tracefs: mounts it at /sys/kernel/tracing where neither it nor
+ * debugfs's tracing directory is there (a device's kernel may not mount it at boot). A failure
+ * shows later, as the tracepoint attach's.
+ */
+static void ensure_tracefs(void)
+{
+	if (access("/sys/kernel/tracing/events", F_OK) == 0 || access("/sys/kernel/debug/tracing/events", F_OK) == 0)
+		return;
+	mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL);
+}
+
 static int opened(struct tlstap_core **out, struct bpf_object *obj, const char *name)
 {
 	*out = NULL;
+	ensure_tracefs();
 	/* libbpf before 1.0 returns an error pointer rather than NULL. */
 	if (libbpf_get_error(obj) || !obj)
 		return fail(&open_error, "bpf_object__open", errno, "%s", name);
