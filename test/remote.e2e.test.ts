@@ -86,7 +86,8 @@ async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
 async function captureAndCheck(t: import('node:test').TestContext, remote: string, server: DemoServerProcess, dir: string): Promise<void> {
   const agentPath = join(dir, 'agent', 'tlstap-agent');
   const out = (name: string) => join(dir, name);
-  const args = ['--remote', remote, '--agent-path', agentPath, '--comm', 'curl', '-f', 'http', '-o', out('http.txt'), '-w', out('out.pcapng'), '--har', out('out.har'), '--record', out('rec.tlstap'), '-v'];
+  // --port: only this server's connections (other curls may run on this machine meanwhile).
+  const args = ['--remote', remote, '--agent-path', agentPath, '--comm', 'curl', '--port', new URL(server.url).port, '-f', 'http', '-o', out('http.txt'), '-w', out('out.pcapng'), '--har', out('out.har'), '--record', out('rec.tlstap'), '-v'];
   const tlstap = await startTlstap(args, 60_000);
   let curl;
   let programs;
