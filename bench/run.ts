@@ -190,7 +190,7 @@ async function runInProcess(
   const records: RecordBytes = { records: 0, bytes: 0, padding: 0 };
   try {
     const t0 = performance.now();
-    const session = CaptureSession.open(
+    const session = await CaptureSession.open(
       targets,
       {
         comm: 'loadgen',

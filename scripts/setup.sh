@@ -37,7 +37,7 @@ packages=(clang llvm lld libbpf-dev libelf-dev zlib1g-dev pkg-config make g++ py
 	curl openssl ca-certificates bpftool binutils nginx tshark
 	wget android-boringssl libnss3-dev libnss3-tools golang-go
 	python3-requests python3-httpx python3-aiohttp mitmproxy "${cross[@]}" "${vm[@]}"
-	gcc android-libboringssl:arm64 zip chromium)
+	gcc android-libboringssl:arm64 zip chromium openssh-server)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -48,6 +48,16 @@ else
 fi
 mkdir -p "$share/www" "$share/tls" "$share/out"
 cp "$repo/scripts/vm/guest.sh" "$share/guest.sh"
+# arm64 also checks the agent alone: the guest listens for shell commands on 10.0.2.15:7070, which
+# QEMU forwards from a free port here; this tree's x86_64 front end drives the arm64 agent through it.
+nic=(-nic none)
+agent_port=''
+if [ "$arch" = arm64 ]; then
+	cp "$repo/scripts/vm/agent-shell.sh" "$share/agent-shell.sh"
+	touch "$share/agent-check"
+	agent_port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+	nic=(-nic "user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:$agent_port-10.0.2.15:7070")
+fi
 if [ -n "$file" ]; then cp "$file" "$share/www/"; else head -c 1048576 /dev/urandom > "$share/www/random.bin"; fi
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
 	-addext subjectAltName=IP:127.0.0.1 -keyout "$share/tls/key.pem" -out "$share/tls/cert.pem" 2> /dev/null
@@ -61,7 +71,7 @@ if [ -f "$tlstap" ]; then
 fi
 [ -f "$tlstap/dist/src/cli.js" ] || { echo "vm-test: $tlstap has no dist/src/cli.js (run npm run build, or pass --tlstap)" >&2; exit 1; }
 
-common=(-m 1536 -smp 2 -display none -no-reboot -nic none -kernel "$image/vmlinuz" -initrd "$image/initrd.cpio"
+common=(-m 1536 -smp 2 -display none -no-reboot "${nic[@]}" -kernel "$image/vmlinuz" -initrd "$image/initrd.cpio"
 	-serial "file:$share/out/serial.log"
 	-virtfs "local,path=$share,mount_tag=share,security_model=none"
 	-virtfs "local,path=$tlstap,mount_tag=tlstap,security_model=none,readonly=on")
@@ -81,10 +91,14 @@ fi
 boot() {
 	local probe=$1
 	shift
-	rm -f "$share/out/serial.log" "$share/out/guest.rc"
+	rm -f "$share/out/serial.log" "$share/out/guest.rc" "$share/out/agent.ready"
 	"$qemu" "${common[@]}" "$@" 2> "$share/out/qemu.stderr" &
-	local pid=$! waited=0
+	local pid=$! waited=0 driver=''
 	while kill -0 "$pid" 2> /dev/null; do
+		if [ -n "$agent_port" ] && [ -z "$driver" ] && [ -f "$share/out/agent.ready" ]; then
+			node "$repo/scripts/vm/agent-drive.js" "$share" "$agent_port" > "$share/out/agent-drive.log" 2>&1 &
+			driver=$!
+		fi
 		if [ "$probe" -gt 0 ] && [ "$waited" -ge "$probe" ] && ! grep -q 'tlstap-vm: init' "$share/out/serial.log" 2> /dev/null; then
 			kill "$pid"
 			break
@@ -98,6 +112,7 @@ boot() {
 		waited=$((waited + 1))
 	done
 	wait "$pid" || true
+	[ -z "$driver" ] || wait "$driver" || true
 	[ "$probe" -eq 0 ] || grep -q 'tlstap-vm: init' "$share/out/serial.log" 2> /dev/null
 }
 

@@ -15,6 +15,9 @@ import { androidTargets, parsePackagesList, uidFromStatus } from '../src/targets
 import type { AndroidDiscovery } from '../src/targets/android.js';
 import { apkLibraries } from '../src/targets/apk.js';
 import { TargetError } from '../src/targets/errors.js';
+import { packageUid } from '../src/commands/capture-host.js';
+import { CliError } from '../src/commands/errors.js';
+import type { CaptureOptions } from '../src/commands/options.js';
 import { APPS, PATHS, SOURCES, apkLibraryBase, makeAndroidRoot } from './support/android-root.js';
 
 const QEMU = '/usr/bin/qemu-aarch64-static';
@@ -118,6 +121,23 @@ describe('Android discovery on a fixture root served by the agent', () => {
       [PATHS.platform, []],
     ]);
     assert.deepEqual(bank.uids, [APPS.bank]);
+  });
+
+  it("--package gives the kernel the app's one uid: the Android user running it, else user 0; two users need --uid", async () => {
+    const opts = (pkg: string, uid?: number) => ({ package: pkg, uid }) as CaptureOptions;
+    const notes: string[] = [];
+    const bank = await androidTargets(agent.view, { package: 'com.example.bank' });
+    assert.deepEqual(packageUid(bank, opts('com.example.bank'), (l) => notes.push(l)), { uid: APPS.bank });
+    // The legacy app runs only as a 32-bit process (skipped): none of its uids is seen, user 0's is taken.
+    const legacy = await androidTargets(agent.view, { package: 'com.example.legacy' });
+    assert.deepEqual(packageUid(legacy, opts('com.example.legacy'), (l) => notes.push(l)), { uid: APPS.legacy });
+    assert.match(notes.join('\n'), new RegExp(`com\\.example\\.legacy is not running; capturing its uid ${APPS.legacy} \\(Android user 0\\)`));
+    const shop = await androidTargets(agent.view, { package: 'com.example.shop' });
+    assert.throws(
+      () => packageUid(shop, opts('com.example.shop'), () => undefined),
+      (err: unknown) => err instanceof CliError && /runs in 2 Android users \(uids 10123, 1010123\)/.test(err.message) && err.hint === 'choose one with --uid, e.g. --uid 10123',
+    );
+    assert.deepEqual(packageUid(shop, opts('com.example.shop', 1010123), () => undefined), {}, '--uid chooses');
   });
 
   it('an unknown package is an error that says how to list them', async () => {

@@ -135,15 +135,15 @@ test('the program loads off the JS thread: the session refuses other calls until
 
   const settings = { comm: 'tlstap-nobody', maxCallBytes: 1 << 16, ringBufferBytes: 1 << 16 };
   const unused = await LoadedProgram.load(settings);
-  unused.close();
-  unused.close();
-  assert.throws(() => unused.attach([], () => undefined), /attached or closed already/);
+  await unused.close();
+  await unused.close();
+  await assert.rejects(unused.attach([], () => undefined), /attached or closed already/);
 
   const targets = (await systemTargets({ executables: false, flavour: false })).filter((x) => x.functions.length > 0);
   for (const perProbeLinks of [false, true]) {
     const program = await LoadedProgram.load({ ...settings, perProbeLinks });
     assert.equal(program.multiLinks, !perProbeLinks);
-    const session = program.attach(targets, () => undefined);
+    const session = await program.attach(targets, () => undefined);
     assert.ok(session.probeCount >= targets.length);
     await session.stop();
   }
@@ -159,7 +159,7 @@ test('with one perf-event probe per function (what kernels before 6.6 get), call
     const calls: { comm: string; dir: string; text: string }[] = [];
     const pipeline = new CallPipeline([{ write: (c) => calls.push({ comm: c.comm, dir: c.dir, text: c.data.toString() }), close: async () => undefined }]);
     const targets = (await systemTargets({ executables: false })).filter((x) => x.functions.length > 0);
-    const session = CaptureSession.open(targets, { comm: 'curl', maxCallBytes: 1 << 20, ringBufferBytes: 1 << 22, perProbeLinks: true }, pipeline.onBatch);
+    const session = await CaptureSession.open(targets, { comm: 'curl', maxCallBytes: 1 << 20, ringBufferBytes: 1 << 22, perProbeLinks: true }, pipeline.onBatch);
     assert.equal(session.multiLinks, false);
     const curl = await curlFetch(`${server.url}/hello`);
     await session.stop();

@@ -37,6 +37,15 @@ interface VmResult {
   perf_events: number;
   uprobe_multi_symbols: number;
   summary?: { events_dropped: number };
+  /** arm64: the agent alone in the guest, driven by this machine's front end (scripts/vm/agent-drive.js). */
+  agent?: {
+    start_ms: number;
+    curl_exit: number;
+    tlstap_exit: number;
+    curl_saved: { bytes: number; sha256: string };
+    curl_read: { calls: number; files: string[]; truncated: number; bytes: number; sha256: string };
+    summary?: { events_dropped: number };
+  };
 }
 
 function missingTools(qemu: string): string[] {
@@ -108,6 +117,19 @@ for (const [arch, facts] of Object.entries(ARCHES)) {
       // 6.1 has no uprobe_multi: the probes are perf events, one per function entry and return.
       assert.equal(result.uprobe_multi_symbols, 0);
       assert.ok(result.perf_events >= 2 * 4, `perf-event fds of tlstap: ${result.perf_events}`);
+      if (arch === 'arm64') {
+        // Only the arm64 agent ran in the guest; the x86_64 front end here drove it over a TCP shell pipe.
+        const agent = result.agent;
+        assert.ok(agent, 'the agent check ran');
+        console.log(`# arm64 agent driven from the host: attached ${agent.start_ms} ms after the command (push included, TCG)`);
+        assert.equal(agent.curl_exit, 0);
+        assert.equal(agent.curl_saved.sha256, sha256);
+        assert.equal(agent.tlstap_exit, 0, 'the front end stopped the remote capture cleanly');
+        assert.equal(agent.curl_read.bytes, SERVED_BYTES);
+        assert.equal(agent.curl_read.sha256, sha256, "the agent's capture of curl:arm64's reads is the served file");
+        assert.deepEqual(agent.curl_read.files, [`/usr/lib/${facts.triplet}/libssl.so.3`]);
+        assert.equal(agent.summary?.events_dropped, 0);
+      }
       passed = true;
     } finally {
       // A failure keeps the guest's output (serial log, tlstap's stderr, the capture) for a look.

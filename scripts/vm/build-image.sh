@@ -15,8 +15,10 @@ case "$arch" in amd64 | arm64) ;; *) echo "build-image: unknown architecture '$a
 # What the guest runs: node for tlstap, curl as the client, openssl as the server, busybox for the
 # init and the shell, kmod to load the 9p modules, libbpf and libelf for a tlstap built against them.
 packages=(nodejs curl openssl busybox-static kmod libbpf1 libelf1 zlib1g)
-# The kernel modules that mount the host's directory over virtio 9p (the rest stay out of the image).
-module_dirs=(kernel/drivers/virtio kernel/net/9p kernel/fs/9p kernel/fs/netfs kernel/fs/fscache)
+# The kernel modules that mount the host's directory over virtio 9p, and virtio-net for the arm64
+# agent check's shell listener (reached through QEMU's hostfwd); the rest stay out of the image.
+module_dirs=(kernel/drivers/virtio kernel/net/9p kernel/fs/9p kernel/fs/netfs kernel/fs/fscache
+	kernel/drivers/net/virtio_net.ko kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko)
 
 key=$( (echo "$arch ${packages[*]} ${module_dirs[*]}"; cat "$here/build-image.sh" "$here/init") | sha256sum | cut -c1-16)
 image="$cache/$arch-$key"
@@ -53,7 +55,7 @@ kver=$(ls "$work/kernel/lib/modules")
 mods="$work/root/lib/modules/$kver"
 mkdir -p "$mods"
 for d in "${module_dirs[@]}"; do
-	if [ -d "$work/kernel/lib/modules/$kver/$d" ]; then
+	if [ -e "$work/kernel/lib/modules/$kver/$d" ]; then
 		mkdir -p "$mods/$(dirname "$d")"
 		cp -r "$work/kernel/lib/modules/$kver/$d" "$mods/$d"
 	fi

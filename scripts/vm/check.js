@@ -56,6 +56,19 @@ const result = {
   uprobe_multi_symbols: Number(read('uprobe-multi.txt')),
   summary: lines.find((l) => l.type === 'summary'),
 };
+// arm64: the capture of the agent alone, driven from the host's front end (scripts/vm/agent-drive.js).
+if (existsSync(join(share, 'agent-check'))) {
+  const remote = (read('remote.jsonl') ?? '').split('\n').filter((l) => l.length > 0).map((l) => JSON.parse(l));
+  const saved = existsSync(join(out, 'agent-curl.body')) ? readFileSync(join(out, 'agent-curl.body')) : Buffer.alloc(0);
+  result.agent = {
+    start_ms: Number(read('remote-start-ms.txt')),
+    curl_exit: Number(read('agent-curl.rc')),
+    tlstap_exit: Number(read('remote.rc')),
+    curl_saved: { bytes: saved.length, sha256: sha256(saved) },
+    curl_read: side(remote, 'curl', 'read'),
+    summary: remote.find((l) => l.type === 'summary'),
+  };
+}
 writeFileSync(join(out, 'result.json'), `${JSON.stringify(result, null, 2)}\n`);
 
 const row = (label, x) => console.log(`${label.padEnd(36)} ${x.sha256}  ${x.bytes} bytes`);
@@ -64,6 +77,11 @@ row('served file', result.served);
 row('saved by curl', result.curl_saved);
 row(`captured: curl's ${result.curl_read.funcs.join('/')} (${result.curl_read.calls})`, result.curl_read);
 console.log(`tlstap's perf-event fds while attached: ${result.perf_events} (uprobe_multi in kallsyms: ${result.uprobe_multi_symbols})`);
+if (result.agent) {
+  console.log(`agent alone, driven from the host: capture attached ${result.agent.start_ms} ms after the command (push included)`);
+  row(`agent: saved by curl`, result.agent.curl_saved);
+  row(`agent: captured curl's ${result.agent.curl_read.funcs.join('/')} (${result.agent.curl_read.calls})`, result.agent.curl_read);
+}
 // An open defect: on the arm64 guest (TCG), tlstap sometimes dies by a signal at process exit, after
 // its outputs are finished (the jsonl summary is written). It is reported, not taken for a capture
 // failure; anything else than 0 on amd64, or before the summary, is a failure.
@@ -75,8 +93,12 @@ const problems = [
   result.summary === undefined && 'no summary line in the capture',
   result.curl_saved.sha256 !== result.served.sha256 && 'curl saved something else than the served file',
   result.curl_read.sha256 !== result.served.sha256 && "the plaintext of curl's reads is not the served file",
+  result.agent && result.agent.curl_exit !== 0 && `curl (agent check) exited ${result.agent.curl_exit}`,
+  result.agent && result.agent.tlstap_exit !== 0 && `the front end driving the agent exited ${result.agent.tlstap_exit}`,
+  result.agent && result.agent.curl_read.sha256 !== result.served.sha256 && "the agent's capture of curl's reads is not the served file",
 ].filter(Boolean);
 for (const p of problems) console.log(`MISMATCH: ${p}`);
+if (result.agent && result.agent.tlstap_exit !== 0) console.log(`the front end's last lines:\n${(read('remote.stderr') ?? '').split('\n').slice(-15).join('\n')}`);
 if (result.tlstap_exit !== 0) console.log(`tlstap's last lines:\n${(read('tlstap.stderr') ?? '').split('\n').slice(-15).join('\n')}`);
 console.log(problems.length === 0 ? 'match: the captured plaintext is the served file' : `${problems.length} problem(s)`);
 process.exit(problems.length === 0 ? 0 : 1);

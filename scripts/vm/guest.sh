@@ -56,7 +56,34 @@ sleep 1
 kill -INT "$tlstap"
 wait "$tlstap"
 echo $? > "$out/tlstap.rc"
-kill "$server"
 cp /tmp/capture.jsonl /tmp/tlstap.stderr "$out/"
 say "tlstap exited $(cat "$out/tlstap.rc"); its last lines:"
 tail -n 5 /tmp/tlstap.stderr
+
+# The agent check (arm64): only tlstap-agent runs here, driven by the host's front end through a
+# shell listener on 10.0.2.15:7070 (QEMU's hostfwd; scripts/vm/agent-shell.sh, scripts/vm/tcp-shell.js).
+# The host says "go" once its capture is attached; curl fetches the file again; the host stops.
+if [ -f /mnt/agent-check ]; then
+	ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up || exit 13
+	busybox nc -ll -p 7070 -e /bin/busybox sh /mnt/agent-shell.sh &
+	listener=$!
+	touch "$out/agent.ready"
+	say "agent check: shell listener on 10.0.2.15:7070"
+	wait_for_file() {
+		i=0
+		while [ ! -f "$1" ]; do
+			i=$((i + 1))
+			[ "$i" -le $(($2 * 5)) ] || { say "no $1 after $2 s"; return 1; }
+			sleep 0.2
+		done
+	}
+	if wait_for_file "$out/agent.go" 600; then
+		say "agent check: the host's capture is attached; curl again"
+		curl -sS --cacert /mnt/tls/cert.pem -o "$out/agent-curl.body" "https://127.0.0.1:4433/$name"
+		echo $? > "$out/agent-curl.rc"
+		wait_for_file "$out/agent.done" 300
+	fi
+	kill "$listener"
+	cp /tmp/agent-shell.log "$out/" 2>/dev/null
+fi
+kill "$server"

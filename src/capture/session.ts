@@ -1,13 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { release } from 'node:os';
-import { hasSymbol, kernelAtLeast, parseKernelVersion } from '../doctor/probe.js';
-import { BpfError, bpfObjectPath, loadAddon } from '../native/binding.js';
-import type { NativeBpfSession } from '../native/binding.js';
+import { BpfError } from '../native/binding.js';
+import { localMachine } from './backend.js';
+import type { BpfBackendSession, BpfMachine } from './backend.js';
 import { EVENT_LAYOUT, makeCookie } from '../events/layout.js';
 import { PROBED_FUNCTIONS, isDataFunction, isGoFunction } from '../events/types.js';
 import type { GoTlsFunction, ProbedFunction } from '../events/types.js';
-import { ensureTracefs } from './tracefs.js';
-import { kernelBtfSource, writeEmptyBtf } from './btf.js';
 import { countersFromValues } from '../events/counters.js';
 import type { KernelCounters } from '../events/counters.js';
 import type { SpillStats } from '../events/types.js';
@@ -96,9 +92,6 @@ const GO_PROGRAMS: Readonly<Record<string, string>> = { 'entry:crypto/tls.(*Conn
 const libraryFunctions = (file: AttachFile) => file.functions.filter((fn) => !isGoFunction(fn.name));
 const SYSCALL_PROGRAMS = ['syscall_fd_io', 'syscall_close'];
 const RAW_SYSCALL_PROGRAM = 'raw_syscall';
-/** enum bpf_prog_type and enum bpf_func_id values (linux/bpf.h) for feature probing. */
-const BPF_PROG_TYPE_KPROBE = 2;
-const BPF_FUNC_GET_ATTACH_COOKIE = 174;
 /** Socket I/O syscalls whose first argument is the fd a TLS call uses. */
 const FD_SYSCALLS = ['read', 'write', 'recvfrom', 'sendto', 'recvmsg', 'sendmsg', 'readv', 'writev'];
 const AF_INET = 2;
@@ -135,7 +128,7 @@ export class LoadedProgram {
   private done = false;
 
   private constructor(
-    private readonly native: NativeBpfSession,
+    private readonly native: BpfBackendSession,
     private readonly settings: KernelSettings,
     /** Whether probes will be uprobe_multi links (one per file and program) rather than one per probe. */
     readonly multiLinks: boolean,
@@ -143,84 +136,61 @@ export class LoadedProgram {
     readonly paths: KernelPaths,
   ) {}
 
-  /** Loads the program off the JS thread, for uprobe_multi links where the kernel has them. */
-  static async load(settings: KernelSettings, objectName = 'tlstap.bpf.o'): Promise<LoadedProgram> {
-    const plan = planLoad(settings);
-    try {
-      for (const multi of plan.linkKinds) {
-        let native: NativeBpfSession | undefined;
-        try {
-          native = openProgram(objectName, settings, multi, plan);
-          await native.loadAsync();
-          return new LoadedProgram(native, settings, multi, plan.paths);
-        } catch (err) {
-          native?.close();
-          if (!fallsBack(err, multi)) throw err;
-        }
+  /** Loads the program on `machine` (this one by default; off the JS thread), for uprobe_multi links where the kernel has them. */
+  static async load(settings: KernelSettings, objectName = 'tlstap.bpf.o', machine: BpfMachine = localMachine): Promise<LoadedProgram> {
+    const paths = await kernelPaths(settings, machine);
+    const btf = settings.btfPath ?? (paths.btf === undefined ? 'empty' : undefined);
+    for (const multi of await linkKinds(settings, paths, machine)) {
+      let native: BpfBackendSession | undefined;
+      try {
+        native = await machine.open(objectName, btf);
+        await configure(native, settings, multi, paths, await machine.numPossibleCpus());
+        await native.load();
+        return new LoadedProgram(native, settings, multi, paths);
+      } catch (err) {
+        await native?.close();
+        if (!fallsBack(err, multi)) throw err;
       }
-    } finally {
-      plan.done();
-    }
-    throw new Error('unreachable: loading for per-probe links does not fall back');
-  }
-
-  /** `load`, on the JS thread. */
-  static loadSync(settings: KernelSettings, objectName = 'tlstap.bpf.o'): LoadedProgram {
-    const plan = planLoad(settings);
-    try {
-      for (const multi of plan.linkKinds) {
-        let native: NativeBpfSession | undefined;
-        try {
-          native = openProgram(objectName, settings, multi, plan);
-          native.load();
-          return new LoadedProgram(native, settings, multi, plan.paths);
-        } catch (err) {
-          native?.close();
-          if (!fallsBack(err, multi)) throw err;
-        }
-      }
-    } finally {
-      plan.done();
     }
     throw new Error('unreachable: loading for per-probe links does not fall back');
   }
 
   /** Attaches every function of every file and the syscall tracepoints, and starts polling; once. */
-  attach(files: readonly AttachFile[], onBatch: (batch: Buffer, count: number) => void): CaptureSession {
+  async attach(files: readonly AttachFile[], onBatch: (batch: Buffer, count: number) => void): Promise<CaptureSession> {
     if (this.done) throw new Error('this loaded program was attached or closed already');
     this.done = true;
     const { native, multiLinks, paths } = this;
     const pid = this.settings.pid;
     try {
-      const ambiguous = paths.attachCookies ? [] : fillProbeSites(native, files);
-      let probes = multiLinks ? attachMulti(native, files, pid) : attachEach(native, files, pid, paths.attachCookies);
-      if (paths.attachCookies) files.forEach((file, i) => (probes += attachGo(native, file, i, pid)));
+      const ambiguous = paths.attachCookies ? [] : await fillProbeSites(native, files);
+      let probes = multiLinks ? await attachMulti(native, files, pid) : await attachEach(native, files, pid, paths.attachCookies);
+      if (paths.attachCookies) for (const [i, file] of files.entries()) probes += await attachGo(native, file, i, pid);
       const goWithoutCookies = paths.attachCookies ? [] : files.filter((f) => f.goSites?.length).map((f) => f.path);
       if (paths.syscallHooks === 'syscalls') {
-        for (const name of FD_SYSCALLS) native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
-        native.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close');
+        for (const name of FD_SYSCALLS) await native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
+        await native.attachTracepoint('syscall_close', 'syscalls', 'sys_enter_close');
       } else {
-        native.attachTracepoint(RAW_SYSCALL_PROGRAM, 'raw_syscalls', 'sys_enter');
+        await native.attachTracepoint(RAW_SYSCALL_PROGRAM, 'raw_syscalls', 'sys_enter');
       }
-      native.attachTracepoint('process_exit', 'sched', 'sched_process_exit');
-      return CaptureSession.polling(native, probes, multiLinks, onBatch, { ambiguousProbes: ambiguous, pid, attachCookies: paths.attachCookies, goWithoutCookies });
+      await native.attachTracepoint('process_exit', 'sched', 'sched_process_exit');
+      return await CaptureSession.polling(native, probes, multiLinks, onBatch, { ambiguousProbes: ambiguous, pid, attachCookies: paths.attachCookies, goWithoutCookies });
     } catch (err) {
-      native.close();
+      await native.close();
       throw err;
     }
   }
 
   /** Releases the program without attaching it (the capture failed before it started). */
-  close(): void {
+  async close(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    this.native.close();
+    await this.native.close();
   }
 }
 
 /**
  * A loaded and attached tlstap BPF program streaming batches of records. Resources are
- * released in reverse order: probes, polling thread, ring buffer, object.
+ * released in reverse order: probes, polling, ring buffer, object.
  */
 export class CaptureSession {
   private polling: Promise<string | undefined> | undefined;
@@ -231,7 +201,7 @@ export class CaptureSession {
   private finalSpill: SpillStats | undefined;
 
   private constructor(
-    private readonly native: NativeBpfSession,
+    private readonly native: BpfBackendSession,
     /** Number of uprobes and uretprobes attached. */
     public probeCount: number,
     /** Whether they are uprobe_multi links (one per file and program) rather than one per probe. */
@@ -245,44 +215,44 @@ export class CaptureSession {
   ) {}
 
   /** Loads the program with `settings`, attaches every function of every file, starts polling. */
-  static open(
+  static async open(
     files: readonly AttachFile[],
     settings: KernelSettings,
     onBatch: (batch: Buffer, count: number) => void,
     objectName = 'tlstap.bpf.o',
-  ): CaptureSession {
-    return LoadedProgram.loadSync(settings, objectName).attach(files, onBatch);
+  ): Promise<CaptureSession> {
+    return (await LoadedProgram.load(settings, objectName)).attach(files, onBatch);
   }
 
   /** A session for an attached program, polling its ring buffer (LoadedProgram.attach). */
-  static polling(
-    native: NativeBpfSession,
+  static async polling(
+    native: BpfBackendSession,
     probeCount: number,
     multiLinks: boolean,
     onBatch: (batch: Buffer, count: number) => void,
     how: { ambiguousProbes?: readonly string[]; pid?: number; attachCookies?: boolean; goWithoutCookies?: readonly string[] } = {},
-  ): CaptureSession {
+  ): Promise<CaptureSession> {
     const session = new CaptureSession(native, probeCount, multiLinks, how.ambiguousProbes ?? [], how.pid, how.attachCookies ?? true, how.goWithoutCookies ?? []);
-    session.polling = native.startPolling('events', onBatch, { batchBytes: 1 << 20, timeoutMs: 20 });
+    session.polling = (await native.startPolling('events', onBatch, { batchBytes: 1 << 20, timeoutMs: 20 })).ended;
     return session;
   }
   /**
    * Probes one more file while capturing (a probed library replaced on disk), its events named by
    * `fileIndex`; returns the number of probes added.
    */
-  attachFile(file: AttachFile, fileIndex: number): number {
+  async attachFile(file: AttachFile, fileIndex: number): Promise<number> {
     if (this.closed) return 0;
     // Without attach cookies the new file's sites are not in probe_sites: its records name no file.
-    let probes = this.multiLinks ? attachMulti(this.native, [file], this.pid, fileIndex) : attachEach(this.native, [file], this.pid, this.attachCookies, fileIndex);
-    if (this.attachCookies) probes += attachGo(this.native, file, fileIndex, this.pid);
+    let probes = this.multiLinks ? await attachMulti(this.native, [file], this.pid, fileIndex) : await attachEach(this.native, [file], this.pid, this.attachCookies, fileIndex);
+    if (this.attachCookies) probes += await attachGo(this.native, file, fileIndex, this.pid);
     this.probeCount += probes;
     return probes;
   }
 
   /** Stops or resumes delivery (while outputs are behind, records wait in the spill, then in the ring buffer, where the kernel counts). */
-  pause(paused: boolean): void {
+  async pause(paused: boolean): Promise<void> {
     // Also while stopping: the spill drains at the outputs' pace.
-    if (!this.released) this.native.pausePolling(paused);
+    if (!this.released) await this.native.pausePolling(paused);
   }
 
   /** The spill now (after stop: as it ended); undefined where the session has none. */
@@ -299,8 +269,8 @@ export class CaptureSession {
   }
 
   /** Current kernel counters. */
-  counters(): KernelCounters {
-    return countersFromValues(this.native.sumPercpuArray('counters').map(Number));
+  async counters(): Promise<KernelCounters> {
+    return countersFromValues((await this.native.sumPercpuArray('counters')).map(Number));
   }
 
   /**
@@ -310,71 +280,37 @@ export class CaptureSession {
   async stop(): Promise<KernelCounters> {
     if (this.closed) throw new Error('capture session already stopped');
     this.closed = true;
-    await this.native.detachAll();
-    // Delivery still follows the outputs' pace (a failed output resolves its drain at once).
-    this.native.stopPolling();
-    const pollError = await this.polling;
-    const final = this.counters();
-    this.finalSpill = this.native.spillStats?.();
-    this.released = true;
-    this.native.close();
-    if (pollError) throw new Error(`polling the ring buffer failed: ${pollError}`);
-    return final;
+    try {
+      await this.native.detachAll();
+      // Delivery still follows the outputs' pace (a failed output resolves its drain at once).
+      await this.native.stopPolling();
+      const pollError = await this.polling;
+      const final = await this.counters();
+      this.finalSpill = this.native.spillStats?.();
+      if (pollError) throw new Error(`polling the ring buffer failed: ${pollError}`);
+      return final;
+    } finally {
+      this.released = true;
+      await this.native.close();
+    }
   }
 }
 
 /** uprobe_multi links where allowed, then one perf-event probe per function (what kernels before 6.6 get). */
-function linkKinds(settings: KernelSettings, paths: KernelPaths): boolean[] {
-  return settings.perProbeLinks === true || !paths.attachCookies || !kernelHasUprobeMulti() ? [false] : [true, false];
+async function linkKinds(settings: KernelSettings, paths: KernelPaths, machine: BpfMachine): Promise<boolean[]> {
+  return settings.perProbeLinks === true || !paths.attachCookies || !(await machine.uprobeMulti()) ? [false] : [true, false];
 }
 
-/** What this kernel offers (tracefs mounted if need be), less what the switches turn off. */
-export function kernelPaths(settings: KernelSettings): KernelPaths {
+/** What the machine's kernel offers (tracefs mounted if need be), less what the switches turn off. */
+export async function kernelPaths(settings: KernelSettings, machine: BpfMachine = localMachine): Promise<KernelPaths> {
   const s = { ...switchesFromEnv(), ...settings };
-  const tracefs = ensureTracefs();
-  const cookies = !s.noAttachCookies && loadAddon().probeHelper(BPF_PROG_TYPE_KPROBE, BPF_FUNC_GET_ATTACH_COOKIE);
+  const syscalls = await machine.syscallTracepoints();
+  const cookies = !s.noAttachCookies && (await machine.attachCookies());
   return {
-    syscallHooks: tracefs.syscallTracepoints && !s.noSyscallTracepoints ? 'syscalls' : 'raw_syscalls',
+    syscallHooks: syscalls && !s.noSyscallTracepoints ? 'syscalls' : 'raw_syscalls',
     attachCookies: cookies,
-    btf: s.btfPath ?? (s.noKernelBtf ? undefined : kernelBtfSource()),
+    btf: s.btfPath ?? (s.noKernelBtf ? undefined : await machine.kernelBtf()),
   };
-}
-
-/** What a load needs: the paths, the link kinds to try, the BTF file to give libbpf (if any). */
-interface LoadPlan {
-  paths: KernelPaths;
-  linkKinds: boolean[];
-  btfFile: string | undefined;
-  /** Removes what the plan made (the empty BTF) once the load settled. */
-  done(): void;
-}
-
-function planLoad(settings: KernelSettings): LoadPlan {
-  const paths = kernelPaths(settings);
-  // Without kernel BTF, libbpf gets an empty one in its place: the address code is dropped, not the program.
-  const empty = paths.btf === undefined ? writeEmptyBtf() : undefined;
-  return {
-    paths,
-    linkKinds: linkKinds(settings, paths),
-    btfFile: settings.btfPath ?? empty?.path,
-    done: () => empty?.remove(),
-  };
-}
-
-/**
- * Whether the kernel has uprobe_multi links: 6.6 has them; an older one only if they were backported,
- * which its link attach function in /proc/kallsyms shows (read only then: it takes a few hundred ms).
- * It must be asked first: an older kernel (Debian's 6.1) loads the programs made for these links and
- * only refuses the attach, with EINVAL.
- */
-function kernelHasUprobeMulti(): boolean {
-  const version = parseKernelVersion(release());
-  if (version === undefined || kernelAtLeast(version, 6, 6)) return true;
-  try {
-    return hasSymbol(readFileSync('/proc/kallsyms', 'utf8'), 'bpf_uprobe_multi_link_attach');
-  } catch {
-    return false;
-  }
 }
 
 /** Whether a failed load for `multi` links is retried with per-probe links: a libbpf failure is. */
@@ -382,41 +318,32 @@ function fallsBack(err: unknown, multi: boolean): boolean {
   return multi && err instanceof BpfError;
 }
 
-/** Opens the object and applies the settings and paths: ready for load() or loadAsync(). */
-function openProgram(objectName: string, settings: KernelSettings, multi: boolean, plan: LoadPlan): NativeBpfSession {
-  const { paths } = plan;
-  const addon = loadAddon();
-  const native = new addon.BpfSession(bpfObjectPath(objectName), plan.btfFile);
-  try {
-    applySettings(native, settings);
-    // Programs a path does not use are not loaded: a kernel may lack what they call.
-    native.setAutoload(ENTRY_PROGRAM, paths.attachCookies);
-    for (const name of FUNC_ENTRY_PROGRAMS) native.setAutoload(name, !paths.attachCookies);
-    for (const name of Object.values(GO_PROGRAMS)) native.setAutoload(name, paths.attachCookies);
-    for (const name of SYSCALL_PROGRAMS) native.setAutoload(name, paths.syscallHooks === 'syscalls');
-    native.setAutoload(RAW_SYSCALL_PROGRAM, paths.syscallHooks === 'raw_syscalls');
-    native.setGlobal('.rodata', 'nr_cpus', u32(addon.numPossibleCpus()));
-    if (multi) native.useUprobeMulti([ENTRY_PROGRAM, RETURN_PROGRAM]);
-    return native;
-  } catch (err) {
-    native.close();
-    throw err;
-  }
+/** Applies the settings and paths to an opened object: ready for load(). */
+async function configure(native: BpfBackendSession, settings: KernelSettings, multi: boolean, paths: KernelPaths, cpus: number): Promise<void> {
+  await applySettings(native, settings);
+  // Programs a path does not use are not loaded: a kernel may lack what they call.
+  await native.setAutoload(ENTRY_PROGRAM, paths.attachCookies);
+  for (const name of FUNC_ENTRY_PROGRAMS) await native.setAutoload(name, !paths.attachCookies);
+  for (const name of Object.values(GO_PROGRAMS)) await native.setAutoload(name, paths.attachCookies);
+  for (const name of SYSCALL_PROGRAMS) await native.setAutoload(name, paths.syscallHooks === 'syscalls');
+  await native.setAutoload(RAW_SYSCALL_PROGRAM, paths.syscallHooks === 'raw_syscalls');
+  await native.setGlobal('.rodata', 'nr_cpus', u32(cpus));
+  if (multi) await native.useUprobeMulti([ENTRY_PROGRAM, RETURN_PROGRAM]);
 }
 
 /** One entry link and one return link per file, each with all of the file's offsets. */
-function attachMulti(native: NativeBpfSession, files: readonly AttachFile[], pid = -1, firstIndex = 0): number {
+async function attachMulti(native: BpfBackendSession, files: readonly AttachFile[], pid = -1, firstIndex = 0): Promise<number> {
   let probes = 0;
-  files.forEach((file, i) => {
+  for (const [i, file] of files.entries()) {
     const fileIndex = firstIndex + i;
     const cookie = (fn: AttachFile['functions'][number]) => makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(fn.name));
     const functions = libraryFunctions(file);
-    if (functions.length === 0) return;
+    if (functions.length === 0) continue;
     const data = functions.filter((fn) => isDataFunction(fn.name));
-    native.attachUprobeMulti(ENTRY_PROGRAM, file.path, BigUint64Array.from(functions, (f) => f.fileOffset), BigUint64Array.from(functions, cookie), pid, false);
-    native.attachUprobeMulti(RETURN_PROGRAM, file.path, BigUint64Array.from(data, (f) => f.fileOffset), BigUint64Array.from(data, cookie), pid, true);
+    await native.attachUprobeMulti(ENTRY_PROGRAM, file.path, BigUint64Array.from(functions, (f) => f.fileOffset), BigUint64Array.from(functions, cookie), pid, false);
+    await native.attachUprobeMulti(RETURN_PROGRAM, file.path, BigUint64Array.from(data, (f) => f.fileOffset), BigUint64Array.from(data, cookie), pid, true);
     probes += functions.length + data.length;
-  });
+  }
   return probes;
 }
 
@@ -424,20 +351,20 @@ function attachMulti(native: NativeBpfSession, files: readonly AttachFile[], pid
  * One perf-event uprobe per function entry and per data function return (older kernels). Without
  * attach cookies, each function's own entry program (cookie 0: libbpf then needs no cookie support).
  */
-function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid: number | undefined, cookies: boolean, firstIndex = 0): number {
+async function attachEach(native: BpfBackendSession, files: readonly AttachFile[], pid: number | undefined, cookies: boolean, firstIndex = 0): Promise<number> {
   let probes = 0;
-  files.forEach((file, i) => {
+  for (const [i, file] of files.entries()) {
     const fileIndex = firstIndex + i;
     for (const fn of libraryFunctions(file)) {
       const func = PROBED_FUNCTIONS.indexOf(fn.name);
       const cookie = cookies ? makeCookie(fileIndex, func) : 0n;
-      native.attachUprobe(cookies ? ENTRY_PROGRAM : entryProgramOf(func), file.path, fn.fileOffset, pid ?? -1, false, cookie);
+      await native.attachUprobe(cookies ? ENTRY_PROGRAM : entryProgramOf(func), file.path, fn.fileOffset, pid ?? -1, false, cookie);
       probes++;
       if (!isDataFunction(fn.name)) continue;
-      native.attachUprobe(RETURN_PROGRAM, file.path, fn.fileOffset, pid ?? -1, true, cookie);
+      await native.attachUprobe(RETURN_PROGRAM, file.path, fn.fileOffset, pid ?? -1, true, cookie);
       probes++;
     }
-  });
+  }
   return probes;
 }
 
@@ -445,11 +372,11 @@ function attachEach(native: NativeBpfSession, files: readonly AttachFile[], pid:
  * A Go program's probes: a plain uprobe (never a uretprobe) at each site, with the cookie naming
  * function and file. Only where attach cookies exist (5.15+), which Go's programs need.
  */
-function attachGo(native: NativeBpfSession, file: AttachFile, fileIndex: number, pid = -1): number {
+async function attachGo(native: BpfBackendSession, file: AttachFile, fileIndex: number, pid = -1): Promise<number> {
   for (const site of file.goSites ?? []) {
     const program = GO_PROGRAMS[`${site.kind}:${site.func}`];
     if (program === undefined) throw new Error(`no Go program for a ${site.kind} of ${site.func}`);
-    native.attachUprobe(program, file.path, site.offset, pid, false, makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(site.func)));
+    await native.attachUprobe(program, file.path, site.offset, pid, false, makeCookie(fileIndex, PROBED_FUNCTIONS.indexOf(site.func)));
   }
   return file.goSites?.length ?? 0;
 }
@@ -485,39 +412,39 @@ export function probeSites(files: readonly AttachFile[]): ProbeSites {
 }
 
 /** Fills probe_sites; returns the ambiguous functions. */
-function fillProbeSites(native: NativeBpfSession, files: readonly AttachFile[]): string[] {
+async function fillProbeSites(native: BpfBackendSession, files: readonly AttachFile[]): Promise<string[]> {
   const { sites, ambiguous } = probeSites(files);
   for (const site of sites) {
     const key = Buffer.alloc(8);
     key.writeUInt32LE(site.func, 0);
     key.writeUInt32LE(site.pageOffset, 4);
-    native.updateMapElem('probe_sites', key, u32(site.file));
+    await native.updateMapElem('probe_sites', key, u32(site.file));
   }
   return ambiguous;
 }
 
-function applySettings(native: NativeBpfSession, settings: KernelSettings): void {
-  if (settings.pid !== undefined) native.setGlobal('.rodata', 'targ_pid', u32(settings.pid));
+async function applySettings(native: BpfBackendSession, settings: KernelSettings): Promise<void> {
+  if (settings.pid !== undefined) await native.setGlobal('.rodata', 'targ_pid', u32(settings.pid));
   if (settings.uid !== undefined) {
-    native.setGlobal('.rodata', 'targ_uid', u32(settings.uid));
-    native.setGlobal('.rodata', 'filter_uid', u8(1));
+    await native.setGlobal('.rodata', 'targ_uid', u32(settings.uid));
+    await native.setGlobal('.rodata', 'filter_uid', u8(1));
   }
   if (settings.comm !== undefined) {
-    native.setGlobal('.rodata', 'targ_comm', kernelComm(settings.comm));
-    native.setGlobal('.rodata', 'filter_comm', u8(1));
+    await native.setGlobal('.rodata', 'targ_comm', kernelComm(settings.comm));
+    await native.setGlobal('.rodata', 'filter_comm', u8(1));
   }
-  native.setGlobal('.rodata', 'max_call_bytes', u32(settings.maxCallBytes));
-  if (settings.port !== undefined) native.setGlobal('.rodata', 'targ_port', u16(settings.port));
+  await native.setGlobal('.rodata', 'max_call_bytes', u32(settings.maxCallBytes));
+  if (settings.port !== undefined) await native.setGlobal('.rodata', 'targ_port', u16(settings.port));
   if (settings.host !== undefined) {
     const bytes = Buffer.alloc(16);
     settings.host.bytes.copy(bytes);
-    native.setGlobal('.rodata', 'targ_host', bytes);
-    native.setGlobal('.rodata', 'targ_host_family', u16(settings.host.family === 'ipv4' ? AF_INET : AF_INET6));
+    await native.setGlobal('.rodata', 'targ_host', bytes);
+    await native.setGlobal('.rodata', 'targ_host_family', u16(settings.host.family === 'ipv4' ? AF_INET : AF_INET6));
   }
-  native.setMapMaxEntries('events', settings.ringBufferBytes);
+  await native.setMapMaxEntries('events', settings.ringBufferBytes);
   if (settings.maxConnections !== undefined) {
-    for (const map of ['conns', 'conn_pids', 'fd_conns']) native.setMapMaxEntries(map, settings.maxConnections);
+    for (const map of ['conns', 'conn_pids', 'fd_conns']) await native.setMapMaxEntries(map, settings.maxConnections);
   }
   // Wake the reader when a quarter of the ring is waiting (at most 256 KiB), so small rings do not overflow between its timer polls.
-  native.setGlobal('.rodata', 'wakeup_bytes', u32(Math.min(256 * 1024, settings.ringBufferBytes / 4)));
+  await native.setGlobal('.rodata', 'wakeup_bytes', u32(Math.min(256 * 1024, settings.ringBufferBytes / 4)));
 }

@@ -2,6 +2,7 @@ import { endianness } from 'node:os';
 import type { Writable } from 'node:stream';
 import { describePaths, LoadedProgram } from '../capture/session.js';
 import type { CaptureSession, KernelSettings } from '../capture/session.js';
+import type { BpfMachine } from '../capture/backend.js';
 import type { KernelCounters } from '../events/counters.js';
 import { encodeCountersRecord } from '../events/counters.js';
 import { CallPipeline } from '../capture/pipeline.js';
@@ -38,7 +39,9 @@ import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
 import { runNotes, startNotes } from './report.js';
 import type { CaptureOptions } from './options.js';
-import { hostInfo, tlstapVersion } from '../version.js';
+import { tlstapVersion } from '../version.js';
+import { checkRemoteOptions, localHost, remoteHost } from './capture-host.js';
+import type { CaptureHost } from './capture-host.js';
 
 /** What a finished capture reports. */
 export interface CaptureResult {
@@ -147,12 +150,12 @@ export class LiveCapture {
    * Loads the program for these options, off the JS thread: start it first, find the targets meanwhile,
    * then hand it to start().
    */
-  static load(opts: KernelOptions): Promise<LoadedProgram> {
-    return LoadedProgram.load(kernelSettings(opts));
+  static load(opts: KernelOptions, machine?: BpfMachine): Promise<LoadedProgram> {
+    return LoadedProgram.load(kernelSettings(opts), undefined, machine);
   }
 
   /** Attaches `program` (loaded now if not given) and starts streaming. */
-  static start(parts: LiveCaptureParts, opts: KernelOptions, program?: LoadedProgram): LiveCapture {
+  static async start(parts: LiveCaptureParts, opts: KernelOptions, program?: LoadedProgram): Promise<LiveCapture> {
     const pipeline = new CallPipeline(parts.sinks, {
       recorder: parts.recorder,
       keepCall: parts.keepCall,
@@ -163,7 +166,8 @@ export class LiveCapture {
       keepAddress: addressFilter(opts.port, opts.host === undefined ? undefined : parseIpAddress(opts.host)),
     });
     let session: CaptureSession | undefined;
-    const pacing = new OutputPacing(pipeline, (paused) => session?.pause(paused));
+    // A pause that fails (the agent went away) ends the capture through the session's stop.
+    const pacing = new OutputPacing(pipeline, (paused) => void session?.pause(paused).catch(() => undefined));
     // The pipeline copies whatever it keeps past a batch, so the batch's memory can go back to the
     // poller at once; the --record writer keeps batches until they are written.
     const releaseBatches = parts.recorder === undefined;
@@ -172,13 +176,13 @@ export class LiveCapture {
       if (releaseBatches) session?.release(batch);
       pacing.afterBatch();
     };
-    session = (program ?? LoadedProgram.loadSync(kernelSettings(opts))).attach(parts.targets, onBatch);
+    session = await (program ?? (await LoadedProgram.load(kernelSettings(opts)))).attach(parts.targets, onBatch);
     return new LiveCapture(session, pipeline, pacing);
   }
 
   /** Stats so far (kernel counters read now). */
-  stats(): CaptureStats {
-    return { ...this.pipeline.stats(this.session.counters()), spill: this.session.spill() };
+  async stats(): Promise<CaptureStats> {
+    return { ...this.pipeline.stats(await this.session.counters()), spill: this.session.spill() };
   }
 
   /**
@@ -262,8 +266,7 @@ function kernelSettings(opts: KernelOptions): KernelSettings {
 }
 
 /** The capture context for live output: probed files and the clock offset. */
-export function liveContext(targets: readonly ProbeTarget[]): CaptureContext & { offsetNs: bigint } {
-  const offsetNs = monotonicToWallOffsetNs();
+export function liveContext(targets: readonly ProbeTarget[], offsetNs = monotonicToWallOffsetNs()): CaptureContext & { offsetNs: bigint } {
   return { files: targets.map((t) => t.displayPath), wallClockNs: (mono) => mono + offsetNs, offsetNs };
 }
 
@@ -274,7 +277,7 @@ function describeTargets(targets: readonly ProbeTarget[]): string {
 }
 
 /** The header of a --record file: versions, layout, probed files, clock, host and settings. */
-function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>) {
+function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>, host: CaptureHost['info']) {
   return {
     tlstapVersion: tlstapVersion(),
     createdAt: new Date().toISOString(),
@@ -282,7 +285,7 @@ function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>)
     littleEndian: endianness() === 'LE',
     files: [...ctx.files],
     monotonicToWallNs: ctx.offsetNs.toString(),
-    host: hostInfo(),
+    host,
     // `redacted`: the records hold masked credentials (--redact masks before recording).
     settings: { pid: opts.pid ?? null, uid: opts.uid ?? null, comm: opts.comm ?? null, maxBytes: opts.maxBytes, redacted: opts.redact, connections: opts.connections },
   };
@@ -305,39 +308,61 @@ function startTimeline(enabled: boolean): { mark(name: string): void; line(): st
 export async function runCapture(opts: CaptureOptions, stderr: Writable = process.stderr): Promise<CaptureResult> {
   // A reader of stderr that goes away (`2>&1 | head -1`) must not keep the files from being finished.
   stderr.on('error', () => undefined);
-  const missing = missingCapabilityMessage();
+  checkRemoteOptions(opts);
+  // With --remote the privileges that count are the agent's, on the other machine.
+  const missing = opts.remote === undefined ? missingCapabilityMessage() : undefined;
   if (missing) throw new CliError(missing);
   if (endianness() !== 'LE') throw new CliError('tlstap reads its records as little-endian; this big-endian machine is not supported yet');
   checkDistinctPaths([...outputPaths(opts), ...(opts.record === undefined ? [] : [{ what: '--record', path: opts.record }])]);
   const signals = catchStopSignals((s, count) => onRepeatedStop(s, count, signals, stderr));
+  const timeline = startTimeline(process.env.TLSTAP_TIMING !== undefined);
+  timeline.mark('modules loaded');
   try {
-    return await captureUntilStopped(opts, signals, stderr);
+    const host = opts.remote === undefined ? localHost(resolveTargetsReporting) : await startRemote({ ...opts, remote: opts.remote }, stderr, timeline);
+    try {
+      return await captureUntilStopped(opts, host, signals, stderr, timeline);
+    } finally {
+      const code = await host.close();
+      if (code !== null && code !== 0) stderr.write(`tlstap: warning: the agent exited with status ${code}\n`);
+    }
   } finally {
     signals.release();
   }
 }
 
-async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, stderr: Writable): Promise<CaptureResult> {
-  const timeline = startTimeline(process.env.TLSTAP_TIMING !== undefined);
-  timeline.mark('modules loaded');
-  // The program loads (kernel BTF, verifier) on another thread while this one finds the targets.
-  const loading = LiveCapture.load(opts);
-  loading.then(() => timeline.mark('program loaded'), () => undefined);
-  const discardProgram = () => loading.then((p) => p.close(), () => undefined);
+/** Starts the agent for --remote; its steps are told with -v. */
+async function startRemote(opts: CaptureOptions & { remote: string }, stderr: Writable, timeline: ReturnType<typeof startTimeline>): Promise<CaptureHost> {
+  const { host } = await remoteHost(opts, (line) => {
+    if (opts.verbose || line.startsWith('tlstap:')) stderr.write(`${line.startsWith('tlstap:') ? '' : 'tlstap: '}${line}\n`);
+  });
+  timeline.mark('agent started');
+  return host;
+}
+
+async function captureUntilStopped(opts: CaptureOptions, host: CaptureHost, signals: StopSignals, stderr: Writable, timeline: ReturnType<typeof startTimeline>): Promise<CaptureResult> {
+  // The program loads (kernel BTF, verifier) while the targets are found; with --package it waits
+  // for them, as they choose the uid the kernel filters on.
+  let loading: Promise<LoadedProgram> | undefined = opts.package === undefined ? LiveCapture.load(opts, host.machine) : undefined;
+  const discardProgram = async () => loading?.then((p) => p.close(), () => undefined);
 
   let outputs: Outputs;
   let ctx: ReturnType<typeof liveContext>;
   let targets: ProbeTarget[];
   let goPrograms: GoProgram[];
   let blindspots: Blindspot[];
+  let kernelOpts: CaptureOptions = opts;
   try {
     let skipped: SkippedFile[];
     // The flavour and version (a scan of each library's read-only data) are shown only by --verbose.
-    ({ targets, skipped, goPrograms, blindspots } = await resolveTargetsReporting({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
+    let uid: number | undefined;
+    ({ targets, skipped, goPrograms, blindspots, uid } = await host.resolve({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
     timeline.mark('targets found');
+    kernelOpts = { ...opts, uid: opts.uid ?? uid };
+    loading ??= LiveCapture.load(kernelOpts, host.machine);
+    void loading.then(() => timeline.mark('program loaded'), () => undefined);
     stderr.write(startNotes(skipped, blindspots));
     stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));
-    ctx = liveContext(targets);
+    ctx = liveContext(targets, await host.clockOffsetNs());
     outputs = await openOutputs(opts, ctx, (line) => stderr.write(`${line}\n`));
     timeline.mark('outputs open');
   } catch (err) {
@@ -349,7 +374,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   let capture: LiveCapture | undefined;
   try {
     recorder = opts.record
-      ? await (await import('../record/index.js')).RecordWriter.create(opts.record, recordHeader(opts, ctx), {
+      ? await (await import('../record/index.js')).RecordWriter.create(opts.record, recordHeader(kernelOpts, ctx, host.info), {
           onError: (err) => {
             recorderFailed = true;
             stderr.write(`tlstap: ${err.message}; the recording stops here, the capture goes on\n`);
@@ -358,8 +383,8 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
       : undefined;
     // What the start waits for once the targets are known: the rest of the load, then the attach.
     const started = performance.now();
-    const program = await loading;
-    capture = LiveCapture.start({ targets, sinks: outputs.sinks, recorder, redact: opts.redact }, opts, program);
+    const program = await loading!;
+    capture = await LiveCapture.start({ targets, sinks: outputs.sinks, recorder, redact: opts.redact }, kernelOpts, program);
     timeline.mark('attached');
     for (const path of capture.session.goWithoutCookies) {
       stderr.write(`tlstap: warning: Go program ${path}: its crypto/tls is not captured: Go's probes need attach cookies (kernel 5.15 or later)\n`);
@@ -390,8 +415,8 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   // A library replaced on disk (a package upgrade) is probed again in its new file; -p follows one process's maps.
   const live = capture;
   const stopWatching =
-    opts.pid === undefined ? watchReplacedFiles(targets, (t, index) => live.session.attachFile(t, index), (line) => stderr.write(`${line}\n`)) : undefined;
-  const stopReason = await waitForStop(opts, capture, signals, onAllFailed, stderr);
+    opts.pid === undefined && host.watchesFiles ? watchReplacedFiles(targets, (t, index) => live.session.attachFile(t, index), (line) => stderr.write(`${line}\n`)) : undefined;
+  const stopReason = await waitForStop(opts, capture, signals, onAllFailed, stderr, host.lost);
   stopWatching?.();
   const waiting = capture.session.spill();
   const spilled = waiting && waiting.bytes > 0 ? ` and the spill (${formatSpillNow(waiting)})` : '';
@@ -408,7 +433,7 @@ async function captureUntilStopped(opts: CaptureOptions, signals: StopSignals, s
   try {
     // The recording ends with the kernel counters, so its replay reports the same losses.
     if (recorder && capture.finalCounters) {
-      const counters = encodeCountersRecord(capture.finalCounters, process.hrtime.bigint());
+      const counters = encodeCountersRecord(capture.finalCounters, await host.monotonicNs());
       const framed = Buffer.alloc(4 + counters.length);
       framed.writeUInt32LE(counters.length);
       counters.copy(framed, 4);
@@ -439,6 +464,7 @@ function waitForStop(
   signals: StopSignals,
   onOutputFailure: (fn: (message: string) => void) => void,
   stderr: Writable,
+  lost?: Promise<Error>,
 ): Promise<string> {
   return new Promise((resolve) => {
     const cancels: (() => void)[] = [];
@@ -450,6 +476,7 @@ function waitForStop(
       resolve(reason);
     };
     void signals.first.then(done);
+    void lost?.then((err) => done(`the remote machine is gone: ${err.message}`));
     if (opts.duration !== undefined) cancels.push(setLongTimeout(() => done(`${opts.duration} s elapsed`), opts.duration * 1000));
     onOutputFailure((message) => done(message));
     if (opts.verbose) cancels.push(startProgress(() => capture.stats(), (line) => stderr.write(line)));

@@ -56,7 +56,7 @@ export async function runDemo(opts: Pick<CaptureOptions, 'maxBytes' | 'ringBuffe
   let capture: LiveCapture | undefined;
   try {
     // Only the clients' connections: the demo server (node too) and other programs stay out.
-    capture = LiveCapture.start({ targets, sinks: [sink], keepCall: keep, keepConnection: (c) => byPid.has(c.pid) }, opts);
+    capture = await LiveCapture.start({ targets, sinks: [sink], keepCall: keep, keepConnection: (c) => byPid.has(c.pid) }, opts);
     stderr.write(`tlstap demo: server at ${server.url}; probing ${targets.map((t) => t.displayPath).join(', ')}\n`);
     for (const client of clients) {
       stderr.write(`tlstap demo: running ${client.path.replace(/URL/g, server.url)}\n`);

@@ -10,7 +10,7 @@ import type { ProbeTarget } from '../targets/index.js';
  */
 export function watchReplacedFiles(
   targets: readonly ProbeTarget[],
-  attach: (target: ProbeTarget, fileIndex: number) => number,
+  attach: (target: ProbeTarget, fileIndex: number) => Promise<number>,
   report: (line: string) => void,
   intervalMs = 1000,
 ): () => void {
@@ -30,7 +30,7 @@ export function watchReplacedFiles(
       try {
         const fresh = await fileTarget(target.displayPath, target.source);
         if (fresh.functions.length === 0) throw new Error('it has none of the TLS functions tlstap probes');
-        const probes = attach(fresh, index);
+        const probes = await attach(fresh, index);
         report(`tlstap: ${target.displayPath} was replaced on disk; probing the new file too (${probes} probes); processes that mapped the old one stay probed`);
       } catch (err) {
         report(`tlstap: warning: ${target.displayPath} was replaced on disk and the new file cannot be probed: ${(err as Error).message}; processes that map it are not captured`);

@@ -44,6 +44,12 @@ export interface CaptureOptions {
   verbose: boolean;
   /** -f was given on the command line (not the default). */
   formatGiven?: boolean;
+  /** Capture on another machine through tlstap-agent, reached by this command (docs/agent.md). */
+  remote?: string;
+  /** Where the agent lives there. */
+  agentPath?: string;
+  /** Android: only this app (by its uid from /data/system/packages.list). */
+  package?: string;
 }
 
 const MIB = 1024 * 1024;
@@ -137,6 +143,21 @@ function parseHost(text: string): string {
   return text;
 }
 
+function parseRemote(text: string): string {
+  if (text.trim() === '') throw new InvalidArgumentError("expected a command, e.g. 'ssh root@host' or 'adb shell su -c'");
+  return text;
+}
+
+function parseAgentPath(text: string): string {
+  if (!text.startsWith('/')) throw new InvalidArgumentError('expected an absolute path on the remote machine, e.g. /data/local/tmp/tlstap-agent');
+  return text;
+}
+
+function parsePackage(text: string): string {
+  if (!/^[A-Za-z0-9_.]+$/.test(text)) throw new InvalidArgumentError('expected an Android package name, e.g. com.android.chrome');
+  return text;
+}
+
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
@@ -181,6 +202,9 @@ export function captureOptions(): Option[] {
     new Option('--btf <file>', 'the kernel\'s BTF (a vmlinux or .btf file) where /sys/kernel/btf/vmlinux is missing; without any BTF, addresses are unknown').argParser(parseReadableFile),
     new Option('--duration <seconds>', 'stop after this many seconds (any length)').argParser(parseSeconds),
     new Option('-v, --verbose', 'list the probed files at start, and print a stats line on stderr every second').default(false),
+    new Option('--remote <command>', "capture on another machine through tlstap-agent: a command that runs its last argument as a shell command there, e.g. 'ssh root@host', 'adb shell su -c' (pushes the agent when missing or stale)").argParser(once('--remote', parseRemote)),
+    new Option('--agent-path <path>', 'where the agent lives on the --remote machine (default /data/local/tmp/tlstap-agent on Android, else ~/.cache/tlstap/tlstap-agent)').argParser(once('--agent-path', parseAgentPath)),
+    new Option('--package <name>', 'with --remote on Android: only this app, by its uid from /data/system/packages.list (filtered in the kernel; once)').argParser(once('--package', parsePackage)),
   ];
 }
 

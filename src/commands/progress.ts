@@ -13,20 +13,28 @@ export interface ProgressOptions {
  * Writes the -v stats line every interval; its rates divide by the time that really passed since the
  * last line, so a line that comes late (a stalled event loop) does not inflate them. Returns stop().
  */
-export function startProgress(read: () => CaptureStats, write: (line: string) => void, opts: ProgressOptions = {}): () => void {
+export function startProgress(read: () => CaptureStats | Promise<CaptureStats>, write: (line: string) => void, opts: ProgressOptions = {}): () => void {
   const intervalMs = opts.intervalMs ?? 1000;
   const now = opts.now ?? (() => performance.now());
-  let previous = read();
+  let previous: CaptureStats | Promise<CaptureStats> = read();
   let previousAt = now();
   let timer: NodeJS.Timeout | undefined;
-  const tick = () => {
-    const stats = read();
+  let stopped = false;
+  const tick = async () => {
     const at = now();
-    write(`${formatStatsLine(stats, previous, at - previousAt)}\n`);
-    previous = stats;
-    previousAt = at;
-    timer = setTimeout(tick, intervalMs).unref();
+    // The counters of a remote capture come over the agent's pipe; a failed read skips a line.
+    const [stats, before] = await Promise.all([read(), previous]).catch(() => [undefined, undefined] as const);
+    if (stopped) return;
+    if (stats !== undefined && before !== undefined) {
+      write(`${formatStatsLine(stats, before, at - previousAt)}\n`);
+      previous = stats;
+      previousAt = at;
+    }
+    timer = setTimeout(() => void tick(), intervalMs).unref();
   };
-  timer = setTimeout(tick, intervalMs).unref();
-  return () => clearTimeout(timer);
+  timer = setTimeout(() => void tick(), intervalMs).unref();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }

@@ -8,6 +8,7 @@ import { basename } from 'node:path';
 /** Errors whose message is written for the user (they carry context and, often, a hint). */
 const USER_FACING = new Set([
   'CliError', 'TargetError', 'ElfError', 'BpfError', 'OutputFileError', 'RecordFormatError', 'RecordWriteError', 'CertificateError',
+  'RemoteError', 'AgentError', 'AgentGoneError',
 ]);
 
 /** Prints a fatal error as one line plus a hint; returns the exit code. */

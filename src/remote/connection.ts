@@ -7,6 +7,15 @@ import { errnoName } from './errno.js';
 import { FrameDecoder, OP, ProtocolError, decodeResponse, encodeFrame, encodeRequest } from './protocol.js';
 import type { Frame } from './protocol.js';
 
+/**
+ * Runs a shell command with its stdin, stdout and stderr as pipes, in its own process group: Ctrl-C
+ * at the terminal reaches tlstap only, which then stops the agent cleanly (DETACH, STOP, BYE) before
+ * the pipe closes; an ssh or adb in tlstap's group would die at once.
+ */
+export function spawnShell(shellCommand: string): ChildProcess {
+  return spawn('/bin/sh', ['-c', shellCommand], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+}
+
 /** A request the agent answered with an error: the op, the errno and the agent's message. */
 export class AgentError extends Error {
   override readonly name = 'AgentError';
@@ -46,7 +55,10 @@ export class AgentConnection {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly decoder = new FrameDecoder();
-  private gone: Error | undefined;
+  private failure: Error | undefined;
+  private onGone: (err: Error) => void = () => undefined;
+  /** Settles when the agent stops answering (its pipe closed, it exited, a bad stream), with why. */
+  readonly gone: Promise<Error> = new Promise((resolve) => (this.onGone = resolve));
   private stderrTail = '';
   private exited: Promise<number | null>;
   /** Called with each record batch (the payload of a TFRM frame) and its record count. */
@@ -80,8 +92,18 @@ export class AgentConnection {
 
   /** Runs `shellCommand` with /bin/sh and talks to the agent it starts; its stderr is kept for messages. */
   static spawn(shellCommand: string): AgentConnection {
-    const child = spawn('/bin/sh', ['-c', shellCommand], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawnShell(shellCommand);
     return new AgentConnection(child.stdin!, child.stdout!, child);
+  }
+
+  /**
+   * Talks to the agent a running child became (the launcher's probe script exec'd it): `leftover` is
+   * what its stdout held after the probe's lines, the start of the agent's frames.
+   */
+  static adopt(child: ChildProcess, leftover: Buffer): AgentConnection {
+    const connection = new AgentConnection(child.stdin!, child.stdout!, child);
+    if (leftover.length > 0) connection.receive(leftover);
+    return connection;
   }
 
   /** What the agent (or the command that reached it) wrote on stderr lately. */
@@ -91,7 +113,7 @@ export class AgentConnection {
 
   /** Sends a request and resolves with its result; rejects with AgentError or AgentGoneError. */
   request(op: number, args?: Uint8Array, what?: string): Promise<Buffer> {
-    if (this.gone) return Promise.reject(this.gone);
+    if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     if (this.nextId > 0xffffffff) this.nextId = 1;
     return new Promise<Buffer>((resolve, reject) => {
@@ -105,7 +127,7 @@ export class AgentConnection {
    * Closing stdin alone is enough for the agent to detach and exit: BYE only makes it prompt.
    */
   async close(timeoutMs = 5000): Promise<number | null> {
-    if (!this.gone) {
+    if (!this.failure) {
       await this.request(OP.BYE).catch(() => undefined);
     }
     this.input.end();
@@ -165,13 +187,14 @@ export class AgentConnection {
   }
 
   private fail(err: Error): void {
-    if (this.gone) return;
+    if (this.failure) return;
     try {
       this.decoder.end();
     } catch (cut) {
       if (!(err instanceof ProtocolError)) err = new AgentGoneError(`${err.message} (${(cut as Error).message})`);
     }
-    this.gone = err;
+    this.failure = err;
+    this.onGone(err);
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
   }

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../util/package-root.js';
-import { AgentConnection } from './connection.js';
+import { AgentConnection, AgentError, spawnShell } from './connection.js';
 import { AGENT_PROTOCOL, Args, OP, decodeHello, fileCrc32 } from './protocol.js';
 import type { AgentHello } from './protocol.js';
 
@@ -49,7 +49,12 @@ export class RemoteError extends Error {
 }
 
 const PROBE_MARK = 'tlstap-probe-1';
+/** The probe's last line when it goes on as the agent. */
+const EXEC_MARK = 'tlstap-exec-1';
 const PROBE_TIMEOUT_MS = 30_000;
+
+/** The machines (`uname -m`) the agent is built for. */
+export const AGENT_MACHINES: readonly string[] = ['x86_64', 'aarch64'];
 
 /** Quotes a string as one word for a POSIX shell. */
 export function shellQuote(s: string): string {
@@ -67,12 +72,11 @@ export function remoteShellCommand(command: string, script: string, levels: numb
 export function agentBinary(machine: string, buildDir = join(packageRoot(), 'agent', 'build')): string {
   const path = join(buildDir, machine, 'tlstap-agent');
   if (!existsSync(path)) {
-    const supported = ['x86_64', 'aarch64'];
     throw new RemoteError(
       `no tlstap-agent for ${machine}: ${path} is missing`,
-      supported.includes(machine)
+      AGENT_MACHINES.includes(machine)
         ? 'build it with `bash scripts/build-agent.sh` (needs gcc, and crossbuild-essential-arm64 for aarch64)'
-        : `the agent is built for ${supported.join(' and ')} only`,
+        : `the agent is built for ${AGENT_MACHINES.join(' and ')} only (tlstap probes 64-bit code)`,
     );
   }
   return path;
@@ -90,20 +94,38 @@ function run(shellCommand: string, input?: Buffer): Promise<{ stdout: string; st
 }
 
 /** The probe script: a marker, the machine, Android or not, the agent's place and its SHA-256. */
-function probeScript(agentPath: string | undefined): string {
+function probeScript(agentPath: string | undefined, exec?: { hashes: Map<string, string>; args: string }): string {
   const place =
     agentPath !== undefined
       ? `p=${shellQuote(agentPath)}`
       : 'if [ -d /system/bin ] && [ -d /data/local/tmp ]; then p=/data/local/tmp/tlstap-agent; ' +
         'else p="${HOME:-/root}/.cache/tlstap/tlstap-agent"; fi';
-  return [
+  const lines = [
     `echo ${PROBE_MARK}`,
-    'uname -m',
+    'm=$(uname -m)',
+    'echo "$m"',
     'if [ -d /system/bin ] && [ -d /data/local/tmp ]; then echo android; else echo linux; fi',
     place,
     'echo "$p"',
-    '(sha256sum "$p" || toybox sha256sum "$p") 2>/dev/null | cut -d" " -f1; true',
-  ].join('; ');
+    's=$( (sha256sum "$p" || toybox sha256sum "$p") 2>/dev/null | cut -d" " -f1)',
+    'echo "$s"',
+  ];
+  if (exec !== undefined && exec.hashes.size > 0) {
+    // The agent in place is this front end's for that machine: it starts on this very connection.
+    const cases = [...exec.hashes].map(([machine, hash]) => `${machine}:${hash}`).join('|');
+    lines.push(`case "$m:$s" in ${cases}) echo ${EXEC_MARK}; exec "$p"${exec.args};; esac`);
+  }
+  lines.push('true');
+  return lines.join('; ');
+}
+
+/** Parses the probe's lines after the marker; undefined without the marker. */
+function parseProbe(text: string, quoting: number): RemoteTarget | undefined {
+  const lines = text.split('\n');
+  const at = lines.indexOf(PROBE_MARK);
+  if (at < 0) return undefined;
+  const [machine = '', kind = '', agentPath = '', sha = ''] = lines.slice(at + 1);
+  return { quoting, machine, android: kind === 'android', agentPath, agentSha256: sha.trim() };
 }
 
 /**
@@ -115,11 +137,8 @@ export async function probeRemote(options: RemoteOptions): Promise<RemoteTarget>
   let last = { stdout: '', stderr: '', code: 0 };
   for (const quoting of [1, 2]) {
     last = await run(remoteShellCommand(options.command, script, quoting));
-    const lines = last.stdout.split('\n');
-    const at = lines.indexOf(PROBE_MARK);
-    if (at < 0) continue;
-    const [machine = '', kind = '', agentPath = '', sha = ''] = lines.slice(at + 1);
-    return { quoting, machine, android: kind === 'android', agentPath, agentSha256: sha.trim() };
+    const target = parseProbe(last.stdout, quoting);
+    if (target !== undefined) return target;
   }
   const said = last.stderr.trim().split('\n').slice(-2).join(' / ');
   throw new RemoteError(
@@ -158,20 +177,67 @@ export interface RemoteAgent {
   pushed: boolean;
 }
 
+/** The SHA-256 of each local agent binary, by `uname -m` name. */
+function localAgentHashes(buildDir = join(packageRoot(), 'agent', 'build')): Map<string, string> {
+  const hashes = new Map<string, string>();
+  for (const machine of AGENT_MACHINES) {
+    const path = join(buildDir, machine, 'tlstap-agent');
+    if (existsSync(path)) hashes.set(machine, sha256(readFileSync(path)));
+  }
+  return hashes;
+}
+
+/**
+ * Runs the probe, which starts the agent at once when the one in place is ours: one connection
+ * (one ssh handshake) for the common case. Resolves with what the probe said and, if the agent
+ * started, the connection to it; undefined if the probe's marker never came (quoting to retry).
+ */
+function probeAndStart(options: RemoteOptions, args: string): Promise<{ target: RemoteTarget; connection?: AgentConnection } | undefined> {
+  const script = probeScript(options.agentPath, { hashes: localAgentHashes(options.buildDir), args });
+  const child = spawnShell(remoteShellCommand(options.command, script, 1));
+  return new Promise((resolve) => {
+    let text = Buffer.alloc(0);
+    const timer = setTimeout(() => child.kill('SIGTERM'), PROBE_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      text = Buffer.concat([text, chunk]);
+      const end = text.indexOf(`\n${EXEC_MARK}\n`);
+      if (end < 0) return;
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.off('close', onClose);
+      const target = parseProbe(text.subarray(0, end + 1).toString('utf8'), 1)!;
+      resolve({ target, connection: AgentConnection.adopt(child, text.subarray(end + EXEC_MARK.length + 2)) });
+    };
+    const onClose = () => {
+      clearTimeout(timer);
+      const target = parseProbe(text.toString('utf8'), 1);
+      resolve(target === undefined ? undefined : { target });
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.resume();
+    child.on('close', onClose);
+    child.on('error', () => undefined);
+    child.stdin!.on('error', () => undefined);
+  });
+}
+
 /** Probes the target, pushes the agent if it is missing or stale, starts it and says HELLO. */
 export async function startRemoteAgent(options: RemoteOptions): Promise<RemoteAgent> {
-  const target = await probeRemote(options);
+  const args = options.root === undefined ? '' : ` --root ${shellQuote(options.root)}`;
+  const first = await probeAndStart(options, args);
+  const target = first?.target ?? (await probeRemote(options));
   options.onStep?.(`remote: ${target.machine}${target.android ? ' (Android)' : ''}, agent at ${target.agentPath}`);
   const binary = readFileSync(agentBinary(target.machine, options.buildDir));
   let pushed = false;
-  if (target.agentSha256 !== sha256(binary)) {
-    options.onStep?.(`remote: ${target.agentSha256 === '' ? 'no agent there' : 'the agent there is stale'}; pushing ${binary.length} bytes`);
-    await pushAgent(options, target, binary);
-    pushed = true;
+  let connection = first?.connection;
+  if (connection === undefined) {
+    if (target.agentSha256 !== sha256(binary)) {
+      options.onStep?.(`remote: ${target.agentSha256 === '' ? 'no agent there' : 'the agent there is stale'}; pushing ${binary.length} bytes`);
+      await pushAgent(options, target, binary);
+      pushed = true;
+    }
+    connection = AgentConnection.spawn(remoteShellCommand(options.command, `exec ${shellQuote(target.agentPath)}${args}`, target.quoting));
   }
-  const args = options.root === undefined ? '' : ` --root ${shellQuote(options.root)}`;
-  const script = `exec ${shellQuote(target.agentPath)}${args}`;
-  const connection = AgentConnection.spawn(remoteShellCommand(options.command, script, target.quoting));
   try {
     const hello = await sayHello(connection);
     if (hello.selfCrc32 !== fileCrc32(binary) || hello.selfSize !== binary.length) {
@@ -189,5 +255,17 @@ export async function startRemoteAgent(options: RemoteOptions): Promise<RemoteAg
 
 /** HELLO: exchanges protocol versions and returns what the agent says about itself. */
 export async function sayHello(connection: AgentConnection): Promise<AgentHello> {
-  return decodeHello(await connection.request(OP.HELLO, new Args().u32(AGENT_PROTOCOL).done()));
+  let hello: AgentHello;
+  try {
+    hello = decodeHello(await connection.request(OP.HELLO, new Args().u32(AGENT_PROTOCOL).done()));
+  } catch (err) {
+    if (!(err instanceof AgentError) || err.code !== 'EPROTONOSUPPORT') throw err;
+    throw new RemoteError(`the agent speaks another protocol than this tlstap (${AGENT_PROTOCOL}): ${err.message}`, PROTOCOL_FIX);
+  }
+  if (hello.protocol !== AGENT_PROTOCOL) {
+    throw new RemoteError(`the agent speaks protocol ${hello.protocol}, this tlstap ${AGENT_PROTOCOL}`, PROTOCOL_FIX);
+  }
+  return hello;
 }
+
+const PROTOCOL_FIX = 'rebuild the agent with this tlstap (`bash scripts/build-agent.sh`); tlstap then pushes it, as its hash changed';

@@ -1,14 +1,45 @@
-// The capture requests of the agent protocol, as an asynchronous twin of the addon's NativeBpfSession
-// (src/native/binding.ts): the same calls, in the same order, served by the agent's copy of the
-// native core. Record batches arrive as TFRM frames, handed to the onBatch given to startPolling.
+// The capture requests of the agent protocol, as a BpfBackendSession (src/capture/backend.ts) beside
+// the addon's: the same calls, in the same order, served by the agent's copy of the native core.
+// Record batches arrive as TFRM frames, handed to the onBatch given to startPolling.
+import type { BpfBackendSession } from '../capture/backend.js';
 import { BpfError } from '../native/binding.js';
 import type { AgentConnection } from './connection.js';
 import { AgentError } from './connection.js';
 import { Args, OP } from './protocol.js';
 
+/** A BpfError on the agent's machine: a missing privilege is the agent's there, not this process's. */
+class RemoteBpfError extends BpfError {
+  override get hint(): string {
+    return this.errno === 1 || this.errno === 13
+      ? "run the agent as root there: --remote 'ssh root@HOST', or 'adb shell su -c' on a rooted phone"
+      : super.hint;
+  }
+}
+
 /** A BPF session on the agent's machine; failures are BpfErrors, as with the local addon. */
-export class RemoteBpfSession {
-  constructor(private readonly agent: AgentConnection) {}
+export class RemoteBpfSession implements BpfBackendSession {
+  private ended: ((error: string | undefined) => void) | undefined;
+
+  constructor(private readonly agent: AgentConnection) {
+    // The pipe closing ends the polling: the capture learns it from the session's end.
+    void agent.gone.then((err) => this.ended?.(err.message));
+  }
+
+  /** Before load: whether a program is loaded at all. */
+  async setAutoload(program: string, autoload: boolean): Promise<void> {
+    await this.call(OP.SET_AUTOLOAD, 'setAutoload', new Args().u8(autoload ? 1 : 0).u8(0).bytes(program), program);
+  }
+
+  /** After load: writes one entry of a map (probe_sites, for kernels without attach cookies). */
+  async updateMapElem(map: string, key: Buffer, value: Buffer): Promise<void> {
+    await this.call(OP.UPDATE_ELEM, 'updateMapElem', new Args().str16(map).u32(key.length).bytes(key).bytes(value), map);
+  }
+
+  /** Batches are the TFRM frames' payloads: nothing to free early. */
+  releaseBatch(): void {}
+
+  /** The agent releases the object when it says goodbye (AgentConnection.close). */
+  close(): void {}
 
   /** Before load: a `const volatile` setting. */
   setGlobal(section: string, name: string, value: Buffer): Promise<void> {
@@ -54,9 +85,11 @@ export class RemoteBpfSession {
   }
 
   /** Starts streaming the ring buffer: each TFRM frame goes to onBatch(payload, count). */
-  async startPolling(ringMap: string, onBatch: (batch: Buffer, count: number) => void, options: { batchBytes: number; timeoutMs: number }): Promise<void> {
+  async startPolling(ringMap: string, onBatch: (batch: Buffer, count: number) => void, options: { batchBytes: number; timeoutMs: number }) {
+    const ended = new Promise<string | undefined>((resolve) => (this.ended = resolve));
     this.agent.onRecords = onBatch;
     await this.call(OP.START, 'startPolling', new Args().u32(options.batchBytes).u32(options.timeoutMs).bytes(ringMap));
+    return { ended };
   }
 
   /** Stops (true) or resumes (false) reading the ring buffer on the device: backpressure. */
@@ -78,6 +111,7 @@ export class RemoteBpfSession {
   /** Drains the ring buffer: every batch has reached onBatch when this resolves (frames come in order). */
   async stopPolling(): Promise<void> {
     await this.call(OP.STOP, 'stopPolling', new Args());
+    this.ended?.(undefined);
   }
 
   private async call(op: number, name: string, args: Args, what?: string): Promise<Buffer> {
@@ -86,7 +120,7 @@ export class RemoteBpfSession {
     } catch (err) {
       if (!(err instanceof AgentError)) throw err;
       // The addon's error class, so capture code handles a remote failure as a local one (fallbacks, hints).
-      throw new BpfError(`${name}${what === undefined ? '' : ` ${what}`} on the agent: ${err.message}`, { op: name, errno: err.errno, libbpfLog: err.message });
+      throw new RemoteBpfError(`${name}${what === undefined ? '' : ` ${what}`} on the agent: ${err.message}`, { op: name, errno: err.errno, libbpfLog: err.message });
     }
   }
 }

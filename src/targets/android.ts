@@ -44,16 +44,52 @@ export interface AndroidDiscovery {
   targets: AndroidTarget[];
   /** With a package: the uids its running processes have (one per Android user running it). */
   uids: number[];
+  /** With a package: its app id (its uid in Android user 0). */
+  appId?: number;
   /** 32-bit processes and libraries: tlstap probes 64-bit code only. */
   skipped32: { processes: number; libraries: number };
   /** Files that could not be looked into, and why. */
   skipped: SkippedFile[];
 }
 
+/** Where a machine seen through a view keeps its libraries: Android's places, or a Linux distribution's. */
+export interface ViewLayout {
+  /** Directories of 64-bit libraries whose TLS-named files are looked into. */
+  lib64Dirs: readonly string[];
+  /** Their 32-bit twins: looked at only to count what is skipped. */
+  lib32Dirs: readonly string[];
+  /** Whether installed Android apps (/data/app) are looked into. */
+  apps: boolean;
+}
+
+/** Android's layout. */
+export const ANDROID_LAYOUT: ViewLayout = { lib64Dirs: ANDROID_LIB64_DIRS, lib32Dirs: ANDROID_LIB32_DIRS, apps: true };
+
+/** Debian's multiarch names of the 64-bit machines the agent is built for, and of 32-bit ones to count. */
+const MULTIARCH: Record<string, string> = { x86_64: 'x86_64-linux-gnu', aarch64: 'aarch64-linux-gnu' };
+const MULTIARCH_32 = ['i386-linux-gnu', 'arm-linux-gnueabihf'];
+
+/** A Linux machine's layout, for its `uname -m`: its multiarch directories and the usual others. */
+export function linuxLayout(machine: string): ViewLayout {
+  const triplet = MULTIARCH[machine];
+  const multiarch = triplet === undefined ? [] : [`/usr/lib/${triplet}`, `/lib/${triplet}`];
+  return {
+    lib64Dirs: [...multiarch, '/usr/lib64', '/lib64', '/usr/lib', '/usr/local/lib'],
+    lib32Dirs: MULTIARCH_32.map((t) => `/usr/lib/${t}`),
+    apps: false,
+  };
+}
+
 /** Options of androidTargets. */
 export interface AndroidDiscoveryOptions {
   /** Only this app: its own libraries and its processes (any Android user), plus the system's TLS libraries. */
   package?: string;
+  /** Only this process: the TLS libraries it maps (-p). */
+  pid?: number;
+  /** Files named by the user (--lib), looked into as they are. */
+  lib?: readonly string[];
+  /** Where the libraries are (default: Android's). */
+  layout?: ViewLayout;
 }
 
 /** An installed package from packages.list. */
@@ -137,7 +173,10 @@ class Walk {
   libraries32 = 0;
   private readonly apks = new Map<string, Promise<ApkLibrary[]>>();
 
-  constructor(private readonly view: FileView) {}
+  constructor(
+    private readonly view: FileView,
+    private readonly layout: ViewLayout,
+  ) {}
 
   add(path: string, source: ProbeTarget['source'], pid?: number, entry?: ApkLibrary): void {
     const key = entry === undefined ? path : `${path}@${entry.dataOffset}`;
@@ -171,10 +210,10 @@ class Walk {
   }
 
   async systemLibraries(): Promise<void> {
-    for (const dir of ANDROID_LIB64_DIRS) {
+    for (const dir of this.layout.lib64Dirs) {
       for (const name of await listDir(this.view, dir)) if (isTlsLibraryName(name)) this.add(posix.join(dir, name), 'system');
     }
-    for (const dir of ANDROID_LIB32_DIRS) {
+    for (const dir of this.layout.lib32Dirs) {
       for (const name of await listDir(this.view, dir)) if (isTlsLibraryName(name)) this.libraries32++;
     }
   }
@@ -197,33 +236,36 @@ class Walk {
     }
   }
 
-  /** Every process (of the app id, if given): 32-bit ones counted, the others' mapped libraries added. */
-  async processes(appId: number | undefined): Promise<void> {
-    for (const name of await listDir(this.view, '/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      const pid = Number(name);
-      try {
-        const uid = uidFromStatus((await this.view.readFile(`/proc/${pid}/status`)).toString('latin1'));
-        if (appId !== undefined && (uid === undefined || appIdOf(uid) !== appId)) continue;
-        // Five bytes of the executable, not a block of it: a phone has a thousand processes.
-        if (elfClassOf(await this.view.read(`/proc/${pid}/exe`, 0, 5)) === ELFCLASS32) {
-          this.processes32++;
-          continue;
-        }
-        if (uid !== undefined && appId !== undefined) this.uids.add(uid);
-        await this.mappings(pid, (await this.view.readFile(`/proc/${pid}/maps`)).toString('latin1'));
-      } catch {
-        // Kernel threads have no executable; processes exit while we look.
+  /** Every process (of the app id, or the one pid, if given): 32-bit ones counted, the others' mapped libraries added. */
+  async processes(appId: number | undefined, only?: number): Promise<void> {
+    const names = only === undefined ? await listDir(this.view, '/proc') : [String(only)];
+    // All at once: over the agent's pipe the requests overlap, so the walk takes a few round trips, not thousands.
+    await Promise.all(names.filter((name) => /^\d+$/.test(name)).map((name) => this.process(Number(name), appId, only !== undefined)));
+  }
+
+  private async process(pid: number, appId: number | undefined, every: boolean): Promise<void> {
+    try {
+      const uid = uidFromStatus((await this.view.readFile(`/proc/${pid}/status`)).toString('latin1'));
+      if (appId !== undefined && (uid === undefined || appIdOf(uid) !== appId)) return;
+      // Five bytes of the executable, not a block of it: a phone has a thousand processes.
+      if (elfClassOf(await this.view.read(`/proc/${pid}/exe`, 0, 5)) === ELFCLASS32) {
+        this.processes32++;
+        return;
       }
+      if (uid !== undefined && appId !== undefined) this.uids.add(uid);
+      await this.mappings(pid, (await this.view.readFile(`/proc/${pid}/maps`)).toString('latin1'), every);
+    } catch {
+      // Kernel threads have no executable; processes exit while we look.
     }
   }
 
-  private async mappings(pid: number, maps: string): Promise<void> {
+  /** A process's TLS-named and app libraries, or (`every`, for -p) every executable file it maps. */
+  private async mappings(pid: number, maps: string, every: boolean): Promise<void> {
     const regions = parseProcMaps(maps);
     for (const file of mappedFiles(regions)) {
       if (file.path.endsWith('.apk')) continue;
       const appLib = file.path.startsWith(`${ANDROID_APP_DIR}/`) && file.path.endsWith('.so');
-      if (file.executable && (appLib || isTlsLibraryName(posix.basename(file.path)))) this.add(file.path, 'process', pid);
+      if (file.executable && (every || appLib || isTlsLibraryName(posix.basename(file.path)))) this.add(file.path, 'process', pid);
     }
     // A library mapped from its APK: each of its mappings lies inside the entry's bytes.
     for (const r of regions) {
@@ -333,20 +375,27 @@ export async function androidTargets(view: FileView, options: AndroidDiscoveryOp
     }
     appId = pkg.appId;
   }
-  const walk = new Walk(view);
-  await walk.systemLibraries();
-  for (const dir of await appDirs(view, options.package)) await walk.appLibraries(dir);
-  await walk.processes(appId);
+  const layout = options.layout ?? ANDROID_LAYOUT;
+  const walk = new Walk(view, layout);
+  if (options.pid === undefined) {
+    await walk.systemLibraries();
+    if (layout.apps) for (const dir of await appDirs(view, options.package)) await walk.appLibraries(dir);
+  } else if (!(await view.stat(`/proc/${options.pid}`).then(() => true, () => false))) {
+    throw new TargetError(`no process ${options.pid} (${view.where})`, { hint: 'check the pid there, e.g. with ps' });
+  }
+  await walk.processes(appId, options.pid);
+  for (const path of options.lib ?? []) walk.add(path, 'lib-option');
 
   const targets: AndroidTarget[] = [];
-  for (const f of walk.found.values()) {
-    let target: AndroidTarget | undefined;
-    try {
-      target = await analyzeFound(view, walk, f);
-    } catch (err) {
-      walk.skipped.push({ path: displayOf(f), reason: reasonOf(err) });
+  // Every file looked into at once (their reads overlap on the agent's pipe), the results taken in order.
+  const found = [...walk.found.values()];
+  const analysed = await Promise.all(found.map((f) => analyzeFound(view, walk, f).catch((err: unknown) => err as Error)));
+  for (const [i, result] of analysed.entries()) {
+    if (result instanceof Error) {
+      walk.skipped.push({ path: displayOf(found[i]!), reason: reasonOf(result) });
       continue;
     }
+    const target = result;
     if (target === undefined) continue;
     // One file reached by two paths (a symlink in /system/lib64) is one target, with both's processes.
     const twin = targets.find((t) => t.dev === target.dev && t.ino === target.ino && t.base === target.base);
@@ -356,6 +405,7 @@ export async function androidTargets(view: FileView, options: AndroidDiscoveryOp
   targets.sort((a, b) => (a.displayPath < b.displayPath ? -1 : a.displayPath > b.displayPath ? 1 : 0));
   return {
     targets,
+    ...(appId === undefined ? {} : { appId }),
     uids: [...walk.uids].sort((a, b) => a - b),
     skipped32: { processes: walk.processes32, libraries: walk.libraries32 },
     skipped: walk.skipped,

@@ -37,7 +37,7 @@ export interface NginxOptions {
 const NGINX = '/usr/sbin/nginx';
 
 /** A free TCP port on loopback. */
-function freePort(host = '127.0.0.1'): Promise<number> {
+export function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
