@@ -58,7 +58,7 @@ export function captureRequests(files: readonly ProbedFile[], s: AgentCaptureSet
   global('nr_cpus', u32(s.cpus));
   r.push({ op: OP.SET_MAP_MAX, args: new Args().u32(s.ringBufferBytes).bytes('events').done() });
   autoload('probe_enter', true);
-  for (let func = 0; func < C.FUNC_COUNT; func++) autoload(`probe_enter_${func}`, false);
+  for (let func = 0; func < C.FUNC_LIBRARY_COUNT; func++) autoload(`probe_enter_${func}`, false);
   autoload('syscall_fd_io', true);
   autoload('syscall_close', true);
   autoload('raw_syscall', false);
