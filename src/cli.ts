@@ -26,6 +26,11 @@ const program = new Command('tlstap')
   .showHelpAfterError('(run tlstap --help for the options)');
 for (const option of captureOptions()) program.addOption(option);
 program.action(async (opts: CaptureOptions) => {
+  if (opts.planOut !== undefined) {
+    const { runPlanOut } = await import('./commands/plan-out.js');
+    await runPlanOut(opts);
+    return;
+  }
   const { runCapture } = await import('./commands/capture.js');
   await runCapture(checkOutputChoices({ ...opts, formatGiven: program.getOptionValueSource('format') === 'cli' }));
 });

@@ -172,33 +172,62 @@ for (const { end, multiLinks } of ends) {
   });
 }
 
+/**
+ * Runs `agent --plan PLAN --record RECORDING` alone while curl downloads the body, stops it with
+ * SIGINT, and gives curl's pid and the agent's stderr.
+ */
+async function recordAlone(agent: string, plan: string, recording: string, server: NginxServer, dir: string): Promise<{ curlPid: number; stderr: string }> {
+  const child = spawn(agent, ['--plan', plan, '--record', recording], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    // The recording exists once the capture is set up (the plan's requests ran).
+    const started = Date.now();
+    while (!(existsSync(recording) && statSync(recording).size > 0) && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(existsSync(recording), `no recording 10 s after the start: ${stderr}`);
+    const curl = await curlFetch(`${server.url}/body.bin`, { outFile: join(dir, 'body') });
+    assert.equal(curl.exitCode, 0, curl.stderr);
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, stderr);
+    return { curlPid: curl.pid, stderr };
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+test('`tlstap --remote --plan-out` writes the plan, the agent records alone from it, `tlstap replay` reads curl\'s bytes', TIMEOUT, async (t) => {
+  if (!requireRoot(t)) return;
+  await withServer(async (server, dir) => {
+    const plan = join(dir, 'made.plan');
+    const recording = join(dir, 'made.tlstap');
+    const agentPath = join(dir, 'bin', 'tlstap-agent');
+    const made = await runTlstap(['--remote', 'sh -c', '--agent-path', agentPath, '--plan-out', plan, '--comm', 'curl', '--port', String(server.port)]);
+    assert.equal(made.code, 0, made.stderr);
+    assert.match(made.stderr, /plan written to .*made\.plan: \d+ probes in \d+ files/);
+    assert.equal(statSync(plan).mode & 0o777, 0o600, 'a plan names the machine\'s files: private like every output');
+    // The agent was pushed there (by hash) and nothing was attached: no agent process is left.
+    assert.ok(existsSync(agentPath));
+    const { curlPid } = await recordAlone(agentPath, plan, recording, server, dir);
+    const { response, records } = await replayedResponse(recording, curlPid);
+    assertBodyExact(response);
+    // The kernel applied the plan's --port: every record is of nginx's port.
+    assert.ok(records.length > 0 && records.every((r) => r.conn?.remote?.port === server.port || r.conn?.local?.port === server.port), 'only connections of the planned --port');
+  });
+});
+
 test('recording alone from a plan: `tlstap replay` reads the same bytes curl received', TIMEOUT, async (t) => {
   if (!requireRoot(t)) return;
   await withServer(async (server, dir, libssl) => {
     const plan = join(dir, 'curl.plan');
     const recording = join(dir, 'alone.tlstap');
     writeFileSync(plan, encodePlan({ header: recordingHeader([libssl], settings()), files: [], requests: captureRequests([libssl], settings()) }));
-    const child = spawn(agentBinary('x86_64'), ['--plan', plan, '--record', recording], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    try {
-      // The recording exists once the capture is set up (the plan's requests ran).
-      const started = Date.now();
-      while (!(existsSync(recording) && statSync(recording).size > 0) && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 50));
-      assert.ok(existsSync(recording), `no recording 10 s after the start: ${stderr}`);
-      const curl = await curlFetch(`${server.url}/body.bin`, { outFile: join(dir, 'body') });
-      assert.equal(curl.exitCode, 0, curl.stderr);
-      child.kill('SIGINT');
-      assert.equal(await exited, 0, stderr);
-      assert.match(stderr, /bytes recorded; `tlstap replay/);
-      const { response } = await replayedResponse(recording, curl.pid);
-      assertBodyExact(response);
-      const summary = await runTlstap(['replay', recording, '-f', 'jsonl']);
-      const last = parseJsonl<{ type: string; events_dropped?: number }>(summary.stdout.toString()).at(-1);
-      assert.deepEqual([last?.type, last?.events_dropped], ['summary', 0], 'the final counters record is in the file');
-    } finally {
-      child.kill('SIGKILL');
-    }
+    const { curlPid, stderr } = await recordAlone(agentBinary('x86_64'), plan, recording, server, dir);
+    assert.match(stderr, /bytes recorded; `tlstap replay/);
+    const { response } = await replayedResponse(recording, curlPid);
+    assertBodyExact(response);
+    const summary = await runTlstap(['replay', recording, '-f', 'jsonl']);
+    const last = parseJsonl<{ type: string; events_dropped?: number }>(summary.stdout.toString()).at(-1);
+    assert.deepEqual([last?.type, last?.events_dropped], ['summary', 0], 'the final counters record is in the file');
   });
 });

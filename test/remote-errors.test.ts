@@ -2,7 +2,7 @@
 // line naming the cause and a hint with the fix (real commands through /bin/sh, no agent faked).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RemoteError, startRemoteAgent } from '../src/remote/index.js';
@@ -49,6 +49,26 @@ test('options that mean nothing without --remote, or cannot work with it, are re
       assert.match(exit.stderr, message);
       assert.match(exit.stderr, hint);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--plan-out without --remote, or with outputs or --duration that it would ignore, is refused with the fix', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-plan-opts-'));
+  const plan = join(dir, 'x.plan');
+  try {
+    for (const [args, message, hint] of [
+      [['--plan-out', plan], /--plan-out writes a plan for tlstap-agent on a machine reached with --remote/, /add --remote CMD/],
+      [['--remote', 'sh -c', '--plan-out', plan, '-w', join(dir, 'x.pcapng'), '--har', join(dir, 'x.har')], /so -w, --har would do nothing/, /`tlstap replay REC`/],
+      [['--remote', 'sh -c', '--plan-out', plan, '--duration', '5'], /so --duration would do nothing/, /give --duration to tlstap-agent/],
+    ] as const) {
+      const exit = await runTlstap(args);
+      assert.equal(exit.code, 1, exit.stderr);
+      assert.match(exit.stderr, message);
+      assert.match(exit.stderr, hint);
+    }
+    assert.throws(() => statSync(plan), /ENOENT/, 'no plan is written');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

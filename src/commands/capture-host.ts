@@ -7,12 +7,15 @@ import { remoteMachine } from '../remote/machine.js';
 import { AgentView } from '../remote/agent-view.js';
 import { startRemoteAgent } from '../remote/launch.js';
 import type { RemoteAgent } from '../remote/launch.js';
+import type { AgentRequests } from '../remote/session.js';
+import type { ViewStat } from '../remote/view.js';
 import { Args, OP, decodeClock } from '../remote/protocol.js';
 import { androidTargets, linuxLayout } from '../targets/android.js';
 import type { AndroidDiscovery } from '../targets/android.js';
 import { TargetError } from '../targets/index.js';
 import { hostInfo } from '../version.js';
 import { CliError } from './errors.js';
+import { outputPaths } from './outputs.js';
 import type { CaptureOptions } from './options.js';
 import type { ResolvedTargets, TargetOptions } from './capture.js';
 
@@ -34,6 +37,8 @@ export interface CaptureHost {
   lost?: Promise<Error>;
   /** Says goodbye (the agent releases everything and exits); resolves with its exit code. */
   close(): Promise<number | null>;
+  /** A file's identity there (a plan's check that the file did not change), where the host can tell it. */
+  statFile?(path: string): Promise<ViewStat>;
 }
 
 /** This machine. */
@@ -53,6 +58,19 @@ const NODE_ARCH: Record<string, string> = { x86_64: 'x64', aarch64: 'arm64' };
 
 /** Options that only --remote gives meaning to, or that it cannot honour. */
 export function checkRemoteOptions(opts: CaptureOptions): void {
+  if (opts.planOut !== undefined) {
+    if (opts.remote === undefined) {
+      throw new CliError('--plan-out writes a plan for tlstap-agent on a machine reached with --remote', "add --remote CMD, e.g. --remote 'adb shell su -c'");
+    }
+    const outputs = [...outputPaths(opts), ...(opts.record === undefined ? [] : [{ what: '--record', path: opts.record }])];
+    if (outputs.length > 0 || opts.duration !== undefined) {
+      const given = [...outputs.map((o) => o.what), ...(opts.duration === undefined ? [] : ['--duration'])].join(', ');
+      throw new CliError(
+        `--plan-out captures nothing here, so ${given} would do nothing: the agent records there, alone`,
+        `drop ${given}; give --duration to tlstap-agent, and the outputs to \`tlstap replay REC\` once the recording is back`,
+      );
+    }
+  }
   if (opts.remote === undefined) {
     if (opts.agentPath !== undefined) throw new CliError('--agent-path is the agent\'s place on a --remote machine', 'add --remote CMD, or drop --agent-path');
     if (opts.package !== undefined) throw new CliError('--package picks an app on an Android device reached with --remote', "add --remote 'adb shell su -c'");
@@ -62,8 +80,11 @@ export function checkRemoteOptions(opts: CaptureOptions): void {
   if (opts.package !== undefined && opts.pid !== undefined) throw new CliError('--package and -p each choose the processes', 'give one of them');
 }
 
-/** Starts the agent through --remote CMD (pushing it if need be) and wraps it as the capture's host. */
-export async function remoteHost(opts: CaptureOptions & { remote: string }, onStep: (line: string) => void): Promise<{ host: CaptureHost; agent: RemoteAgent }> {
+/**
+ * Starts the agent through --remote CMD (pushing it if need be) and wraps it as the capture's host.
+ * `requests`: where the capture's BPF requests go instead of the agent (a plan being written).
+ */
+export async function remoteHost(opts: CaptureOptions & { remote: string }, onStep: (line: string) => void, requests?: AgentRequests): Promise<{ host: CaptureHost; agent: RemoteAgent }> {
   const agent = await startRemoteAgent({ command: opts.remote, agentPath: opts.agentPath, onStep });
   const { connection, hello, target } = agent;
   const view = new AgentView(connection, hello.hostname);
@@ -73,7 +94,7 @@ export async function remoteHost(opts: CaptureOptions & { remote: string }, onSt
     throw new CliError(`--package picks an Android app, and ${hello.hostname} is not Android (no /system/bin)`, 'drop --package, or use -p or --uid');
   }
   const host: CaptureHost = {
-    machine: remoteMachine(connection, hello, view),
+    machine: remoteMachine(connection, hello, view, requests),
     async resolve(targetOpts) {
       const found = await androidTargets(view, {
         package: opts.package,
@@ -100,6 +121,7 @@ export async function remoteHost(opts: CaptureOptions & { remote: string }, onSt
     watchesFiles: false,
     lost: connection.gone,
     close: () => connection.close(),
+    statFile: (path) => view.stat(path),
   };
   return { host, agent };
 }

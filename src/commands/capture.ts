@@ -277,7 +277,7 @@ function describeTargets(targets: readonly ProbeTarget[]): string {
 }
 
 /** The header of a --record file: versions, layout, probed files, clock, host and settings. */
-function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>, host: CaptureHost['info']) {
+export function recordHeader(opts: CaptureOptions, ctx: ReturnType<typeof liveContext>, host: CaptureHost['info']) {
   return {
     tlstapVersion: tlstapVersion(),
     createdAt: new Date().toISOString(),

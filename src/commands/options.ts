@@ -50,6 +50,8 @@ export interface CaptureOptions {
   agentPath?: string;
   /** Android: only this app (by its uid from /data/system/packages.list). */
   package?: string;
+  /** With --remote: write the capture's plan here for `tlstap-agent --plan` instead of capturing. */
+  planOut?: string;
 }
 
 const MIB = 1024 * 1024;
@@ -204,6 +206,7 @@ export function captureOptions(): Option[] {
     new Option('-v, --verbose', 'list the probed files at start, and print a stats line on stderr every second').default(false),
     new Option('--remote <command>', "capture on another machine through tlstap-agent: a command that runs its last argument as a shell command there, e.g. 'ssh root@host', 'adb shell su -c' (pushes the agent when missing or stale)").argParser(once('--remote', parseRemote)),
     new Option('--agent-path <path>', 'where the agent lives on the --remote machine (default /data/local/tmp/tlstap-agent on Android, else ~/.cache/tlstap/tlstap-agent)').argParser(once('--agent-path', parseAgentPath)),
+    new Option('--plan-out <file>', "with --remote: find the targets there and write the capture's plan to this file instead of capturing, for `tlstap-agent --plan FILE --record REC` to record alone on that machine (docs/agent.md)"),
     new Option('--package <name>', 'with --remote on Android: only this app, by its uid from /data/system/packages.list (filtered in the kernel; once)').argParser(once('--package', parsePackage)),
   ];
 }

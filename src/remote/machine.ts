@@ -6,6 +6,7 @@ import type { AgentConnection } from './connection.js';
 import { RemoteError } from './launch.js';
 import type { AgentHello } from './protocol.js';
 import { RemoteBpfSession } from './session.js';
+import type { AgentRequests } from './session.js';
 import type { FileView } from './view.js';
 
 const KERNEL_BTF = '/sys/kernel/btf/vmlinux';
@@ -29,8 +30,11 @@ export function possibleCpus(text: string): number {
   return highest + 1;
 }
 
-/** The agent's machine: its kernel's features from its files and release, the capture through the agent. */
-export function remoteMachine(connection: AgentConnection, hello: AgentHello, view: FileView): BpfMachine {
+/**
+ * The agent's machine: its kernel's features from its files and release, the capture through the agent,
+ * or, given `requests` (a PlanWriter), written down for the agent to run later.
+ */
+export function remoteMachine(connection: AgentConnection, hello: AgentHello, view: FileView, requests: AgentRequests = connection): BpfMachine {
   const version = parseKernelVersion(hello.kernel);
   const atLeast = (major: number, minor: number) => version !== undefined && kernelAtLeast(version, major, minor);
   let opened = false;
@@ -67,7 +71,7 @@ export function remoteMachine(connection: AgentConnection, hello: AgentHello, vi
       // The agent holds one object for its lifetime: a second open (a load retried for other links) cannot be served.
       if (opened) throw new RemoteError('the program failed to load for uprobe_multi links on the agent, which loads its object once per run', 'report the kernel version there; a kernel before 6.6 gets per-probe links');
       opened = true;
-      return new RemoteBpfSession(connection);
+      return new RemoteBpfSession(requests);
     },
   };
 }

@@ -2,7 +2,8 @@
 // (`tlstap-agent --plan PLAN --record FILE`; docs/agent.md, "Recording on the device alone").
 import { RECORD_FORMAT_VERSION } from '../record/format.js';
 import type { RecordHeader } from '../record/format.js';
-import { Args, PLAN_CREATED_AT, PLAN_MAGIC, PLAN_MONOTONIC_TO_WALL, PLAN_VERSION, encodeFrame, encodeRequest } from './protocol.js';
+import { Args, OP, PLAN_CREATED_AT, PLAN_MAGIC, PLAN_MONOTONIC_TO_WALL, PLAN_VERSION, encodeFrame, encodeRequest } from './protocol.js';
+import type { AgentRequests } from './session.js';
 import type { ViewStat } from './view.js';
 
 /** A probed file as discovery saw it: the agent refuses the plan if it changed since. */
@@ -42,4 +43,30 @@ export function encodePlan(plan: Plan): Buffer {
   }
   plan.requests.forEach((r, i) => frames.push(encodeFrame('request', i + 1, encodeRequest(r.op, r.args))));
   return Buffer.concat(frames);
+}
+
+/** The ops whose answer is a u32 link index (agent/protocol.h). */
+const LINK_OPS: ReadonlySet<number> = new Set([OP.ATTACH_UPROBE, OP.ATTACH_MULTI, OP.ATTACH_TP]);
+
+/**
+ * Takes a capture's requests as a live agent would (RemoteBpfSession over it) and keeps them for a
+ * plan: every request succeeds, attach requests with the link index the agent will give in turn.
+ * Only requests that set up a capture may be written down: anything after START is refused.
+ */
+export class PlanWriter implements AgentRequests {
+  readonly requests: PlannedRequest[] = [];
+  readonly gone: Promise<Error> = new Promise(() => undefined);
+  onRecords: (batch: Buffer, count: number) => void = () => undefined;
+  private links = 0;
+  private started = false;
+
+  async request(op: number, args?: Uint8Array): Promise<Buffer> {
+    if (this.started) throw new Error(`a plan ends with its START request; request ${op} came after it`);
+    this.requests.push(args === undefined ? { op } : { op, args: Uint8Array.from(args) });
+    if (op === OP.START) this.started = true;
+    if (!LINK_OPS.has(op)) return Buffer.alloc(0);
+    const link = Buffer.alloc(4);
+    link.writeUInt32LE(this.links++);
+    return link;
+  }
 }

@@ -3,7 +3,6 @@
 // Record batches arrive as TFRM frames, handed to the onBatch given to startPolling.
 import type { BpfBackendSession } from '../capture/backend.js';
 import { BpfError } from '../native/binding.js';
-import type { AgentConnection } from './connection.js';
 import { AgentError } from './connection.js';
 import { Args, OP } from './protocol.js';
 
@@ -16,11 +15,20 @@ class RemoteBpfError extends BpfError {
   }
 }
 
+/** Where a remote session's requests go: a live agent (AgentConnection), or a plan being written (PlanWriter). */
+export interface AgentRequests {
+  request(op: number, args?: Uint8Array, what?: string): Promise<Buffer>;
+  /** Settles when the agent can take no more requests. */
+  readonly gone: Promise<Error>;
+  /** Where TFRM frames' record batches go. */
+  onRecords: (batch: Buffer, count: number) => void;
+}
+
 /** A BPF session on the agent's machine; failures are BpfErrors, as with the local addon. */
 export class RemoteBpfSession implements BpfBackendSession {
   private ended: ((error: string | undefined) => void) | undefined;
 
-  constructor(private readonly agent: AgentConnection) {
+  constructor(private readonly agent: AgentRequests) {
     // The pipe closing ends the polling: the capture learns it from the session's end.
     void agent.gone.then((err) => this.ended?.(err.message));
   }
