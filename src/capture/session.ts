@@ -45,6 +45,16 @@ export interface KernelSettings {
   noKernelBtf?: boolean;
   /** Connections the kernel tracks at once: the size of its connection maps (default MAX_CONNS). */
   maxConnections?: number;
+  /**
+   * Loads Go's programs (bpf/go.bpf.h) too: about 150 ms more of the verifier's time, so only when a Go
+   * program is among the files to probe (needsGoPrograms).
+   */
+  goPrograms?: boolean;
+}
+
+/** Whether probing `files` needs Go's programs loaded (a Go program among them). */
+export function needsGoPrograms(files: readonly AttachFile[]): boolean {
+  return files.some((f) => (f.goSites?.length ?? 0) > 0);
 }
 
 /** How the program meets this kernel, chosen at load from what the kernel has (and the switches). */
@@ -164,7 +174,7 @@ export class LoadedProgram {
     try {
       const ambiguous = paths.attachCookies ? [] : await fillProbeSites(native, files);
       let probes = multiLinks ? await attachMulti(native, files, pid) : await attachEach(native, files, pid, paths.attachCookies);
-      if (paths.attachCookies) for (const [i, file] of files.entries()) probes += await attachGo(native, file, i, pid);
+      if (paths.attachCookies) for (const [i, file] of files.entries()) probes += await this.attachGoSites(file, i);
       const goWithoutCookies = paths.attachCookies ? [] : files.filter((f) => f.goSites?.length).map((f) => f.path);
       if (paths.syscallHooks === 'syscalls') {
         for (const name of FD_SYSCALLS) await native.attachTracepoint('syscall_fd_io', 'syscalls', `sys_enter_${name}`);
@@ -178,6 +188,14 @@ export class LoadedProgram {
       await native.close();
       throw err;
     }
+  }
+
+  /** A Go program's sites, through Go's programs: an error if they were not loaded (KernelSettings.goPrograms). */
+  private attachGoSites(file: AttachFile, fileIndex: number): Promise<number> {
+    if (needsGoPrograms([file]) && this.settings.goPrograms !== true) {
+      throw new Error(`${file.path} is a Go program, and the program was loaded without Go's programs (KernelSettings.goPrograms)`);
+    }
+    return attachGo(this.native, file, fileIndex, this.settings.pid);
   }
 
   /** Releases the program without attaching it (the capture failed before it started). */
@@ -221,7 +239,7 @@ export class CaptureSession {
     onBatch: (batch: Buffer, count: number) => void,
     objectName = 'tlstap.bpf.o',
   ): Promise<CaptureSession> {
-    return (await LoadedProgram.load(settings, objectName)).attach(files, onBatch);
+    return (await LoadedProgram.load({ goPrograms: needsGoPrograms(files), ...settings }, objectName)).attach(files, onBatch);
   }
 
   /** A session for an attached program, polling its ring buffer (LoadedProgram.attach). */
@@ -324,7 +342,7 @@ async function configure(native: BpfBackendSession, settings: KernelSettings, mu
   // Programs a path does not use are not loaded: a kernel may lack what they call.
   await native.setAutoload(ENTRY_PROGRAM, paths.attachCookies);
   for (const name of FUNC_ENTRY_PROGRAMS) await native.setAutoload(name, !paths.attachCookies);
-  for (const name of Object.values(GO_PROGRAMS)) await native.setAutoload(name, paths.attachCookies);
+  for (const name of Object.values(GO_PROGRAMS)) await native.setAutoload(name, paths.attachCookies && settings.goPrograms === true);
   for (const name of SYSCALL_PROGRAMS) await native.setAutoload(name, paths.syscallHooks === 'syscalls');
   await native.setAutoload(RAW_SYSCALL_PROGRAM, paths.syscallHooks === 'raw_syscalls');
   await native.setGlobal('.rodata', 'nr_cpus', u32(cpus));

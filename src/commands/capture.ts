@@ -1,6 +1,6 @@
 import { endianness } from 'node:os';
 import type { Writable } from 'node:stream';
-import { describePaths, LoadedProgram } from '../capture/session.js';
+import { describePaths, LoadedProgram, needsGoPrograms } from '../capture/session.js';
 import type { CaptureSession, KernelSettings } from '../capture/session.js';
 import type { BpfMachine } from '../capture/backend.js';
 import type { KernelCounters } from '../events/counters.js';
@@ -150,8 +150,8 @@ export class LiveCapture {
    * Loads the program for these options, off the JS thread: start it first, find the targets meanwhile,
    * then hand it to start().
    */
-  static load(opts: KernelOptions, machine?: BpfMachine): Promise<LoadedProgram> {
-    return LoadedProgram.load(kernelSettings(opts), undefined, machine);
+  static load(opts: KernelOptions, machine?: BpfMachine, goPrograms = false): Promise<LoadedProgram> {
+    return LoadedProgram.load({ ...kernelSettings(opts), goPrograms }, undefined, machine);
   }
 
   /** Attaches `program` (loaded now if not given) and starts streaming. */
@@ -176,7 +176,7 @@ export class LiveCapture {
       if (releaseBatches) session?.release(batch);
       pacing.afterBatch();
     };
-    session = await (program ?? (await LoadedProgram.load(kernelSettings(opts)))).attach(parts.targets, onBatch);
+    session = await (program ?? (await LoadedProgram.load({ ...kernelSettings(opts), goPrograms: needsGoPrograms(parts.targets) }))).attach(parts.targets, onBatch);
     return new LiveCapture(session, pipeline, pacing);
   }
 
@@ -358,7 +358,14 @@ async function captureUntilStopped(opts: CaptureOptions, host: CaptureHost, sign
     ({ targets, skipped, goPrograms, blindspots, uid } = await host.resolve({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
     timeline.mark('targets found');
     kernelOpts = { ...opts, uid: opts.uid ?? uid };
-    loading ??= LiveCapture.load(kernelOpts, host.machine);
+    // Go's programs cost the verifier ~150 ms, so the load started meanwhile is without them; a Go
+    // program among the targets has it made again with them.
+    const withGo = needsGoPrograms(targets);
+    if (withGo && loading !== undefined) {
+      await discardProgram();
+      loading = undefined;
+    }
+    loading ??= LiveCapture.load(kernelOpts, host.machine, withGo);
     void loading.then(() => timeline.mark('program loaded'), () => undefined);
     stderr.write(startNotes(skipped, blindspots));
     stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));

@@ -4,6 +4,7 @@
 // the device alone".
 import { closeSync, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { needsGoPrograms } from '../capture/session.js';
 import { encodePlan, PlanWriter } from '../remote/plan.js';
 import type { PlannedFile } from '../remote/plan.js';
 import { formatGoNotice } from '../targets/index.js';
@@ -27,7 +28,7 @@ export async function runPlanOut(opts: CaptureOptions, stderr: Writable = proces
     stderr.write(startNotes(skipped, blindspots));
     stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));
     const kernelOpts = { ...opts, uid: opts.uid ?? uid };
-    const program = await LiveCapture.load(kernelOpts, host.machine);
+    const program = await LiveCapture.load(kernelOpts, host.machine, needsGoPrograms(targets));
     const session = await program.attach(targets, () => undefined);
     // The agent fills in the recording's time fields when it starts recording.
     const { createdAt: _createdAt, monotonicToWallNs: _offset, ...header } = recordHeader(kernelOpts, liveContext(targets, 0n), host.info);
