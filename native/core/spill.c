@@ -116,27 +116,11 @@ static int disk_has_room(int fd, size_t len)
 	return (uint64_t)vfs.f_bavail * vfs.f_frsize >= len + SPILL_DISK_RESERVE;
 }
 
-static int write_all(int fd, const void *data, size_t len, uint64_t offset)
+// Writes (writing) or reads len bytes at offset, whatever the calls return short; 0 or -errno.
+static int io_all(int fd, uint8_t *p, size_t len, uint64_t offset, int writing)
 {
-	const uint8_t *p = data;
 	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)offset);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		offset += (uint64_t)n;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *data, size_t len, uint64_t offset)
-{
-	uint8_t *p = data;
-	while (len > 0) {
-		ssize_t n = pread(fd, p, len, (off_t)offset);
+		ssize_t n = writing ? pwrite(fd, p, len, (off_t)offset) : pread(fd, p, len, (off_t)offset);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -162,7 +146,7 @@ static int to_file(struct tlstap_spill *spill, struct block *b, const void *data
 	}
 	if (!disk_has_room(spill->fd, b->len))
 		return -ENOSPC;
-	int err = write_all(spill->fd, data, b->len, spill->write_off);
+	int err = io_all(spill->fd, (uint8_t *)data, b->len, spill->write_off, 1); /* only read from */
 	if (err) {
 		spill->stats.file_error = -err;
 		return -ENOSPC;
@@ -264,7 +248,7 @@ long tlstap_spill_pop(struct tlstap_spill *spill, void *dst, size_t cap, uint32_
 		memcpy(dst, b->data, b->len);
 		spill->memory_bytes -= b->len;
 	} else {
-		int err = read_all(spill->fd, dst, b->len, b->file_offset);
+		int err = io_all(spill->fd, dst, b->len, b->file_offset, 0);
 		spill->stats.file_bytes -= b->len;
 		spill->read_off = b->file_offset + b->len;
 		give_back(spill);

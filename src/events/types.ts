@@ -142,6 +142,20 @@ export interface CallHole {
   length: number;
 }
 
+/**
+ * Walks a call's captured bytes around its holes, in stream order: `data` for each captured piece
+ * (views of call.data) and `hole` for each lost run. A call without holes is one piece.
+ */
+export function walkHoles(call: TlsCall, data: (piece: Buffer, end: boolean) => void, hole: (length: number) => void): void {
+  let at = 0;
+  for (const h of call.holes ?? []) {
+    if (h.at > at) data(call.data.subarray(at, h.at), h.at === call.data.length);
+    hole(h.length);
+    at = h.at;
+  }
+  if (at < call.data.length || call.holes === undefined) data(at === 0 ? call.data : call.data.subarray(at), true);
+}
+
 /** What output formats need to know about the capture besides the calls. */
 export interface CaptureContext {
   /** Probed files, indexed by TlsCall.fileIndex. */

@@ -3,6 +3,7 @@
 // that cannot be decoded (not HTTP, caught midway, malformed, HPACK failure, bytes missing) is
 // passed on raw with a note, and counted; nothing here ever throws into the capture.
 
+import { walkHoles } from '../events/types.js';
 import type { CallSink, ConnectionEvent, Direction, TlsCall } from '../events/types.js';
 import { classifyStart, guessRole, MAX_START_LINE, StartKind } from './detect.js';
 import { Http1Decoder, Side } from './h1.js';
@@ -309,12 +310,14 @@ export class HttpTracker implements CallSink, ExchangeOut {
         decoder.feed(side, call, call.data);
       } else {
         // Lost chunks (ring buffer full) are gaps at known places: fed around, like --max-bytes cuts.
-        for (const hole of call.holes) {
-          if (hole.at > fedUpTo) decoder.feed(side, call, call.data.subarray(fedUpTo, hole.at));
-          fedUpTo = hole.at;
-          decoder.gap(side, hole.length, `${hole.length} bytes lost (ring buffer full) in a ${call.func} of ${call.totalLen} bytes`);
-        }
-        if (fedUpTo < call.data.length) decoder.feed(side, call, call.data.subarray(fedUpTo));
+        walkHoles(
+          call,
+          (piece) => {
+            decoder.feed(side, call, piece);
+            fedUpTo += piece.length;
+          },
+          (length) => decoder.gap(side, length, `${length} bytes lost (ring buffer full) in a ${call.func} of ${call.totalLen} bytes`),
+        );
       }
       fed = true;
       // Truncated bytes are all at the call's end: the stream position after them is known.

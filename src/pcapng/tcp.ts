@@ -15,6 +15,7 @@
 // sequence numbers are a hash of the connection number.
 
 import { formatIpv4, formatIpv6, parseIpAddress } from '../events/addresses.js';
+import { walkHoles } from '../events/types.js';
 import type { ConnectionEvent, ConnectionInfo, Endpoint, TlsCall } from '../events/types.js';
 import { putBytes, putU16BE, putU32BE } from '../output/bytes.js';
 import { finishChecksum, sum16 } from './checksum.js';
@@ -321,17 +322,17 @@ export class TcpSynthesizer {
       }
     }
     // Lost chunks are skipped in sequence space where they were; truncated bytes are at the end.
-    let at = 0;
-    if (call.holes !== undefined) {
-      for (const hole of call.holes) {
-        if (hole.at > at) this.dataSegments(flow, sender, call, fromClient, fromProcess, ts, data.subarray(at, hole.at), hole.at === data.length);
-        this.skip(sender, hole.length);
-        at = hole.at;
-      }
+    if (call.holes === undefined) {
+      if (data.length > 0) this.dataSegments(flow, sender, call, fromClient, fromProcess, ts, data, true);
+      this.skip(sender, call.lost + call.truncated);
+    } else {
+      walkHoles(
+        call,
+        (piece, end) => this.dataSegments(flow, sender, call, fromClient, fromProcess, ts, piece, end),
+        (length) => this.skip(sender, length),
+      );
+      this.skip(sender, call.truncated);
     }
-    if (at < data.length) this.dataSegments(flow, sender, call, fromClient, fromProcess, ts, at === 0 ? data : data.subarray(at), true);
-    const holeBytes = call.holes === undefined ? 0 : call.lost;
-    this.skip(sender, call.lost - holeBytes + call.truncated);
     if (((sender.next - sender.acked) >>> 0) >= ACK_EVERY) {
       this.segment(flow, !fromClient, ts, TCP_ACK, EMPTY, !fromProcess, this.note(flow, 'synthesized ACK'));
     }
