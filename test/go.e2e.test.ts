@@ -290,6 +290,37 @@ test('1 000 goroutines make requests over shared connections: the Go programs ru
   }, dir);
 });
 
+test('a Write whose goroutine stack grows in its prologue is captured once: 300 requests written from recursion depths 0-299, each byte exactly once', async (t) => {
+  if (!requireRoot(t) || !requireGoFixtures(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-go-grow-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  await withServer('server', async (url, serverPath, log, serverPid) => {
+    const client = asComm(dir, 'client');
+    const depths = 300;
+    const target = new URL(`${url}/bytes/10`);
+    let clientOut = '';
+    const { out, exit } = await captureWhile(['--comm', COMM, '--lib', serverPath, '--lib', client, '-f', 'jsonl'], async () => {
+      // Fresh goroutines start at the minimum stack (2 KiB) when the runtime does not adapt it.
+      const env = { ...process.env, GODEBUG: 'adaptivestackstart=0' };
+      clientOut = (await run(client, ['-k', '-grow', String(depths), target.href], { env })).stdout;
+    });
+    assert.equal(clientOut, `ok ${depths} requests\ndone\n`);
+    assert.equal(log().match(/^request HTTP\/1\.1 GET \/bytes\/10 /gm)?.length, depths);
+    const lines = parseJsonl<Line>(out);
+    const summary = lines.find((l) => l.type === 'summary')!;
+    assert.equal(summary.events_dropped, 0, exit.stderr);
+    const sent = Buffer.from(Array.from({ length: depths }, (_, d) => `GET /bytes/10?depth=${d} HTTP/1.1\r\nHost: ${target.host}\r\n\r\n`).join(''), 'latin1');
+    const clientPid = lines.find((l) => l.type === 'data' && l.comm === COMM && l.pid !== serverPid)?.pid;
+    assert.ok(clientPid !== undefined, exit.stderr);
+    const [clientConn, ...more] = connsOf(lines, clientPid).keys();
+    assert.equal(more.length, 0, 'one connection');
+    // A probe on Write's first instruction would fire again after runtime.morestack restarts it: a request twice.
+    assert.equal(stream(lines, clientConn!, 'write').toString('latin1'), sent.toString('latin1'));
+    const serverRead = Buffer.concat([...connsOf(lines, serverPid).keys()].map((id) => stream(lines, id, 'read')));
+    assert.equal(serverRead.toString('latin1'), sent.toString('latin1'));
+  }, dir);
+});
+
 test('--lib with a Go program tlstap cannot capture (Go 1.16, stack ABI) beside a TLS library: the library is probed, the Go program named with the reason at start and in the summary', async (t) => {
   if (!requireRoot(t) || !requireGoFixtures(t)) return;
   const old = GO_FIXTURES.find((f) => f.goVersion === 'go1.16.3')!.path;

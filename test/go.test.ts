@@ -18,6 +18,10 @@ import {
   readGoBuildInfo,
   returnOffsets,
   x86ReturnOffsets,
+  ARM64_LOAD_STACK_GUARD,
+  arm64BodyStart,
+  bodyStart,
+  x86BodyStart,
 } from '../src/elf/go/index.js';
 import { GO_FIXTURES, goFixture, goTool, requireGoFixtures, withPatchedCopy } from './support/go-programs.js';
 
@@ -245,6 +249,73 @@ test('the return instructions of (*Conn).Read and Write in every fixture are the
       }
     });
   }
+});
+
+/** Each instruction of [start, end) as objdump shows it: address, mnemonic, and a branch's target when it has one. */
+function objdumpInstructions(path: string, arch: string, start: bigint, end: bigint): { at: bigint; op: string; target?: bigint }[] {
+  const tool = arch === 'x86_64' ? 'objdump' : 'llvm-objdump';
+  const text = execFileSync(tool, ['-d', '--no-show-raw-insn', `--start-address=0x${start.toString(16)}`, `--stop-address=0x${end.toString(16)}`, path], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const out: { at: bigint; op: string; target?: bigint }[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*([0-9a-f]+):\s+([a-z][a-z0-9.]*)\s*(?:(?:0x)?([0-9a-f]+)\b)?/.exec(line);
+    if (m === null) continue;
+    const insn: { at: bigint; op: string; target?: bigint } = { at: BigInt(`0x${m[1]}`), op: m[2]! };
+    if (m[3] !== undefined && /^(j|b)/.test(m[2]!)) insn.target = BigInt(`0x${m[3]}`);
+    out.push(insn);
+  }
+  return out;
+}
+
+test('Write and Read of every fixture: the probe goes after the stack check, which objdump shows restarting the function at its entry', async (t) => {
+  if (!requireGoFixtures(t)) return;
+  for (const f of GO_FIXTURES.filter((x) => x.goVersion !== 'go1.16.3')) {
+    await withElfFile(f.path, async (elf) => {
+      const go = await readGoBinary(elf, [WRITE, READ]);
+      for (const fn of go!.functions.values()) {
+        const code = await elf.readAt(fn.fileOffset, fn.size, 'code');
+        const body = fn.address + BigInt(bodyStart(f.arch, code, fn.address));
+        const insns = objdumpInstructions(f.path, f.arch, fn.address, fn.address + BigInt(fn.size));
+        const check = insns.findIndex((i) => i.op === 'jbe' || i.op === 'b.ls');
+        assert.ok(check >= 1 && check < 4, `${f.path} ${fn.name}: the stack check's branch is instruction ${check}`);
+        assert.equal(body, insns[check + 1]!.at, `${f.path} ${fn.name}`);
+        // The branch leads to morestack and back to the entry: a probe there would see the call twice.
+        const restart = insns.filter((i) => (i.op === 'jmp' || i.op === 'b') && i.target === fn.address);
+        assert.equal(restart.length, 1, `${f.path} ${fn.name}: jumps back to the entry`);
+        assert.ok(restart[0]!.at > insns[check]!.target!, `${f.path} ${fn.name}: the restart follows the branch target`);
+        // Nothing jumps to the body start: the probe there fires once per call.
+        assert.ok(!insns.some((i) => i.target === body), `${f.path} ${fn.name}: a branch to the body start`);
+      }
+    });
+  }
+});
+
+test('stack-check finders: prologue forms, and code without a check is refused', () => {
+  // cmp rsp, [r14+16]; jbe +0x10; push rbp; ...
+  const small = Uint8Array.from([0x49, 0x3b, 0x66, 0x10, 0x76, 0x10, 0x55, ...new Array(0x20).fill(0x90)]);
+  assert.equal(x86BodyStart(small), 6);
+  // lea r12, [rsp-0x68]; cmp r12, [r14+16]; jbe rel32 +0x20
+  const big = Uint8Array.from([0x4c, 0x8d, 0x64, 0x24, 0x98, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x20, 0, 0, 0, ...new Array(0x30).fill(0x90)]);
+  assert.equal(x86BodyStart(big), 15);
+  // lea rax, [rsp-0x68] writes an argument register: not a Go stack check.
+  assert.throws(() => x86BodyStart(Uint8Array.from([0x48, 0x8d, 0x44, 0x24, 0x98, 0x76, 0x10, ...new Array(0x20).fill(0x90)])), DecodeError);
+  // A JBE that leaves the function, and code with no check at all (push rbp first).
+  assert.throws(() => x86BodyStart(Uint8Array.from([0x49, 0x3b, 0x66, 0x10, 0x76, 0x7f, 0x90])), DecodeError);
+  assert.throws(() => x86BodyStart(Uint8Array.from([0x55, 0x48, 0x89, 0xe5, 0xc3])), DecodeError);
+  const arm = Buffer.alloc(32);
+  arm.writeUInt32LE(ARM64_LOAD_STACK_GUARD, 0);
+  arm.writeUInt32LE(0xd101c3f1, 4); // sub x17, sp, #112
+  arm.writeUInt32LE(0xeb10023f, 8); // cmp x17, x16
+  arm.writeUInt32LE(0x54000089, 12); // b.ls +4 words
+  assert.equal(arm64BodyStart(arm), 16);
+  arm.writeUInt32LE(0xd101c3e1, 4); // sub x1, sp, #112: an argument register
+  assert.throws(() => arm64BodyStart(arm), DecodeError);
+  arm.writeUInt32LE(0xd101c3f1, 4);
+  arm.writeUInt32LE(0x54ffff89, 12); // b.ls backwards
+  assert.throws(() => arm64BodyStart(arm), DecodeError);
+  assert.throws(() => arm64BodyStart(Buffer.alloc(16)), DecodeError);
 });
 
 test('the x86 decoder agrees with objdump on every RET of the whole crypto/tls package', async (t) => {

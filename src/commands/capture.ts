@@ -10,6 +10,7 @@ import type { BatchSink } from '../capture/pipeline.js';
 import { monotonicToWallOffsetNs } from '../capture/clock.js';
 import { missingCapabilityMessage } from '../doctor/index.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
+import { DecodeError } from '../elf/go/index.js';
 import type { CallSink, CaptureContext, CaptureStats, ConnectionInfo, TlsCall } from '../events/types.js';
 import { addressFilter, parseIpAddress } from '../events/addresses.js';
 import { formatSpillNow } from '../output/index.js';
@@ -83,7 +84,18 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
   if (!opts.goProgramsSuffice) {
     const source = (p: GoProgram) => (opts.lib.includes(p.displayPath) ? 'lib-option' : opts.pid !== undefined ? 'process' : 'executable');
     const captured = goPrograms.filter((p) => p.status === 'captured');
-    targets = dedupeTargets([...targets, ...(await Promise.all(captured.map((p) => goProbeTarget(p, source(p)))))]);
+    // A program whose code does not decode as expected is named with the reason, like any other not captured.
+    const planned = await Promise.all(
+      captured.map((p) =>
+        goProbeTarget(p, source(p)).catch((err: unknown) => {
+          if (!(err instanceof DecodeError)) throw err;
+          p.status = 'unsupported';
+          p.reason = `its crypto/tls cannot be captured: ${err.message}`;
+          return undefined;
+        }),
+      ),
+    );
+    targets = dedupeTargets([...targets, ...planned.filter((t) => t !== undefined)]);
     goPrograms.splice(0, goPrograms.length, ...goPrograms.filter((p) => p.status !== 'captured'));
   }
   const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';

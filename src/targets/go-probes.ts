@@ -3,7 +3,7 @@
 // The kernel side of Go capture consumes this plan; until it lands, `tlstap libs` shows it.
 import { stat } from 'node:fs/promises';
 import { withElfFile } from '../elf/index.js';
-import { returnOffsets } from '../elf/go/index.js';
+import { bodyStart, returnOffsets } from '../elf/go/index.js';
 import type { ReturnArch } from '../elf/go/index.js';
 import { GO_TLS_READ, GO_TLS_WRITE } from './go.js';
 import type { GoProgram, GoTlsFunction } from './go.js';
@@ -64,8 +64,10 @@ export const GO_REGISTER_ABI: Readonly<Record<ReturnArch, GoRegisterAbi>> = {
 };
 
 /**
- * One probe of a Go program. `entry`: the function's first instruction (Write: the buffer to copy;
- * Read: the buffer to remember, keyed by goroutine). `return-site`: one of Read's return instructions
+ * One probe of a Go program. `entry`: the first instruction after the function's stack-growth check,
+ * reached once per call (the function's own first instruction is reached again after the stack grows)
+ * with the arguments still in registers (Write: the buffer to copy; Read: the buffer to remember, keyed
+ * by goroutine). `return-site`: one of Read's return instructions
  * (n bytes arrived in the buffer).
  */
 export interface GoProbeSite extends GoSite {
@@ -85,8 +87,8 @@ export interface GoProbePlan {
 }
 
 /**
- * The probes for a Go program whose status is 'captured': an entry probe on Write and on Read,
- * and a probe on each of Read's return instructions, found by decoding its machine code. Throws
+ * The probes for a Go program whose status is 'captured': an entry probe (after the stack check) on
+ * Write and on Read, and a probe on each of Read's return instructions, found by decoding its machine code. Throws
  * (ElfError, DecodeError) when the code cannot be read or decoded.
  */
 export async function planGoProbes(program: GoProgram): Promise<GoProbePlan> {
@@ -97,9 +99,10 @@ export async function planGoProbes(program: GoProgram): Promise<GoProbePlan> {
   await withElfFile(program.path, async (elf) => {
     for (const fn of program.functions) {
       const func = fn.name as GoTlsFunction;
-      sites.push({ file: program.path, offset: fn.fileOffset, address: fn.address, kind: 'entry', func });
-      if (func !== GO_TLS_READ) continue;
       const code = await elf.readAt(fn.fileOffset, fn.size, `${fn.name} code`);
+      const body = BigInt(bodyStart(arch, code, fn.address));
+      sites.push({ file: program.path, offset: fn.fileOffset + body, address: fn.address + body, kind: 'entry', func });
+      if (func !== GO_TLS_READ) continue;
       for (const at of returnOffsets(arch, code, fn.address)) {
         sites.push({ file: program.path, offset: fn.fileOffset + BigInt(at), address: fn.address + BigInt(at), kind: 'return-site', func });
       }

@@ -12,6 +12,7 @@ export { PCLNTAB_MAGIC, PCLNTAB_MAGIC_GO12, Pclntab, PclntabError, parsePclntabH
 export type { GoFunction, PclntabLayout, PclntabSource } from './pclntab.js';
 export { ARM64_RET, DecodeError, arm64ReturnOffsets, returnOffsets, x86ReturnOffsets } from './returns.js';
 export type { ReturnArch } from './returns.js';
+export { ARM64_LOAD_STACK_GUARD, arm64BodyStart, bodyStart, x86BodyStart } from './prologue.js';
 
 /** What a Go binary holds, as far as tlstap needs: its Go version, its function table, some functions. */
 export interface GoBinary {

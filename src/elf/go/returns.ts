@@ -13,9 +13,9 @@ const ARM64_RET_MASK = 0xfffffc1f;
 const ARM64_RET_ANY = 0xd65f0000;
 
 /** The iced-x86 decoder module (WebAssembly), loaded on first use: most runs never decode x86. */
-type Iced = typeof import('iced-x86');
+export type Iced = typeof import('iced-x86');
 let iced: Iced | undefined;
-function loadIced(): Iced {
+export function loadIced(): Iced {
   return (iced ??= createRequire(import.meta.url)('iced-x86') as Iced);
 }
 
