@@ -1,5 +1,6 @@
 // Real TLS clients (curl, python3, node) run against a URL, each as its own process.
 import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { basename } from 'node:path';
 
 /** What a client process did. */
@@ -57,6 +58,18 @@ interface Launch {
   comm: string;
 }
 
+/**
+ * Writes `input` to a child's stdin and closes it. A child that is done before it reads its stdin (a fast
+ * download, an early error) has closed the pipe: EPIPE then says nothing its exit status does not, and is
+ * ignored; any other failure goes to `onError`.
+ */
+export function feedStdin(child: ChildProcessWithoutNullStreams, input: Buffer | string, onError: (message: string) => void): void {
+  child.stdin.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET') onError(e.message);
+  });
+  child.stdin.end(input);
+}
+
 function run(launch: Launch, opts: ClientOptions): Promise<ClientResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(launch.file, launch.args, {
@@ -78,7 +91,7 @@ function run(launch: Launch, opts: ClientOptions): Promise<ClientResult> {
     });
     child.once('spawn', () => {
       // Without a body stdin is closed at once: no client waits on it.
-      child.stdin.end(opts.body ?? '');
+      feedStdin(child, opts.body ?? '', (message) => err.push(Buffer.from(`tlstap demo: stdin of ${launch.comm}: ${message}\n`)));
       if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     });
     child.once('close', (exitCode, signal) => {

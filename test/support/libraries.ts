@@ -3,6 +3,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { feedStdin } from '../../src/demo/clients.js';
 import type { ClientResult } from '../../src/demo/clients.js';
 
 /** The repository root (this file runs from dist/test/support/). */
@@ -27,7 +28,7 @@ function run(file: string, args: readonly string[], comm: string, input = '', ti
       clearTimeout(timer);
       reject(new Error(`cannot run ${file}: ${e.message}`));
     });
-    child.once('spawn', () => child.stdin.end(input));
+    child.once('spawn', () => feedStdin(child, input, (message) => err.push(Buffer.from(`stdin of ${file}: ${message}\n`))));
     child.once('close', (exitCode, signal) => {
       clearTimeout(timer);
       resolve({
