@@ -165,7 +165,7 @@ test('running Go programs: -p names the Go program, system-wide discovery lists 
     // `tlstap libs -p PID`: the program, its version, offsets, return sites and the reason, no error.
     const text = await runLibs({ pid: server.pid, lib: [], json: false });
     assert.match(text, new RegExp(`^${serverPath}  Go program \\(go1\\.19\\.8, x86_64, pclntab go1\\.18 layout\\)$`, 'm'));
-    assert.match(text, /^ {2}crypto\/tls\.\(\*Conn\)\.Read +offset 0x[0-9a-f]+, 7 return sites at offsets( 0x[0-9a-f]+){7}$/m);
+    assert.match(text, /^ {2}crypto\/tls\.\(\*Conn\)\.Read +offset 0x[0-9a-f]+, probed at 0x[0-9a-f]+ \(after the stack check\), 7 return sites at offsets( 0x[0-9a-f]+){7}$/m);
     assert.match(text, new RegExp(`^ {2}Go program ${serverPath} \\(go1\\.19\\.8\\): its crypto/tls is captured$`, 'm'));
     assert.doesNotMatch(text, /^hint:/m);
     const json = JSON.parse(await runLibs({ pid: server.pid, lib: [], json: true })) as { targets: unknown[]; go: { goVersion: string; status: string; probes: { kind: string }[] }[] };

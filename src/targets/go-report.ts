@@ -38,8 +38,10 @@ export function formatGoPrograms(reports: readonly GoProgramReport[]): string {
     if (p.path !== p.displayPath) lines.push(`  read through ${p.path}`);
     for (const fn of p.functions) {
       const returns = plan?.sites.filter((s) => s.func === fn.name && s.kind === 'return-site') ?? [];
+      const entry = plan?.sites.find((s) => s.func === fn.name && s.kind === 'entry');
+      const probed = entry === undefined ? '' : `, probed at ${hex(entry.offset)} (after the stack check)`;
       const where = returns.length > 0 ? `, ${returns.length} return sites at offsets ${returns.map((s) => hex(s.offset)).join(' ')}` : '';
-      lines.push(`  ${fn.name.padEnd(27)} offset ${hex(fn.fileOffset)}${where}`);
+      lines.push(`  ${fn.name.padEnd(27)} offset ${hex(fn.fileOffset)}${probed}${where}`);
     }
     if (planError !== undefined) lines.push(`  no probe plan: ${planError}`);
     lines.push(`  ${goProgramMessage(p)}`);
