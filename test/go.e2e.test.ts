@@ -190,7 +190,7 @@ test('-f http on a Go server (stripped): tlstap attaches to the running program,
     assert.equal(libs.code, 0, libs.stderr);
     const text = libs.stdout.toString('utf8');
     assert.match(text, new RegExp(`^${serverPath}  Go program \\(go1\\.19\\.8, x86_64, pclntab go1\\.18 layout\\)$`, 'm'));
-    assert.match(text, /crypto\/tls\.\(\*Conn\)\.Read +offset 0x[0-9a-f]+, 7 return sites/);
+    assert.match(text, /crypto\/tls\.\(\*Conn\)\.Read +offset 0x[0-9a-f]+, probed at 0x[0-9a-f]+ \(after the stack check\), 7 return sites/);
     assert.ok(text.includes(`Go program ${serverPath} (go1.19.8): its crypto/tls is captured`), text);
     assert.doesNotMatch(text, /not captured/);
   });
