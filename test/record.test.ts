@@ -341,15 +341,20 @@ describe('record: kill -9', () => {
     const script = `
       import { RecordWriter, encodeBatch } from ${JSON.stringify(moduleUrl)};
       const w = await RecordWriter.create(${JSON.stringify(path)}, ${JSON.stringify(HEADER)});
-      let i = 0;
+      // 'ready' once the first 1000 frames are in the file (a frame is a 16-byte header and its batch).
+      let i = 0, firstThousand = w.bytesWritten, said = false;
       const tick = () => {
         for (let k = 0; k < 50; k++, i++) {
           const rec = Buffer.alloc(2000 + (i % 777), i & 0xff);
           rec.writeUInt32LE(i, 0);
           const b = encodeBatch([rec, rec.subarray(0, 10)]);
           w.writeBatch(b.batch, b.count);
+          if (i < 1000) firstThousand += 16 + b.batch.length;
         }
-        if (i === 1000) process.stdout.write('ready\\n');
+        if (!said && i >= 1000 && w.bytesWritten >= firstThousand) {
+          said = true;
+          process.stdout.write('ready\\n');
+        }
         setImmediate(tick);
       };
       tick();`;
