@@ -99,6 +99,17 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const TIMEOUT = { timeout: 180_000 };
 
 /** Every tlstap a test starts, killed at the end if a failed assertion left it running. */
+/** When (Date.now()) `p`'s stderr first matches `pattern`; rejects after `timeoutMs`, or when `p` exits without it. */
+async function stderrMatches(p: TlstapProcess, pattern: RegExp, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (pattern.test(p.stderr())) return Date.now();
+    if (p.child.exitCode !== null || p.child.signalCode !== null) throw new Error(`tlstap ended without ${pattern}:\n${p.stderr()}`);
+    if (Date.now() > deadline) throw new Error(`no ${pattern} from tlstap within ${timeoutMs} ms:\n${p.stderr()}`);
+    await sleep(10);
+  }
+}
+
 class Started {
   private readonly all: TlstapProcess[] = [];
 
@@ -527,8 +538,10 @@ test('a stalled reader of stdout: a second Ctrl-C finishes the files at once, a 
     await sleep(300);
     const at = Date.now();
     second.tlstap.child.kill('SIGINT');
+    // tlstap's own part ends with its summary; the exit after it is the kernel's teardown (see below).
+    const summarised = await stderrMatches(second.tlstap, /^ {2}events dropped: /m, 20_000);
     const exit = await second.tlstap.exited;
-    assert.ok(Date.now() - at < 2500, `finished ${Date.now() - at} ms after the second Ctrl-C`);
+    assert.ok(summarised - at < 2500, `finished ${summarised - at} ms after the second Ctrl-C`);
     assert.match(exit.stderr, /SIGINT again: finishing the files without waiting for stdout's reader/);
     harIsWhole(second.har);
 
@@ -547,15 +560,15 @@ test('a stalled reader of stdout: a second Ctrl-C finishes the files at once, a 
       assert.equal(stuck.child.exitCode, null, 'still finishing: the FIFO takes nothing');
       const third = Date.now();
       stuck.child.kill('SIGINT');
-      const killer = setTimeout(() => stuck.child.kill('SIGKILL'), 5000);
+      const ending = await stderrMatches(stuck, /SIGINT a third time: ending now/, 10_000);
+      const killer = setTimeout(() => stuck.child.kill('SIGKILL'), 20_000);
       const ended = await stuck.exited;
       clearTimeout(killer);
-      // Ended by the signal's default action, as a shell reports it (exit status 130).
+      // Ended by the signal's default action, as a shell reports it (exit status 130), not by the SIGKILL.
       assert.equal(ended.signal, 'SIGINT');
-      // The exit itself takes the kernel's uprobe teardown (RCU grace periods: 600-1 300 ms here while the
-      // machine ran a load average of 8 on 2 CPUs); a stuck write would hold tlstap until the 5 s SIGKILL.
-      assert.ok(Date.now() - third < 3000, `ended ${Date.now() - third} ms after the third Ctrl-C`);
-      assert.match(ended.stderr, /SIGINT a third time: ending now/);
+      // What follows "ending now" is the kernel's: a dying process's BPF objects are released in its exit
+      // (0.6-1.5 s measured under a load average of 8 on 2 CPUs; a SIGKILLed capture took 2.2-2.9 s then).
+      assert.ok(ending - third < 1500, `said it was ending ${ending - third} ms after the third Ctrl-C`);
     } finally {
       closeSync(reader);
     }
