@@ -290,6 +290,37 @@ test('1 000 goroutines make requests over shared connections: the Go programs ru
   }, dir);
 });
 
+test('--remote: Go programs on the far side are found through the agent and captured, HTTP/2 bodies byte-exact on both sides', async (t) => {
+  if (!requireRoot(t) || !requireGoFixtures(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-go-remote-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  await withServer('server-stripped', async (url, _serverPath, log, serverPid) => {
+    const client = asComm(dir, 'client');
+    const body = pattern(200_000);
+    // System-wide through the agent: the running server is found in /proc, the client by --lib.
+    const agentPath = join(dir, 'agent', 'tlstap-agent');
+    const args = ['--remote', 'sh -c', '--agent-path', agentPath, '--comm', COMM, '--lib', client, '-f', 'jsonl', '-v'];
+    const { out, exit } = await captureWhile(args, async () => {
+      const r = await run(client, ['-k', '-n', '2', `${url}/bytes/${body.length}`]);
+      assert.equal(r.stdout, `status 200, ${body.length} bytes, HTTP/2.0\n`.repeat(2) + 'done\n');
+    });
+    assert.match(exit.stderr, new RegExp(`tlstap: remote: x86_64, agent at ${agentPath}`));
+    assert.doesNotMatch(exit.stderr, /not captured/, exit.stderr);
+    assert.equal(log().match(/^request HTTP\/2\.0 GET /gm)?.length, 2);
+    const lines = parseJsonl<Line>(out);
+    const summary = lines.find((l) => l.type === 'summary')!;
+    assert.equal(summary.events_dropped, 0, exit.stderr);
+    const clientPid = lines.find((l) => l.type === 'data' && l.comm === COMM && l.pid !== serverPid)?.pid;
+    assert.ok(clientPid !== undefined, `no client data:\n${exit.stderr}`);
+    const served = Buffer.concat([...connsOf(lines, serverPid).keys()].map((id) => h2Data(stream(lines, id, 'write'))));
+    const received = Buffer.concat([...connsOf(lines, clientPid).keys()].map((id) => h2Data(stream(lines, id, 'read'))));
+    assert.ok(served.equals(Buffer.concat([body, body])), `server wrote ${served.length} bytes of DATA`);
+    assert.ok(received.equals(Buffer.concat([body, body])), `client read ${received.length} bytes of DATA`);
+    // Addresses through the agent too: the client's remote port is the server's.
+    for (const conn of connsOf(lines, clientPid).values()) assert.equal(conn.remote?.port, Number(new URL(url).port));
+  }, dir);
+});
+
 test('a Write whose goroutine stack grows in its prologue is captured once: 300 requests written from recursion depths 0-299, each byte exactly once', async (t) => {
   if (!requireRoot(t) || !requireGoFixtures(t)) return;
   const dir = mkdtempSync(join(tmpdir(), 'tlstap-go-grow-'));

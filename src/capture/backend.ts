@@ -54,6 +54,8 @@ export interface BpfMachine {
   /** Whether the kernel has uprobe_multi links. */
   uprobeMulti(): Awaitable<boolean>;
   numPossibleCpus(): Awaitable<number>;
+  /** The object can be opened once (the agent holds one per run): a load cannot be started early and made again. */
+  readonly opensOnce?: boolean;
   /**
    * Opens the object; `btf`: a BTF file of this front end's machine for CO-RE (--btf), or 'empty'
    * when the kernel has none (the address code is dropped, not the program).

@@ -12,7 +12,7 @@ import type { ViewStat } from '../remote/view.js';
 import { Args, OP, decodeClock } from '../remote/protocol.js';
 import { androidTargets, linuxLayout } from '../targets/android.js';
 import type { AndroidDiscovery } from '../targets/android.js';
-import { TargetError } from '../targets/index.js';
+import { onlyGoProgramsError, TargetError } from '../targets/index.js';
 import { hostInfo } from '../version.js';
 import { CliError } from './errors.js';
 import { outputPaths } from './outputs.js';
@@ -105,12 +105,13 @@ export async function remoteHost(opts: CaptureOptions & { remote: string }, onSt
       if (found.skipped32.processes + found.skipped32.libraries > 0) {
         onStep(`tlstap: skipped 32-bit code (tlstap probes 64-bit code only): ${found.skipped32.processes} processes, ${found.skipped32.libraries} libraries`);
       }
+      if (found.targets.length === 0 && found.goPrograms.length > 0) throw onlyGoProgramsError(`${hello.hostname} (${view.where})`, found.goPrograms);
       if (found.targets.length === 0) {
         throw new TargetError(`no TLS library (OpenSSL, BoringSSL, GnuTLS or NSS) found on ${hello.hostname} (${view.where})`, {
           hint: 'name one with --lib PATH (a path on that machine)',
         });
       }
-      return { targets: found.targets, skipped: found.skipped, goPrograms: [], blindspots: [], ...packageUid(found, opts, onStep) };
+      return { targets: found.targets, skipped: found.skipped, goPrograms: found.goPrograms, blindspots: [], ...packageUid(found, opts, onStep) };
     },
     async clockOffsetNs() {
       const { monotonicNs, realtimeNs } = await clock();

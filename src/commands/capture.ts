@@ -353,8 +353,10 @@ async function startRemote(opts: CaptureOptions & { remote: string }, stderr: Wr
 
 async function captureUntilStopped(opts: CaptureOptions, host: CaptureHost, signals: StopSignals, stderr: Writable, timeline: ReturnType<typeof startTimeline>): Promise<CaptureResult> {
   // The program loads (kernel BTF, verifier) while the targets are found; with --package it waits
-  // for them, as they choose the uid the kernel filters on.
-  let loading: Promise<LoadedProgram> | undefined = opts.package === undefined ? LiveCapture.load(opts, host.machine) : undefined;
+  // for them, as they choose the uid the kernel filters on, and so does an agent's one load (Go's
+  // programs are loaded only when a Go program is found, which would take a second load).
+  const loadEarly = opts.package === undefined && host.machine?.opensOnce !== true;
+  let loading: Promise<LoadedProgram> | undefined = loadEarly ? LiveCapture.load(opts, host.machine) : undefined;
   const discardProgram = async () => loading?.then((p) => p.close(), () => undefined);
 
   let outputs: Outputs;

@@ -40,6 +40,7 @@ export function remoteMachine(connection: AgentConnection, hello: AgentHello, vi
   let opened = false;
   return {
     where: `the agent on ${hello.hostname}`,
+    opensOnce: true,
     async syscallTracepoints() {
       // The agent's core mounts tracefs when it opens the object; one mounted already says more.
       for (const events of TRACEFS_EVENTS) {

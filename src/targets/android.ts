@@ -13,6 +13,11 @@ import type { SkippedFile } from './discover.js';
 import { TargetError } from './errors.js';
 import { isTlsLibraryName } from './families.js';
 import { detectFlavour } from './flavour.js';
+import { DecodeError } from '../elf/go/index.js';
+import { goFacts, goProgram } from './go.js';
+import type { GoProgram } from './go.js';
+import { goTargetOf, planGoProbesIn } from './go-probes.js';
+import type { GoProbePlan } from './go-probes.js';
 import { mappedFiles, parseProcMaps } from './proc-maps.js';
 import type { ProbeTarget } from './types.js';
 
@@ -50,6 +55,8 @@ export interface AndroidDiscovery {
   skipped32: { processes: number; libraries: number };
   /** Files that could not be looked into, and why. */
   skipped: SkippedFile[];
+  /** Go programs found whose crypto/tls is not captured, and why (captured ones are among `targets`). */
+  goPrograms: GoProgram[];
 }
 
 /** Where a machine seen through a view keeps its libraries: Android's places, or a Linux distribution's. */
@@ -167,6 +174,8 @@ async function appDirs(view: FileView, pkg: string | undefined): Promise<string[
 /** Walks Android's places and processes, collecting files to look into and counting 32-bit ones passed over. */
 class Walk {
   readonly found = new Map<string, Found>();
+  /** Processes' executables and --lib files: each may be a Go program. */
+  readonly executables = new Map<string, Found>();
   readonly skipped: SkippedFile[] = [];
   readonly uids = new Set<number>();
   processes32 = 0;
@@ -178,15 +187,20 @@ class Walk {
     private readonly layout: ViewLayout,
   ) {}
 
-  add(path: string, source: ProbeTarget['source'], pid?: number, entry?: ApkLibrary): void {
+  add(path: string, source: ProbeTarget['source'], pid?: number, entry?: ApkLibrary, into: Map<string, Found> = this.found): void {
     const key = entry === undefined ? path : `${path}@${entry.dataOffset}`;
-    let f = this.found.get(key);
+    let f = into.get(key);
     if (f === undefined) {
       f = { path, source, pids: new Set() };
       if (entry !== undefined) f.entry = entry;
-      this.found.set(key, f);
+      into.set(key, f);
     }
     if (pid !== undefined) f.pids.add(pid);
+  }
+
+  /** A process's executable or a --lib file, to be looked at as a Go program. */
+  addExecutable(path: string, source: ProbeTarget['source'], pid?: number): void {
+    this.add(path, source, pid, undefined, this.executables);
   }
 
   /** The libraries an APK stores (read once per APK); [] with a note if it is not a readable zip. */
@@ -253,6 +267,8 @@ class Walk {
         return;
       }
       if (uid !== undefined && appId !== undefined) this.uids.add(uid);
+      const exe = await this.view.readlink(`/proc/${pid}/exe`).catch(() => undefined);
+      if (exe !== undefined && exe.startsWith('/') && !exe.endsWith(' (deleted)')) this.addExecutable(exe, 'process', pid);
       await this.mappings(pid, (await this.view.readFile(`/proc/${pid}/maps`)).toString('latin1'), every);
     } catch {
       // Kernel threads have no executable; processes exit while we look.
@@ -349,6 +365,38 @@ async function analyzeFound(view: FileView, walk: Walk, f: Found): Promise<Andro
 }
 
 /**
+ * Looks at an executable as a Go program: undefined when it is not one (or is 32-bit); with a target
+ * when its crypto/tls is captured, else the program with the reason.
+ */
+async function analyzeGo(view: FileView, f: Found): Promise<{ program: GoProgram; target?: AndroidTarget } | undefined> {
+  const file = await view.openFile(f.path);
+  if ((await elfClass(file)) === ELFCLASS32) {
+    await file.close();
+    return undefined;
+  }
+  const elf = await ElfFile.openFile(f.path, file);
+  try {
+    const facts = await goFacts(elf);
+    if (facts === undefined) return undefined;
+    const program = goProgram(facts, f.path, f.path);
+    if (program.status !== 'captured') return { program };
+    let plan: GoProbePlan;
+    try {
+      plan = await planGoProbesIn(elf, program);
+    } catch (err) {
+      if (!(err instanceof DecodeError)) throw err;
+      program.status = 'unsupported';
+      program.reason = `its crypto/tls cannot be captured: ${err.message}`;
+      return { program };
+    }
+    const target = goTargetOf(program, plan, await view.stat(f.path), f.source);
+    return { program, target: { ...target, base: 0n, pids: [...f.pids].sort((a, b) => a - b) } };
+  } finally {
+    await elf.close();
+  }
+}
+
+/**
  * The TLS code to probe on an Android device seen through `view`: the system's BoringSSL (conscrypt's
  * and the platform's), libraries apps bring (extracted under /data/app/.../lib/arm64/ or stored in
  * their APK), and what every process maps (all apps run as app_process64, so each process's maps
@@ -384,7 +432,10 @@ export async function androidTargets(view: FileView, options: AndroidDiscoveryOp
     throw new TargetError(`no process ${options.pid} (${view.where})`, { hint: 'check the pid there, e.g. with ps' });
   }
   await walk.processes(appId, options.pid);
-  for (const path of options.lib ?? []) walk.add(path, 'lib-option');
+  for (const path of options.lib ?? []) {
+    walk.add(path, 'lib-option');
+    walk.addExecutable(path, 'lib-option');
+  }
 
   const targets: AndroidTarget[] = [];
   // Every file looked into at once (their reads overlap on the agent's pipe), the results taken in order.
@@ -402,9 +453,24 @@ export async function androidTargets(view: FileView, options: AndroidDiscoveryOp
     if (twin === undefined) targets.push(target);
     else twin.pids = [...new Set([...twin.pids, ...target.pids])].sort((a, b) => a - b);
   }
+  // Go programs among the executables (system-wide, only those with crypto/tls: the others make no Go TLS).
+  const goPrograms: GoProgram[] = [];
+  const executables = [...walk.executables.values()];
+  const programs = await Promise.all(executables.map((f) => analyzeGo(view, f).catch((err: unknown) => err as Error)));
+  for (const [i, result] of programs.entries()) {
+    if (result instanceof Error) {
+      // A --lib file was already reported by the library analysis; a process's executable is passed over.
+      if (executables[i]!.source !== 'lib-option') walk.skipped.push({ path: executables[i]!.path, reason: reasonOf(result) });
+      continue;
+    }
+    if (result === undefined) continue;
+    if (result.target !== undefined) targets.push(result.target);
+    else if (options.pid !== undefined || executables[i]!.source === 'lib-option' || result.program.status !== 'no-crypto-tls') goPrograms.push(result.program);
+  }
   targets.sort((a, b) => (a.displayPath < b.displayPath ? -1 : a.displayPath > b.displayPath ? 1 : 0));
   return {
     targets,
+    goPrograms,
     ...(appId === undefined ? {} : { appId }),
     uids: [...walk.uids].sort((a, b) => a - b),
     skipped32: { processes: walk.processes32, libraries: walk.libraries32 },

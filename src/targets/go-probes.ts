@@ -3,6 +3,7 @@
 // The kernel side of Go capture consumes this plan; until it lands, `tlstap libs` shows it.
 import { stat } from 'node:fs/promises';
 import { withElfFile } from '../elf/index.js';
+import type { ElfFile } from '../elf/index.js';
 import { bodyStart, returnOffsets } from '../elf/go/index.js';
 import type { ReturnArch } from '../elf/go/index.js';
 import { GO_TLS_READ, GO_TLS_WRITE } from './go.js';
@@ -88,26 +89,29 @@ export interface GoProbePlan {
 
 /**
  * The probes for a Go program whose status is 'captured': an entry probe (after the stack check) on
- * Write and on Read, and a probe on each of Read's return instructions, found by decoding its machine code. Throws
- * (ElfError, DecodeError) when the code cannot be read or decoded.
+ * Write and on Read, and a probe on each of Read's return instructions, found by decoding its machine
+ * code. Throws (ElfError, DecodeError) when the code cannot be read or decoded.
  */
 export async function planGoProbes(program: GoProgram): Promise<GoProbePlan> {
+  return withElfFile(program.path, (elf) => planGoProbesIn(elf, program));
+}
+
+/** planGoProbes with the program's file already open (a local file, or one read through the agent). */
+export async function planGoProbesIn(elf: ElfFile, program: GoProgram): Promise<GoProbePlan> {
   if (program.status !== 'captured') throw new Error(`${program.displayPath}: no Go probes for it: ${program.reason}`);
   const arch = program.arch as ReturnArch;
   const abi = GO_REGISTER_ABI[arch];
   const sites: GoProbeSite[] = [];
-  await withElfFile(program.path, async (elf) => {
-    for (const fn of program.functions) {
-      const func = fn.name as GoTlsFunction;
-      const code = await elf.readAt(fn.fileOffset, fn.size, `${fn.name} code`);
-      const body = BigInt(bodyStart(arch, code, fn.address));
-      sites.push({ file: program.path, offset: fn.fileOffset + body, address: fn.address + body, kind: 'entry', func });
-      if (func !== GO_TLS_READ) continue;
-      for (const at of returnOffsets(arch, code, fn.address)) {
-        sites.push({ file: program.path, offset: fn.fileOffset + BigInt(at), address: fn.address + BigInt(at), kind: 'return-site', func });
-      }
+  for (const fn of program.functions) {
+    const func = fn.name as GoTlsFunction;
+    const code = await elf.readAt(fn.fileOffset, fn.size, `${fn.name} code`);
+    const body = BigInt(bodyStart(arch, code, fn.address));
+    sites.push({ file: program.path, offset: fn.fileOffset + body, address: fn.address + body, kind: 'entry', func });
+    if (func !== GO_TLS_READ) continue;
+    for (const at of returnOffsets(arch, code, fn.address)) {
+      sites.push({ file: program.path, offset: fn.fileOffset + BigInt(at), address: fn.address + BigInt(at), kind: 'return-site', func });
     }
-  });
+  }
   const order = (s: GoProbeSite) => (s.func === GO_TLS_WRITE ? 0 : 1);
   sites.sort((a, b) => order(a) - order(b) || (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
   const plan: GoProbePlan = { file: program.path, arch, abi, sites };
@@ -119,6 +123,11 @@ export async function planGoProbes(program: GoProgram): Promise<GoProbePlan> {
 export async function goProbeTarget(program: GoProgram, source: ProbeTarget['source']): Promise<ProbeTarget> {
   const plan = await planGoProbes(program);
   const st = await stat(program.path, { bigint: true });
+  return goTargetOf(program, plan, st, source);
+}
+
+/** The target for a Go program and its plan, with the file's identity (device and inode) as stat gave it. */
+export function goTargetOf(program: GoProgram, plan: GoProbePlan, st: { dev: bigint; ino: bigint }, source: ProbeTarget['source']): ProbeTarget {
   const functions = [...program.functions]
     .sort((a, b) => (a.name === GO_TLS_READ ? 0 : 1) - (b.name === GO_TLS_READ ? 0 : 1))
     .map((f) => ({ name: f.name as GoTlsFunction, fileOffset: f.fileOffset, address: f.address }));
