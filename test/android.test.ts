@@ -5,19 +5,20 @@ import { after, before, describe, it } from 'node:test';
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ElfFile, sliceFile, withElfFile } from '../src/elf/index.js';
 import { AgentConnection, AgentView, agentBinary, localView } from '../src/remote/index.js';
 import type { FileView } from '../src/remote/index.js';
-import { androidTargets, parsePackagesList, uidFromStatus } from '../src/targets/android.js';
+import { androidTargets, linuxLayout, parsePackagesList, uidFromStatus } from '../src/targets/android.js';
 import type { AndroidDiscovery } from '../src/targets/android.js';
 import { apkLibraries } from '../src/targets/apk.js';
 import { TargetError } from '../src/targets/errors.js';
 import { packageUid } from '../src/commands/capture-host.js';
 import { CliError } from '../src/commands/errors.js';
 import type { CaptureOptions } from '../src/commands/options.js';
+import { requireRoot } from './support/privileges.js';
 import { APPS, PATHS, SOURCES, apkLibraryBase, makeAndroidRoot } from './support/android-root.js';
 
 const QEMU = '/usr/bin/qemu-aarch64-static';
@@ -195,6 +196,70 @@ describe('Android pieces', () => {
       await assert.rejects(apkLibraries(await view.openFile('/system/bin/app_process64')), /not a zip/);
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Linux discovery through the agent: the very file each process maps', () => {
+  const LIBSSL = '/usr/lib/x86_64-linux-gnu/libssl.so.3';
+  let dir: string;
+  let agent: ReturnType<typeof serve>;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tlstap-view-procs-'));
+    agent = serve('/', [agentBinary('x86_64')]);
+  });
+  after(async () => {
+    agent.child.stdin.end();
+    await new Promise((resolve) => agent.child.once('exit', resolve));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Runs `script` in `sh`, in its own mount namespace when `unshare`, until it prints "ready". */
+  async function started(script: string, unshare: boolean) {
+    const argv = unshare ? ['unshare', '-m', 'sh', '-c', script] : ['sh', '-c', script];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      let seen = '';
+      child.stdout.on('data', (b: Buffer) => (seen += b.toString()).includes('ready') && resolve());
+      child.once('exit', (code) => reject(new Error(`exited (${code}) before it was ready: ${seen}`)));
+    });
+    return child;
+  }
+
+  it('a process in its own mount namespace: its own libssl, through /proc/PID/root', async (t) => {
+    if (!requireRoot(t)) return;
+    const copy = join(dir, 'libssl.so.3');
+    await copyFile(LIBSSL, copy);
+    // Inside the namespace the copy is mounted over the system libssl: same path, another file.
+    const child = await started(`mount --bind ${copy} ${LIBSSL} && exec /usr/bin/python3 -c 'import ssl, time; print("ready", flush=True); time.sleep(30)'`, true);
+    try {
+      const found = await androidTargets(agent.view, { pid: child.pid!, layout: linuxLayout('x86_64') });
+      const want = await stat(copy, { bigint: true });
+      const mine = found.targets.filter((x) => x.dev === want.dev && x.ino === want.ino);
+      assert.deepEqual(mine.map((x) => x.path), [`/proc/${child.pid!}/root${LIBSSL}`], found.targets.map((x) => x.path).join(', '));
+      const host = await stat(LIBSSL, { bigint: true });
+      assert.ok(!found.targets.some((x) => x.dev === host.dev && x.ino === host.ino), 'the host libssl, which the process does not map');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('a library deleted after it was mapped: through /proc/PID/map_files', async (t) => {
+    if (!requireRoot(t)) return;
+    const copy = join(dir, 'gone', 'libssl.so.3');
+    await mkdir(join(dir, 'gone'));
+    await copyFile(LIBSSL, copy);
+    const want = await stat(copy, { bigint: true });
+    const child = await started(`LD_PRELOAD=${copy} exec /usr/bin/python3 -c 'import ssl, time; print("ready", flush=True); time.sleep(30)'`, false);
+    try {
+      await unlink(copy);
+      const found = await androidTargets(agent.view, { pid: child.pid!, layout: linuxLayout('x86_64') });
+      const gone = found.targets.filter((x) => x.dev === want.dev && x.ino === want.ino);
+      assert.equal(gone.length, 1, found.targets.map((x) => x.path).join(', '));
+      assert.match(gone[0]!.path, new RegExp(`^/proc/${child.pid!}/map_files/[0-9a-f]+-[0-9a-f]+$`));
+      assert.ok(gone[0]!.functions.some((f) => f.name === 'SSL_write'));
+    } finally {
+      child.kill('SIGKILL');
     }
   });
 });

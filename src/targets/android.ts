@@ -4,7 +4,7 @@
 import { posix } from 'node:path';
 import { ElfFile, sliceFile } from '../elf/index.js';
 import type { PositionalFile } from '../elf/index.js';
-import type { FileView } from '../remote/view.js';
+import type { FileView, ViewStat } from '../remote/view.js';
 import { analyzeElfSymbols } from './analyze.js';
 import { apkLibraries } from './apk.js';
 import type { ApkLibrary } from './apk.js';
@@ -18,7 +18,8 @@ import { goFacts, goProgram } from './go.js';
 import type { GoProgram } from './go.js';
 import { goTargetOf, planGoProbesIn } from './go-probes.js';
 import type { GoProbePlan } from './go-probes.js';
-import { mappedFiles, parseProcMaps } from './proc-maps.js';
+import { mappedFiles, mappedProcessFile, parseProcMaps } from './proc-maps.js';
+import type { MappedFile } from './proc-maps.js';
 import type { ProbeTarget } from './types.js';
 
 /** Where Android keeps the 64-bit system TLS libraries: conscrypt's APEX (what apps' HTTPS uses) and the platform's. */
@@ -181,6 +182,7 @@ class Walk {
   processes32 = 0;
   libraries32 = 0;
   private readonly apks = new Map<string, Promise<ApkLibrary[]>>();
+  private readonly plainStats = new Map<string, Promise<ViewStat | undefined>>();
 
   constructor(
     private readonly view: FileView,
@@ -196,6 +198,26 @@ class Walk {
       into.set(key, f);
     }
     if (pid !== undefined) f.pids.add(pid);
+  }
+
+  /**
+   * The path that opens the very file a process maps, as local discovery finds it (reachProcessFile):
+   * its own path when that is the file (the inode the maps give; one stat per path, shared by every
+   * process), else the same path under /proc/PID/root (a container's own file), else the mapping's
+   * /proc/PID/map_files link (a file deleted or replaced since), else the process's root unchecked (a
+   * file system such as overlayfs reports another inode in maps); undefined when nothing reaches it.
+   */
+  private async reach(pid: number, file: MappedFile): Promise<string | undefined> {
+    const statFile = (path: string) => this.view.stat(path).then((st) => (st.type === 'file' ? st : undefined), () => undefined);
+    let plain = this.plainStats.get(file.path);
+    if (plain === undefined) this.plainStats.set(file.path, (plain = statFile(file.path)));
+    if (!file.deleted && (await plain)?.ino === file.inode) return file.path;
+    const viaRoot = `/proc/${pid}/root${file.path}`;
+    const identity = mappedProcessFile(pid, file).identityPath;
+    const [inRoot, known] = await Promise.all([file.deleted ? undefined : statFile(viaRoot), statFile(identity)]);
+    if (inRoot !== undefined && inRoot.ino === file.inode) return viaRoot;
+    if (known !== undefined) return identity;
+    return inRoot === undefined ? undefined : viaRoot;
   }
 
   /** A process's executable or a --lib file, to be looked at as a Go program. */
@@ -267,21 +289,36 @@ class Walk {
         return;
       }
       if (uid !== undefined && appId !== undefined) this.uids.add(uid);
-      const exe = await this.view.readlink(`/proc/${pid}/exe`).catch(() => undefined);
-      if (exe !== undefined && exe.startsWith('/') && !exe.endsWith(' (deleted)')) this.addExecutable(exe, 'process', pid);
-      await this.mappings(pid, (await this.view.readFile(`/proc/${pid}/maps`)).toString('latin1'), every);
+      // The kernel's link is absolute; a fixture root's is relative to /proc/PID.
+      const exe = await this.view.readlink(`/proc/${pid}/exe`).then((link) => posix.resolve(`/proc/${pid}`, link), () => undefined);
+      await this.mappings(pid, (await this.view.readFile(`/proc/${pid}/maps`)).toString('latin1'), every, exe);
     } catch {
       // Kernel threads have no executable; processes exit while we look.
     }
   }
 
-  /** A process's TLS-named and app libraries, or (`every`, for -p) every executable file it maps. */
-  private async mappings(pid: number, maps: string, every: boolean): Promise<void> {
+  /**
+   * A process's TLS-named and app libraries, or (`every`, for -p) every executable file it maps, and
+   * its executable (`exe`, the link's target) as a possible Go program; each by a path that opens the
+   * very file the process maps (see reach).
+   */
+  private async mappings(pid: number, maps: string, every: boolean, exe: string | undefined): Promise<void> {
     const regions = parseProcMaps(maps);
+    const wanted: { file: MappedFile; executable: boolean }[] = [];
     for (const file of mappedFiles(regions)) {
-      if (file.path.endsWith('.apk')) continue;
+      if (file.path.endsWith('.apk') || !file.executable) continue;
       const appLib = file.path.startsWith(`${ANDROID_APP_DIR}/`) && file.path.endsWith('.so');
-      if (file.executable && (every || appLib || isTlsLibraryName(posix.basename(file.path)))) this.add(file.path, 'process', pid);
+      const library = every || appLib || isTlsLibraryName(posix.basename(file.path));
+      if (library || file.path === exe) wanted.push({ file, executable: file.path === exe });
+    }
+    for (const { file, executable } of wanted) {
+      const path = await this.reach(pid, file);
+      if (path === undefined) {
+        if (!executable) this.skipped.push({ path: file.path, reason: `process ${pid} maps it, and neither that path, /proc/${pid}/root nor /proc/${pid}/map_files reaches the file` });
+        continue;
+      }
+      if (executable) this.addExecutable(path, 'process', pid);
+      if (!executable || every) this.add(path, 'process', pid);
     }
     // A library mapped from its APK: each of its mappings lies inside the entry's bytes.
     for (const r of regions) {

@@ -3,7 +3,7 @@
 // BoringSSL is stored uncompressed in its APK (zip -0), 32-bit leftovers, packages.list and a /proc
 // with maps, status, cmdline and exe for a few processes.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ElfFile } from '../../src/elf/index.js';
 
@@ -64,9 +64,10 @@ async function textOffset(path: string): Promise<number> {
   }
 }
 
-function mapsLine(start: number, size: number, perms: string, offset: number, inode: number, path: string): string {
+/** A line of /proc/PID/maps for `path` under `root`, with that file's real inode, as a kernel shows it. */
+function mapsLine(root: string, start: number, size: number, perms: string, offset: number, path: string): string {
   const hex = (n: number) => n.toString(16).padStart(8, '0');
-  return `${(start).toString(16)}-${(start + size).toString(16)} ${perms} ${hex(offset)} fd:05 ${inode} ${path}`;
+  return `${(start).toString(16)}-${(start + size).toString(16)} ${perms} ${hex(offset)} fd:05 ${path.startsWith('[') ? 0 : statSync(join(root, path)).ino} ${path}`;
 }
 
 function process(root: string, pid: number, uid: number, cmdline: string, exe: string, maps: string[]): void {
@@ -128,26 +129,26 @@ export async function makeAndroidRoot(root: string): Promise<void> {
   const base = apkLibraryBase(root);
   const text = await textOffset(SOURCES.boringSsl);
   const conscryptText = text;
-  process(root, 1, 0, '/system/bin/init', '/system/bin/init', [mapsLine(0x5500000000, 0x10000, 'r-xp', 0, 11, '/system/bin/init')]);
-  const appProcess = mapsLine(0x5600000000, 0x4000, 'r-xp', 0, 12, '/system/bin/app_process64');
+  process(root, 1, 0, '/system/bin/init', '/system/bin/init', [mapsLine(root, 0x5500000000, 0x10000, 'r-xp', 0, '/system/bin/init')]);
+  const appProcess = mapsLine(root, 0x5600000000, 0x4000, 'r-xp', 0, '/system/bin/app_process64');
   const conscrypt = [
-    mapsLine(0x7100000000, 0x1000, 'r--p', 0, 21, PATHS.conscrypt),
-    mapsLine(0x7100001000, 0x30000, 'r-xp', conscryptText, 21, PATHS.conscrypt),
+    mapsLine(root, 0x7100000000, 0x1000, 'r--p', 0, PATHS.conscrypt),
+    mapsLine(root, 0x7100001000, 0x30000, 'r-xp', conscryptText, PATHS.conscrypt),
   ];
   process(root, 2001, APPS.shop, 'com.example.shop', '/system/bin/app_process64', [
     appProcess,
     ...conscrypt,
-    mapsLine(0x7200000000, 0x40000, 'r-xp', await textOffset(SOURCES.openSsl), 31, PATHS.shopLib),
-    mapsLine(0x7300000000, 0x1000, 'rw-p', 0, 0, '[anon:libc_malloc]'),
+    mapsLine(root, 0x7200000000, 0x40000, 'r-xp', await textOffset(SOURCES.openSsl), PATHS.shopLib),
+    mapsLine(root, 0x7300000000, 0x1000, 'rw-p', 0, '[anon:libc_malloc]'),
   ]);
   process(root, 2002, APPS.bank, 'com.example.bank', '/system/bin/app_process64', [
     appProcess,
-    mapsLine(0x7400000000, 0x1000, 'r--p', base, 41, PATHS.bankApk),
-    mapsLine(0x7400010000, 0x30000, 'r-xp', base + text, 41, PATHS.bankApk),
+    mapsLine(root, 0x7400000000, 0x1000, 'r--p', base, PATHS.bankApk),
+    mapsLine(root, 0x7400010000, 0x30000, 'r-xp', base + text, PATHS.bankApk),
   ]);
   // The shop app again, in Android user 10 (a work profile): uid 10 * 100000 + app id.
   process(root, 2003, 10 * 100000 + APPS.shop, 'com.example.shop', '/system/bin/app_process64', [appProcess, ...conscrypt]);
   process(root, 2004, APPS.legacy, 'com.example.legacy', '/system/bin/app_process32', [
-    mapsLine(0xe0000000, 0x1000, 'r-xp', 0, 51, '/system/lib/libssl.so'),
+    mapsLine(root, 0xe0000000, 0x1000, 'r-xp', 0, '/system/lib/libssl.so'),
   ]);
 }
