@@ -17,7 +17,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { CaptureSession } from '../src/capture/session.js';
-import { resolveTargets } from '../src/commands/capture.js';
+import { resolveTargets } from '../src/commands/resolve-targets.js';
 import { EVENT_LAYOUT } from '../src/events/layout.js';
 import { clearAnalysisCache, fileTarget } from '../src/targets/index.js';
 import type { ProbeTarget } from '../src/targets/index.js';

@@ -15,7 +15,7 @@ import { androidTargets, parsePackagesList, uidFromStatus } from '../src/targets
 import type { AndroidDiscovery } from '../src/targets/android.js';
 import { apkLibraries } from '../src/targets/apk.js';
 import { TargetError } from '../src/targets/errors.js';
-import { packageUid } from '../src/commands/capture-host.js';
+import { packageUid } from '../src/commands/remote-host.js';
 import { CliError } from '../src/commands/errors.js';
 import type { CaptureOptions } from '../src/commands/options.js';
 import { APPS, PATHS, SOURCES, apkLibraryBase, makeAndroidRoot } from './support/android-root.js';
