@@ -4,6 +4,7 @@
 // every node program's start, tlstap's included, and not tlstap's own cost. Used by `npm run bench`
 // (`--start` alone, and after the live benchmark).
 import { spawnSync } from 'node:child_process';
+import { resolveTargets } from '../src/commands/resolve-targets.js';
 import { atMost, median, startWatchedTlstap, table, verdict } from './common.js';
 import type { Target } from './common.js';
 
@@ -31,6 +32,10 @@ export interface StartFigures {
 export interface StartBenchResult {
   rounds: number;
   args: string[];
+  /** What the start probes on this machine (found once, before the rounds). */
+  files: string[];
+  /** Go programs among them: their probe plans are made at start, and Go's programs loaded (docs/performance.md). */
+  goPrograms: string[];
   figures: StartFigures[];
 }
 
@@ -70,6 +75,9 @@ export async function runStartBench(opts: { rounds: number; log: (s: string) => 
     delete without.NODE_EXTRA_CA_CERTS;
     envs.push({ name: 'without NODE_EXTRA_CA_CERTS', env: without });
   }
+  const targets = await resolveTargets({ lib: [], flavour: false });
+  const files = targets.map((t) => t.displayPath);
+  const goPrograms = targets.filter((t) => (t.goSites?.length ?? 0) > 0).map((t) => t.displayPath);
   const figures: StartFigures[] = envs.map(({ name }) => ({
     env: name,
     nodeMs: [],
@@ -97,7 +105,7 @@ export async function runStartBench(opts: { rounds: number; log: (s: string) => 
     }
   }
   for (const f of figures) f.target = startTarget(f);
-  return { rounds: opts.rounds, args: ARGS, figures };
+  return { rounds: opts.rounds, args: ARGS, files, goPrograms, figures };
 }
 
 /** The target on one environment's median. */
@@ -131,6 +139,10 @@ export function formatStartTable(result: StartBenchResult): string {
   }
   return (
     `Start → capturing: \`tlstap ${result.args.join(' ')}\` (TLSTAP_TIMING=1) from spawn to its "capturing" line, stopped with SIGINT; ` +
-    `medians (min–max) of ${result.rounds} rounds; milestones in ms since tlstap's process started\n${table(rows)}`
+    `medians (min–max) of ${result.rounds} rounds; milestones in ms since tlstap's process started\n${table(rows)}\n` +
+    `probed: ${(result.files ?? []).length} files (${(result.files ?? []).join(', ')}); ` +
+    ((result.goPrograms ?? []).length > 0
+      ? `Go programs among them: ${result.goPrograms.join(', ')}: their probe plans and Go's BPF programs are part of every start here`
+      : 'no Go program among them')
   );
 }
