@@ -271,7 +271,7 @@ async function captureUntilStopped(opts: CaptureOptions, host: CaptureHost, sign
   // for them, as they choose the uid the kernel filters on.
   let loading: Promise<LoadedProgram> | undefined = opts.package === undefined ? LiveCapture.load(opts, host.machine) : undefined;
   const discardProgram = async () => loading?.then((p) => p.close(), () => undefined);
-  timeline.mark('load started');
+  if (loading !== undefined) timeline.mark('load started');
   // Read while the targets are found (their code loads too: host.resolve).
   const loadingCode = captureCode();
   loadingCode.catch(() => undefined);
