@@ -121,10 +121,10 @@ export interface TlstapRun {
   peakRssAnon: number;
 }
 
-/** Starts `tlstap ARGS` and resolves once its probes are attached. */
-export function startWatchedTlstap(args: readonly string[], timeoutMs = 30_000): Promise<WatchedTlstap> {
+/** Starts `tlstap ARGS` (in `env`, this process's by default) and resolves once its probes are attached. */
+export function startWatchedTlstap(args: readonly string[], timeoutMs = 30_000, env: NodeJS.ProcessEnv = process.env): Promise<WatchedTlstap> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (s: string) => (stderr += s));

@@ -7,7 +7,7 @@ import type { Option } from './commands/commander.js';
 import { captureOptions, checkOutputChoices, outputOptions } from './commands/options.js';
 import type { OutputOptions } from './commands/outputs.js';
 import type { CaptureOptions } from './commands/options.js';
-import { reportFatal } from './commands/report.js';
+import { reportFatal } from './commands/errors.js';
 import { stdoutAbandoned } from './commands/signals.js';
 import { tlstapVersion } from './version.js';
 

@@ -15,7 +15,7 @@ import { androidTargets, linuxLayout, parsePackagesList, uidFromStatus } from '.
 import type { AndroidDiscovery } from '../src/targets/android.js';
 import { apkLibraries } from '../src/targets/apk.js';
 import { TargetError } from '../src/targets/errors.js';
-import { packageUid } from '../src/commands/capture-host.js';
+import { packageUid } from '../src/commands/remote-host.js';
 import { CliError } from '../src/commands/errors.js';
 import type { CaptureOptions } from '../src/commands/options.js';
 import { requireRoot } from './support/privileges.js';

@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { createSelfSignedCert } from '../src/demo/cert.js';
-import { resolveTargetsReporting } from '../src/commands/capture.js';
+import { resolveTargetsReporting } from '../src/commands/resolve-targets.js';
 import { runLibs } from '../src/commands/libs.js';
 import {
   GO_REGISTER_ABI,

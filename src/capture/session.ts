@@ -100,6 +100,8 @@ const FUNC_ENTRY_PROGRAMS = Array.from({ length: C.FUNC_LIBRARY_COUNT }, (_, fun
 const GO_PROGRAMS: Readonly<Record<string, string>> = { 'entry:crypto/tls.(*Conn).Write': 'go_write_enter', 'entry:crypto/tls.(*Conn).Read': 'go_read_enter', 'return-site:crypto/tls.(*Conn).Read': 'go_read_return' };
 /** The library functions of a file (Go's are attached through its goSites). */
 const libraryFunctions = (file: AttachFile) => file.functions.filter((fn) => !isGoFunction(fn.name));
+/** Go's maps (bpf/go.bpf.h): filled by Go's programs only, read by the syscall hooks. */
+const GO_MAPS = ['go_pids', 'go_inflight'];
 const SYSCALL_PROGRAMS = ['syscall_fd_io', 'syscall_close'];
 const RAW_SYSCALL_PROGRAM = 'raw_syscall';
 /** Socket I/O syscalls whose first argument is the fd a TLS call uses. */
@@ -347,6 +349,10 @@ async function configure(native: BpfBackendSession, settings: KernelSettings, mu
   await native.setAutoload(RAW_SYSCALL_PROGRAM, paths.syscallHooks === 'raw_syscalls');
   await native.setGlobal('.rodata', 'nr_cpus', u32(cpus));
   if (multi) await native.useUprobeMulti([ENTRY_PROGRAM, RETURN_PROGRAM]);
+  // Maps no loaded program fills get one entry: the kernel allocates a hash map's entries up front,
+  // a few ms of every start for each (Go's without Go's programs; probe_sites with attach cookies).
+  if (!(paths.attachCookies && settings.goPrograms === true)) for (const map of GO_MAPS) await native.setMapMaxEntries(map, 1);
+  if (paths.attachCookies) await native.setMapMaxEntries('probe_sites', 1);
 }
 
 /** One entry link and one return link per file, each with all of the file's offsets. */

@@ -1,3 +1,7 @@
+// `tlstap [options]`: a live capture. Its start is a race between two threads: the BPF program loads
+// (libbpf and the kernel's verifier, on a worker thread) while the JS thread loads the code for
+// discovery and outputs, finds the targets and opens the outputs. So this module imports only what
+// comes before the load starts; the rest is imported once it runs.
 import { endianness } from 'node:os';
 import type { Writable } from 'node:stream';
 import { describePaths, LoadedProgram, needsGoPrograms } from '../capture/session.js';
@@ -5,130 +9,34 @@ import type { CaptureSession, KernelSettings } from '../capture/session.js';
 import type { BpfMachine } from '../capture/backend.js';
 import type { KernelCounters } from '../events/counters.js';
 import { encodeCountersRecord } from '../events/counters.js';
-import { CallPipeline } from '../capture/pipeline.js';
-import type { BatchSink } from '../capture/pipeline.js';
+import type { BatchSink, CallPipeline } from '../capture/pipeline.js';
 import { monotonicToWallOffsetNs } from '../capture/clock.js';
 import { missingCapabilityMessage } from '../doctor/index.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
-import { DecodeError } from '../elf/go/index.js';
 import type { CallSink, CaptureContext, CaptureStats, ConnectionInfo, TlsCall } from '../events/types.js';
 import { addressFilter, parseIpAddress } from '../events/addresses.js';
-import { formatSpillNow } from '../output/index.js';
-import { openOutputs, outputPaths } from './outputs.js';
 import { checkDistinctPaths } from '../util/private-file.js';
 import type { Outputs } from './outputs.js';
 import type { RecordWriter } from '../record/index.js';
-import {
-  dedupeTargets,
-  fileTarget,
-  GoProgramError,
-  goProbeTarget,
-  formatGoNotice,
-  goProgramMessage,
-  onlyGoProgramsError,
-  processBlindspots,
-  processTargets,
-  systemTargets,
-  TargetError,
-} from '../targets/index.js';
-import type { Blindspot, GoProgram, ProbeTarget, SkippedFile } from '../targets/index.js';
+import type { Blindspot } from '../targets/blindspots.js';
+import type { SkippedFile } from '../targets/discover.js';
+import type { GoProgram } from '../targets/go.js';
+import type { ProbeTarget } from '../targets/types.js';
 import { catchStopSignals, onRepeatedStop, withStdoutGrace } from './signals.js';
-import { startProgress } from './progress.js';
-import { watchReplacedFiles } from './library-watch.js';
 import { setLongTimeout } from '../util/long-timeout.js';
 import type { StopSignals } from './signals.js';
 import { CliError } from './errors.js';
-import { runNotes, startNotes } from './report.js';
+import { outputPaths } from './options.js';
 import type { CaptureOptions } from './options.js';
 import { tlstapVersion } from '../version.js';
-import { checkRemoteOptions, localHost, remoteHost } from './capture-host.js';
+import { checkRemoteOptions, localHost } from './capture-host.js';
 import type { CaptureHost } from './capture-host.js';
+import type { ResolvedTargets, TargetOptions } from './resolve-targets.js';
 
 /** What a finished capture reports. */
 export interface CaptureResult {
   stats: CaptureStats;
   targets: ProbeTarget[];
-}
-
-/** The files to probe, the ones that cannot be and why, the Go programs found, and -p's blindspots. */
-export interface ResolvedTargets {
-  targets: ProbeTarget[];
-  skipped: SkippedFile[];
-  /** Go programs found; for a capture only the ones not captured (the captured ones are among the targets). */
-  goPrograms: GoProgram[];
-  /** What -p's process does that its targets will not show. */
-  blindspots: Blindspot[];
-}
-
-/** Which files to probe, and whether to tell their flavour and version (default true; a capture shows them only with --verbose). */
-export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & {
-  flavour?: boolean;
-  /** Found Go programs are enough (`libs` lists them); else finding nothing but them is an error that names them. */
-  goProgramsSuffice?: boolean;
-};
-
-/** Finds the files to probe for these options, and the ones that cannot be; errors say what was looked for. */
-export async function resolveTargetsReporting(opts: TargetOptions): Promise<ResolvedTargets> {
-  const skipped: SkippedFile[] = [];
-  const onSkip = (path: string, reason: string, foreignArch?: string) => skipped.push({ path, reason, ...(foreignArch ? { foreignArch } : {}) });
-  const goPrograms: GoProgram[] = [];
-  const onGoProgram = (program: GoProgram) => goPrograms.push(program);
-  const { flavour } = opts;
-  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip, flavour, onGoProgram }) : await systemTargets({ onSkip, flavour, onGoProgram });
-  for (const lib of opts.lib) {
-    const target = await libTarget(lib, flavour, onGoProgram);
-    if (target !== undefined) found.push(target);
-  }
-  let targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
-  // Go programs whose crypto/tls is captured become targets with their probe plan; `libs` shows them apart.
-  if (!opts.goProgramsSuffice) {
-    const source = (p: GoProgram) => (opts.lib.includes(p.displayPath) ? 'lib-option' : opts.pid !== undefined ? 'process' : 'executable');
-    const captured = goPrograms.filter((p) => p.status === 'captured');
-    // A program whose code does not decode as expected is named with the reason, like any other not captured.
-    const planned = await Promise.all(
-      captured.map((p) =>
-        goProbeTarget(p, source(p)).catch((err: unknown) => {
-          if (!(err instanceof DecodeError)) throw err;
-          p.status = 'unsupported';
-          p.reason = `its crypto/tls cannot be captured: ${err.message}`;
-          return undefined;
-        }),
-      ),
-    );
-    targets = dedupeTargets([...targets, ...planned.filter((t) => t !== undefined)]);
-    goPrograms.splice(0, goPrograms.length, ...goPrograms.filter((p) => p.status !== 'captured'));
-  }
-  const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
-  // A Go program's own message wins over the blindspots (its crypto/tls also looks like TLS linked in).
-  if (targets.length === 0 && goPrograms.length > 0) {
-    if (opts.goProgramsSuffice) return { targets, skipped, goPrograms, blindspots: [] };
-    throw onlyGoProgramsError(where, goPrograms);
-  }
-  // What -p's process does that its targets will not show (TLS linked in and stripped, SSL BIOs, workers).
-  const blindspots = opts.pid !== undefined && goPrograms.length === 0 ? await processBlindspots(opts.pid, targets) : [];
-  if (targets.length === 0 && blindspots.length > 0) throw new TargetError(blindspots[0]!.reason, { hint: blindspots[0]!.hint });
-  if (targets.length === 0) {
-    throw new TargetError(`no TLS library (OpenSSL, BoringSSL, GnuTLS or NSS) found in ${where}`, {
-      hint: 'name one with --lib PATH (a TLS library, or a program with one linked in)',
-    });
-  }
-  return { targets, skipped, goPrograms, blindspots };
-}
-
-/** A --lib file's target; a Go program is told to `onGoProgram` instead (it becomes a target through its probe plan). */
-async function libTarget(path: string, flavour: boolean | undefined, onGoProgram: (p: GoProgram) => void): Promise<ProbeTarget | undefined> {
-  try {
-    return await fileTarget(path, 'lib-option', { flavour });
-  } catch (err) {
-    if (!(err instanceof GoProgramError)) throw err;
-    onGoProgram(err.program);
-    return undefined;
-  }
-}
-
-/** The files to probe for these options. */
-export async function resolveTargets(opts: TargetOptions): Promise<ProbeTarget[]> {
-  return (await resolveTargetsReporting(opts)).targets;
 }
 
 /** The options a capture applies in the kernel. */
@@ -168,6 +76,7 @@ export class LiveCapture {
 
   /** Attaches `program` (loaded now if not given) and starts streaming. */
   static async start(parts: LiveCaptureParts, opts: KernelOptions, program?: LoadedProgram): Promise<LiveCapture> {
+    const { CallPipeline } = await import('../capture/pipeline.js');
     const pipeline = new CallPipeline(parts.sinks, {
       recorder: parts.recorder,
       keepCall: parts.keepCall,
@@ -330,7 +239,7 @@ export async function runCapture(opts: CaptureOptions, stderr: Writable = proces
   const timeline = startTimeline(process.env.TLSTAP_TIMING !== undefined);
   timeline.mark('modules loaded');
   try {
-    const host = opts.remote === undefined ? localHost(resolveTargetsReporting) : await startRemote({ ...opts, remote: opts.remote }, stderr, timeline);
+    const host = opts.remote === undefined ? localHost(resolveLocally) : await startRemote({ ...opts, remote: opts.remote }, stderr, timeline);
     try {
       return await captureUntilStopped(opts, host, signals, stderr, timeline);
     } finally {
@@ -342,8 +251,14 @@ export async function runCapture(opts: CaptureOptions, stderr: Writable = proces
   }
 }
 
+/** This machine's discovery, its code loaded on first use. */
+async function resolveLocally(opts: TargetOptions): Promise<ResolvedTargets> {
+  return (await import('./resolve-targets.js')).resolveTargetsReporting(opts);
+}
+
 /** Starts the agent for --remote; its steps are told with -v. */
 async function startRemote(opts: CaptureOptions & { remote: string }, stderr: Writable, timeline: ReturnType<typeof startTimeline>): Promise<CaptureHost> {
+  const { remoteHost } = await import('./remote-host.js');
   const { host } = await remoteHost(opts, (line) => {
     if (opts.verbose || line.startsWith('tlstap:')) stderr.write(`${line.startsWith('tlstap:') ? '' : 'tlstap: '}${line}\n`);
   });
@@ -358,7 +273,12 @@ async function captureUntilStopped(opts: CaptureOptions, host: CaptureHost, sign
   const loadEarly = opts.package === undefined && host.machine?.opensOnce !== true;
   let loading: Promise<LoadedProgram> | undefined = loadEarly ? LiveCapture.load(opts, host.machine) : undefined;
   const discardProgram = async () => loading?.then((p) => p.close(), () => undefined);
+  if (loading !== undefined) timeline.mark('load started');
+  // Read while the targets are found (their code loads too: host.resolve).
+  const loadingCode = captureCode();
+  loadingCode.catch(() => undefined);
 
+  let code: CaptureCode;
   let outputs: Outputs;
   let ctx: ReturnType<typeof liveContext>;
   let targets: ProbeTarget[];
@@ -381,10 +301,11 @@ async function captureUntilStopped(opts: CaptureOptions, host: CaptureHost, sign
     }
     loading ??= LiveCapture.load(kernelOpts, host.machine, withGo);
     void loading.then(() => timeline.mark('program loaded'), () => undefined);
-    stderr.write(startNotes(skipped, blindspots));
-    stderr.write(formatGoNotice(goPrograms, 'tlstap: warning: '));
+    code = await loadingCode;
+    stderr.write(code.startNotes(skipped, blindspots));
+    stderr.write(code.formatGoNotice(goPrograms, 'tlstap: warning: '));
     ctx = liveContext(targets, await host.clockOffsetNs());
-    outputs = await openOutputs(opts, ctx, (line) => stderr.write(`${line}\n`));
+    outputs = await code.openOutputs(opts, ctx, (line) => stderr.write(`${line}\n`));
     timeline.mark('outputs open');
   } catch (err) {
     await discardProgram();
@@ -436,11 +357,11 @@ async function captureUntilStopped(opts: CaptureOptions, host: CaptureHost, sign
   // A library replaced on disk (a package upgrade) is probed again in its new file; -p follows one process's maps.
   const live = capture;
   const stopWatching =
-    opts.pid === undefined && host.watchesFiles ? watchReplacedFiles(targets, (t, index) => live.session.attachFile(t, index), (line) => stderr.write(`${line}\n`)) : undefined;
-  const stopReason = await waitForStop(opts, capture, signals, onAllFailed, stderr, host.lost);
+    opts.pid === undefined && host.watchesFiles ? code.watchReplacedFiles(targets, (t, index) => live.session.attachFile(t, index), (line) => stderr.write(`${line}\n`)) : undefined;
+  const stopReason = await waitForStop(opts, capture, signals, onAllFailed, stderr, code.startProgress, host.lost);
   stopWatching?.();
   const waiting = capture.session.spill();
-  const spilled = waiting && waiting.bytes > 0 ? ` and the spill (${formatSpillNow(waiting)})` : '';
+  const spilled = waiting && waiting.bytes > 0 ? ` and the spill (${code.formatSpillNow(waiting)})` : '';
   stderr.write(`tlstap: stopping (${stopReason}): detaching ${capture.session.probeCount} probes, draining the ring buffer${spilled}\n`);
   let stats: CaptureStats | undefined;
   let failure: unknown;
@@ -467,16 +388,39 @@ async function captureUntilStopped(opts: CaptureOptions, host: CaptureHost, sign
   // A reader of stdout that stalls does not hold the files back for long.
   const usesStdout = (opts.format !== 'none' && opts.output === undefined) || opts.pcapng === '-';
   const { report, failures } = await withStdoutGrace(outputs.finish(stats), usesStdout, stderr);
-  stderr.write(`${report}\n${runNotes(capture.pipeline, { pid: opts.pid, blindspots, targets })}${goSummary(goPrograms)}`);
+  stderr.write(`${report}\n${code.runNotes(capture.pipeline, { pid: opts.pid, blindspots, targets })}${goSummary(goPrograms, code.goProgramMessage)}`);
   if (failure) throw failure;
   if (failures.length > 0) throw new CliError(`not every output is complete: ${failures.join('; ')}`);
   return { stats, targets };
 }
 
 /** The summary's word on the Go programs found at start: their TLS is in none of the figures above. */
-function goSummary(programs: readonly GoProgram[]): string {
-  return programs.map((p) => `tlstap: not captured: ${goProgramMessage(p)}\n`).join('');
+function goSummary(programs: readonly GoProgram[], message: (p: GoProgram) => string): string {
+  return programs.map((p) => `tlstap: not captured: ${message(p)}\n`).join('');
 }
+
+/** The code a capture runs once its program is loading: outputs, notes, Go's messages, the watches. */
+async function captureCode() {
+  const [outputs, report, go, output, watch, progress] = await Promise.all([
+    import('./outputs.js'),
+    import('./report.js'),
+    import('../targets/go.js'),
+    import('../output/index.js'),
+    import('./library-watch.js'),
+    import('./progress.js'),
+  ]);
+  return {
+    openOutputs: outputs.openOutputs,
+    startNotes: report.startNotes,
+    runNotes: report.runNotes,
+    formatGoNotice: go.formatGoNotice,
+    goProgramMessage: go.goProgramMessage,
+    formatSpillNow: output.formatSpillNow,
+    watchReplacedFiles: watch.watchReplacedFiles,
+    startProgress: progress.startProgress,
+  };
+}
+type CaptureCode = Awaited<ReturnType<typeof captureCode>>;
 
 /** Resolves with what ended the capture: a signal, the duration, or an output failing. */
 function waitForStop(
@@ -485,6 +429,7 @@ function waitForStop(
   signals: StopSignals,
   onOutputFailure: (fn: (message: string) => void) => void,
   stderr: Writable,
+  startProgress: CaptureCode['startProgress'],
   lost?: Promise<Error>,
 ): Promise<string> {
   return new Promise((resolve) => {

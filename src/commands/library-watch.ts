@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
-import { fileTarget } from '../targets/index.js';
-import type { ProbeTarget } from '../targets/index.js';
+import { fileTarget } from '../targets/discover.js';
+import type { ProbeTarget } from '../targets/types.js';
 
 /**
  * Watches the probed files while a capture runs. A package upgrade replaces a library by renaming a

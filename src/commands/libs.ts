@@ -1,6 +1,6 @@
 import { formatBlindspots } from '../targets/index.js';
 import type { Blindspot, ProbeTarget, SkippedFile } from '../targets/index.js';
-import { resolveTargetsReporting } from './capture.js';
+import { resolveTargetsReporting } from './resolve-targets.js';
 import { formatGoPrograms, goProgramsJson, reportGoPrograms } from '../targets/go-report.js';
 
 /** `tlstap libs`: what would be probed, as text lines, then what cannot be and why. */

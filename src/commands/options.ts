@@ -3,9 +3,11 @@ import { isatty } from 'node:tty';
 import { Command, InvalidArgumentError, Option } from './commander.js';
 import { EVENT_LAYOUT } from '../events/layout.js';
 import { parseIpAddress } from '../events/addresses.js';
-import { FORMAT_NAMES } from '../output/index.js';
+import { FORMAT_NAMES } from '../output/formats.js';
 import { parseWebAddress } from '../web/address.js';
 import { CliError } from './errors.js';
+import type { OutputOptions } from './outputs.js';
+import type { NamedPath } from '../util/private-file.js';
 
 
 /** Every stdout format: the plain ones, `http`, and `none` (only the file outputs). */
@@ -239,6 +241,15 @@ export function checkOutputChoices<T extends OutputChoices>(opts: T): T {
     throw new CliError(`-w - puts pcapng on stdout, so -f ${opts.format} has nowhere to go`, `add -o FILE for the ${opts.format} output, or drop -f`);
   }
   return opts;
+}
+
+/** The files these options write, named by their option (for checkDistinctPaths). */
+export function outputPaths(opts: Pick<OutputOptions, 'output' | 'pcapng' | 'har'>): NamedPath[] {
+  const paths: NamedPath[] = [];
+  if (opts.output !== undefined) paths.push({ what: '-o', path: opts.output });
+  if (opts.pcapng !== undefined) paths.push({ what: '-w', path: opts.pcapng });
+  if (opts.har !== undefined) paths.push({ what: '--har', path: opts.har });
+  return paths;
 }
 
 /**

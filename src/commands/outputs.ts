@@ -6,7 +6,6 @@ import { describeWriteError } from '../output/batch.js';
 import type { FormatSink } from '../output/index.js';
 import type { PcapngSink } from '../pcapng/index.js';
 import { createPrivateWriteStream } from '../util/private-file.js';
-import type { NamedPath } from '../util/private-file.js';
 import type { OutputFormat } from './options.js';
 import type { WebAddress } from '../web/address.js';
 
@@ -23,15 +22,6 @@ export interface OutputOptions {
   formatGiven?: boolean;
   /** Colour on the stdout format; decided from the terminal when absent. */
   color?: boolean;
-}
-
-/** The files these options write, named by their option (for checkDistinctPaths). */
-export function outputPaths(opts: OutputOptions): NamedPath[] {
-  const paths: NamedPath[] = [];
-  if (opts.output !== undefined) paths.push({ what: '-o', path: opts.output });
-  if (opts.pcapng !== undefined) paths.push({ what: '-w', path: opts.pcapng });
-  if (opts.har !== undefined) paths.push({ what: '--har', path: opts.har });
-  return paths;
 }
 
 /** What finish() tells: the stderr report, and the outputs that did not get everything. */

@@ -10,7 +10,8 @@ import type { PlannedFile } from '../remote/plan.js';
 import { formatGoNotice } from '../targets/index.js';
 import { openPrivateFile } from '../util/private-file.js';
 import { LiveCapture, liveContext, recordHeader } from './capture.js';
-import { checkRemoteOptions, remoteHost } from './capture-host.js';
+import { checkRemoteOptions } from './capture-host.js';
+import { remoteHost } from './remote-host.js';
 import type { CaptureOptions } from './options.js';
 import { startNotes } from './report.js';
 

@@ -8,7 +8,8 @@ import type { RecordHeader } from '../record/index.js';
 import { checkDistinctPaths } from '../util/private-file.js';
 import { CliError } from './errors.js';
 import { runNotes } from './report.js';
-import { openOutputs, outputPaths } from './outputs.js';
+import { openOutputs } from './outputs.js';
+import { outputPaths } from './options.js';
 import type { OutputOptions } from './outputs.js';
 
 /** The error for a recording whose event layout this build does not read. */

@@ -6,6 +6,8 @@ import type { OutputStream } from './batch.js';
 import { JsonlFormat } from './jsonl.js';
 import { HexFormat, TextFormat } from './text.js';
 import type { CallEncoder } from './text.js';
+import { FORMATS, FORMAT_NAMES } from './formats.js';
+import type { FormatName } from './formats.js';
 
 export { isBrokenPipe } from './batch.js';
 export type { OutputStream } from './batch.js';
@@ -15,19 +17,8 @@ export { formatBytes, formatSpillNow, formatStatsLine, formatSummary } from './s
 export { escapePayload } from './escape.js';
 export { hexdump } from './hexdump.js';
 export { previewEnd } from './escape.js';
-
-/** The stdout formats with a one-line description each, for the CLI help. */
-export const FORMATS = {
-  text: 'a header line per call, then the plaintext; control and non-UTF-8 bytes shown as \\xNN',
-  hex: 'a header line per call, then a hex dump with an ASCII column',
-  jsonl: 'one JSON object per call (payload as text when UTF-8, else base64), a summary line at the end',
-} as const;
-
-/** An output format name. */
-export type FormatName = keyof typeof FORMATS;
-
-/** The format names, in help order. */
-export const FORMAT_NAMES = Object.keys(FORMATS) as FormatName[];
+export { FORMATS, FORMAT_NAMES } from './formats.js';
+export type { FormatName } from './formats.js';
 
 /** Options of createFormatSink. */
 export interface FormatSinkOptions {
