@@ -9,7 +9,8 @@
 //   --configs floor,bpf-only,jsonl      (a subset, while working on one figure; default: all)
 //   --sizes 1k                          (1k, 16k; default: both)
 //   --burst                             the burst only: an unpaced nginx → curl download, with and without
-//   --burst-mib 256 (BENCH_BURST_MIB)   two CPU-bound neighbours (also run by the live benchmark)
+//   --burst-mib 256 (BENCH_BURST_MIB)   two CPU-bound neighbours (also run by the live benchmark, unless
+//                                       --configs or --sizes picked a subset)
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -190,14 +191,21 @@ async function runInProcess(
   const records: RecordBytes = { records: 0, bytes: 0, padding: 0 };
   try {
     const t0 = performance.now();
-    const session = await CaptureSession.open(
+    const count = countRecordBytes(records);
+    // As the capture command does: a batch goes back to the poller once it was read.
+    let session: CaptureSession | undefined = undefined;
+    const onBatch = (batch: Buffer, n: number): void => {
+      count(batch, n);
+      session?.release(batch);
+    };
+    session = await CaptureSession.open(
       targets,
       {
         comm: 'loadgen',
         maxCallBytes: EVENT_LAYOUT.constants.DEFAULT_CALL_BYTES,
         ringBufferBytes: object === 'floor.bpf.o' ? 1 << 20 : 64 << 20,
       },
-      countRecordBytes(records),
+      onBatch,
       object,
     );
     const attachMs = performance.now() - t0;
@@ -505,7 +513,9 @@ async function main(): Promise<void> {
     process.stdout.write(`node's own start and exit (node -e 0${caBundle}): ${fmt(live.nodeStartMs, 0)} ms of every start → capturing figure\n`);
     report.elfParseTarget = elf;
   }
-  if (!onlyReplay || onlyBurst) {
+  // A --configs or --sizes subset is for working on one figure: the burst is not one of them.
+  const subset = args.includes('--configs') || args.includes('--sizes');
+  if (onlyBurst || (!onlyReplay && !subset)) {
     const burst: BurstBenchResult = await runBurstBench({ mib: arg(args, '--burst-mib', 'BENCH_BURST_MIB', 256), rounds, log });
     report.burst = burst;
     process.stdout.write(`\n${formatBurstTable(burst)}\n`);
