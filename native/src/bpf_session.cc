@@ -8,6 +8,9 @@
 #include <chrono>
 #include <cstring>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace tlstap {
 
@@ -20,6 +23,8 @@ constexpr double kSpillMemoryBytes = 16.0 * (1 << 20);
 constexpr double kSpillFileBytes = 4.0 * (1 << 30);
 // The largest record the program writes, with its length frame in a batch.
 constexpr size_t kMaxRecordBytes = sizeof(uint32_t) + sizeof(struct tlstap_data_event) + TLSTAP_CHUNK_SIZE;
+// The polling thread's nice value (CFS weight about 9.3 times the default's).
+constexpr int kPollerNice = -10;
 // Room for the keys of a per-CPU array summed by sumPercpuArray.
 constexpr size_t kMaxPercpuKeys = 256;
 
@@ -245,6 +250,10 @@ int BpfSession::OnSample(void *ctx, const void *data, size_t size)
 void BpfSession::PollLoop()
 {
 	pthread_setname_np(pthread_self(), "tlstap-poll");
+	// This thread only moves bytes (a copy per record), and while it waits for a CPU the ring buffer
+	// fills and the kernel drops: it goes before the traced programs and the outputs. Unprivileged,
+	// the call fails and the thread keeps the default.
+	setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kPollerNice);
 	while (!stop_.load(std::memory_order_relaxed)) {
 		int ret = tlstap_core_poll(core_, poll_timeout_ms_);
 		if (ret < 0 && ret != -EINTR && ret != kStopConsuming) {

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <pthread.h>
@@ -12,6 +13,8 @@ namespace tlstap {
 
 namespace {
 
+// Most idle batches kept for those the spill's memory holds.
+constexpr size_t kMaxSpilledIdle = 32;
 // How often a waiting thread looks again (a full spill, a paused output, a full queue).
 constexpr auto kWaitStep = std::chrono::milliseconds(2);
 
@@ -65,8 +68,10 @@ Courier::Courier(Napi::Env env, Napi::Function on_batch, const Options &options,
 	: batch_bytes_(options.batch_bytes), wait_ms_(options.wait_ms), ended_(std::move(ended))
 {
 	// Room for the limit and the record that crosses it: a batch never grows. Enough idle
-	// batches are kept for the queue to JS to cycle without allocating.
-	pool_ = std::make_shared<BatchPool>(options.batch_bytes + options.max_record, kQueuedBatches + 2);
+	// batches are kept for the queue to JS to cycle without allocating, and for those the
+	// spill's memory holds.
+	size_t capacity = options.batch_bytes + options.max_record;
+	pool_ = std::make_shared<BatchPool>(capacity, kQueuedBatches + 2 + std::min<size_t>(options.limits.memory_bytes / capacity, kMaxSpilledIdle));
 	spill_ = tlstap_spill_new(&options.limits);
 	if (!spill_)
 		ThrowBpfError(env, "tlstap_spill_new", errno, "");
@@ -91,6 +96,15 @@ Courier::~Courier()
 	}
 	if (batch_)
 		pool_->Give(batch_);
+	// Batches the spill still holds (an aborted delivery) are given back before it is freed.
+	Batch *scratch = pool_->Take();
+	uint32_t tag = 0;
+	void *owner = nullptr;
+	while (spill_ && tlstap_spill_pop_ref(spill_, scratch->data(), scratch->capacity(), &tag, &owner) != 0) {
+		if (owner)
+			pool_->Give(static_cast<Batch *>(owner));
+	}
+	pool_->Give(scratch);
 	tlstap_spill_free(spill_);
 }
 
@@ -121,16 +135,26 @@ void Courier::Flush()
 		return;
 	}
 	in_spill_.fetch_add(1, std::memory_order_relaxed);
-	while (tlstap_spill_push(spill_, batch_->data(), batch_->size(), batch_count_) != 0) {
+	// A batch filled half way or more is held by the spill as it is, not copied (a small one is
+	// copied rather than hold a whole buffer for a few bytes); the file copies it either way.
+	bool by_ref = batch_->size() >= batch_->capacity() / 2;
+	for (;;) {
+		int ret = by_ref ? tlstap_spill_push_ref(spill_, batch_->data(), batch_->size(), batch_->capacity(), batch_, batch_count_)
+				 : tlstap_spill_push(spill_, batch_->data(), batch_->size(), batch_count_);
+		if (ret >= 0) {
+			spilled_batches_.fetch_add(1, std::memory_order_relaxed);
+			if (ret == 1)
+				batch_ = nullptr; // the spill's until the delivery thread takes it out
+			break;
+		}
 		if (abort_.load()) {
 			in_spill_.fetch_sub(1, std::memory_order_relaxed);
 			break;
 		}
 		std::this_thread::sleep_for(kWaitStep);
 	}
-	if (!abort_.load())
-		spilled_batches_.fetch_add(1, std::memory_order_relaxed);
-	batch_->SetSize(0);
+	if (batch_)
+		batch_->SetSize(0);
 	batch_count_ = 0;
 }
 
@@ -161,6 +185,7 @@ void Courier::WaitForRoom()
 void Courier::DeliverLoop()
 {
 	pthread_setname_np(pthread_self(), "tlstap-deliver");
+	Batch *copy = nullptr;
 	while (!abort_.load()) {
 		if (paused_.load(std::memory_order_relaxed)) {
 			std::this_thread::sleep_for(kWaitStep);
@@ -176,23 +201,29 @@ void Courier::DeliverLoop()
 				break;
 			continue;
 		}
-		Batch *batch = pool_->Take();
+		// A batch held by reference comes back as it is; any other is copied into `copy`.
+		if (!copy)
+			copy = pool_->Take();
 		uint32_t count = 0;
-		long got = tlstap_spill_pop(spill_, batch->data(), batch->capacity(), &count);
-		if (got == 0) { // cannot happen: this thread alone takes blocks out
-			pool_->Give(batch);
+		void *owner = nullptr;
+		long got = tlstap_spill_pop_ref(spill_, copy->data(), copy->capacity(), &count, &owner);
+		if (got == 0) // cannot happen: this thread alone takes blocks out
 			continue;
-		}
+		Batch *batch = owner ? static_cast<Batch *>(owner) : copy;
 		if (got > 0) {
+			if (batch == copy)
+				copy = nullptr;
 			batch->SetSize(static_cast<size_t>(got));
 			Deliver(batch, count, true);
-		} else {
-			pool_->Give(batch); // a read error: the spill counted it (lost_*)
+		} else if (owner) { // a read error: the spill counted it (lost_*)
+			pool_->Give(batch);
 		}
 		// Queued before it is no longer counted as in the spill: the producer's next direct
 		// batch comes after it.
 		in_spill_.fetch_sub(1, std::memory_order_release);
 	}
+	if (copy)
+		pool_->Give(copy);
 	tsfn_.Release();
 }
 
