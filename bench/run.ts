@@ -12,8 +12,9 @@
 //   --burst-mib 256 (BENCH_BURST_MIB)   two CPU-bound neighbours (also run by the live benchmark, unless
 //                                       --configs or --sizes picked a subset)
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaptureSession } from '../src/capture/session.js';
 import { resolveTargets } from '../src/commands/capture.js';
@@ -171,6 +172,21 @@ function countRecordBytes(into: RecordBytes): (batch: Buffer, count: number) => 
   };
 }
 
+/** loadgen under a name of this run's own: loadgens of other benchmarks or tests on the machine are not traced. */
+interface OwnLoadgen {
+  path: string;
+  comm: string;
+}
+
+/** A copy of loadgen named `lg` + 8 hex digits in a temporary directory (removed by `remove`). */
+function ownLoadgen(): OwnLoadgen & { remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-bench-'));
+  const comm = `lg${randomBytes(4).toString('hex')}`;
+  const path = join(dir, comm);
+  copyFileSync(LOADGEN, path);
+  return { path, comm, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
 /**
  * loadgen under a session loaded in this process: the floor, or tlstap.bpf.o with a no-op consumer.
  * For tlstap.bpf.o the kernel also measures each program's run time (bpf_stats).
@@ -179,8 +195,11 @@ async function runInProcess(
   targets: ProbeTarget[],
   loadArgs: string[],
   object: 'floor.bpf.o' | 'tlstap.bpf.o',
+  lg: OwnLoadgen,
 ): Promise<{
   load: LoadgenResult;
+  /** CPU seconds this process (poller, delivery, JS) used while loadgen ran. */
+  cpuSeconds: number;
   attachMs: number;
   eventsDropped: number;
   calls: number;
@@ -201,7 +220,7 @@ async function runInProcess(
     session = await CaptureSession.open(
       targets,
       {
-        comm: 'loadgen',
+        comm: lg.comm,
         maxCallBytes: EVENT_LAYOUT.constants.DEFAULT_CALL_BYTES,
         ringBufferBytes: object === 'floor.bpf.o' ? 1 << 20 : 64 << 20,
       },
@@ -210,25 +229,35 @@ async function runInProcess(
     );
     const attachMs = performance.now() - t0;
     let load: LoadgenResult;
+    const cpu0 = process.cpuUsage();
     try {
-      load = await runLoadgen(loadArgs);
+      load = await runLoadgen(loadArgs, lg.path);
     } catch (err) {
       await session.stop();
       throw err;
     }
+    const cpu = process.cpuUsage(cpu0);
     const costs = restoreStats ? programCosts(process.pid) : undefined;
     const counters = await session.stop();
-    return { load, attachMs, eventsDropped: counters.droppedEvents, calls: counters.calls, records, ...(costs ? { costs } : {}) };
+    return {
+      load,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      attachMs,
+      eventsDropped: counters.droppedEvents,
+      calls: counters.calls,
+      records,
+      ...(costs ? { costs } : {}),
+    };
   } finally {
     restoreStats?.();
   }
 }
 
-async function runTlstap(extra: string[], loadArgs: string[]): Promise<{ load: LoadgenResult; run: TlstapRun; startMs: number; attachMs: number }> {
-  const tlstap = await startWatchedTlstap(['--comm', 'loadgen', ...extra]);
+async function runTlstap(extra: string[], loadArgs: string[], lg: OwnLoadgen): Promise<{ load: LoadgenResult; run: TlstapRun; startMs: number; attachMs: number }> {
+  const tlstap = await startWatchedTlstap(['--comm', lg.comm, ...extra]);
   let load: LoadgenResult;
   try {
-    load = await runLoadgen(loadArgs);
+    load = await runLoadgen(loadArgs, lg.path);
   } catch (err) {
     await tlstap.stop('SIGKILL');
     throw err;
@@ -287,50 +316,55 @@ async function liveBench(
     targets: {},
   }));
 
-  for (let round = 0; round < rounds; round++) {
-    for (const r of results) {
-      const loadArgs = ['-n', String(r.calls), '-s', String(r.size)];
-      // Rotate the order each round, so no configuration always follows the same one.
-      const order = r.configs.map((_, i) => r.configs[(i + round) % r.configs.length]!);
-      for (const f of order) {
-        if (!f.available) continue;
-        await sleep(300);
-        let load: LoadgenResult;
-        if (f.config === 'untraced') {
-          load = await runLoadgen(loadArgs);
-        } else if (f.config === 'floor' || f.config === 'bpf only') {
-          const res = await runInProcess(targets, loadArgs, f.config === 'floor' ? 'floor.bpf.o' : 'tlstap.bpf.o');
-          load = res.load;
-          f.attachMs.push(res.attachMs);
-          if (f.config === 'bpf only') {
-            f.eventsDropped.push(res.eventsDropped);
-            f.captured.push(res.calls);
-            if (res.costs) f.programCosts!.push(res.costs);
-            f.recordBytes!.push(res.records);
+  const lg = ownLoadgen();
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const r of results) {
+        const loadArgs = ['-n', String(r.calls), '-s', String(r.size)];
+        // Rotate the order each round, so no configuration always follows the same one.
+        const order = r.configs.map((_, i) => r.configs[(i + round) % r.configs.length]!);
+        for (const f of order) {
+          if (!f.available) continue;
+          await sleep(300);
+          let load: LoadgenResult;
+          if (f.config === 'untraced') {
+            load = await runLoadgen(loadArgs, lg.path);
+          } else if (f.config === 'floor' || f.config === 'bpf only') {
+            const res = await runInProcess(targets, loadArgs, f.config === 'floor' ? 'floor.bpf.o' : 'tlstap.bpf.o', lg);
+            load = res.load;
+            f.attachMs.push(res.attachMs);
+            if (f.config === 'bpf only') {
+              f.cpuSeconds.push(res.cpuSeconds);
+              f.eventsDropped.push(res.eventsDropped);
+              f.captured.push(res.calls);
+              if (res.costs) f.programCosts!.push(res.costs);
+              f.recordBytes!.push(res.records);
+            }
+          } else {
+            // `-w FILE` comes on top of the stdout format (text); `-w -` puts pcapng alone on stdout,
+            // which is /dev/null here.
+            const out = f.config === 'tlstap jsonl' ? ['-f', 'jsonl', '-o', '/dev/null'] : ['-w', '-'];
+            const res = await runTlstap(out, loadArgs, lg);
+            load = res.load;
+            const s = res.run.summary!;
+            f.captured.push(s.calls);
+            f.eventsDropped.push(s.eventsDropped);
+            f.bytesTruncated.push(s.bytesTruncated);
+            f.cpuSeconds.push(res.run.cpuSeconds);
+            f.peakRss.push(res.run.peakRss);
+            f.peakRssAnon.push(res.run.peakRssAnon);
+            f.startMs.push(res.startMs);
+            f.attachMs.push(res.attachMs);
           }
-        } else {
-          // `-w FILE` comes on top of the stdout format (text); `-w -` puts pcapng alone on stdout,
-          // which is /dev/null here.
-          const out = f.config === 'tlstap jsonl' ? ['-f', 'jsonl', '-o', '/dev/null'] : ['-w', '-'];
-          const res = await runTlstap(out, loadArgs);
-          load = res.load;
-          const s = res.run.summary!;
-          f.captured.push(s.calls);
-          f.eventsDropped.push(s.eventsDropped);
-          f.bytesTruncated.push(s.bytesTruncated);
-          f.cpuSeconds.push(res.run.cpuSeconds);
-          f.peakRss.push(res.run.peakRss);
-          f.peakRssAnon.push(res.run.peakRssAnon);
-          f.startMs.push(res.startMs);
-          f.attachMs.push(res.attachMs);
+          f.usPerCall.push(load.us_per_call);
+          f.expectedCalls.push(load.calls + load.read_calls);
+          log(`live: round ${round + 1}/${rounds} ${sizeLabel(r.size)} × ${r.calls} ${f.config}: ${load.us_per_call.toFixed(2)} µs/call`);
         }
-        f.usPerCall.push(load.us_per_call);
-        f.expectedCalls.push(load.calls + load.read_calls);
-        log(`live: round ${round + 1}/${rounds} ${sizeLabel(r.size)} × ${r.calls} ${f.config}: ${load.us_per_call.toFixed(2)} µs/call`);
       }
     }
+  } finally {
+    lg.remove();
   }
-
   summarize(results);
   return { results, elfParseMs, nodeStartMs: nodeStart };
 }
@@ -367,7 +401,7 @@ function fmt(n: number, digits = 2): string {
 
 function liveTable(results: SizeResult[]): string {
   const rows: string[][] = [
-    ['size × calls', 'configuration', 'µs/call', 'ratio to floor', 'captured / calls made', 'events dropped: median (max)', 'bytes truncated', 'tlstap CPU s', 'peak RSS (anon)', 'start → capturing'],
+    ['size × calls', 'configuration', 'µs/call', 'ratio to floor', 'captured / calls made', 'events dropped: median (max)', 'bytes truncated', 'tlstap CPU s (bpf only: this process while loadgen ran)', 'peak RSS (anon)', 'start → capturing'],
   ];
   for (const r of results) {
     for (const f of r.configs) {
@@ -389,7 +423,7 @@ function liveTable(results: SizeResult[]): string {
         traced || f.config === 'bpf only' ? `${median(f.captured)} / ${median(f.expectedCalls)}${t('accounted')}` : '',
         traced || f.config === 'bpf only' ? `${median(f.eventsDropped)} (max ${Math.max(...f.eventsDropped)})${t('events dropped')}` : '',
         traced ? String(Math.max(...f.bytesTruncated)) : '',
-        traced ? fmt(median(f.cpuSeconds)) : '',
+        traced || f.cpuSeconds.length ? fmt(median(f.cpuSeconds)) : '',
         traced ? `${mib(median(f.peakRss))} (${mib(median(f.peakRssAnon))})` : '',
         traced
           ? `${fmt(median(f.startMs), 0)} ms (attach ${fmt(median(f.attachMs), 0)} ms)${t('start to capturing')}`
