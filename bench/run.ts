@@ -9,12 +9,14 @@
 //   --configs floor,bpf-only,jsonl      (a subset, while working on one figure; default: all)
 //   --sizes 1k                          (1k, 16k; default: both)
 //   --burst                             the burst only: an unpaced nginx → curl download, with and without
-//   --burst-mib 256 (BENCH_BURST_MIB)   two CPU-bound neighbours (also run by the live benchmark)
+//   --burst-mib 256 (BENCH_BURST_MIB)   two CPU-bound neighbours (also run by the live benchmark, unless
+//                                       --configs or --sizes picked a subset)
 //   --start                             start → capturing only, beside node's own start, with and without
 //   --start-rounds 7 (BENCH_START_ROUNDS)  NODE_EXTRA_CA_CERTS when it is set (also run by the live benchmark)
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release } from 'node:os';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CaptureSession } from '../src/capture/session.js';
 import { resolveTargets } from '../src/commands/resolve-targets.js';
@@ -159,6 +161,21 @@ function countRecordBytes(into: RecordBytes): (batch: Buffer, count: number) => 
   };
 }
 
+/** loadgen under a name of this run's own: loadgens of other benchmarks or tests on the machine are not traced. */
+interface OwnLoadgen {
+  path: string;
+  comm: string;
+}
+
+/** A copy of loadgen named `lg` + 8 hex digits in a temporary directory (removed by `remove`). */
+function ownLoadgen(): OwnLoadgen & { remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'tlstap-bench-'));
+  const comm = `lg${randomBytes(4).toString('hex')}`;
+  const path = join(dir, comm);
+  copyFileSync(LOADGEN, path);
+  return { path, comm, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
 /**
  * loadgen under a session loaded in this process: the floor, or tlstap.bpf.o with a no-op consumer.
  * For tlstap.bpf.o the kernel also measures each program's run time (bpf_stats).
@@ -167,8 +184,11 @@ async function runInProcess(
   targets: ProbeTarget[],
   loadArgs: string[],
   object: 'floor.bpf.o' | 'tlstap.bpf.o',
+  lg: OwnLoadgen,
 ): Promise<{
   load: LoadgenResult;
+  /** CPU seconds this process (poller, delivery, JS) used while loadgen ran. */
+  cpuSeconds: number;
   attachMs: number;
   eventsDropped: number;
   calls: number;
@@ -179,37 +199,54 @@ async function runInProcess(
   const records: RecordBytes = { records: 0, bytes: 0, padding: 0 };
   try {
     const t0 = performance.now();
-    const session = await CaptureSession.open(
+    const count = countRecordBytes(records);
+    // As the capture command does: a batch goes back to the poller once it was read.
+    let session: CaptureSession | undefined = undefined;
+    const onBatch = (batch: Buffer, n: number): void => {
+      count(batch, n);
+      session?.release(batch);
+    };
+    session = await CaptureSession.open(
       targets,
       {
-        comm: 'loadgen',
+        comm: lg.comm,
         maxCallBytes: EVENT_LAYOUT.constants.DEFAULT_CALL_BYTES,
         ringBufferBytes: object === 'floor.bpf.o' ? 1 << 20 : 64 << 20,
       },
-      countRecordBytes(records),
+      onBatch,
       object,
     );
     const attachMs = performance.now() - t0;
     let load: LoadgenResult;
+    const cpu0 = process.cpuUsage();
     try {
-      load = await runLoadgen(loadArgs);
+      load = await runLoadgen(loadArgs, lg.path);
     } catch (err) {
       await session.stop();
       throw err;
     }
+    const cpu = process.cpuUsage(cpu0);
     const costs = restoreStats ? programCosts(process.pid) : undefined;
     const counters = await session.stop();
-    return { load, attachMs, eventsDropped: counters.droppedEvents, calls: counters.calls, records, ...(costs ? { costs } : {}) };
+    return {
+      load,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      attachMs,
+      eventsDropped: counters.droppedEvents,
+      calls: counters.calls,
+      records,
+      ...(costs ? { costs } : {}),
+    };
   } finally {
     restoreStats?.();
   }
 }
 
-async function runTlstap(extra: string[], loadArgs: string[]): Promise<{ load: LoadgenResult; run: TlstapRun; startMs: number; attachMs: number }> {
-  const tlstap = await startWatchedTlstap(['--comm', 'loadgen', ...extra]);
+async function runTlstap(extra: string[], loadArgs: string[], lg: OwnLoadgen): Promise<{ load: LoadgenResult; run: TlstapRun; startMs: number; attachMs: number }> {
+  const tlstap = await startWatchedTlstap(['--comm', lg.comm, ...extra]);
   let load: LoadgenResult;
   try {
-    load = await runLoadgen(loadArgs);
+    load = await runLoadgen(loadArgs, lg.path);
   } catch (err) {
     await tlstap.stop('SIGKILL');
     throw err;
@@ -268,50 +305,55 @@ async function liveBench(
     targets: {},
   }));
 
-  for (let round = 0; round < rounds; round++) {
-    for (const r of results) {
-      const loadArgs = ['-n', String(r.calls), '-s', String(r.size)];
-      // Rotate the order each round, so no configuration always follows the same one.
-      const order = r.configs.map((_, i) => r.configs[(i + round) % r.configs.length]!);
-      for (const f of order) {
-        if (!f.available) continue;
-        await sleep(300);
-        let load: LoadgenResult;
-        if (f.config === 'untraced') {
-          load = await runLoadgen(loadArgs);
-        } else if (f.config === 'floor' || f.config === 'bpf only') {
-          const res = await runInProcess(targets, loadArgs, f.config === 'floor' ? 'floor.bpf.o' : 'tlstap.bpf.o');
-          load = res.load;
-          f.attachMs.push(res.attachMs);
-          if (f.config === 'bpf only') {
-            f.eventsDropped.push(res.eventsDropped);
-            f.captured.push(res.calls);
-            if (res.costs) f.programCosts!.push(res.costs);
-            f.recordBytes!.push(res.records);
+  const lg = ownLoadgen();
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const r of results) {
+        const loadArgs = ['-n', String(r.calls), '-s', String(r.size)];
+        // Rotate the order each round, so no configuration always follows the same one.
+        const order = r.configs.map((_, i) => r.configs[(i + round) % r.configs.length]!);
+        for (const f of order) {
+          if (!f.available) continue;
+          await sleep(300);
+          let load: LoadgenResult;
+          if (f.config === 'untraced') {
+            load = await runLoadgen(loadArgs, lg.path);
+          } else if (f.config === 'floor' || f.config === 'bpf only') {
+            const res = await runInProcess(targets, loadArgs, f.config === 'floor' ? 'floor.bpf.o' : 'tlstap.bpf.o', lg);
+            load = res.load;
+            f.attachMs.push(res.attachMs);
+            if (f.config === 'bpf only') {
+              f.cpuSeconds.push(res.cpuSeconds);
+              f.eventsDropped.push(res.eventsDropped);
+              f.captured.push(res.calls);
+              if (res.costs) f.programCosts!.push(res.costs);
+              f.recordBytes!.push(res.records);
+            }
+          } else {
+            // `-w FILE` comes on top of the stdout format (text); `-w -` puts pcapng alone on stdout,
+            // which is /dev/null here.
+            const out = f.config === 'tlstap jsonl' ? ['-f', 'jsonl', '-o', '/dev/null'] : ['-w', '-'];
+            const res = await runTlstap(out, loadArgs, lg);
+            load = res.load;
+            const s = res.run.summary!;
+            f.captured.push(s.calls);
+            f.eventsDropped.push(s.eventsDropped);
+            f.bytesTruncated.push(s.bytesTruncated);
+            f.cpuSeconds.push(res.run.cpuSeconds);
+            f.peakRss.push(res.run.peakRss);
+            f.peakRssAnon.push(res.run.peakRssAnon);
+            f.startMs.push(res.startMs);
+            f.attachMs.push(res.attachMs);
           }
-        } else {
-          // `-w FILE` comes on top of the stdout format (text); `-w -` puts pcapng alone on stdout,
-          // which is /dev/null here.
-          const out = f.config === 'tlstap jsonl' ? ['-f', 'jsonl', '-o', '/dev/null'] : ['-w', '-'];
-          const res = await runTlstap(out, loadArgs);
-          load = res.load;
-          const s = res.run.summary!;
-          f.captured.push(s.calls);
-          f.eventsDropped.push(s.eventsDropped);
-          f.bytesTruncated.push(s.bytesTruncated);
-          f.cpuSeconds.push(res.run.cpuSeconds);
-          f.peakRss.push(res.run.peakRss);
-          f.peakRssAnon.push(res.run.peakRssAnon);
-          f.startMs.push(res.startMs);
-          f.attachMs.push(res.attachMs);
+          f.usPerCall.push(load.us_per_call);
+          f.expectedCalls.push(load.calls + load.read_calls);
+          log(`live: round ${round + 1}/${rounds} ${sizeLabel(r.size)} × ${r.calls} ${f.config}: ${load.us_per_call.toFixed(2)} µs/call`);
         }
-        f.usPerCall.push(load.us_per_call);
-        f.expectedCalls.push(load.calls + load.read_calls);
-        log(`live: round ${round + 1}/${rounds} ${sizeLabel(r.size)} × ${r.calls} ${f.config}: ${load.us_per_call.toFixed(2)} µs/call`);
       }
     }
+  } finally {
+    lg.remove();
   }
-
   summarize(results);
   return { results, elfParseMs, nodeStartMs: nodeStart };
 }
@@ -350,7 +392,7 @@ function fmt(n: number, digits = 2): string {
 function liveTable(results: SizeResult[], nodeStartMs?: number): string {
   const node = nodeStartMs === undefined ? '' : `, node -e 0 ${fmt(nodeStartMs, 0)} ms`;
   const rows: string[][] = [
-    ['size × calls', 'configuration', 'µs/call', 'ratio to floor', 'captured / calls made', 'events dropped: median (max)', 'bytes truncated', 'tlstap CPU s', 'peak RSS (anon)', 'start → capturing'],
+    ['size × calls', 'configuration', 'µs/call', 'ratio to floor', 'captured / calls made', 'events dropped: median (max)', 'bytes truncated', 'tlstap CPU s (bpf only: this process while loadgen ran)', 'peak RSS (anon)', 'start → capturing'],
   ];
   for (const r of results) {
     for (const f of r.configs) {
@@ -372,7 +414,7 @@ function liveTable(results: SizeResult[], nodeStartMs?: number): string {
         traced || f.config === 'bpf only' ? `${median(f.captured)} / ${median(f.expectedCalls)}${t('accounted')}` : '',
         traced || f.config === 'bpf only' ? `${median(f.eventsDropped)} (max ${Math.max(...f.eventsDropped)})${t('events dropped')}` : '',
         traced ? String(Math.max(...f.bytesTruncated)) : '',
-        traced ? fmt(median(f.cpuSeconds)) : '',
+        traced || f.cpuSeconds.length ? fmt(median(f.cpuSeconds)) : '',
         traced ? `${mib(median(f.peakRss))} (${mib(median(f.peakRssAnon))})` : '',
         traced
           ? `${fmt(median(f.startMs), 0)} ms (attach ${fmt(median(f.attachMs), 0)} ms${node})${t('start to capturing')}`
@@ -499,13 +541,15 @@ async function main(): Promise<void> {
     process.stdout.write(`node's own start and exit (node -e 0${caBundle}): ${fmt(live.nodeStartMs, 0)} ms of every start → capturing figure\n`);
     report.elfParseTarget = elf;
   }
-  if ((!onlyReplay && !onlyBurst) || onlyStart) {
+  // A --configs or --sizes subset is for working on one figure: the burst and the start are not among them.
+  const subset = args.includes('--configs') || args.includes('--sizes');
+  if ((!onlyReplay && !onlyBurst && !subset) || onlyStart) {
     if (process.getuid?.() !== 0) throw new Error('the start benchmark needs root (tlstap attaches its probes)');
     const start: StartBenchResult = await runStartBench({ rounds: arg(args, '--start-rounds', 'BENCH_START_ROUNDS', 7), log });
     report.start = start;
     process.stdout.write(`\n${formatStartTable(start)}\n`);
   }
-  if ((!onlyReplay || onlyBurst) && !onlyStart) {
+  if ((onlyBurst || (!onlyReplay && !subset)) && !onlyStart) {
     const burst: BurstBenchResult = await runBurstBench({ mib: arg(args, '--burst-mib', 'BENCH_BURST_MIB', 256), rounds, log });
     report.burst = burst;
     process.stdout.write(`\n${formatBurstTable(burst)}\n`);

@@ -3,7 +3,7 @@
     {
       "target_name": "tlstap_native",
       "sources": [
-        "src/addon.cc", "src/batch_pool.cc", "src/bpf_session.cc", "src/layout.cc", "src/errors.cc",
+        "src/addon.cc", "src/batch_pool.cc", "src/bpf_session.cc", "src/courier.cc", "src/record_feed.cc", "src/layout.cc", "src/errors.cc",
         "src/static_link.c", "core/tlstap_core.c", "core/core_links.c", "core/core_log.c", "core/spill.c"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "../bpf", "core"],

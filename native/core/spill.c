@@ -23,6 +23,8 @@
 struct block {
 	struct block *next;
 	uint8_t *data; // NULL: in the file at file_offset
+	void *owner;   // not NULL: data is held by reference (tlstap_spill_push_ref), charged `charge`
+	size_t charge;
 	uint64_t file_offset;
 	size_t len;
 	uint32_t tag;
@@ -76,7 +78,8 @@ void tlstap_spill_free(struct tlstap_spill *spill)
 		return;
 	for (struct block *b = spill->head, *next; b; b = next) {
 		next = b->next;
-		free(b->data);
+		if (!b->owner)
+			free(b->data);
 		free(b);
 	}
 	if (spill->fd >= 0)
@@ -159,7 +162,9 @@ static int to_file(struct tlstap_spill *spill, struct block *b, const void *data
 	return 0;
 }
 
-int tlstap_spill_push(struct tlstap_spill *spill, const void *data, size_t len, uint32_t tag)
+// Queues a block: by reference (owner not NULL) or by a copy in memory while memory has room, else
+// by a copy in the file. 1 held by reference, 0 copied, or -errno.
+static int push(struct tlstap_spill *spill, void *data, size_t len, size_t charge, void *owner, uint32_t tag)
 {
 	if (len == 0)
 		return -EINVAL; // a length of 0 means "no block" to tlstap_spill_wait
@@ -171,8 +176,14 @@ int tlstap_spill_push(struct tlstap_spill *spill, const void *data, size_t len, 
 	pthread_mutex_lock(&spill->lock);
 	int err = 0;
 	// Memory while it has room, else the file; the queue keeps the order across both.
-	if (spill->memory_bytes + len <= spill->limits.memory_bytes && (b->data = malloc(len)) != NULL) {
+	if (owner && spill->memory_bytes + charge <= spill->limits.memory_bytes) {
+		b->data = data;
+		b->owner = owner;
+		b->charge = charge;
+		spill->memory_bytes += charge;
+	} else if (!owner && spill->memory_bytes + len <= spill->limits.memory_bytes && (b->data = malloc(len)) != NULL) {
 		memcpy(b->data, data, len);
+		b->charge = len;
 		spill->memory_bytes += len;
 	} else {
 		err = to_file(spill, b, data);
@@ -194,7 +205,20 @@ int tlstap_spill_push(struct tlstap_spill *spill, const void *data, size_t len, 
 		spill->stats.peak_bytes = spill->stats.bytes;
 	pthread_cond_signal(&spill->ready);
 	pthread_mutex_unlock(&spill->lock);
-	return 0;
+	return b->owner ? 1 : 0;
+}
+
+int tlstap_spill_push(struct tlstap_spill *spill, const void *data, size_t len, uint32_t tag)
+{
+	int ret = push(spill, (void *)data, len, len, NULL, tag); /* only read from */
+	return ret < 0 ? ret : 0;
+}
+
+int tlstap_spill_push_ref(struct tlstap_spill *spill, void *data, size_t len, size_t charge, void *owner, uint32_t tag)
+{
+	if (!owner || charge < len)
+		return -EINVAL;
+	return push(spill, data, len, charge, owner, tag);
 }
 
 size_t tlstap_spill_wait(struct tlstap_spill *spill, int timeout_ms)
@@ -232,11 +256,12 @@ static void give_back(struct tlstap_spill *spill)
 		spill->punched = spill->read_off;
 }
 
-long tlstap_spill_pop(struct tlstap_spill *spill, void *dst, size_t cap, uint32_t *tag)
+long tlstap_spill_pop_ref(struct tlstap_spill *spill, void *dst, size_t cap, uint32_t *tag, void **owner)
 {
+	*owner = NULL;
 	pthread_mutex_lock(&spill->lock);
 	struct block *b = spill->head;
-	if (!b || b->len > cap) {
+	if (!b || (!b->owner && b->len > cap)) {
 		pthread_mutex_unlock(&spill->lock);
 		return b ? -EMSGSIZE : 0;
 	}
@@ -244,9 +269,14 @@ long tlstap_spill_pop(struct tlstap_spill *spill, void *dst, size_t cap, uint32_
 	if (!spill->head)
 		spill->tail = NULL;
 	long ret = (long)b->len;
-	if (b->data) {
+	uint8_t *copy = NULL; // freed once the lock is let go
+	if (b->owner) {
+		*owner = b->owner;
+		spill->memory_bytes -= b->charge;
+	} else if (b->data) {
 		memcpy(dst, b->data, b->len);
-		spill->memory_bytes -= b->len;
+		spill->memory_bytes -= b->charge;
+		copy = b->data;
 	} else {
 		int err = io_all(spill->fd, dst, b->len, b->file_offset, 0);
 		spill->stats.file_bytes -= b->len;
@@ -266,9 +296,16 @@ long tlstap_spill_pop(struct tlstap_spill *spill, void *dst, size_t cap, uint32_
 		spill->stats.max_delay_ns = waited;
 	*tag = b->tag;
 	pthread_mutex_unlock(&spill->lock);
-	free(b->data);
+	free(copy);
 	free(b);
 	return ret;
+}
+
+long tlstap_spill_pop(struct tlstap_spill *spill, void *dst, size_t cap, uint32_t *tag)
+{
+	void *owner;
+	// Without tlstap_spill_push_ref, no block has an owner.
+	return tlstap_spill_pop_ref(spill, dst, cap, tag, &owner);
 }
 
 void tlstap_spill_close(struct tlstap_spill *spill)

@@ -36,17 +36,26 @@ struct tlstap_spill_stats {
 
 // A new, empty spill; NULL (errno set) when out of memory. The file is made on first need.
 struct tlstap_spill *tlstap_spill_new(const struct tlstap_spill_limits *limits);
-// Frees everything; no push or pop may be running.
+// Frees everything; no push or pop may be running. Blocks held by reference (tlstap_spill_push_ref)
+// are not the spill's to free: take them out first.
 void tlstap_spill_free(struct tlstap_spill *spill);
 // Copies a block (not empty) in. 0, or -ENOSPC when it does not fit now (nothing taken: try
 // again later), -EINVAL for an empty block.
 int tlstap_spill_push(struct tlstap_spill *spill, const void *data, size_t len, uint32_t tag);
+// Takes a block (not empty) by reference, without copying it while memory has room: the spill then
+// holds data, charged `charge` bytes (what the buffer costs, len or more) against its memory limit,
+// until tlstap_spill_pop_ref gives `owner` back. 1: held by reference; 0: copied to the file instead
+// (data and owner are the caller's again); -ENOSPC and -EINVAL as tlstap_spill_push.
+int tlstap_spill_push_ref(struct tlstap_spill *spill, void *data, size_t len, size_t charge, void *owner, uint32_t tag);
 // Waits up to timeout_ms for a block and returns its length (0: none came, or closed and empty).
 size_t tlstap_spill_wait(struct tlstap_spill *spill, int timeout_ms);
 // Takes the oldest block into dst (cap bytes at least tlstap_spill_wait's length): its length,
 // 0 when empty, or -errno when the file could not be read (the block is then lost, and counted
 // in the stats' lost_* fields).
 long tlstap_spill_pop(struct tlstap_spill *spill, void *dst, size_t cap, uint32_t *tag);
+// tlstap_spill_pop, but a block held by reference comes back without a copy: *owner is its owner
+// (dst is not used) and the result its length; for any other block *owner is NULL.
+long tlstap_spill_pop_ref(struct tlstap_spill *spill, void *dst, size_t cap, uint32_t *tag, void **owner);
 // No more pushes: waiters wake, and tlstap_spill_wait returns 0 once the spill is empty.
 void tlstap_spill_close(struct tlstap_spill *spill);
 // Whether tlstap_spill_close was called and every block was taken.

@@ -6,6 +6,7 @@
 #include "errors.h"
 #include <bpf/libbpf.h>
 #include "layout.h"
+#include "record_feed.h"
 #include "tlstap_core.h"
 
 namespace tlstap {
@@ -56,6 +57,7 @@ static Napi::Object Register(Napi::Env env, Napi::Object exports)
 	exports.Set("probeHelper", Napi::Function::New(env, ProbeHelper));
 	exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
 	exports.Set("BpfSession", session);
+	exports.Set("feedRecords", Napi::Function::New(env, FeedRecords));
 	return exports;
 }
 

@@ -8,7 +8,7 @@ BatchPool::~BatchPool()
 		delete batch;
 }
 
-BatchPool::Batch *BatchPool::Take()
+Batch *BatchPool::Take()
 {
 	{
 		std::lock_guard<std::mutex> lock(mutex_);
@@ -18,14 +18,12 @@ BatchPool::Batch *BatchPool::Take()
 			return batch;
 		}
 	}
-	auto *batch = new Batch();
-	batch->reserve(capacity_);
-	return batch;
+	return new Batch(capacity_);
 }
 
 void BatchPool::Give(Batch *batch)
 {
-	batch->clear(); // keeps the capacity
+	batch->SetSize(0);
 	{
 		std::lock_guard<std::mutex> lock(mutex_);
 		if (idle_.size() < keep_) {

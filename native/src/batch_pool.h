@@ -3,26 +3,49 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <vector>
 
 namespace tlstap {
 
-// A steady capture allocates no batch: JS gives each one back when V8 collects its Buffer.
-// Without it, batches allocated on the polling thread and freed on the JS thread spread
-// over several malloc arenas, which kept hundreds of MiB resident under load.
+// The bytes of one batch: a fixed capacity, filled without being zeroed first.
+class Batch {
+public:
+	explicit Batch(size_t capacity) : bytes_(new uint8_t[capacity]), capacity_(capacity) {}
+	uint8_t *data() { return bytes_.get(); }
+	size_t size() const { return size_; }
+	size_t capacity() const { return capacity_; }
+	// Appends size bytes; the caller keeps within the capacity.
+	void Append(const void *data, size_t size)
+	{
+		memcpy(bytes_.get() + size_, data, size);
+		size_ += size;
+	}
+	// The length after bytes were written straight into data() (at most the capacity).
+	void SetSize(size_t size) { size_ = size; }
+
+private:
+	std::unique_ptr<uint8_t[]> bytes_; // new uint8_t[n]: not zeroed
+	size_t size_ = 0;
+	const size_t capacity_;
+};
+
+// A steady capture allocates no batch: JS gives each one back when it releases (or V8 collects)
+// its Buffer. Without it, batches allocated on the polling thread and freed on the JS thread spread
+// over several malloc arenas, which kept hundreds of MiB resident under load, and every new batch
+// costs its page faults again.
 class BatchPool {
 public:
-	using Batch = std::vector<uint8_t>;
-
-	// capacity: bytes reserved in every batch; keep: how many idle batches to hold on to.
+	// capacity: bytes of every batch; keep: how many idle batches to hold on to.
 	BatchPool(size_t capacity, size_t keep) : capacity_(capacity), keep_(keep) {}
 	~BatchPool();
 	BatchPool(const BatchPool &) = delete;
 	BatchPool &operator=(const BatchPool &) = delete;
 
-	// An empty batch with the capacity reserved. Any thread.
+	size_t capacity() const { return capacity_; }
+	// An empty batch. Any thread.
 	Batch *Take();
 	// Back to the pool, or freed when the pool holds enough. Any thread.
 	void Give(Batch *batch);

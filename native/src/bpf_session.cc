@@ -1,13 +1,16 @@
 #include "bpf_session.h"
 
 #include "errors.h"
-#include "spill.h"
 #include "tlstap.h"
 #include "tlstap_core.h"
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace tlstap {
 
@@ -15,33 +18,15 @@ namespace {
 
 // What OnSample returns to end a consume call early (the core stops at a negative return).
 constexpr int kStopConsuming = -ECANCELED;
-// Batches queued for JS beyond the one it is handling; the rest wait in the spill.
-constexpr size_t kQueuedBatches = 8;
 // Spill limits when startPolling is given none: memory, then the file.
 constexpr double kSpillMemoryBytes = 16.0 * (1 << 20);
 constexpr double kSpillFileBytes = 4.0 * (1 << 30);
-// How often the threads look again while waiting (a full spill, a paused output).
-constexpr auto kWaitStep = std::chrono::milliseconds(2);
 // The largest record the program writes, with its length frame in a batch.
 constexpr size_t kMaxRecordBytes = sizeof(uint32_t) + sizeof(struct tlstap_data_event) + TLSTAP_CHUNK_SIZE;
+// The polling thread's nice value (CFS weight about 9.3 times the default's).
+constexpr int kPollerNice = -10;
 // Room for the keys of a per-CPU array summed by sumPercpuArray.
 constexpr size_t kMaxPercpuKeys = 256;
-
-// A batch travelling from the polling thread to JS. data is null for the final "stopped" call.
-struct Delivery {
-	BatchPool::Batch *data;
-	SharedBatchPool pool;
-	uint32_t count;
-};
-
-// Each record in a batch is framed as [u32 little-endian length][bytes].
-void AppendRecord(std::vector<uint8_t> &batch, const void *data, size_t size)
-{
-	uint32_t len = static_cast<uint32_t>(size);
-	const uint8_t *len_bytes = reinterpret_cast<const uint8_t *>(&len);
-	batch.insert(batch.end(), len_bytes, len_bytes + sizeof(len));
-	batch.insert(batch.end(), static_cast<const uint8_t *>(data), static_cast<const uint8_t *>(data) + size);
-}
 
 } // namespace
 
@@ -254,32 +239,21 @@ Napi::Value BpfSession::AttachUprobeMulti(const Napi::CallbackInfo &info)
 	return Napi::Number::New(env, link);
 }
 
+// A record, still in the ring buffer: copied into the current batch, and its space is given back
+// to the kernel as soon as this returns.
 int BpfSession::OnSample(void *ctx, const void *data, size_t size)
 {
-	auto *self = static_cast<BpfSession *>(ctx);
-	if (!self->batch_)
-		self->batch_ = self->pool_->Take();
-	AppendRecord(*self->batch_, data, size);
-	self->batch_count_++;
-	if (self->batch_->size() >= self->batch_limit_)
-		self->FlushBatch();
+	static_cast<BpfSession *>(ctx)->courier_->Append(data, size);
 	return 0;
-}
-
-// Moves the current batch into the spill. While the spill is full this thread waits, the ring
-// buffer fills, and the kernel counts what it cannot hold: nothing is lost in this process.
-void BpfSession::FlushBatch()
-{
-	if (!batch_ || batch_count_ == 0)
-		return;
-	while (tlstap_spill_push(spill_, batch_->data(), batch_->size(), batch_count_) != 0 && !abort_.load())
-		std::this_thread::sleep_for(kWaitStep);
-	batch_->clear();
-	batch_count_ = 0;
 }
 
 void BpfSession::PollLoop()
 {
+	pthread_setname_np(pthread_self(), "tlstap-poll");
+	// This thread only moves bytes (a copy per record), and while it waits for a CPU the ring buffer
+	// fills and the kernel drops: it goes before the traced programs and the outputs. Unprivileged,
+	// the call fails and the thread keeps the default.
+	setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kPollerNice);
 	while (!stop_.load(std::memory_order_relaxed)) {
 		int ret = tlstap_core_poll(core_, poll_timeout_ms_);
 		if (ret < 0 && ret != -EINTR && ret != kStopConsuming) {
@@ -292,73 +266,11 @@ void BpfSession::PollLoop()
 			poll_error_ = -ret;
 			break;
 		}
-		FlushBatch();
+		courier_->Flush();
 	}
 	// Whatever the kernel wrote before stop (probes are detached first) is still delivered.
 	tlstap_core_consume(core_);
-	FlushBatch();
-	tlstap_spill_close(spill_);
-}
-
-// Hands a batch to JS: blocks while JS has kQueuedBatches waiting.
-static void Deliver(Napi::ThreadSafeFunction &deliver, Delivery *delivery)
-{
-	auto call = [](Napi::Env env, Napi::Function callback, Delivery *d) {
-		std::unique_ptr<Delivery> delivery(d);
-		if (env == nullptr) { // the function is being torn down: nobody to deliver to
-			d->pool->Give(d->data);
-			return;
-		}
-		// V8 cannot see memory outside its heap: without this, batches that outlive a
-		// scavenge wait for a major GC, and under load they pile up. The bytes used, not the
-		// capacity: most batches are small, and overstating them makes V8 collect in vain.
-		auto external = static_cast<int64_t>(d->data->size());
-		Napi::MemoryManagement::AdjustExternalMemory(env, external);
-		// The Buffer owns the delivery from here: its finalizer gives the batch back.
-		uint32_t count = d->count;
-		Delivery *owner = delivery.release();
-		Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
-			env, owner->data->data(), owner->data->size(),
-			[external](Napi::Env env, uint8_t *, Delivery *owned) {
-				owned->pool->Give(owned->data);
-				delete owned;
-				Napi::MemoryManagement::AdjustExternalMemory(env, -external);
-			},
-			owner);
-		callback.Call({buffer, Napi::Number::New(env, count)});
-	};
-	if (deliver.BlockingCall(delivery, call) != napi_ok) {
-		delivery->pool->Give(delivery->data);
-		delete delivery;
-	}
-}
-
-// Takes batches out of the spill, oldest first, while the outputs keep up (not paused), until
-// the poller closed the spill and it is empty.
-void BpfSession::DeliverLoop()
-{
-	while (!abort_.load()) {
-		if (paused_.load(std::memory_order_relaxed)) {
-			std::this_thread::sleep_for(kWaitStep);
-			continue;
-		}
-		size_t len = tlstap_spill_wait(spill_, poll_timeout_ms_);
-		if (len == 0) {
-			if (tlstap_spill_done(spill_))
-				break;
-			continue;
-		}
-		BatchPool::Batch *batch = pool_->Take();
-		batch->resize(len);
-		uint32_t count = 0;
-		long got = tlstap_spill_pop(spill_, batch->data(), batch->size(), &count);
-		if (got <= 0) { // a read error: counted by the spill (lost_*)
-			pool_->Give(batch);
-			continue;
-		}
-		Deliver(deliver_, new Delivery{batch, pool_, count});
-	}
-	deliver_.Release();
+	courier_->Finish();
 }
 
 // startPolling(ringMap, onBatch(buffer, count), {batchBytes, timeoutMs})
@@ -373,43 +285,37 @@ Napi::Value BpfSession::StartPolling(const Napi::CallbackInfo &info)
 	if (polling_)
 		ThrowBpfError(env, "startPolling", EBUSY, "a session polls its ring buffer once");
 	Check(env, tlstap_core_ring_open(core_, map_name.c_str(), OnSample, this));
-	batch_limit_ = opts.Get("batchBytes").As<Napi::Number>().Uint32Value();
 	poll_timeout_ms_ = opts.Get("timeoutMs").As<Napi::Number>().Int32Value();
 	auto limit = [&](const char *key, double fallback) {
 		Napi::Value v = opts.Get(key);
 		return static_cast<uint64_t>(v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback);
 	};
-	struct tlstap_spill_limits limits = {limit("spillMemoryBytes", kSpillMemoryBytes), limit("spillFileBytes", kSpillFileBytes), nullptr};
-	// Room for the limit and the record that crosses it: a batch is never reallocated. Enough
-	// idle batches are kept for the queue to JS to cycle without allocating.
-	pool_ = std::make_shared<BatchPool>(batch_limit_ + kMaxRecordBytes, kQueuedBatches + 2);
-	spill_ = tlstap_spill_new(&limits);
-	if (!spill_)
-		ThrowBpfError(env, "tlstap_spill_new", errno, map_name);
+	Courier::Options options = {
+		opts.Get("batchBytes").As<Napi::Number>().Uint32Value(),
+		kMaxRecordBytes,
+		poll_timeout_ms_,
+		{limit("spillMemoryBytes", kSpillMemoryBytes), limit("spillFileBytes", kSpillFileBytes), nullptr},
+	};
 
 	auto *stopped = new Napi::Promise::Deferred(env);
 	Napi::Promise promise = stopped->Promise();
 	stop_ = false;
-	// The finalizer below uses this object: keep it alive until the function is released.
+	// The end below uses this object: keep it alive until it ran.
 	Ref();
-	deliver_ = Napi::ThreadSafeFunction::New(
-		env, on_batch, "tlstap-ring-buffer", kQueuedBatches, 1, stopped, [this](Napi::Env env, Napi::Promise::Deferred *done) {
-			// Runs on the JS thread once the delivery thread released the function.
-			if (poller_.joinable())
-				poller_.join();
-			if (deliverer_.joinable())
-				deliverer_.join();
-			polling_ = false;
-			Unref();
-			if (poll_error_)
-				done->Resolve(Napi::String::New(env, std::string("ring_buffer__poll: ") + strerror(poll_error_)));
-			else
-				done->Resolve(env.Undefined());
-			delete done;
-		});
+	courier_ = std::make_unique<Courier>(env, on_batch, options, [this, stopped](Napi::Env env) {
+		// On the JS thread, once the final batch was delivered.
+		if (poller_.joinable())
+			poller_.join();
+		polling_ = false;
+		if (poll_error_)
+			stopped->Resolve(Napi::String::New(env, std::string("ring_buffer__poll: ") + strerror(poll_error_)));
+		else
+			stopped->Resolve(env.Undefined());
+		delete stopped;
+		Unref();
+	});
 	polling_ = true;
 	poller_ = std::thread(&BpfSession::PollLoop, this);
-	deliverer_ = std::thread(&BpfSession::DeliverLoop, this);
 	// Resolves after the final batch was delivered; with an error string if polling failed.
 	return promise;
 }
@@ -425,33 +331,16 @@ Napi::Value BpfSession::StopPolling(const Napi::CallbackInfo &info)
 // ring buffer is still read, into the spill.
 void BpfSession::PausePolling(const Napi::CallbackInfo &info)
 {
-	paused_ = info[0].As<Napi::Boolean>().Value();
+	if (courier_)
+		courier_->Pause(info[0].As<Napi::Boolean>().Value());
 }
 
-// spillStats() -> {bytes, fileBytes, peakBytes, peakFileBytes, delayMs, maxDelayMs, fullWaits,
-// lostBlocks, lostBytes, lostRecords, fileError}: undefined before startPolling.
+// spillStats() -> see CourierStats: undefined before startPolling.
 Napi::Value BpfSession::SpillStats(const Napi::CallbackInfo &info)
 {
-	Napi::Env env = info.Env();
-	if (!spill_)
-		return env.Undefined();
-	struct tlstap_spill_stats st;
-	tlstap_spill_get_stats(spill_, &st);
-	Napi::Object out = Napi::Object::New(env);
-	auto num = [&](const char *key, double v) { out.Set(key, Napi::Number::New(env, v)); };
-	num("bytes", static_cast<double>(st.bytes));
-	num("fileBytes", static_cast<double>(st.file_bytes));
-	num("peakBytes", static_cast<double>(st.peak_bytes));
-	num("peakFileBytes", static_cast<double>(st.peak_file_bytes));
-	num("delayMs", static_cast<double>(st.delay_ns) / 1e6);
-	num("maxDelayMs", static_cast<double>(st.max_delay_ns) / 1e6);
-	num("fullWaits", static_cast<double>(st.full_waits));
-	num("lostBlocks", static_cast<double>(st.lost_blocks));
-	num("lostBytes", static_cast<double>(st.lost_bytes));
-	num("lostRecords", static_cast<double>(st.lost_tags));
-	if (st.file_error)
-		out.Set("fileError", Napi::String::New(env, strerror(st.file_error)));
-	return out;
+	if (!courier_)
+		return info.Env().Undefined();
+	return CourierStats(info.Env(), *courier_);
 }
 
 // releaseBatch(buffer): JS is done with a batch. Detaching its memory frees it at once (the
@@ -529,21 +418,14 @@ void BpfSession::ReleaseAll()
 	// Reverse order of acquisition: links, polling thread, ring buffer and object.
 	tlstap_core_detach_all(core_);
 	if (poller_.joinable()) {
+		// Only reached when JS never waited for the stop (teardown): delivery is aborted so
+		// the threads end without waiting for JS.
 		stop_ = true;
-		abort_ = true;
-		// Only reached when JS never waited for the stop (teardown): the function is aborted
-		// so a blocked delivery returns, then the threads end.
-		deliver_.Abort();
+		courier_->Abort();
 		poller_.join();
-		if (deliverer_.joinable())
-			deliverer_.join();
 	}
-	if (batch_)
-		pool_->Give(batch_);
-	batch_ = nullptr;
-	// The spill outlives close() until here: its stats stay readable after the stop.
-	tlstap_spill_free(spill_);
-	spill_ = nullptr;
+	// The courier outlives close() until here: its stats stay readable after the stop.
+	courier_.reset();
 	tlstap_core_close(core_);
 	core_ = nullptr;
 }

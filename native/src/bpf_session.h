@@ -3,15 +3,15 @@
 #pragma once
 #include <napi.h>
 
-#include "batch_pool.h"
+#include "courier.h"
 
 #include <atomic>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 struct tlstap_core;
-struct tlstap_spill;
 
 namespace tlstap {
 
@@ -45,9 +45,6 @@ private:
 	// Polling thread side.
 	static int OnSample(void *ctx, const void *data, size_t size);
 	void PollLoop();
-	void FlushBatch();
-	// Delivery thread side: takes batches from the spill to JS at JS's pace.
-	void DeliverLoop();
 
 	void RequireOpen(Napi::Env env, const char *op) const;
 	// Throws the core's last failure when ret is a negative errno; returns ret.
@@ -58,18 +55,11 @@ private:
 	bool loading_ = false; // loadAsync() is running: nothing else may touch core_
 
 	std::thread poller_;
-	std::thread deliverer_;
 	std::atomic<bool> stop_{false};
-	std::atomic<bool> abort_{false}; // teardown: nobody waits for the rest
-	std::atomic<bool> paused_{false}; // the outputs are behind: delivery waits, the spill grows
-	struct tlstap_spill *spill_ = nullptr; // between the two threads (native/core/spill.h)
 	bool polling_ = false;
-	Napi::ThreadSafeFunction deliver_;
-	size_t batch_limit_ = 0; // set by startPolling (batchBytes)
 	int poll_timeout_ms_ = 100;
-	SharedBatchPool pool_;                   // created by startPolling; finalizers of batches share it
-	BatchPool::Batch *batch_ = nullptr; // owned by the polling thread until handed to JS
-	uint32_t batch_count_ = 0;
+	// Batches from the polling thread to JS (made by startPolling; kept after the stop for its stats).
+	std::unique_ptr<Courier> courier_;
 	int poll_error_ = 0;
 };
 

@@ -184,6 +184,9 @@ export interface SpillStats {
   lostBytes: number;
   /** Why the spill file could not be made or written, if it could not. */
   fileError?: string;
+  /** Batches handed to the outputs straight from the poller, and those that went through the spill. */
+  directBatches?: number;
+  spilledBatches?: number;
 }
 
 /** Totals for the end-of-run summary; every loss has its own count. */

@@ -70,7 +70,7 @@ export interface NativeBpfSession {
   /** Resolves (with an error text if polling failed) once the final batch after stopPolling() was delivered. */
   startPolling(
     ringMap: string,
-    onBatch: (batch: Buffer, count: number) => void,
+    onBatch: OnNativeBatch,
     options: { batchBytes: number; timeoutMs: number; spillMemoryBytes?: number; spillFileBytes?: number },
   ): Promise<string | undefined>;
   stopPolling(): void;
@@ -86,6 +86,24 @@ export interface NativeBpfSession {
   close(): void;
 }
 
+/**
+ * A batch of `count` records framed [u32 LE length][record]; `spilled`: it waited in the spill
+ * (JS was behind), else it came straight from the poller.
+ */
+export type OnNativeBatch = (batch: Buffer, count: number, spilled: boolean) => void;
+
+/** feedRecords' plan: record i is `recordBytes` long, i as a u64 LE then the byte i % 251. */
+export interface RecordFeedPlan {
+  records: number;
+  recordBytes: number;
+  batchBytes: number;
+  /** The producer flushes its batch after this many records, then sleeps pollIntervalUs (as the poller between polls). */
+  recordsPerPoll: number;
+  pollIntervalUs: number;
+  spillMemoryBytes: number;
+  spillFileBytes: number;
+}
+
 /** The addon's whole interface. */
 export interface NativeAddon {
   init(classes: { BpfError: typeof BpfError }): void;
@@ -97,6 +115,8 @@ export interface NativeAddon {
   probeHelper(progType: number, helperId: number): boolean;
   /** btfPath replaces the kernel's BTF for CO-RE relocations (libbpf's btf_custom_path). */
   BpfSession: new (objectPath: string, btfPath?: string) => NativeBpfSession;
+  /** Synthetic records through the poller's delivery path (direct, or through the spill), from a native thread; for tests. */
+  feedRecords(onBatch: OnNativeBatch, plan: RecordFeedPlan): Promise<SpillStats>;
 }
 
 /** The architectures tlstap ships a BPF object and a prebuilt addon for (Node's names, process.arch). */
