@@ -3,7 +3,7 @@
 // contiguous stretch of the batch, and batches are handed to the stream as slices that start and
 // end on block boundaries, so a file cut short (kill -9, disk full) ends with whole blocks.
 
-import type { WriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
 import type { CallSink, CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
 import { BatchWriter, describeWriteError, releasesChunksOnCallback } from '../output/batch.js';
 import type { OutputStream } from '../output/batch.js';
@@ -136,7 +136,7 @@ class Sink implements PcapngSink {
     out: OutputStream,
     ctx: CaptureContext,
     opts: PcapngSinkOptions,
-    private readonly owned: WriteStream | undefined,
+    private readonly owned: Writable | undefined,
   ) {
     this.counter = new CountingStream(out, (total) => this.confirm(total));
     this.writer = new BatchWriter(this.counter, {
