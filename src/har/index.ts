@@ -317,7 +317,7 @@ export function harLog(entries: HarEntry[], comment?: string): HarLog {
 export interface HarSinkOptions extends HarOptions {
   /** The tracker whose exchanges become entries (fed by the pipeline, shared with other outputs). */
   tracker: HttpTracker;
-  /** Batched bytes that trigger a write (default 64 KiB). */
+  /** Batched bytes that trigger a write (default 256 KiB). */
   flushBytes?: number;
   /** Called once, at once, when writing fails (ENOSPC, EIO ...). */
   onClosed?: (error: NodeJS.ErrnoException) => void;

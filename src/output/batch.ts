@@ -54,7 +54,7 @@ export class GrowableBytes implements ByteTarget {
 
 /** Settings of a BatchWriter. */
 export interface BatchOptions {
-  /** Batched bytes that trigger a write (default 64 KiB). */
+  /** Batched bytes that trigger a write (default 256 KiB). */
   flushBytes?: number;
   /** Longest time bytes wait in the batch (default 20 ms), so a live capture stays live. */
   flushDelayMs?: number;

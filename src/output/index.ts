@@ -37,7 +37,7 @@ export interface FormatSinkOptions {
   maxPreviewBytes?: number;
   /** Called once when the stream fails; `isBrokenPipe(error)` means the reader went away. */
   onClosed?: (error: NodeJS.ErrnoException) => void;
-  /** Batched bytes that trigger a write (default 64 KiB). */
+  /** Batched bytes that trigger a write (default 256 KiB). */
   flushBytes?: number;
   /** Longest delay before batched text is written (default 20 ms). */
   flushDelayMs?: number;

@@ -27,7 +27,7 @@ import type { DecodeAs, Segment } from './tcp.js';
 export interface PcapngSinkOptions {
   /** Called once when output fails (EPIPE, ENOSPC ...) with a one-line message saying how much was written. */
   onClosed?: (error: NodeJS.ErrnoException, message: string) => void;
-  /** Batched bytes that trigger a write (default 64 KiB). */
+  /** Batched bytes that trigger a write (default 256 KiB). */
   flushBytes?: number;
   /** Longest time a block waits before it is written (default 20 ms), so live readers stay live. */
   flushDelayMs?: number;
