@@ -4,7 +4,8 @@
 
 import type { Writable } from 'node:stream';
 import type { CaptureContext } from '../events/types.js';
-import { decodeBody } from '../http/body.js';
+import { PLAIN_BODY_STRINGS, decodeBody } from '../http/body.js';
+import type { BodyStrings } from '../http/body.js';
 import { headerValue } from '../http/message.js';
 import { redactHeaders } from '../http/redact.js';
 import type { HttpTracker } from '../http/tracker.js';
@@ -12,6 +13,7 @@ import type { HttpBody, HttpExchange, HttpHeader, HttpListener, HttpStats, HttpV
 import { multipartBoundary, parseMultipart } from './multipart.js';
 import type { FormPart } from './multipart.js';
 import { BatchWriter } from '../output/batch.js';
+import { BodyJsonWriter } from '../output/body-json.js';
 import { createPrivateWriteStream } from '../util/private-file.js';
 import { tlstapVersion } from '../version.js';
 
@@ -179,20 +181,22 @@ function queryString(url: string): HarNameValue[] {
  * multipart/form-data body also as params (file parts with fileName and contentType, a binary
  * part's value as base64); binary bytes as base64 with `_encoding: "base64"` (see docs/http.md).
  */
-function postData(body: HttpBody, headers: HttpHeader[]): HarPostData {
+function postData(body: HttpBody, headers: HttpHeader[], strings: BodyStrings): HarPostData {
   const mimeType = headerValue(headers, 'content-type') ?? '';
   const decoded = decodeBody(body, headers);
   const data: HarPostData = { mimeType, params: [], text: '' };
-  if (decoded.text) {
+  if (decoded.text && /^application\/x-www-form-urlencoded/i.test(mimeType)) {
     data.text = decoded.bytes.toString('utf8');
-    if (/^application\/x-www-form-urlencoded/i.test(mimeType)) data.params = [...new URLSearchParams(data.text)].map(([name, value]) => ({ name, value }));
+    data.params = [...new URLSearchParams(data.text)].map(([name, value]) => ({ name, value }));
+  } else if (decoded.text) {
+    data.text = strings.text(decoded.bytes);
   } else {
-    data.text = decoded.bytes.toString('base64');
+    data.text = strings.base64(decoded.bytes);
     data._encoding = 'base64';
   }
   const boundary = body.complete ? multipartBoundary(mimeType) : undefined;
   const parts = boundary === undefined ? undefined : parseMultipart(decoded.bytes, boundary);
-  if (parts !== undefined) data.params = parts.map(formParam);
+  if (parts !== undefined) data.params = parts.map((part) => formParam(part, strings));
   const notes = [
     decoded.text ? '' : 'binary body: text is base64 (_encoding)',
     body.complete ? '' : body.missing ? `incomplete: ${body.missing} bytes not captured` : 'incomplete',
@@ -202,12 +206,12 @@ function postData(body: HttpBody, headers: HttpHeader[]): HarPostData {
   return data;
 }
 
-function formParam(part: FormPart): HarParam {
+function formParam(part: FormPart, strings: BodyStrings): HarParam {
   const param: HarParam = { name: part.name };
-  if (part.text) param.value = part.data.toString('utf8');
+  if (part.text) param.value = strings.text(part.data);
   else {
     // Replay tools need a value (har-to-k6 fails without one); base64 keeps the bytes.
-    param.value = part.data.toString('base64');
+    param.value = strings.base64(part.data);
     param.comment = `binary, ${part.data.length} bytes: value is base64`;
   }
   if (part.fileName !== undefined) param.fileName = part.fileName;
@@ -215,8 +219,11 @@ function formParam(part: FormPart): HarParam {
   return param;
 }
 
-/** The HAR entry for one exchange. */
-export function harEntry(ex: HttpExchange, ctx: CaptureContext, opts: HarOptions): HarEntry {
+/**
+ * The HAR entry for one exchange. The bodies' strings come from `strings` (stand-ins when a writer
+ * encodes the bytes itself).
+ */
+export function harEntry(ex: HttpExchange, ctx: CaptureContext, opts: HarOptions, strings: BodyStrings = PLAIN_BODY_STRINGS): HarEntry {
   const t = ex.timings;
   const req = ex.request;
   const res = ex.response;
@@ -231,7 +238,7 @@ export function harEntry(ex: HttpExchange, ctx: CaptureContext, opts: HarOptions
     headersSize: headersSize(`${req.method} ${req.target} ${req.httpVersion}`, req.headers, req.httpVersion),
     bodySize: req.body.size,
   };
-  if (req.body.size > 0) request.postData = postData(req.body, req.headers);
+  if (req.body.size > 0) request.postData = postData(req.body, req.headers, strings);
   let response: HarResponse;
   if (res === undefined) {
     response = {
@@ -255,9 +262,9 @@ export function harEntry(ex: HttpExchange, ctx: CaptureContext, opts: HarOptions
     };
     if (decoded.encoding !== undefined) content.compression = content.size - res.body.size;
     if (decoded.bytes.length > 0) {
-      if (decoded.text) content.text = decoded.bytes.toString('utf8');
+      if (decoded.text) content.text = strings.text(decoded.bytes);
       else {
-        content.text = decoded.bytes.toString('base64');
+        content.text = strings.base64(decoded.bytes);
         content.encoding = 'base64';
       }
     }
@@ -310,7 +317,7 @@ export function harLog(entries: HarEntry[], comment?: string): HarLog {
 export interface HarSinkOptions extends HarOptions {
   /** The tracker whose exchanges become entries (fed by the pipeline, shared with other outputs). */
   tracker: HttpTracker;
-  /** Batched bytes that trigger a write (default 64 KiB). */
+  /** Batched bytes that trigger a write (default 256 KiB). */
   flushBytes?: number;
   /** Called once, at once, when writing fails (ENOSPC, EIO ...). */
   onClosed?: (error: NodeJS.ErrnoException) => void;
@@ -338,6 +345,8 @@ const ENTRIES_KEY = '"entries":[';
 class HarWriter implements HarSink {
   entries = 0;
   private readonly writer: BatchWriter;
+  /** Writes entries with their bodies encoded straight into the batch. */
+  private readonly bodies = new BodyJsonWriter();
   /** Where the head (up to the entries array) ends in a serialised harLog. */
   private readonly cut: number;
   private failure: NodeJS.ErrnoException | undefined;
@@ -380,7 +389,7 @@ class HarWriter implements HarSink {
   /** One entry per line, in completion order. */
   exchange(ex: HttpExchange): void {
     if (this.writer.error !== undefined || this.closing !== undefined) return;
-    this.writer.writeString(`${this.entries === 0 ? '\n' : ',\n'}${JSON.stringify(harEntry(ex, this.ctx, this.opts))}`);
+    this.bodies.write(harEntry(ex, this.ctx, this.opts, this.bodies.strings), this.writer, this.entries === 0 ? '\n' : ',\n');
     this.entries++;
     this.writer.commit();
   }

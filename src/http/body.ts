@@ -89,3 +89,21 @@ function decodeUncached(body: HttpBody, headers: readonly HttpHeader[]): Decoded
 function keptNote(body: HttpBody): { note?: string } {
   return body.bytes.length < body.size - (body.missing ?? 0) ? { note: `only the first ${body.bytes.length} of ${body.size} bytes were kept` } : {};
 }
+
+/**
+ * How a record builder turns body bytes into the string value of a JSON record (HAR, jsonl http):
+ * the string itself, or a stand-in that a writer replaces by the bytes encoded straight into its
+ * output (src/output/body-json.ts), so a large body never becomes a JS string.
+ */
+export interface BodyStrings {
+  /** Text bytes (looksLikeText) as a string: what `bytes.toString('utf8')` gives. */
+  text(bytes: Buffer): string;
+  /** Binary bytes as base64: what `bytes.toString('base64')` gives. */
+  base64(bytes: Buffer): string;
+}
+
+/** The strings themselves, for records kept as objects (the web view, tests). */
+export const PLAIN_BODY_STRINGS: BodyStrings = {
+  text: (bytes) => bytes.toString('utf8'),
+  base64: (bytes) => bytes.toString('base64'),
+};

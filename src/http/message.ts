@@ -90,6 +90,8 @@ export class BodyBuilder {
   /** The body as the exchange carries it; a body with missing bytes is never complete. */
   finish(complete: boolean): HttpBody {
     const bytes = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.kept);
+    // The joined bytes replace the chunks: a 16 MiB body is not held twice while its exchange lives.
+    this.chunks = [bytes];
     const body: HttpBody = { bytes, size: this.size, complete: complete && this.missing === 0 };
     if (this.missing > 0) body.missing = this.missing;
     return body;

@@ -1,7 +1,8 @@
 // The `type: "http"` records of the jsonl format: one JSON object per exchange.
 
 import type { CaptureContext, Endpoint } from '../events/types.js';
-import { decodeBody } from './body.js';
+import { PLAIN_BODY_STRINGS, decodeBody } from './body.js';
+import type { BodyStrings } from './body.js';
 import { formatEndpoint } from '../events/addresses.js';
 import { redactHeaders } from './redact.js';
 import type { HttpBody, HttpFallback, HttpHeader, HttpStats, HttpExchange } from './types.js';
@@ -116,7 +117,7 @@ export function connRecord(conn: HttpExchange['conn']): HttpConnRecord {
   };
 }
 
-function bodyRecord(body: HttpBody, headers: HttpHeader[]): HttpBodyRecord {
+function bodyRecord(body: HttpBody, headers: HttpHeader[], strings: BodyStrings): HttpBodyRecord {
   const rec: HttpBodyRecord = { size: body.size, captured: body.bytes.length, complete: body.complete };
   if (body.missing !== undefined) rec.missing = body.missing;
   if (body.size === 0) return rec;
@@ -126,13 +127,16 @@ function bodyRecord(body: HttpBody, headers: HttpHeader[]): HttpBodyRecord {
     rec.decoded_size = decoded.bytes.length;
   }
   if (decoded.note !== undefined) rec.note = decoded.note;
-  if (decoded.text) rec.text = decoded.bytes.toString('utf8');
-  else rec.base64 = decoded.bytes.toString('base64');
+  if (decoded.text) rec.text = strings.text(decoded.bytes);
+  else rec.base64 = strings.base64(decoded.bytes);
   return rec;
 }
 
-/** The jsonl record of one exchange; with `redact`, credential headers are masked. */
-export function httpRecord(ex: HttpExchange, ctx: CaptureContext, opts: { redact: boolean }): HttpRecord {
+/**
+ * The jsonl record of one exchange; with `redact`, credential headers are masked. The bodies'
+ * strings come from `strings` (stand-ins when a writer encodes the bytes itself).
+ */
+export function httpRecord(ex: HttpExchange, ctx: CaptureContext, opts: { redact: boolean }, strings: BodyStrings = PLAIN_BODY_STRINGS): HttpRecord {
   const t = ex.timings;
   const req = ex.request;
   const res = ex.response;
@@ -150,7 +154,7 @@ export function httpRecord(ex: HttpExchange, ctx: CaptureContext, opts: { redact
       target: req.target,
       headers: redactHeaders(req.headers, opts.redact),
       ...(req.trailers.length > 0 ? { trailers: redactHeaders(req.trailers, opts.redact) } : {}),
-      body: bodyRecord(req.body, req.headers),
+      body: bodyRecord(req.body, req.headers, strings),
     },
     response:
       res === undefined
@@ -163,7 +167,7 @@ export function httpRecord(ex: HttpExchange, ctx: CaptureContext, opts: { redact
             ...(res.interim.length > 0
               ? { interim: res.interim.map((i) => ({ status: i.status, headers: redactHeaders(i.headers, opts.redact) })) }
               : {}),
-            body: bodyRecord(res.body, res.headers),
+            body: bodyRecord(res.body, res.headers, strings),
           },
     timings: {
       request_start_ns: String(t.requestStartNs),

@@ -3,6 +3,7 @@
 
 import { WriteStream } from 'node:fs';
 import { Socket } from 'node:net';
+import { FileWriteStream } from '../util/private-file.js';
 
 /** The part of a Writable that output sinks use; process.stdout and fs/net streams fit. */
 export interface OutputStream {
@@ -53,7 +54,7 @@ export class GrowableBytes implements ByteTarget {
 
 /** Settings of a BatchWriter. */
 export interface BatchOptions {
-  /** Batched bytes that trigger a write (default 64 KiB). */
+  /** Batched bytes that trigger a write (default 256 KiB). */
   flushBytes?: number;
   /** Longest time bytes wait in the batch (default 20 ms), so a live capture stays live. */
   flushDelayMs?: number;
@@ -72,7 +73,7 @@ export interface BatchOptions {
  * PassThrough still holds the chunk in its read queue), so its chunks are never reused.
  */
 export function releasesChunksOnCallback(out: OutputStream): boolean {
-  return out instanceof WriteStream || out instanceof Socket || out === process.stdout || out === process.stderr;
+  return out instanceof WriteStream || out instanceof FileWriteStream || out instanceof Socket || out === process.stdout || out === process.stderr;
 }
 
 /** Whether an error says the reading end of the pipe is gone (a normal way for output to end). */
@@ -153,7 +154,7 @@ export class BatchWriter implements ByteTarget {
     private readonly out: OutputStream,
     options: BatchOptions = {},
   ) {
-    this.flushBytes = Math.min(options.flushBytes ?? 64 * 1024, CHUNK_SIZE);
+    this.flushBytes = Math.min(options.flushBytes ?? CHUNK_SIZE, CHUNK_SIZE);
     this.flushDelayMs = options.flushDelayMs ?? 20;
     this.onClosed = options.onClosed;
     this.reuseChunks = options.reuseChunks ?? releasesChunksOnCallback(out);

@@ -10,6 +10,7 @@ import { redactHeaders } from '../http/redact.js';
 import type { HttpTracker } from '../http/tracker.js';
 import type { HttpBody, HttpConnection, HttpExchange, HttpFallback, HttpHeader, HttpListener, HttpStats } from '../http/types.js';
 import { BatchWriter } from './batch.js';
+import { BodyJsonWriter } from './body-json.js';
 import type { OutputStream } from './batch.js';
 import { escapePayload, previewEnd } from './escape.js';
 import { hexdump } from './hexdump.js';
@@ -29,7 +30,7 @@ export interface HttpSinkOptions {
   tracker: HttpTracker;
   /** Called once when the stream fails; `isBrokenPipe(error)` means the reader went away. */
   onClosed?: (error: NodeJS.ErrnoException) => void;
-  /** Batched bytes that trigger a write (default 64 KiB). */
+  /** Batched bytes that trigger a write (default 256 KiB). */
   flushBytes?: number;
   /** Longest delay before batched text is written (default 20 ms). */
   flushDelayMs?: number;
@@ -313,9 +314,10 @@ export interface HttpJsonlSink extends FormatSink {
  */
 export function withHttpRecords(jsonl: FormatSink, ctx: CaptureContext, opts: HttpRecordOptions): HttpJsonlSink {
   const tracker = opts.tracker;
+  const records = new BodyJsonWriter();
   tracker.subscribe({
     exchange(ex) {
-      jsonl.writeLine(JSON.stringify(httpRecord(ex, ctx, opts)));
+      jsonl.writeEncoded((target) => records.write(httpRecord(ex, ctx, opts, records.strings), target, '', '\n'));
     },
     fallback(f) {
       jsonl.writeLine(JSON.stringify(httpFallbackRecord(f, ctx)));
@@ -343,6 +345,9 @@ export function withHttpRecords(jsonl: FormatSink, ctx: CaptureContext, opts: Ht
     },
     writeLine(line: string) {
       jsonl.writeLine(line);
+    },
+    writeEncoded(encode) {
+      jsonl.writeEncoded(encode);
     },
     drained() {
       return jsonl.drained();

@@ -2,7 +2,7 @@
 
 import type { CallSink, CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
 import { BatchWriter } from './batch.js';
-import type { OutputStream } from './batch.js';
+import type { ByteTarget, OutputStream } from './batch.js';
 import { JsonlFormat } from './jsonl.js';
 import { HexFormat, TextFormat } from './text.js';
 import type { CallEncoder } from './text.js';
@@ -28,7 +28,7 @@ export interface FormatSinkOptions {
   maxPreviewBytes?: number;
   /** Called once when the stream fails; `isBrokenPipe(error)` means the reader went away. */
   onClosed?: (error: NodeJS.ErrnoException) => void;
-  /** Batched bytes that trigger a write (default 64 KiB). */
+  /** Batched bytes that trigger a write (default 256 KiB). */
   flushBytes?: number;
   /** Longest delay before batched text is written (default 20 ms). */
   flushDelayMs?: number;
@@ -42,6 +42,8 @@ export interface FormatSink extends CallSink {
   drained(): Promise<void>;
   /** Writes a line of the caller's own (e.g. the jsonl summary) in order with the calls. */
   writeLine(line: string): void;
+  /** Writes what `encode` puts into the output (a line of the caller's own, encoded in place). */
+  writeEncoded(encode: (target: ByteTarget) => void): void;
   /** The error that ended output (EPIPE, ...), if any; later calls are discarded. */
   readonly error: NodeJS.ErrnoException | undefined;
 }
@@ -67,6 +69,13 @@ export class LineOutput {
   writeLine(line: string): void {
     if (this.writer.error !== undefined) return;
     this.writer.writeString(line.endsWith('\n') ? line : `${line}\n`);
+    this.writer.commit();
+  }
+
+  /** Writes what `encode` puts into the output (a line of the caller's own, encoded in place). */
+  writeEncoded(encode: (target: ByteTarget) => void): void {
+    if (this.writer.error !== undefined) return;
+    encode(this.writer);
     this.writer.commit();
   }
 

@@ -166,6 +166,13 @@ interface CallMiddle {
   comm: string;
   func: string;
   bytes: Buffer;
+  /**
+   * Everything from `middle` to the payload for a call that lost nothing: `bytes`, the length,
+   * `whole` and the payload's key; made again when the length or the payload's kind changes.
+   */
+  rest?: Buffer;
+  restLen?: number;
+  restText?: boolean;
 }
 
 /** `jsonl`: every captured byte of every call, as `text` when valid UTF-8 without NUL, else `base64`. */
@@ -213,22 +220,24 @@ export class JsonlFormat implements CallEncoder {
     if (second !== this.second) this.newSecond(second);
     const tail = this.tail(call);
     const middle = this.middle(call, tail);
-    target.reserve(HEAD_ROOM + this.lineOpen.length + middle.length + tail.whole.length);
+    // Most calls lose nothing and repeat their connection's latest length and payload kind: one copy from the middle on.
+    const rest = call.truncated === 0 && call.lost === 0 ? this.rest(middle, call.totalLen, text, tail) : undefined;
+    target.reserve(HEAD_ROOM + this.lineOpen.length + (rest ?? middle.bytes).length + tail.whole.length);
     const buf = target.buf;
     let pos = target.pos;
     pos = putBytes(buf, pos, this.lineOpen);
     pos = putDigits(buf, pos, us - second * 1e6, 6);
     pos = putBytes(buf, pos, TS_NS);
     pos = putBigInt(buf, pos, call.tsNs);
-    pos = putBytes(buf, pos, middle);
-    pos = putNumber(buf, pos, call.totalLen);
-    if (call.truncated === 0 && call.lost === 0) {
-      pos = putBytes(buf, pos, tail.whole);
-    } else {
-      pos = putNumberField(buf, pos, TRUNCATED, call.truncated);
-      pos = putNumberField(buf, pos, LOST, call.lost);
-      pos = putBytes(buf, pos, tail.bytes);
+    if (rest !== undefined) {
+      target.pos = putBytes(buf, pos, rest);
+      return;
     }
+    pos = putBytes(buf, pos, middle.bytes);
+    pos = putNumber(buf, pos, call.totalLen);
+    pos = putNumberField(buf, pos, TRUNCATED, call.truncated);
+    pos = putNumberField(buf, pos, LOST, call.lost);
+    pos = putBytes(buf, pos, tail.bytes);
     pos = putBytes(buf, pos, text ? TEXT_OPEN : BASE64_OPEN);
     target.pos = pos;
   }
@@ -257,16 +266,31 @@ export class JsonlFormat implements CallEncoder {
   }
 
   /** `","pid":…,"len":`, made again only when it differs from the connection's latest in that direction. */
-  private middle(call: TlsCall, tail: CallTail): Buffer {
+  private middle(call: TlsCall, tail: CallTail): CallMiddle {
     const last = call.dir === 'write' ? tail.write : tail.read;
     if (last !== undefined && last.pid === call.pid && last.tid === call.tid && last.uid === call.uid && last.comm === call.comm && last.func === call.func) {
-      return last.bytes;
+      return last;
     }
     const json = `","pid":${call.pid},"tid":${call.tid},"uid":${call.uid},"comm":${this.comm(call.comm)},"func":${JSON.stringify(call.func)},"dir":"${call.dir}","len":`;
     const middle: CallMiddle = { pid: call.pid, tid: call.tid, uid: call.uid, comm: call.comm, func: call.func, bytes: Buffer.from(json, 'utf8') };
     if (call.dir === 'write') tail.write = middle;
     else tail.read = middle;
-    return middle.bytes;
+    return middle;
+  }
+
+  /** `middle`'s bytes, the length, `tail.whole` and `"text":"` or `"base64":"`, kept for the next call like it. */
+  private rest(middle: CallMiddle, len: number, text: boolean, tail: CallTail): Buffer {
+    if (middle.rest !== undefined && middle.restLen === len && middle.restText === text) return middle.rest;
+    const open = text ? TEXT_OPEN : BASE64_OPEN;
+    const rest = Buffer.allocUnsafe(middle.bytes.length + MAX_NUMBER_TEXT + tail.whole.length + open.length);
+    let pos = putBytes(rest, 0, middle.bytes);
+    pos = putNumber(rest, pos, len);
+    pos = putBytes(rest, pos, tail.whole);
+    pos = putBytes(rest, pos, open);
+    middle.rest = rest.subarray(0, pos);
+    middle.restLen = len;
+    middle.restText = text;
+    return middle.rest;
   }
 
   /** A connection's `open` or `close` record. */

@@ -3,7 +3,7 @@
 // contiguous stretch of the batch, and batches are handed to the stream as slices that start and
 // end on block boundaries, so a file cut short (kill -9, disk full) ends with whole blocks.
 
-import type { WriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
 import type { CallSink, CaptureContext, ConnectionEvent, TlsCall } from '../events/types.js';
 import { BatchWriter, describeWriteError, releasesChunksOnCallback } from '../output/batch.js';
 import type { OutputStream } from '../output/batch.js';
@@ -27,7 +27,7 @@ import type { DecodeAs, Segment } from './tcp.js';
 export interface PcapngSinkOptions {
   /** Called once when output fails (EPIPE, ENOSPC ...) with a one-line message saying how much was written. */
   onClosed?: (error: NodeJS.ErrnoException, message: string) => void;
-  /** Batched bytes that trigger a write (default 64 KiB). */
+  /** Batched bytes that trigger a write (default 256 KiB). */
   flushBytes?: number;
   /** Longest time a block waits before it is written (default 20 ms), so live readers stay live. */
   flushDelayMs?: number;
@@ -136,7 +136,7 @@ class Sink implements PcapngSink {
     out: OutputStream,
     ctx: CaptureContext,
     opts: PcapngSinkOptions,
-    private readonly owned: WriteStream | undefined,
+    private readonly owned: Writable | undefined,
   ) {
     this.counter = new CountingStream(out, (total) => this.confirm(total));
     this.writer = new BatchWriter(this.counter, {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, createWriteStream, lstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, createWriteStream, fstatSync, lstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, writevSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import type { WriteStream } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
@@ -73,9 +74,71 @@ function replaceFile(path: string): number {
   return fd;
 }
 
-/** A write stream on a private file (see openPrivateFile). */
-export function createPrivateWriteStream(path: string): WriteStream {
-  return createWriteStream(path, { fd: openPrivateFile(path) });
+/**
+ * Bytes an output file's stream holds before it asks for a drain: a few write batches (Node's
+ * default, 16 KiB, is below one, so every write would pause delivery).
+ */
+const WRITE_MARK = 1024 * 1024;
+
+/**
+ * A stream that writes to a regular file (or /dev/null) synchronously, as Node's own stdout does for
+ * files: writes there never wait for a reader, and doing them on the JS thread saves each one a trip
+ * through the thread pool and back (write batches are large, so there are few of them).
+ */
+export class FileWriteStream extends Writable {
+  constructor(readonly fd: number) {
+    super({ highWaterMark: WRITE_MARK });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    try {
+      for (let done = 0; done < chunk.length; ) done += writeSync(this.fd, chunk, done, chunk.length - done);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    callback();
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    try {
+      for (const { chunk } of chunks) for (let done = 0; done < chunk.length; ) done += writeSync(this.fd, chunk, done, chunk.length - done);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    try {
+      closeSync(this.fd);
+    } catch (err) {
+      callback(error ?? (err as Error));
+      return;
+    }
+    callback(error);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    callback();
+  }
+}
+
+/** Whether writes to `fd` never wait for a reader: a regular file, or /dev/null. */
+function neverWaits(fd: number): boolean {
+  const stat = fstatSync(fd);
+  return stat.isFile() || (stat.isCharacterDevice() && stat.rdev === statSync('/dev/null').rdev);
+}
+
+/**
+ * A write stream on a private file (see openPrivateFile): a FileWriteStream where writes never wait
+ * for a reader, else (a FIFO, a terminal) Node's asynchronous one.
+ */
+export function createPrivateWriteStream(path: string): Writable {
+  const fd = openPrivateFile(path);
+  if (neverWaits(fd)) return new FileWriteStream(fd);
+  return createWriteStream(path, { fd, highWaterMark: WRITE_MARK });
 }
 
 /** A file a run reads or writes, and the option that names it. */
