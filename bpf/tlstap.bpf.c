@@ -500,13 +500,18 @@ static __always_inline __u64 new_conn_id(void)
 }
 
 /*
- * The connection's next call number: a read, then a plain atomic add (fetch-and-add needs 5.12).
- * Only two threads inside one TLS object at once, which TLS libraries forbid, could share a number.
+ * The connection's next call number. `shared`: the TLS object may be inside two calls at once, as
+ * a Go tls.Conn is (one goroutine reads while another writes): an atomic fetch-and-add, which needs
+ * 5.12, and Go's programs load only from 5.15 (attach cookies). Otherwise a read, then a plain
+ * atomic add: only two threads inside one TLS object at once, which TLS libraries forbid, could
+ * share a number. `shared` is a constant at each call site: the library programs carry no fetch.
  */
-static __always_inline __u32 next_seq(struct conn_state *st)
+static __always_inline __u32 next_seq(struct conn_state *st, int shared)
 {
 	__u32 seq;
 
+	if (shared)
+		return __sync_fetch_and_add(&st->seq, 1);
 	seq = st->seq;
 	__sync_fetch_and_add(&st->seq, 1);
 	return seq;
@@ -760,7 +765,7 @@ static __always_inline void emit_data(const struct tlstap_data_event *head, __u6
  * none known) first.
  */
 static __always_inline void emit_call_on(struct conn_state *st, __u64 pid_tgid, const struct call_args *args,
-					 __u64 len, __s32 fd, __s32 *conn_fd)
+					 __u64 len, __s32 fd, __s32 *conn_fd, int shared_object)
 {
 	struct tlstap_data_event head = {};
 	__u32 func = TLSTAP_COOKIE_FUNC(args->cookie);
@@ -775,7 +780,7 @@ static __always_inline void emit_call_on(struct conn_state *st, __u64 pid_tgid, 
 	if (st) {
 		if (!st->announced)
 			return; /* not (yet) a connection --port/--host asked for */
-		seq = next_seq(st);
+		seq = next_seq(st, shared_object);
 	} else {
 		/*
 		 * The connection map refused the entry: the plaintext still goes out, without a
@@ -808,7 +813,8 @@ static __always_inline void emit_call_on(struct conn_state *st, __u64 pid_tgid, 
 
 /*
  * emit_call_on with a lookup of its own, for return probes that keep their calls themselves
- * (keyed otherwise than by thread, as Go's per goroutine) and know the fd in args->fd.
+ * (keyed otherwise than by thread, as Go's per goroutine) and know the fd in args->fd. Their TLS
+ * objects may be inside a read and a write at once (Go's), so call numbers are taken atomically.
  */
 static __always_inline __attribute__((unused)) void emit_call(__u64 pid_tgid, const struct call_args *args, __u64 len)
 {
@@ -816,7 +822,7 @@ static __always_inline __attribute__((unused)) void emit_call(__u64 pid_tgid, co
 	__s32 conn_fd;
 
 	call.write = is_write(TLSTAP_COOKIE_FUNC(call.cookie));
-	emit_call_on(lookup_conn(pid_tgid, call.ssl), pid_tgid, &call, len, call.fd, &conn_fd);
+	emit_call_on(lookup_conn(pid_tgid, call.ssl), pid_tgid, &call, len, call.fd, &conn_fd, 1);
 }
 
 /*
@@ -1167,7 +1173,7 @@ static __always_inline void finish_call(__u64 pid_tgid, const struct call_args *
 	}
 	*conn_fd = st ? st->fd : -1;
 	if (len)
-		emit_call_on(st, pid_tgid, args, len, fd, conn_fd);
+		emit_call_on(st, pid_tgid, args, len, fd, conn_fd, 0);
 }
 
 /*
