@@ -85,6 +85,13 @@ function asComm(dir: string, name: Fixture): string {
   return path;
 }
 
+/** The pid of the Go client: the process named COMM with data that is not the server. */
+function clientPidOf(lines: readonly Line[], serverPid: number, stderr: string): number {
+  const pid = lines.find((l) => l.type === 'data' && l.comm === COMM && l.pid !== serverPid)?.pid;
+  assert.ok(pid !== undefined, `no data from the client:\n${stderr}`);
+  return pid;
+}
+
 async function withServer<T>(name: 'server' | 'server-stripped', fn: (url: string, path: string, log: () => string, pid: number) => Promise<T>, dir?: string): Promise<T> {
   const cert = await createSelfSignedCert();
   const path = dir === undefined ? realpathSync(goFixture(name).path) : asComm(dir, name);
@@ -310,8 +317,7 @@ test('--remote: Go programs on the far side are found through the agent and capt
     const lines = parseJsonl<Line>(out);
     const summary = lines.find((l) => l.type === 'summary')!;
     assert.equal(summary.events_dropped, 0, exit.stderr);
-    const clientPid = lines.find((l) => l.type === 'data' && l.comm === COMM && l.pid !== serverPid)?.pid;
-    assert.ok(clientPid !== undefined, `no client data:\n${exit.stderr}`);
+    const clientPid = clientPidOf(lines, serverPid, exit.stderr);
     const served = Buffer.concat([...connsOf(lines, serverPid).keys()].map((id) => h2Data(stream(lines, id, 'write'))));
     const received = Buffer.concat([...connsOf(lines, clientPid).keys()].map((id) => h2Data(stream(lines, id, 'read'))));
     assert.ok(served.equals(Buffer.concat([body, body])), `server wrote ${served.length} bytes of DATA`);
@@ -341,8 +347,7 @@ test('a Write whose goroutine stack grows in its prologue is captured once: 300 
     const summary = lines.find((l) => l.type === 'summary')!;
     assert.equal(summary.events_dropped, 0, exit.stderr);
     const sent = Buffer.from(Array.from({ length: depths }, (_, d) => `GET /bytes/10?depth=${d} HTTP/1.1\r\nHost: ${target.host}\r\n\r\n`).join(''), 'latin1');
-    const clientPid = lines.find((l) => l.type === 'data' && l.comm === COMM && l.pid !== serverPid)?.pid;
-    assert.ok(clientPid !== undefined, exit.stderr);
+    const clientPid = clientPidOf(lines, serverPid, exit.stderr);
     const [clientConn, ...more] = connsOf(lines, clientPid).keys();
     assert.equal(more.length, 0, 'one connection');
     // A probe on Write's first instruction would fire again after runtime.morestack restarts it: a request twice.

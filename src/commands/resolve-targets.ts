@@ -47,18 +47,9 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
     const source = (p: GoProgram) => (opts.lib.includes(p.displayPath) ? 'lib-option' : opts.pid !== undefined ? 'process' : 'executable');
     const captured = goPrograms.filter((p) => p.status === 'captured');
     if (captured.length > 0) {
-      const [{ goProbeTarget }, { DecodeError }] = await Promise.all([import('../targets/go-probes.js'), import('../elf/go/returns.js')]);
-      // A program whose code does not decode as expected is named with the reason, like any other not captured.
-      const planned = await Promise.all(
-        captured.map((p) =>
-          goProbeTarget(p, source(p)).catch((err: unknown) => {
-            if (!(err instanceof DecodeError)) throw err;
-            p.status = 'unsupported';
-            p.reason = `its crypto/tls cannot be captured: ${err.message}`;
-            return undefined;
-          }),
-        ),
-      );
+      const { goProbeTarget } = await import('../targets/go-probes.js');
+      // A program whose code does not decode as expected comes back undefined, named with the reason.
+      const planned = await Promise.all(captured.map((p) => goProbeTarget(p, source(p))));
       targets = dedupeTargets([...targets, ...planned.filter((t) => t !== undefined)]);
     }
     goPrograms.splice(0, goPrograms.length, ...goPrograms.filter((p) => p.status !== 'captured'));

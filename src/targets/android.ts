@@ -13,11 +13,9 @@ import type { SkippedFile } from './discover.js';
 import { TargetError } from './errors.js';
 import { isTlsLibraryName } from './families.js';
 import { detectFlavour } from './flavour.js';
-import { DecodeError } from '../elf/go/index.js';
 import { goFacts, goProgram } from './go.js';
 import type { GoProgram } from './go.js';
-import { goTargetOf, planGoProbesIn } from './go-probes.js';
-import type { GoProbePlan } from './go-probes.js';
+import { goTargetOf, planGoProbesIn, planOrExplain } from './go-probes.js';
 import { mappedFiles, mappedProcessFile, parseProcMaps } from './proc-maps.js';
 import type { MappedFile } from './proc-maps.js';
 import type { ProbeTarget } from './types.js';
@@ -417,15 +415,8 @@ async function analyzeGo(view: FileView, f: Found): Promise<{ program: GoProgram
     if (facts === undefined) return undefined;
     const program = goProgram(facts, f.path, f.path);
     if (program.status !== 'captured') return { program };
-    let plan: GoProbePlan;
-    try {
-      plan = await planGoProbesIn(elf, program);
-    } catch (err) {
-      if (!(err instanceof DecodeError)) throw err;
-      program.status = 'unsupported';
-      program.reason = `its crypto/tls cannot be captured: ${err.message}`;
-      return { program };
-    }
+    const plan = await planOrExplain(program, () => planGoProbesIn(elf, program));
+    if (plan === undefined) return { program };
     const target = goTargetOf(program, plan, await view.stat(f.path), f.source);
     return { program, target: { ...target, base: 0n, pids: [...f.pids].sort((a, b) => a - b) } };
   } finally {

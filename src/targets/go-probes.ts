@@ -4,9 +4,9 @@
 import { stat } from 'node:fs/promises';
 import { withElfFile } from '../elf/index.js';
 import type { ElfFile } from '../elf/index.js';
-import { bodyStart, returnOffsets } from '../elf/go/index.js';
+import { bodyStart, DecodeError, returnOffsets } from '../elf/go/index.js';
 import type { ReturnArch } from '../elf/go/index.js';
-import { GO_TLS_READ, GO_TLS_WRITE } from './go.js';
+import { cannotCapture, GO_TLS_READ, GO_TLS_WRITE } from './go.js';
 import type { GoProgram, GoTlsFunction } from './go.js';
 import type { GoSite, ProbeTarget } from './types.js';
 
@@ -119,9 +119,27 @@ export async function planGoProbesIn(elf: ElfFile, program: GoProgram): Promise<
   return plan;
 }
 
-/** A Go program whose crypto/tls is captured, as a file to probe: its functions and its probe plan's sites. */
-export async function goProbeTarget(program: GoProgram, source: ProbeTarget['source']): Promise<ProbeTarget> {
-  const plan = await planGoProbes(program);
+/**
+ * Runs `plan`; when the program's code does not decode as expected (DecodeError), the program is
+ * marked as not captured with the reason and undefined comes back: it is named, not probed.
+ */
+export async function planOrExplain(program: GoProgram, plan: () => Promise<GoProbePlan>): Promise<GoProbePlan | undefined> {
+  try {
+    return await plan();
+  } catch (err) {
+    if (!(err instanceof DecodeError)) throw err;
+    cannotCapture(program, err.message);
+    return undefined;
+  }
+}
+
+/**
+ * A Go program whose crypto/tls is captured, as a file to probe: its functions and its probe plan's
+ * sites; undefined (the program marked, see planOrExplain) when its code does not decode.
+ */
+export async function goProbeTarget(program: GoProgram, source: ProbeTarget['source']): Promise<ProbeTarget | undefined> {
+  const plan = await planOrExplain(program, () => planGoProbes(program));
+  if (plan === undefined) return undefined;
   const st = await stat(program.path, { bigint: true });
   return goTargetOf(program, plan, st, source);
 }

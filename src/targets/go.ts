@@ -83,6 +83,12 @@ function unsupportedReason(arch: string, version: string | undefined, layout: Pc
   return undefined;
 }
 
+/** Marks a Go program (or its facts) as one whose crypto/tls tlstap cannot capture, and why. */
+export function cannotCapture(program: Pick<GoFacts, 'status' | 'reason'>, why: string): void {
+  program.status = 'unsupported';
+  program.reason = `its crypto/tls cannot be captured: ${why}`;
+}
+
 /**
  * Reads `elf` as a Go program: its Go version, function table and crypto/tls functions, and where it
  * stands. Undefined when it is not a Go program. Cheap for other files (their section names tell).
@@ -109,8 +115,7 @@ export async function goFacts(elf: ElfFile): Promise<GoFacts | undefined> {
     const why = unsupportedReason(elf.machineName, facts.goVersion, go.pclntab.layout);
     const lacking = GO_TLS_FUNCTIONS.filter((n) => !names.has(n));
     if (why !== undefined) {
-      facts.status = 'unsupported';
-      facts.reason = `its crypto/tls cannot be captured: ${why}`;
+      cannotCapture(facts, why);
     } else if (lacking.length > 0) {
       // The linker dropped the unused one (a program that only writes, or only reads).
       facts.reason = `its crypto/tls is captured (it has no ${lacking.join(' or ')})`;
