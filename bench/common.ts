@@ -10,6 +10,8 @@ import type { CaptureStats } from '../src/events/types.js';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The compiled CLI. */
 export const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
+/** The `tlstap` command as npm installs it (package.json's bin): a shell script that runs node on itself. */
+export const TLSTAP_BIN = fileURLToPath(new URL('../../bin/tlstap.js', import.meta.url));
 /** The load generator built by bench/build.sh. */
 export { LOADGEN } from './loadgen.js';
 
@@ -121,10 +123,18 @@ export interface TlstapRun {
   peakRssAnon: number;
 }
 
-/** Starts `tlstap ARGS` (in `env`, this process's by default) and resolves once its probes are attached. */
-export function startWatchedTlstap(args: readonly string[], timeoutMs = 30_000, env: NodeJS.ProcessEnv = process.env): Promise<WatchedTlstap> {
+/**
+ * Starts `tlstap ARGS` (in `env`, this process's by default; as `node dist/src/cli.js` unless `command`
+ * says otherwise, e.g. the `tlstap` command, [TLSTAP_BIN]) and resolves once its probes are attached.
+ */
+export function startWatchedTlstap(
+  args: readonly string[],
+  timeoutMs = 30_000,
+  env: NodeJS.ProcessEnv = process.env,
+  command: readonly string[] = [process.execPath, CLI],
+): Promise<WatchedTlstap> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  const child = spawn(command[0]!, [...command.slice(1), ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (s: string) => (stderr += s));

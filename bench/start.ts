@@ -1,11 +1,11 @@
 // Start → capturing: wall time from spawning `tlstap` to its `capturing (...)` line, next to node's
-// own start and exit (`node -e 0`) in the same environment. When NODE_EXTRA_CA_CERTS is set, both are
-// also measured without it: node 20 reads that whole bundle before any script runs, so it is part of
-// every node program's start, tlstap's included, and not tlstap's own cost. Used by `npm run bench`
-// (`--start` alone, and after the live benchmark).
+// own start and exit (`node -e 0`) in the same environment. The `tlstap` command (bin/tlstap.js, what
+// npm installs) starts node without NODE_EXTRA_CA_CERTS: node 20 reads that whole bundle before any
+// script runs. When the variable is set, `node dist/src/cli.js` (which pays for it) is measured too,
+// with and without it. Used by `npm run bench` (`--start` alone, and after the live benchmark).
 import { spawnSync } from 'node:child_process';
 import { resolveTargets } from '../src/commands/resolve-targets.js';
-import { atMost, median, startWatchedTlstap, table, verdict } from './common.js';
+import { CLI, TLSTAP_BIN, atMost, median, startWatchedTlstap, table, verdict } from './common.js';
 import type { Target } from './common.js';
 
 /** The start target of issue 16. */
@@ -13,9 +13,9 @@ export const START_TARGET_MS = 250;
 
 /** The figures of one environment over the rounds. */
 export interface StartFigures {
-  /** 'as set here' or 'without NODE_EXTRA_CA_CERTS'. */
+  /** How tlstap was started and in which environment, e.g. '`tlstap`, as set here'. */
   env: string;
-  /** `node -e 0`, spawn to exit, per run. */
+  /** `node -e 0`, spawn to exit, per run, in the environment tlstap's node starts in. */
   nodeMs: number[];
   /** Spawn to the `capturing` line, per round. */
   startMs: number[];
@@ -69,11 +69,17 @@ export function parseTiming(stderr: string): { milestones: Record<string, number
 /** Runs `rounds` starts in each environment, alternating, each stopped with SIGINT once capturing. */
 export async function runStartBench(opts: { rounds: number; log: (s: string) => void }): Promise<StartBenchResult> {
   const asSet: NodeJS.ProcessEnv = { ...process.env, TLSTAP_TIMING: '1' };
-  const envs: { name: string; env: NodeJS.ProcessEnv }[] = [{ name: 'as set here', env: asSet }];
+  const without = { ...asSet };
+  delete without.NODE_EXTRA_CA_CERTS;
+  const bin = [TLSTAP_BIN];
+  const cli = [process.execPath, CLI];
+  // nodeEnv: the environment node itself starts in (the `tlstap` command starts it without the bundle).
+  const envs: { name: string; env: NodeJS.ProcessEnv; nodeEnv: NodeJS.ProcessEnv; command: string[] }[] = [
+    { name: '`tlstap`, as set here', env: asSet, nodeEnv: without, command: bin },
+  ];
   if (process.env.NODE_EXTRA_CA_CERTS) {
-    const without = { ...asSet };
-    delete without.NODE_EXTRA_CA_CERTS;
-    envs.push({ name: 'without NODE_EXTRA_CA_CERTS', env: without });
+    envs.push({ name: '`node dist/src/cli.js`, as set here', env: asSet, nodeEnv: asSet, command: cli });
+    envs.push({ name: '`node dist/src/cli.js` without NODE_EXTRA_CA_CERTS', env: without, nodeEnv: without, command: cli });
   }
   const targets = await resolveTargets({ lib: [], flavour: false });
   const files = targets.map((t) => t.displayPath);
@@ -88,10 +94,10 @@ export async function runStartBench(opts: { rounds: number; log: (s: string) => 
     target: { text: '', met: undefined },
   }));
   for (let round = 0; round < opts.rounds; round++) {
-    for (const [i, { env }] of envs.entries()) {
+    for (const [i, { env, nodeEnv, command }] of envs.entries()) {
       const f = figures[i]!;
-      f.nodeMs.push(nodeStartMs(env));
-      const tlstap = await startWatchedTlstap(ARGS, 30_000, env);
+      f.nodeMs.push(nodeStartMs(nodeEnv));
+      const tlstap = await startWatchedTlstap(ARGS, 30_000, env, command);
       const run = await tlstap.stop('SIGINT');
       if (run.code !== 0) throw new Error(`tlstap ${ARGS.join(' ')} ended with code ${run.code}:\n${run.stderr}`);
       f.startMs.push(tlstap.startMs);

@@ -68,7 +68,7 @@ test('npm pack, npm install -g without compilers or libbpf: tlstap doctor passes
     for (const machine of ['x86_64', 'aarch64']) assert.ok(files.includes(`agent/build/${machine}/tlstap-agent`), `the ${machine} agent is packed (--remote pushes it)`);
     assert.ok(files.includes('dist/src/cli.js'));
     const unexpected = files.filter(
-      (f) => !/^(dist\/src\/.*\.(js|d\.ts)|native\/(binding\.gyp|src\/.*|core\/.*)|bpf\/tlstap\.h|scripts\/install-native\.js|web\/[^/]+|README\.md|package\.json)$/.test(f) &&
+      (f) => !/^(bin\/tlstap\.js|dist\/src\/.*\.(js|d\.ts)|native\/(binding\.gyp|src\/.*|core\/.*)|bpf\/tlstap\.h|scripts\/install-native\.js|web\/[^/]+|README\.md|package\.json)$/.test(f) &&
         !/^(build\/bpf\/(x64|arm64)\/tlstap\.bpf\.o|prebuilds\/linux-(x64|arm64)\/tlstap\.node|agent\/build\/(x86_64|aarch64)\/tlstap-agent)$/.test(f),
     );
     assert.deepEqual(unexpected, []);
