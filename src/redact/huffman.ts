@@ -1,6 +1,10 @@
 // HPACK's Huffman code (RFC 7541 Appendix B), read from hpack.js's table: a streaming decoder that
 // counts or collects the symbols of a string whose bytes arrive in pieces.
-import { encode } from 'hpack.js/lib/hpack/huffman.js';
+import { createRequire } from 'node:module';
+import type * as Huffman from 'hpack.js/lib/hpack/huffman.js';
+
+// Loaded with require, not imported: node would run its CommonJS lexer over the file at every start.
+const { encode } = createRequire(import.meta.url)('hpack.js/lib/hpack/huffman.js') as typeof Huffman;
 
 const EOS = 256;
 
