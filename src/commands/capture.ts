@@ -289,8 +289,10 @@ async function captureUntilStopped(opts: CaptureOptions, host: CaptureHost, sign
     let skipped: SkippedFile[];
     // The flavour and version (a scan of each library's read-only data) are shown only by --verbose.
     let uid: number | undefined;
-    ({ targets, skipped, goPrograms, blindspots, uid } = await host.resolve({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
+    let storeWarning: string | undefined;
+    ({ targets, skipped, goPrograms, blindspots, uid, storeWarning } = await host.resolve({ pid: opts.pid, lib: opts.lib, flavour: opts.verbose }));
     timeline.mark('targets found');
+    if (storeWarning !== undefined) stderr.write(`tlstap: warning: files analysed afresh, not from earlier runs: ${storeWarning} (remove it; tlstap makes it again)\n`);
     kernelOpts = { ...opts, uid: opts.uid ?? uid };
     // Go's programs cost the verifier ~150 ms, so the load started meanwhile is without them; a Go
     // program among the targets has it made again with them.

@@ -10,6 +10,7 @@ import type { GoProgram } from '../targets/go.js';
 import { processBlindspots } from '../targets/blindspots.js';
 import type { Blindspot } from '../targets/blindspots.js';
 import type { ProbeTarget } from '../targets/types.js';
+import { AnalysisStore } from '../targets/analysis-store.js';
 import type { CaptureOptions } from './options.js';
 
 /** The files to probe, the ones that cannot be and why, the Go programs found, and -p's blindspots. */
@@ -20,6 +21,8 @@ export interface ResolvedTargets {
   goPrograms: GoProgram[];
   /** What -p's process does that its targets will not show. */
   blindspots: Blindspot[];
+  /** Why the analyses kept from earlier runs were not used, when their directory or file is not safe to trust. */
+  storeWarning?: string;
 }
 
 /** Which files to probe, and whether to tell their flavour and version (default true; a capture shows them only with --verbose). */
@@ -27,6 +30,8 @@ export type TargetOptions = Pick<CaptureOptions, 'pid' | 'lib'> & {
   flavour?: boolean;
   /** Found Go programs are enough (`libs` lists them); else finding nothing but them is an error that names them. */
   goProgramsSuffice?: boolean;
+  /** Analyses kept between runs: root's store in DEFAULT_STORE_DIR by default; false for none. */
+  store?: AnalysisStore | false;
 };
 
 /** Finds the files to probe for these options, and the ones that cannot be; errors say what was looked for. */
@@ -36,11 +41,14 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
   const goPrograms: GoProgram[] = [];
   const onGoProgram = (program: GoProgram) => goPrograms.push(program);
   const { flavour } = opts;
-  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip, flavour, onGoProgram }) : await systemTargets({ onSkip, flavour, onGoProgram });
+  let storeWarning: string | undefined;
+  const store = opts.store === false ? undefined : (opts.store ?? AnalysisStore.open(undefined, (why) => (storeWarning = why)));
+  const found = opts.pid !== undefined ? await processTargets(opts.pid, { onSkip, flavour, onGoProgram, store }) : await systemTargets({ onSkip, flavour, onGoProgram, store });
   for (const lib of opts.lib) {
-    const target = await libTarget(lib, flavour, onGoProgram);
+    const target = await libTarget(lib, flavour, onGoProgram, store);
     if (target !== undefined) found.push(target);
   }
+  store?.save();
   let targets = dedupeTargets(found).filter((t) => t.functions.length > 0);
   // Go programs whose crypto/tls is captured become targets with their probe plan; `libs` shows them apart.
   if (!opts.goProgramsSuffice) {
@@ -57,7 +65,7 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
   const where = opts.pid !== undefined ? `process ${opts.pid}` : 'this system';
   // A Go program's own message wins over the blindspots (its crypto/tls also looks like TLS linked in).
   if (targets.length === 0 && goPrograms.length > 0) {
-    if (opts.goProgramsSuffice) return { targets, skipped, goPrograms, blindspots: [] };
+    if (opts.goProgramsSuffice) return { targets, skipped, goPrograms, blindspots: [], ...(storeWarning ? { storeWarning } : {}) };
     throw onlyGoProgramsError(where, goPrograms);
   }
   // What -p's process does that its targets will not show (TLS linked in and stripped, SSL BIOs, workers).
@@ -68,13 +76,13 @@ export async function resolveTargetsReporting(opts: TargetOptions): Promise<Reso
       hint: 'name one with --lib PATH (a TLS library, or a program with one linked in)',
     });
   }
-  return { targets, skipped, goPrograms, blindspots };
+  return { targets, skipped, goPrograms, blindspots, ...(storeWarning ? { storeWarning } : {}) };
 }
 
 /** A --lib file's target; a Go program is told to `onGoProgram` instead (it becomes a target through its probe plan). */
-async function libTarget(path: string, flavour: boolean | undefined, onGoProgram: (p: GoProgram) => void): Promise<ProbeTarget | undefined> {
+async function libTarget(path: string, flavour: boolean | undefined, onGoProgram: (p: GoProgram) => void, store: AnalysisStore | undefined): Promise<ProbeTarget | undefined> {
   try {
-    return await fileTarget(path, 'lib-option', { flavour });
+    return await fileTarget(path, 'lib-option', { flavour, store });
   } catch (err) {
     if (!(err instanceof GoProgramError)) throw err;
     onGoProgram(err.program);

@@ -13,6 +13,8 @@ import type { FlavourInfo } from './flavour.js';
 import { archLabel, foreignArchReason, hostArch } from './arch.js';
 import type { ElfArch } from './arch.js';
 import type { ProbeFunction, ProbeTarget } from './types.js';
+import { identityKey } from './analysis-store.js';
+import type { AnalysisStore } from './analysis-store.js';
 
 /** What a file holds, independent of the path it was reached by. */
 export interface FileAnalysis {
@@ -40,6 +42,7 @@ export interface Candidate {
   ino: bigint;
   size: bigint;
   mtimeNs: bigint;
+  ctimeNs: bigint;
   source: ProbeTarget['source'];
   /** Directories to look in for a DT_NEEDED companion (libcrypto) besides the file's own. */
   searchDirs?: readonly string[];
@@ -55,6 +58,8 @@ export interface AnalyzeOptions {
    * its libcrypto's too, the larger part of looking into a file. Without, flavour is 'unknown'.
    */
   flavour?: boolean;
+  /** Analyses kept on disk from earlier runs (root's), read before and written after looking into a file. */
+  store?: AnalysisStore;
 }
 
 // Results by file identity and version, so repeated discovery (and a process's libraries that the
@@ -75,8 +80,12 @@ async function openCompanionIn<T>(
   return undefined;
 }
 
-async function analyzeSymbols(openPath: string): Promise<SymbolAnalysis> {
-  return withElfFile(openPath, (elf) => analyzeElfSymbols(elf));
+async function analyzeSymbols(c: Candidate, store: AnalysisStore | undefined): Promise<SymbolAnalysis> {
+  const stored = store?.get(c);
+  if (stored !== undefined) return stored;
+  const analysis = await withElfFile(c.openPath, (elf) => analyzeElfSymbols(elf));
+  store?.set(c, analysis);
+  return analysis;
 }
 
 /**
@@ -124,13 +133,13 @@ async function analyzeFlavour(openPath: string, searchDirs: readonly string[]): 
   return withElfFile(openPath, (elf) => detectFlavour(elf, (name, fn) => openCompanionIn(dirs, name, fn)));
 }
 
-/** Looks into a candidate file (cached by device, inode, size and mtime); rejects with ElfError. */
+/** Looks into a candidate file (cached by device, inode, size, mtime and ctime); rejects with ElfError. */
 export async function analyzeFile(c: Candidate, options: AnalyzeOptions = {}): Promise<FileAnalysis> {
-  const key = `${c.dev}:${c.ino}:${c.size}:${c.mtimeNs}`;
+  const key = identityKey(c);
   let entry = cache.get(key);
   if (entry === undefined) {
     if (cache.size >= CACHE_LIMIT) cache.clear();
-    const symbols = analyzeSymbols(c.openPath);
+    const symbols = analyzeSymbols(c, options.store);
     entry = { symbols };
     cache.set(key, entry);
     symbols.catch(() => cache.delete(key));

@@ -6,6 +6,7 @@ import { ElfError } from '../elf/index.js';
 import { TLS_FUNCTIONS } from '../events/types.js';
 import { analyzeFile, toTarget } from './analyze.js';
 import type { AnalyzeOptions, Candidate, FileAnalysis } from './analyze.js';
+import type { AnalysisStore } from './analysis-store.js';
 import { fileKey, nicer } from './dedupe.js';
 import { LIBRARY_FAMILIES, familyOfFileName, isTlsLibraryName, mayNameTlsLibrary, orList } from './families.js';
 import { TargetError, errnoCode } from './errors.js';
@@ -65,6 +66,8 @@ export interface SystemDiscoveryOptions {
   flavour?: boolean;
   /** Told about each running Go program with crypto/tls (captured through its probe plan, or named with why not). */
   onGoProgram?: (program: GoProgram) => void;
+  /** Analyses kept from earlier runs (AnalysisStore). */
+  store?: AnalysisStore;
 }
 
 /** Options for processTargets. */
@@ -78,6 +81,8 @@ export interface ProcessDiscoveryOptions {
   flavour?: boolean;
   /** Told about each Go program the process maps (its executable). */
   onGoProgram?: (program: GoProgram) => void;
+  /** Analyses kept from earlier runs (AnalysisStore). */
+  store?: AnalysisStore;
 }
 
 function reasonOf(err: unknown): string {
@@ -129,7 +134,7 @@ async function hostCandidate(
     const real = await realpath(path);
     const st = await stat(real, { bigint: true });
     if (!st.isFile()) return undefined;
-    const c: Candidate = { openPath: real, displayPath: real, dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, source };
+    const c: Candidate = { openPath: real, displayPath: real, dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, source };
     if (searchDirs !== undefined) c.searchDirs = searchDirs;
     return c;
   } catch {
@@ -282,10 +287,10 @@ async function processCandidates(): Promise<ProcessCandidates> {
 /** Analyses candidates in parallel; unreadable ones are reported and dropped. */
 async function analyzeAll(
   candidates: readonly Candidate[],
-  options: { onSkip?: (path: string, reason: string, foreignArch?: string) => void; flavour?: boolean },
+  options: { onSkip?: (path: string, reason: string, foreignArch?: string) => void; flavour?: boolean; store?: AnalysisStore },
 ): Promise<{ candidate: Candidate; analysis: FileAnalysis }[]> {
-  const { onSkip, flavour } = options;
-  const results = await Promise.allSettled(candidates.map((c) => analyzeFile(c, { flavour })));
+  const { onSkip, flavour, store } = options;
+  const results = await Promise.allSettled(candidates.map((c) => analyzeFile(c, { flavour, store })));
   const out: { candidate: Candidate; analysis: FileAnalysis }[] = [];
   results.forEach((r, i) => {
     const candidate = candidates[i]!;
@@ -411,7 +416,7 @@ export async function fileTarget(
     if (!st.isFile()) {
       throw new TargetError(`${path} is not a regular file`, { path, hint: LIB_HINT });
     }
-    candidate = { openPath: real, displayPath: abs, dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, source };
+    candidate = { openPath: real, displayPath: abs, dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, source };
   } catch (err) {
     if (err instanceof TargetError) throw err;
     const code = errnoCode(err);

@@ -123,6 +123,7 @@ export interface ReachableFile {
   ino: bigint;
   size: bigint;
   mtimeNs: bigint;
+  ctimeNs: bigint;
 }
 
 type Stat = Awaited<ReturnType<typeof statBig>>;
@@ -132,7 +133,7 @@ function statBig(path: string) {
 }
 
 function reachable(openPath: string, st: Stat): ReachableFile {
-  return { openPath, dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs };
+  return { openPath, dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
 }
 
 /** A file a process knows by `path`, and a magic link that opens exactly that file (while it lives). */
