@@ -1,12 +1,10 @@
 // Looks inside one file: which TLS functions it defines, where, and which library they come from.
 import { access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { withElfFile } from '../elf/index.js';
 import type { ElfFile } from '../elf/index.js';
 import { PROBED_FUNCTIONS, TLS_FUNCTIONS } from '../events/types.js';
 import type { ProbedFunction } from '../events/types.js';
 import { familiesDefined } from './families.js';
-import { detectFlavour } from './flavour.js';
 import { goFacts } from './go.js';
 import type { GoFacts } from './go.js';
 import type { FlavourInfo } from './flavour.js';
@@ -68,6 +66,11 @@ export interface AnalyzeOptions {
 const cache = new Map<string, { symbols: Promise<SymbolAnalysis>; flavour?: Promise<FlavourInfo> }>();
 const CACHE_LIMIT = 512;
 
+/** The ELF reader, loaded on first use: a start whose files all come from the analysis store needs none of it. */
+function elfReader(): Promise<typeof import('../elf/index.js')> {
+  return import('../elf/index.js');
+}
+
 async function openCompanionIn<T>(
   dirs: readonly string[],
   name: string,
@@ -75,7 +78,7 @@ async function openCompanionIn<T>(
 ): Promise<T | undefined> {
   for (const dir of dirs) {
     const path = join(dir, name);
-    if (await access(path).then(() => true, () => false)) return withElfFile(path, fn);
+    if (await access(path).then(() => true, () => false)) return (await elfReader()).withElfFile(path, fn);
   }
   return undefined;
 }
@@ -83,7 +86,7 @@ async function openCompanionIn<T>(
 async function analyzeSymbols(c: Candidate, store: AnalysisStore | undefined): Promise<SymbolAnalysis> {
   const stored = store?.get(c);
   if (stored !== undefined) return stored;
-  const analysis = await withElfFile(c.openPath, (elf) => analyzeElfSymbols(elf));
+  const analysis = await (await elfReader()).withElfFile(c.openPath, (elf) => analyzeElfSymbols(elf));
   store?.set(c, analysis);
   return analysis;
 }
@@ -130,7 +133,8 @@ export async function analyzeElfSymbols(elf: ElfFile, runsOn: ElfArch | null = h
 
 async function analyzeFlavour(openPath: string, searchDirs: readonly string[]): Promise<FlavourInfo> {
   const dirs = [dirname(openPath), ...searchDirs.filter((d) => d !== dirname(openPath))];
-  return withElfFile(openPath, (elf) => detectFlavour(elf, (name, fn) => openCompanionIn(dirs, name, fn)));
+  const { detectFlavour } = await import('./flavour.js');
+  return (await elfReader()).withElfFile(openPath, (elf) => detectFlavour(elf, (name, fn) => openCompanionIn(dirs, name, fn)));
 }
 
 /** Looks into a candidate file (cached by device, inode, size, mtime and ctime); rejects with ElfError. */

@@ -3,7 +3,6 @@
 // that carry the traffic of the process named by -p (nginx's workers).
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { withElfFile } from '../elf/index.js';
 import { mappedFiles, parseProcMaps } from './proc-maps.js';
 import type { ProbeTarget } from './types.js';
 
@@ -28,12 +27,14 @@ const EMBEDDED_PATTERN = new RegExp(EMBEDDED_TLS.map((e) => `(?:${e.text.source}
 
 /** The TLS library whose traces are in a file's read-only data, if any. */
 export async function embeddedTls(path: string): Promise<string | undefined> {
+  const { withElfFile } = await import('../elf/index.js');
   const hit = await withElfFile(path, (elf) => elf.findInSection('.rodata', EMBEDDED_PATTERN)).catch(() => undefined);
   return hit === undefined ? undefined : EMBEDDED_TLS.find((e) => e.text.test(hit))?.library;
 }
 
 /** Whether a program imports BIO_f_ssl (an SSL BIO, whose I/O bypasses SSL_read/SSL_write). */
 async function importsSslBio(path: string): Promise<boolean> {
+  const { withElfFile } = await import('../elf/index.js');
   const symbols = await withElfFile(path, (elf) => elf.symbols('dynsym')).catch(() => []);
   return symbols.some((s) => s.name === 'BIO_f_ssl' && !s.defined);
 }

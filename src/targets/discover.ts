@@ -2,7 +2,7 @@
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { ElfError } from '../elf/index.js';
+import { ElfError } from '../elf/errors.js';
 import { TLS_FUNCTIONS } from '../events/types.js';
 import { analyzeFile, toTarget } from './analyze.js';
 import type { AnalyzeOptions, Candidate, FileAnalysis } from './analyze.js';

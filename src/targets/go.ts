@@ -2,7 +2,6 @@
 // than ELF symbols. A Go program tlstap's Go probes handle is captured; every place that lists
 // targets says why the traffic of one they do not handle is not shown.
 import type { ElfFile } from '../elf/index.js';
-import { mayBeGo, readGoBinary } from '../elf/go/index.js';
 import type { GoFunction, PclntabLayout } from '../elf/go/index.js';
 import { GO_FUNCTIONS } from '../events/types.js';
 import type { GoTlsFunction } from '../events/types.js';
@@ -94,6 +93,8 @@ export function cannotCapture(program: Pick<GoFacts, 'status' | 'reason'>, why: 
  * stands. Undefined when it is not a Go program. Cheap for other files (their section names tell).
  */
 export async function goFacts(elf: ElfFile): Promise<GoFacts | undefined> {
+  // Go's readers load on first use: a start whose files all come from the analysis store needs none.
+  const { mayBeGo, readGoBinary } = await import('../elf/go/index.js');
   if (!mayBeGo(elf)) return undefined;
   const go = await readGoBinary(elf, GO_TLS_FUNCTIONS);
   if (go === undefined) return undefined;
