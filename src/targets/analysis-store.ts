@@ -46,14 +46,15 @@ export class AnalysisStore {
   ) {}
 
   /**
-   * The store in `dir` (created 0700 if missing, its parent must be the user's or root's and not
-   * writable by others). Undefined when not root, or when the directory or file is not safe to
-   * trust; `why` is told the reason then.
+   * The store in `dir` (created 0700 if missing; its parent must be root's and writable by no one
+   * else). Undefined when not root, when `dir` cannot be made, or when it is not safe to trust
+   * (`why` is told the reason then; a file that is not safe leaves the store empty, and told too).
    */
   static open(dir: string = DEFAULT_STORE_DIR, why?: (reason: string) => void): AnalysisStore | undefined {
     const euid = process.geteuid?.();
     if (euid !== 0) return undefined;
     const unsafe = safeDirectory(dir, euid);
+    if (unsafe === null) return undefined;
     if (unsafe !== undefined) {
       why?.(unsafe);
       return undefined;
@@ -116,16 +117,20 @@ function buildStamp(): string {
   return `${tlstapVersion()} ${process.arch} ${st.size}:${st.mtimeNs}`;
 }
 
-/** Why `dir` cannot hold a trusted store, or undefined when it can (created if missing). */
-function safeDirectory(dir: string, euid: number): string | undefined {
+/**
+ * Why `dir` cannot hold a trusted store, or undefined when it can (created if missing); null when it
+ * is missing and cannot be made (no parent, a read-only file system): no store then, and nothing to warn about.
+ */
+function safeDirectory(dir: string, euid: number): string | undefined | null {
   const parent = lstatSync(dirname(dir), { throwIfNoEntry: false });
-  if (parent === undefined || !parent.isDirectory() || (parent.uid !== euid && parent.uid !== 0) || (parent.mode & 0o022) !== 0) {
-    return `${dirname(dir)} is missing, or is not a directory of root's that only root can write to`;
+  if (parent === undefined) return null;
+  if (!parent.isDirectory() || (parent.uid !== euid && parent.uid !== 0) || (parent.mode & 0o022) !== 0) {
+    return `${dirname(dir)} is not a directory of root's that only root can write to`;
   }
   try {
     mkdirSync(dir, { mode: 0o700 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return `cannot create ${dir}: ${(err as Error).message}`;
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return null;
   }
   const st = lstatSync(dir);
   if (!st.isDirectory() || st.uid !== euid || (st.mode & 0o077) !== 0) {
