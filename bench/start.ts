@@ -4,6 +4,9 @@
 // script runs. When the variable is set, `node dist/src/cli.js` (which pays for it) is measured too,
 // with and without it. Used by `npm run bench` (`--start` alone, and after the live benchmark).
 import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_STORE_DIR, STORE_FILE_NAME } from '../src/targets/analysis-store.js';
 import { resolveTargets } from '../src/commands/resolve-targets.js';
 import { CLI, TLSTAP_BIN, atMost, median, startWatchedTlstap, table, verdict } from './common.js';
 import type { Target } from './common.js';
@@ -74,8 +77,10 @@ export async function runStartBench(opts: { rounds: number; log: (s: string) => 
   const bin = [TLSTAP_BIN];
   const cli = [process.execPath, CLI];
   // nodeEnv: the environment node itself starts in (the `tlstap` command starts it without the bundle).
-  const envs: { name: string; env: NodeJS.ProcessEnv; nodeEnv: NodeJS.ProcessEnv; command: string[] }[] = [
+  // cold: the analysis store's file is removed before each start (it is written again by that start).
+  const envs: { name: string; env: NodeJS.ProcessEnv; nodeEnv: NodeJS.ProcessEnv; command: string[]; cold?: boolean }[] = [
     { name: '`tlstap`, as set here', env: asSet, nodeEnv: without, command: bin },
+    { name: '`tlstap`, as set here, analysis store cold', env: asSet, nodeEnv: without, command: bin, cold: true },
   ];
   if (process.env.NODE_EXTRA_CA_CERTS) {
     envs.push({ name: '`node dist/src/cli.js`, as set here', env: asSet, nodeEnv: asSet, command: cli });
@@ -94,9 +99,10 @@ export async function runStartBench(opts: { rounds: number; log: (s: string) => 
     target: { text: '', met: undefined },
   }));
   for (let round = 0; round < opts.rounds; round++) {
-    for (const [i, { env, nodeEnv, command }] of envs.entries()) {
+    for (const [i, { env, nodeEnv, command, cold }] of envs.entries()) {
       const f = figures[i]!;
       f.nodeMs.push(nodeStartMs(nodeEnv));
+      if (cold) rmSync(join(DEFAULT_STORE_DIR, STORE_FILE_NAME), { force: true });
       const tlstap = await startWatchedTlstap(ARGS, 30_000, env, command);
       const run = await tlstap.stop('SIGINT');
       if (run.code !== 0) throw new Error(`tlstap ${ARGS.join(' ')} ended with code ${run.code}:\n${run.stderr}`);

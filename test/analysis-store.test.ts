@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AnalysisStore } from '../src/targets/analysis-store.js';
+import { AnalysisStore, STORE_FILE_NAME } from '../src/targets/analysis-store.js';
 import { clearAnalysisCache } from '../src/targets/analyze.js';
 import { fileTarget } from '../src/targets/discover.js';
 import { requireRoot } from './support/privileges.js';
@@ -33,7 +33,7 @@ async function sslWriteOffset(lib: string, store: AnalysisStore | undefined): Pr
 
 /** Rewrites every stored SSL_write offset to `offset` (as an attacker or a bug might). */
 function rewriteStored(storeDir: string, edit: (entry: { functions: { name: string; fileOffset: string }[] }) => void): void {
-  const file = join(storeDir, 'analysis.json');
+  const file = join(storeDir, STORE_FILE_NAME);
   const data = JSON.parse(readFileSync(file, 'utf8')) as { entries: Record<string, { functions: { name: string; fileOffset: string }[] }> };
   for (const entry of Object.values(data.entries)) edit(entry);
   writeFileSync(file, JSON.stringify(data), { mode: 0o600 });
@@ -46,7 +46,7 @@ test('a stored analysis is used for the very same file, and a file changed since
   assert.equal(await sslWriteOffset(s.lib, AnalysisStore.open(s.storeDir)), real);
   const dir = statSync(s.storeDir);
   assert.equal(dir.mode & 0o777, 0o700);
-  assert.equal(statSync(join(s.storeDir, 'analysis.json')).mode & 0o777, 0o600);
+  assert.equal(statSync(join(s.storeDir, STORE_FILE_NAME)).mode & 0o777, 0o600);
 
   // The store is what is read: an edited offset (still inside the file) comes back...
   rewriteStored(s.storeDir, (e) => e.functions.forEach((f) => f.name === 'SSL_write' && (f.fileOffset = '4096')));
@@ -76,7 +76,7 @@ test('a store directory or file that others could have written is not used', asy
   const s = setUp(t);
   if (s === undefined) return;
   const real = await sslWriteOffset(s.lib, AnalysisStore.open(s.storeDir));
-  const file = join(s.storeDir, 'analysis.json');
+  const file = join(s.storeDir, STORE_FILE_NAME);
   const poison = () => rewriteStored(s.storeDir, (e) => e.functions.forEach((f) => f.name === 'SSL_write' && (f.fileOffset = '4096')));
 
   // A file another user owns, or one that others can write.

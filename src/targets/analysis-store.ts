@@ -3,7 +3,9 @@
 // where uprobes go, so the file is trusted only as far as its key and its owner prove:
 // - the key is the file's identity: device, inode, size, mtime and ctime (the kernel sets ctime on every
 //   write, chmod and utimes; only the clock's owner can set it back), and a build of tlstap: its
-//   version and the compiled analysis module's own size and mtime (every build rewrites it);
+//   version and the compiled analysis module's own size and mtime (every build rewrites it). Its one
+//   blind spot, as for make: a file rewritten in place at the same size within one tick of the
+//   file system's clock (a few ms) of the write before it;
 // - the directory (0700) and the file (0600) must belong to the effective user and be writable by no
 //   one else, else the cache is neither read nor written; opened without following symlinks;
 // - every entry is checked field by field (known function names, offsets inside the file's size);
@@ -20,7 +22,8 @@ import type { ProbeFunction } from './types.js';
 
 /** Where root's store lives. */
 export const DEFAULT_STORE_DIR = '/var/cache/tlstap';
-const FILE_NAME = 'analysis.json';
+/** The store's file in its directory. */
+export const STORE_FILE_NAME = 'analysis.json';
 /** Files kept; the least recently stored go first. */
 export const STORE_LIMIT = 1024;
 /** A larger file is not read (a valid one holds a few hundred bytes per file). */
@@ -59,7 +62,7 @@ export class AnalysisStore {
       why?.(unsafe);
       return undefined;
     }
-    const file = join(dir, FILE_NAME);
+    const file = join(dir, STORE_FILE_NAME);
     const build = buildStamp();
     return new AnalysisStore(file, build, readEntries(file, euid, build, why));
   }
