@@ -31,6 +31,7 @@ import {
   mib,
   runLoadgen,
   startWatchedTlstap,
+  TLSTAP_BIN,
   table,
   verdict,
 } from './common.js';
@@ -243,7 +244,7 @@ async function runInProcess(
 }
 
 async function runTlstap(extra: string[], loadArgs: string[], lg: OwnLoadgen): Promise<{ load: LoadgenResult; run: TlstapRun; startMs: number; attachMs: number }> {
-  const tlstap = await startWatchedTlstap(['--comm', lg.comm, ...extra]);
+  const tlstap = await startWatchedTlstap(['--comm', lg.comm, ...extra], 30_000, process.env, [TLSTAP_BIN]);
   let load: LoadgenResult;
   try {
     load = await runLoadgen(loadArgs, lg.path);
@@ -537,8 +538,7 @@ async function main(): Promise<void> {
     }
     const elf = atMost(live.elfParseMs, 300, '< 300 ms');
     process.stdout.write(`ELF parse of ${process.execPath} (SSL_* lookup, fresh): ${fmt(live.elfParseMs, 0)} ms [${elf.text}: ${verdict(elf)}]\n`);
-    const caBundle = process.env.NODE_EXTRA_CA_CERTS ? `, with NODE_EXTRA_CA_CERTS=${process.env.NODE_EXTRA_CA_CERTS} set` : '';
-    process.stdout.write(`node's own start and exit (node -e 0${caBundle}): ${fmt(live.nodeStartMs, 0)} ms of every start → capturing figure\n`);
+    process.stdout.write(`node's own start and exit (node -e 0, as the tlstap command starts it: without NODE_EXTRA_CA_CERTS): ${fmt(live.nodeStartMs, 0)} ms of every start → capturing figure\n`);
     report.elfParseTarget = elf;
   }
   // A --configs or --sizes subset is for working on one figure: the burst and the start are not among them.

@@ -52,9 +52,17 @@ function nodeStartMs(env: NodeJS.ProcessEnv): number {
   return performance.now() - t0;
 }
 
-/** `node -e 0` from spawn to exit, median of `runs`, in this process's environment. */
+/** The environment the `tlstap` command starts node in: this process's, less NODE_EXTRA_CA_CERTS (bin/tlstap.js). */
+export function commandNodeEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
+/** `node -e 0` from spawn to exit, median of `runs`, as the `tlstap` command starts node. */
 export function nodeStartMedianMs(runs = 7): number {
-  return median(Array.from({ length: runs }, () => nodeStartMs(process.env)));
+  const env = commandNodeEnv();
+  return median(Array.from({ length: runs }, () => nodeStartMs(env)));
 }
 
 /** Parses `tlstap: timing (ms since start): modules loaded 120, ...; cpu 300 ms`. */
