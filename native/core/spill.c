@@ -1,5 +1,7 @@
 // See spill.h. One mutex guards the queue and the file; the producer and the consumer each hold
-// it only to copy one block (a memcpy, or a pwrite/pread that the page cache serves).
+// it only to copy one block (a memcpy, or a pwrite/pread that the page cache serves). It inherits
+// priority: the producer (a real-time poller) waiting for it lends its priority to a consumer that
+// was preempted while holding it, instead of waiting behind every ordinary thread that runs.
 #define _GNU_SOURCE
 #include "spill.h"
 
@@ -58,7 +60,11 @@ struct tlstap_spill *tlstap_spill_new(const struct tlstap_spill_limits *limits)
 	struct tlstap_spill *spill = calloc(1, sizeof(*spill));
 	if (!spill)
 		return NULL;
-	pthread_mutex_init(&spill->lock, NULL);
+	pthread_mutexattr_t lock_attr;
+	pthread_mutexattr_init(&lock_attr);
+	pthread_mutexattr_setprotocol(&lock_attr, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(&spill->lock, &lock_attr);
+	pthread_mutexattr_destroy(&lock_attr);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
