@@ -244,13 +244,10 @@ static __always_inline void count(__u32 counter, __u64 n)
 
 /* When the reader was last woken (CLOCK_MONOTONIC ns, any CPU's clock): see wakeup_flag. */
 __u64 last_wakeup_ns = 0;
-/* The least time between two wakeups of the reader. */
-#define WAKEUP_GAP_NS 1000000
-
 /*
  * A wakeup costs the traced thread an interrupt and the reader a context switch: wake the reader
  * only while a backlog of wakeup_bytes or more waits (below that it reads on its short timer), and
- * at most once per WAKEUP_GAP_NS (while it is awake but behind, or just woken). The test is on the
+ * at most once per wakeup_gap_ns (while it is awake but behind, or just woken). The test is on the
  * backlog's level, not on the record that takes it past wakeup_bytes: records reserved on two CPUs
  * at once both see the backlog with both in it, so a crossing could go by unseen, and the reader
  * then slept until its timer while the ring filled (at 16 KiB calls, ~15 MiB in those 20 ms).
@@ -258,7 +255,7 @@ __u64 last_wakeup_ns = 0;
  */
 static __always_inline __u64 wakeup_flag(__u64 now)
 {
-	if ((__s64)(now - last_wakeup_ns) < WAKEUP_GAP_NS ||
+	if ((__s64)(now - last_wakeup_ns) < wakeup_gap_ns ||
 	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
 		return BPF_RB_NO_WAKEUP;
 	last_wakeup_ns = now;
