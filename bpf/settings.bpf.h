@@ -17,6 +17,8 @@ const volatile __u8 filter_comm = 0;
 const volatile __u32 max_call_bytes = TLSTAP_DEFAULT_CALL_BYTES;
 /* Wake the reader only once this much is waiting; it also polls on a short timer. */
 const volatile __u32 wakeup_bytes = 256 * 1024;
+/* ...and at most once per this many ns: less than the ring takes to fill at the fastest rate. */
+const volatile __u32 wakeup_gap_ns = 1000000;
 /* --port / --host: keep only connections with a matching local or remote side. */
 const volatile __u16 targ_port = 0;
 const volatile __u16 targ_host_family = 0;

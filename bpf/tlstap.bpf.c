@@ -242,19 +242,24 @@ static __always_inline void count(__u32 counter, __u64 n)
 		*value += n;
 }
 
+/* When the reader was last woken (CLOCK_MONOTONIC ns, any CPU's clock): see wakeup_flag. */
+__u64 last_wakeup_ns = 0;
 /*
- * A wakeup per record costs the traced thread an interrupt and the reader a context switch.
- * Wake the reader only when this record (of size bytes, after `earlier` bytes of records of the
- * same call sent without a wakeup) takes the backlog past wakeup_bytes; below that it reads on
- * its short timer, and above it the reader is awake or finds the data when it polls again (a
- * ring buffer with data is always ready to poll).
+ * A wakeup costs the traced thread an interrupt and the reader a context switch: wake the reader
+ * only while a backlog of wakeup_bytes or more waits (below that it reads on its short timer), and
+ * at most once per wakeup_gap_ns (while it is awake but behind, or just woken). The test is on the
+ * backlog's level, not on the record that takes it past wakeup_bytes: records reserved on two CPUs
+ * at once both see the backlog with both in it, so a crossing could go by unseen, and the reader
+ * then slept until its timer while the ring filled (at 16 KiB calls, ~15 MiB in those 20 ms).
+ * now: the record's time; a CPU whose clock is behind the last wakeup's does not wake.
  */
-static __always_inline __u64 wakeup_flag(__u64 earlier, __u64 size)
+static __always_inline __u64 wakeup_flag(__u64 now)
 {
-	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 before = waiting > earlier ? waiting - earlier : 0;
-
-	return before < wakeup_bytes && waiting + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if ((__s64)(now - last_wakeup_ns) < wakeup_gap_ns ||
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < wakeup_bytes)
+		return BPF_RB_NO_WAKEUP;
+	last_wakeup_ns = now;
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 static __always_inline int comm_matches(void)
@@ -420,7 +425,7 @@ static __always_inline void emit_conn_event(__u32 kind, __u64 pid_tgid, __u64 ss
 	ev.seq = st->seq;
 	__builtin_memcpy(ev.laddr, st->laddr, sizeof(ev.laddr));
 	__builtin_memcpy(ev.raddr, st->raddr, sizeof(ev.raddr));
-	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag(0, sizeof(ev))))
+	if (bpf_ringbuf_output(&events, &ev, sizeof(ev), wakeup_flag(ev.h.ts_ns)))
 		count(TLSTAP_CTR_RINGBUF_DROPPED_EVENTS, 1);
 }
 
@@ -639,12 +644,10 @@ enum chunk_result {
 /*
  * One data record of a class (`size` bytes of payload; the class below it is `below`): head with
  * chunk_offset off and chunk_len n, its bytes read from the process at src straight into the ring
- * buffer. Only the call's last chunk may wake the reader: `earlier` is the bytes of the call's
- * records before it, NOT_LAST for a whole chunk that is not the last.
+ * buffer. Only the call's last chunk (last != 0) may wake the reader.
  */
-#define NOT_LAST (~0ULL)
 static __always_inline int emit_in_class(const struct tlstap_data_event *head, __u64 src, __u64 off, __u64 n,
-					 __u64 earlier, __u64 size, __u64 below)
+					 __u64 last, __u64 size, __u64 below)
 {
 	struct tlstap_data_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev) + size, 0);
 
@@ -669,7 +672,7 @@ static __always_inline int emit_in_class(const struct tlstap_data_event *head, _
 		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
 		return CHUNK_READ_FAULT;
 	}
-	bpf_ringbuf_submit(ev, earlier == NOT_LAST ? BPF_RB_NO_WAKEUP : wakeup_flag(earlier, sizeof(*ev) + size));
+	bpf_ringbuf_submit(ev, last ? wakeup_flag(head->h.ts_ns) : BPF_RB_NO_WAKEUP);
 	return CHUNK_SENT;
 }
 
@@ -680,24 +683,24 @@ static __always_inline int emit_in_class(const struct tlstap_data_event *head, _
  */
 #define CLASS_FUNC(size, prev)                                                                             \
 	static __noinline int emit_class_##size(const struct tlstap_data_event *head, __u64 src, __u64 off, \
-						__u64 n, __u64 earlier)                                     \
+						__u64 n, __u64 last)                                        \
 	{                                                                                                  \
-		return emit_in_class(head, src, off, n, earlier, size, prev);                              \
+		return emit_in_class(head, src, off, n, last, size, prev);                                 \
 	}
 DATA_CLASSES(CLASS_FUNC)
 #undef CLASS_FUNC
 
 /*
  * One data record: head with chunk_offset off and chunk_len n (1..TLSTAP_CHUNK_SIZE), in the
- * smallest class that holds it, its bytes read from the process at buf + off. `earlier`: see
+ * smallest class that holds it, its bytes read from the process at buf + off. `last`: see
  * emit_in_class.
  */
 static __always_inline enum chunk_result emit_chunk(const struct tlstap_data_event *head, __u64 buf, __u64 off,
-						    __u64 n, __u64 earlier)
+						    __u64 n, __u64 last)
 {
 #define CHUNK_CLASS(size, prev)                                                                    \
 	if (n <= (size))                                                                            \
-		return emit_class_##size(head, buf + off, off, n, earlier);
+		return emit_class_##size(head, buf + off, off, n, last);
 	DATA_CLASSES(CHUNK_CLASS)
 #undef CHUNK_CLASS
 	return CHUNK_NO_ROOM;
@@ -745,14 +748,13 @@ static __always_inline void emit_data(const struct tlstap_data_event *head, __u6
 			break;
 		/* 64-bit arithmetic keeps the verifier's bounds unsigned and exact. */
 		off = (__u64)i * TLSTAP_CHUNK_SIZE;
-		result = emit_chunk(head, buf, off, TLSTAP_CHUNK_SIZE, NOT_LAST);
+		result = emit_chunk(head, buf, off, TLSTAP_CHUNK_SIZE, 0);
 		if (result != CHUNK_SENT)
 			break;
 	}
 	if (result == CHUNK_SENT) {
 		off = captured - tail;
-		/* Records of whole chunks before it: 16 KiB of payload, each after its header. */
-		result = emit_chunk(head, buf, off, tail, off / TLSTAP_CHUNK_SIZE * (sizeof(*head) + TLSTAP_CHUNK_SIZE));
+		result = emit_chunk(head, buf, off, tail, 1);
 	}
 	if (result != CHUNK_SENT)
 		count_lost(result, off, captured);

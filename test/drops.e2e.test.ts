@@ -35,10 +35,20 @@ test(`a 32 KiB ring buffer (the smallest that holds a 16 KiB chunk) under ${CALL
     chmodSync(lg, 0o755);
     const out = join(dir, 'out.jsonl');
 
-    // 32 KiB holds about 29 records of a 1 KiB call: far too few for a writer and a reader at full speed.
+    // 32 KiB holds about 29 records of a 1 KiB call. The poller, woken in time, keeps up even with
+    // that; held (SIGSTOP) for the load's first 200 ms, it cannot: the ring overflows for sure.
     const record = join(dir, 'run.tlstap');
     tlstap = await startTlstap(['--comm', comm, '--ring-buffer', '32k', '-f', 'jsonl', '-o', out, '--record', record]);
-    const load = await loadgen(lg, CALLS, SIZE);
+    const pid = tlstap.child.pid!;
+    process.kill(pid, 'SIGSTOP');
+    const held = setTimeout(() => process.kill(pid, 'SIGCONT'), 200);
+    let load: LoadgenResult;
+    try {
+      load = await loadgen(lg, CALLS, SIZE);
+    } finally {
+      clearTimeout(held);
+      process.kill(pid, 'SIGCONT');
+    }
     const exit = await tlstap.stop('SIGINT');
     assert.equal(exit.code, 0, exit.stderr);
     // Each 1 KiB write arrives in one TLS record, which the reader's SSL_read returns whole.

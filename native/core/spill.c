@@ -1,5 +1,8 @@
-// See spill.h. One mutex guards the queue and the file; the producer and the consumer each hold
-// it only to copy one block (a memcpy, or a pwrite/pread that the page cache serves).
+// See spill.h. One mutex guards the queue and the file; the producer holds it to copy one block in
+// (a memcpy, or a pwrite that the page cache takes), the consumer only to take one out of the queue
+// and to count it (its bytes are copied out, or read back, without the lock). It inherits
+// priority: the producer (a real-time poller) waiting for it lends its priority to a consumer that
+// was preempted while holding it, instead of waiting behind every ordinary thread that runs.
 #define _GNU_SOURCE
 #include "spill.h"
 
@@ -58,7 +61,11 @@ struct tlstap_spill *tlstap_spill_new(const struct tlstap_spill_limits *limits)
 	struct tlstap_spill *spill = calloc(1, sizeof(*spill));
 	if (!spill)
 		return NULL;
-	pthread_mutex_init(&spill->lock, NULL);
+	pthread_mutexattr_t lock_attr;
+	pthread_mutexattr_init(&lock_attr);
+	pthread_mutexattr_setprotocol(&lock_attr, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(&spill->lock, &lock_attr);
+	pthread_mutexattr_destroy(&lock_attr);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -268,17 +275,24 @@ long tlstap_spill_pop_ref(struct tlstap_spill *spill, void *dst, size_t cap, uin
 	spill->head = b->next;
 	if (!spill->head)
 		spill->tail = NULL;
+	if (b->data)
+		spill->memory_bytes -= b->charge;
+	pthread_mutex_unlock(&spill->lock);
+
+	// The block is this thread's alone now, so its bytes are copied out without the lock: the
+	// producer never waits for this copy or read. Its file range stays counted in file_bytes until
+	// the read is done, so the file is not truncated and written again under it meanwhile.
 	long ret = (long)b->len;
-	uint8_t *copy = NULL; // freed once the lock is let go
-	if (b->owner) {
+	int err = 0;
+	if (b->owner)
 		*owner = b->owner;
-		spill->memory_bytes -= b->charge;
-	} else if (b->data) {
+	else if (b->data)
 		memcpy(dst, b->data, b->len);
-		spill->memory_bytes -= b->charge;
-		copy = b->data;
-	} else {
-		int err = io_all(spill->fd, dst, b->len, b->file_offset, 0);
+	else
+		err = io_all(spill->fd, dst, b->len, b->file_offset, 0);
+
+	pthread_mutex_lock(&spill->lock);
+	if (!b->data) {
 		spill->stats.file_bytes -= b->len;
 		spill->read_off = b->file_offset + b->len;
 		give_back(spill);
@@ -296,7 +310,8 @@ long tlstap_spill_pop_ref(struct tlstap_spill *spill, void *dst, size_t cap, uin
 		spill->stats.max_delay_ns = waited;
 	*tag = b->tag;
 	pthread_mutex_unlock(&spill->lock);
-	free(copy);
+	if (!b->owner)
+		free(b->data);
 	free(b);
 	return ret;
 }

@@ -480,4 +480,6 @@ async function applySettings(native: BpfBackendSession, settings: KernelSettings
   }
   // Wake the reader when a quarter of the ring is waiting (at most 256 KiB), so small rings do not overflow between its timer polls.
   await native.setGlobal('.rodata', 'wakeup_bytes', u32(Math.min(256 * 1024, settings.ringBufferBytes / 4)));
+  // ...and at most once a millisecond, less for a ring that 16 GB/s of records would fill sooner.
+  await native.setGlobal('.rodata', 'wakeup_gap_ns', u32(Math.min(1_000_000, Math.floor(settings.ringBufferBytes / 16))));
 }
