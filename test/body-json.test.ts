@@ -120,3 +120,33 @@ test('jsonl http records with large bodies are the lines JSON.stringify makes of
   assert.equal(http.length, 1);
   assert.ok(http[0] === JSON.stringify(httpRecord(exchange, ctx, { redact: false })), 'the http line as JSON.stringify writes it');
 });
+
+/** A target that hands its bytes on whenever they fill a write, and remembers the most it held at once. */
+class HandingOnBytes extends GrowableBytes {
+  readonly handedOn: Buffer[] = [];
+  mostHeld = 0;
+
+  writeOutIfFull(): void {
+    this.mostHeld = Math.max(this.mostHeld, this.pos);
+    if (this.pos < 256 * 1024) return;
+    this.handedOn.push(Buffer.from(this.buf.subarray(0, this.pos)));
+    this.pos = 0;
+  }
+
+  all(): string {
+    return Buffer.concat([...this.handedOn, this.buf.subarray(0, this.pos)]).toString('utf8');
+  }
+}
+
+test('a 16 MiB body is handed on to the output as it is encoded: the target never holds the whole of it', () => {
+  const page = text(16 * 1024, 7);
+  const bodies = [
+    { bytes: randomBytes(16 * 1024 * 1024), base64: true },
+    { bytes: Buffer.concat(Array.from({ length: 256 }, () => page)), base64: false },
+  ];
+  const writer = new BodyJsonWriter();
+  const target = new HandingOnBytes();
+  writer.write(record(writer.strings, bodies), target, '', '\n');
+  assert.ok(target.all() === `${JSON.stringify(record(PLAIN_BODY_STRINGS, bodies))}\n`, 'what JSON.stringify writes');
+  assert.ok(target.mostHeld < 512 * 1024, `${target.mostHeld} bytes held at once`);
+});

@@ -2,9 +2,11 @@
 // known length inside bodies (skipped and counted), resynchronisation after a gap in a response
 // head, and HTTP/2 streams whose message is whole without END_STREAM.
 import { test } from 'node:test';
+import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import assert from 'node:assert/strict';
 import { harEntry, harLog } from '../src/har/index.js';
+import { BodyBuilder } from '../src/http/message.js';
 import { HttpTracker } from '../src/http/tracker.js';
 import { createHttpSink, ExchangeFormatter } from '../src/output/http.js';
 import { call, ctx, decodeCalls, frame, FT, HeaderEncoder, PREFACE, validateHar } from './support/http-streams.js';
@@ -263,4 +265,20 @@ test('-f http after a fallback: the failing call is not shown twice, and a long 
   assert.match(text, /\[body 10 bytes\]\nBODY-ONCE!/);
   assert.match(text, /raw calls after the first 64 KiB not shown, from here/);
   assert.match(text, /raw calls after the first 64 KiB not shown, 36 calls \(36864 bytes\) in all/);
+});
+
+test('a body past its first MiB is kept in one buffer, filled in place: the bytes up to the cap, the size beyond it', () => {
+  const cap = 3 * 1024 * 1024 + 5;
+  const builder = new BodyBuilder(cap);
+  const sent = randomBytes(4 * 1024 * 1024);
+  for (let at = 0; at < sent.length; at += 16 * 1024 + 3) builder.add(sent, at, Math.min(at + 16 * 1024 + 3, sent.length));
+  const body = builder.finish(true);
+  assert.equal(body.size, sent.length);
+  assert.ok(body.bytes.equals(sent.subarray(0, cap)), 'the first bytes up to the cap');
+  // The kept bytes are a view of the one buffer they were written into: never joined from pieces.
+  assert.equal(body.bytes.buffer.byteLength, cap);
+  const small = new BodyBuilder(cap);
+  small.add(sent, 0, 1000);
+  small.add(sent, 1000, 5000);
+  assert.ok(small.finish(true).bytes.equals(sent.subarray(0, 5000)), 'a small body from its pieces');
 });

@@ -1,9 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { BatchWriter, releasesChunksOnCallback } from '../src/output/batch.js';
 import type { OutputStream } from '../src/output/batch.js';
+import { FileWriteStream, openPrivateFile } from '../src/util/private-file.js';
 
 /** A slice the stream was handed, a copy of its bytes at that moment, and its callback. */
 interface HeldWrite {
@@ -140,4 +143,43 @@ test('batch: an in-memory stream keeps every chunk it was handed intact', async 
   assert.equal(stream.overwritten, 0);
   assert.ok(Buffer.concat(stream.received).equals(Buffer.concat(expected)));
   assert.ok(stream.buffers.size >= 16, `${stream.buffers.size} buffers: none reused`);
+});
+
+test('batch: a file takes each write at once, so one unit of 64 MiB is written through the same two chunks', async () => {
+  const path = join(mkdtempSync(join(tmpdir(), 'tlstap-batch-')), 'out');
+  const file = new FileWriteStream(openPrivateFile(path));
+  const writer = new BatchWriter(file);
+  const chunks = new Set<ArrayBufferLike>();
+  const expected: Buffer[] = [];
+  // One unit (a record with a large body) in 48 KiB steps, handed on whenever a write's worth is batched.
+  for (let i = 0; i < 64 * 1024 * 1024 / (48 * 1024); i++) {
+    const bytes = unitBytes(i, 48 * 1024);
+    writer.reserve(bytes.length);
+    writer.buf.set(bytes, writer.pos);
+    writer.pos += bytes.length;
+    writer.writeOutIfFull();
+    chunks.add(writer.buf.buffer);
+    expected.push(bytes);
+  }
+  writer.commit();
+  await writer.close();
+  await new Promise((resolve) => file.end(resolve));
+  assert.ok(readFileSync(path).equals(Buffer.concat(expected)), 'every byte, in order');
+  // The chunk being filled, and the one whose bytes were handed on just before it filled up.
+  assert.ok(chunks.size <= 2, `${chunks.size} chunk buffers for 64 MiB`);
+});
+
+test('batch: a write error of a file taken at once ends the output with that error', async () => {
+  const errors: NodeJS.ErrnoException[] = [];
+  const file = new FileWriteStream(openSync('/dev/full', 'w'));
+  const writer = new BatchWriter(file, { onClosed: (e) => errors.push(e) });
+  writer.writeString('x'.repeat(300 * 1024));
+  writer.commit();
+  assert.equal(errors[0]?.code, 'ENOSPC');
+  assert.equal(writer.error?.code, 'ENOSPC');
+  writer.writeString('more');
+  writer.commit();
+  await writer.close();
+  assert.equal(errors.length, 1);
+  file.destroy();
 });

@@ -1,7 +1,7 @@
 // Pieces shared by the HTTP/1.x and HTTP/2 decoders: body accumulation, the error that sends a
 // connection to raw, and building the URL of a request.
 
-import { isUtf8 } from 'node:buffer';
+import { constants, isUtf8 } from 'node:buffer';
 import type { FallbackReason, HttpBody, HttpConnection, HttpExchange, HttpHeader, HttpVersion } from './types.js';
 import { formatEndpoint } from '../events/addresses.js';
 
@@ -50,9 +50,23 @@ export function wireHeader(name: string, value: string, sensitive = false): Http
   return h;
 }
 
-/** A body while it arrives: copies of the chunks up to a cap, the total size and the bytes not captured. */
+/**
+ * Body bytes kept as separate copies of the calls' pieces, at most; past this a body's bytes go into
+ * one buffer the size of the cap (see BodyBuilder).
+ */
+export const BODY_PIECES_BYTES = 1024 * 1024;
+
+/**
+ * A body while it arrives: copies of its bytes up to a cap, the total size and the bytes not captured.
+ * The first BODY_PIECES_BYTES are kept as copies of the pieces (a small body costs what it holds);
+ * a larger body moves into one buffer of the cap's size, filled in place, whose kept bytes become
+ * the body without another copy: the memory a body holds is its kept bytes (pages never written
+ * are never resident) plus one piece, never the pieces and their join at once.
+ */
 export class BodyBuilder {
-  private chunks: Buffer[] = [];
+  private pieces: Buffer[] = [];
+  /** The one buffer of a body past BODY_PIECES_BYTES; bytes kept are its first `kept`. */
+  private whole: Buffer | undefined;
   private kept = 0;
   size = 0;
   /** Body bytes that went by without being captured (a gap of known length). */
@@ -72,9 +86,21 @@ export class BodyBuilder {
     this.size += n;
     if (this.room <= 0) return;
     const take = Math.min(this.room, n);
-    this.chunks.push(Buffer.from(data.subarray(start, start + take)));
+    if (this.whole === undefined && this.kept + take > BODY_PIECES_BYTES && this.kept + this.room <= constants.MAX_LENGTH) this.moveIntoWhole();
+    if (this.whole !== undefined) data.copy(this.whole, this.kept, start, start + take);
+    else this.pieces.push(Buffer.from(data.subarray(start, start + take)));
     this.kept += take;
     this.room -= take;
+  }
+
+  /** The pieces kept so far go into one buffer with room for every byte the cap allows. */
+  private moveIntoWhole(): void {
+    // Uninitialised: its pages become resident only as bytes are written into them.
+    const whole = Buffer.allocUnsafeSlow(this.kept + this.room);
+    let at = 0;
+    for (const piece of this.pieces) at += piece.copy(whole, at);
+    this.pieces = [];
+    this.whole = whole;
   }
 
   /**
@@ -89,9 +115,13 @@ export class BodyBuilder {
 
   /** The body as the exchange carries it; a body with missing bytes is never complete. */
   finish(complete: boolean): HttpBody {
-    const bytes = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.kept);
-    // The joined bytes replace the chunks: a 16 MiB body is not held twice while its exchange lives.
-    this.chunks = [bytes];
+    let bytes: Buffer;
+    if (this.whole !== undefined) bytes = this.whole.subarray(0, this.kept);
+    else {
+      bytes = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.kept);
+      // The joined bytes replace the pieces: a body is not held twice while its exchange lives.
+      this.pieces = [bytes];
+    }
     const body: HttpBody = { bytes, size: this.size, complete: complete && this.missing === 0 };
     if (this.missing > 0) body.missing = this.missing;
     return body;

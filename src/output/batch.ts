@@ -23,6 +23,11 @@ export interface ByteTarget {
   reserve(n: number): void;
   /** Appends a string as UTF-8. */
   writeString(text: string): void;
+  /**
+   * Hands the bytes written so far to the output now if they fill a write, so a long value inside
+   * one unit (a body in a record) is not held whole; optional (a target in memory holds everything).
+   */
+  writeOutIfFull?(): void;
 }
 
 /** A ByteTarget that grows one buffer, for encoding into a string or Buffer off the hot path. */
@@ -245,6 +250,10 @@ export class BatchWriter implements ByteTarget {
       this.fail(streamGone());
       return;
     }
+    if (this.out instanceof FileWriteStream && this.out.canWriteNow) {
+      this.writeNow(this.out);
+      return;
+    }
     let ok = true;
     const queued = this.queued;
     this.queued = [];
@@ -267,6 +276,35 @@ export class BatchWriter implements ByteTarget {
       this.waitingDrain = true;
       this.out.once('drain', this.onDrain);
     }
+  }
+
+  /**
+   * Writes the batch to a file at once, on this thread: its chunks are free again before this
+   * returns, so the batch is written from the same few chunks however much is encoded in one go.
+   */
+  private writeNow(file: FileWriteStream): void {
+    const queued = this.queued;
+    this.queued = [];
+    this.queuedBytes = 0;
+    try {
+      for (const slice of queued) file.writeNow(slice.bytes);
+      file.writeNow(this.buf.subarray(this.start, this.pos));
+    } catch (err) {
+      this.fail(err as NodeJS.ErrnoException);
+    } finally {
+      for (const slice of queued) {
+        slice.chunk.users--;
+        this.recycle(slice.chunk);
+      }
+      // Nothing of the current chunk is in use any more: the next batch starts at its beginning.
+      if (this.chunk.users === 0) this.pos = 0;
+      this.start = this.pos;
+    }
+  }
+
+  /** Hands the batch to the stream now if it fills a write (see ByteTarget.writeOutIfFull). */
+  writeOutIfFull(): void {
+    if (this.failure === undefined && this.queuedBytes + this.pos - this.start >= this.flushBytes) this.flush();
   }
 
   private hasBatched(): boolean {

@@ -72,13 +72,19 @@ export class BodyJsonWriter {
     const bytes = body.bytes;
     if (body.base64) {
       this.base64 ??= new Base64Encoder();
-      for (let i = 0; i < bytes.length; i += SLICE) this.base64.append(bytes.subarray(i, i + SLICE), target);
+      for (let i = 0; i < bytes.length; i += SLICE) {
+        this.base64.append(bytes.subarray(i, i + SLICE), target);
+        target.writeOutIfFull?.();
+      }
       return;
     }
     // A text body may end inside a character (a cut body): that tail is decoded as toString does.
     const valid = validUtf8Length(bytes);
     this.escaper ??= new JsonEscaper();
-    for (let i = 0; i < valid; i += SLICE) this.escaper.append(bytes.subarray(i, Math.min(i + SLICE, valid)), target);
+    for (let i = 0; i < valid; i += SLICE) {
+      this.escaper.append(bytes.subarray(i, Math.min(i + SLICE, valid)), target);
+      target.writeOutIfFull?.();
+    }
     if (valid < bytes.length) target.writeString(JSON.stringify(bytes.subarray(valid).toString('utf8')).slice(1, -1));
   }
 }

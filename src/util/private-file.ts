@@ -90,9 +90,22 @@ export class FileWriteStream extends Writable {
     super({ highWaterMark: WRITE_MARK });
   }
 
+  /** Whether writeNow() may write: nothing given to write() is still queued, and the stream is open. */
+  get canWriteNow(): boolean {
+    return this.writableLength === 0 && this.writableCorked === 0 && !this.destroyed && !this.writableEnded;
+  }
+
+  /**
+   * Writes `chunk` to the file before returning, past the stream's queue (only when canWriteNow, so
+   * the order of bytes is kept): the caller may reuse `chunk` at once. Throws what writeSync throws.
+   */
+  writeNow(chunk: Uint8Array): void {
+    for (let done = 0; done < chunk.length; ) done += writeSync(this.fd, chunk, done, chunk.length - done);
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     try {
-      for (let done = 0; done < chunk.length; ) done += writeSync(this.fd, chunk, done, chunk.length - done);
+      this.writeNow(chunk);
     } catch (err) {
       callback(err as Error);
       return;
