@@ -6,6 +6,8 @@ BatchPool::~BatchPool()
 {
 	for (Batch *batch : idle_)
 		delete batch;
+	for (auto &lent : lent_)
+		delete lent.second;
 }
 
 Batch *BatchPool::Take()
@@ -23,15 +25,45 @@ Batch *BatchPool::Take()
 
 void BatchPool::Give(Batch *batch)
 {
-	batch->SetSize(0);
+	bool kept;
 	{
 		std::lock_guard<std::mutex> lock(mutex_);
-		if (idle_.size() < keep_) {
-			idle_.push_back(batch);
-			return;
-		}
+		kept = KeepLocked(batch);
+	}
+	if (!kept)
+		delete batch; // outside the lock: freeing a batch unmaps it
+}
+
+bool BatchPool::KeepLocked(Batch *batch)
+{
+	if (idle_.size() >= keep_)
+		return false;
+	batch->SetSize(0);
+	idle_.push_back(batch);
+	return true;
+}
+
+void BatchPool::Lend(Batch *batch)
+{
+	std::lock_guard<std::mutex> lock(mutex_);
+	lent_.emplace(batch->data(), batch);
+}
+
+bool BatchPool::Return(const void *data)
+{
+	Batch *batch;
+	{
+		std::lock_guard<std::mutex> lock(mutex_);
+		auto lent = lent_.find(data);
+		if (lent == lent_.end())
+			return false;
+		batch = lent->second;
+		lent_.erase(lent);
+		if (KeepLocked(batch))
+			return true;
 	}
 	delete batch;
+	return true;
 }
 
 } // namespace tlstap

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace tlstap {
@@ -49,12 +50,23 @@ public:
 	Batch *Take();
 	// Back to the pool, or freed when the pool holds enough. Any thread.
 	void Give(Batch *batch);
+	// The batch is lent to JS as a Buffer over its memory. It comes back once, by Return: from JS's
+	// releaseBatch, or else from the Buffer's finalizer, which node runs only on a later turn of
+	// the event loop (under load hundreds of released batches waited for it, and new ones were
+	// allocated meanwhile).
+	void Lend(Batch *batch);
+	// The lent batch whose memory is at data, back into the pool; false if none is lent there (it
+	// came back already, or belongs to another pool). Any thread.
+	bool Return(const void *data);
 
 private:
+	bool KeepLocked(Batch *batch); // with mutex_ held: false when the pool holds enough (the caller frees it)
+
 	const size_t capacity_;
 	const size_t keep_;
 	std::mutex mutex_;
 	std::vector<Batch *> idle_;
+	std::unordered_map<const void *, Batch *> lent_;
 };
 
 using SharedBatchPool = std::shared_ptr<BatchPool>;

@@ -49,14 +49,16 @@ void CallJs(Napi::Env env, Napi::Function callback, Delivery *d)
 	Napi::MemoryManagement::AdjustExternalMemory(env, external);
 	uint32_t count = d->count;
 	bool spilled = d->spilled;
-	// The Buffer owns the batch from here: its finalizer gives it back to the pool.
+	// Lent to JS from here: it comes back to the pool when JS releases it (releaseBatch), or else
+	// when V8 collects the Buffer, whichever is first (BatchPool::Return).
 	Delivery *owner = delivery.release();
+	owner->pool->Lend(owner->batch);
 	Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
 		env, owner->batch->data(), owner->batch->size(),
-		[external](Napi::Env env, uint8_t *, Delivery *owned) {
-			owned->pool->Give(owned->batch);
+		[external](Napi::Env env, uint8_t *data, Delivery *owned) {
+			if (owned->pool->Return(data))
+				Napi::MemoryManagement::AdjustExternalMemory(env, -external);
 			delete owned;
-			Napi::MemoryManagement::AdjustExternalMemory(env, -external);
 		},
 		owner);
 	callback.Call({buffer, Napi::Number::New(env, count), Napi::Boolean::New(env, spilled)});

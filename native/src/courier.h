@@ -71,6 +71,8 @@ public:
 		uint64_t spilled_batches; // that went through the spill
 	};
 	void GetStats(Stats *out);
+	// The pool batches are lent to JS from: releaseBatch returns them there, also after the courier ended.
+	const SharedBatchPool &pool() const { return pool_; }
 
 private:
 	void DeliverLoop();
