@@ -9,8 +9,8 @@ export function ascii(text: string): Uint8Array {
 /** Copies `bytes` to `buf` at `pos`; returns the position after them. */
 export function putBytes(buf: Uint8Array, pos: number, bytes: Uint8Array): number {
   const n = bytes.length;
-  // Short constants: a loop is quicker than a native call.
-  if (n > 64) {
+  // A loop is quicker than set() up to ~20 bytes (8 bytes: 20 against 42 ns), slower above (50 bytes: 108 against 42 ns).
+  if (n > 24) {
     buf.set(bytes, pos);
     return pos + n;
   }

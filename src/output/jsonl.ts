@@ -2,13 +2,13 @@
 // order because this is the hot path: no string is built per call, the parts that repeat (comm,
 // file, SSL *, connection) are encoded once, and the payload is escaped by a WebAssembly kernel.
 
-import { isUtf8 } from 'node:buffer';
 import type { CaptureContext, CaptureStats, ConnectionEvent, ConnectionInfo, TlsCall } from '../events/types.js';
 import { connectionJson } from '../events/addresses.js';
 import type { ByteTarget } from './batch.js';
 import { MAX_NUMBER_TEXT, ascii, putBigInt, putBytes, putDigits, putNumber } from './bytes.js';
 import { Base64Encoder } from './base64.js';
 import { JsonEscaper } from './json-escape.js';
+import { isNulFreeUtf8 } from './utf8-text.js';
 import type { CallEncoder } from './text.js';
 
 /** What a `type: "data"` line holds, for consumers of the jsonl output. */
@@ -200,7 +200,7 @@ export class JsonlFormat implements CallEncoder {
   encode(call: TlsCall, target: ByteTarget): void {
     const data = call.data;
     // A NUL marks binary that happens to be valid UTF-8 (HTTP/2 frame headers): base64 keeps it readable.
-    const text = isUtf8(data) && data.indexOf(0) === -1;
+    const text = isNulFreeUtf8(data);
     this.putHead(call, text, target);
     if (text) {
       this.escaper ??= new JsonEscaper();
