@@ -89,3 +89,28 @@ for (const shape of [
     assert.equal(got.stats.lostRecords, 0);
   });
 }
+
+test('batches the consumer releases go back to the pool at once: a long feed through a busy consumer makes few batches', async () => {
+  const plan: RecordFeedPlan = {
+    ...PLAN,
+    // ~600 full 64 KiB batches, produced without a pause: the queue to JS stays full, and node
+    // delivers many batches in one turn of its event loop (where finalizers cannot run).
+    records: 40_000,
+    recordBytes: 1000,
+    recordsPerPoll: 66,
+    pollIntervalUs: 0,
+    // The spill holds at most 4 batches in memory (the rest in its file, copied): what is alive
+    // at once is the queue to JS (16), the spill's memory, the producer's and the deliverer's.
+    spillMemoryBytes: 256 << 10,
+    releaseBatches: true,
+  };
+  const got = await feed(plan, () => busyWait(0.2));
+  assert.equal(got.records, plan.records);
+  assert.equal(got.stats.lostRecords, 0);
+  const batches = got.routes.length;
+  assert.ok(batches > 500, `${batches} batches`);
+  assert.ok(
+    got.stats.batchesMade! <= 16 + 4 + 2 + 8,
+    `${got.stats.batchesMade} batches made for ${batches} delivered: released batches were not reused`,
+  );
+});

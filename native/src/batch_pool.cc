@@ -20,6 +20,7 @@ Batch *BatchPool::Take()
 			return batch;
 		}
 	}
+	made_.fetch_add(1, std::memory_order_relaxed);
 	return new Batch(capacity_);
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -46,6 +47,8 @@ public:
 	BatchPool &operator=(const BatchPool &) = delete;
 
 	size_t capacity() const { return capacity_; }
+	// Batches allocated so far (a steady capture makes a few and reuses them).
+	uint64_t made() const { return made_.load(std::memory_order_relaxed); }
 	// An empty batch. Any thread.
 	Batch *Take();
 	// Back to the pool, or freed when the pool holds enough. Any thread.
@@ -67,6 +70,7 @@ private:
 	std::mutex mutex_;
 	std::vector<Batch *> idle_;
 	std::unordered_map<const void *, Batch *> lent_;
+	std::atomic<uint64_t> made_{0};
 };
 
 using SharedBatchPool = std::shared_ptr<BatchPool>;

@@ -359,27 +359,10 @@ Napi::Value BpfSession::SpillStats(const Napi::CallbackInfo &info)
 	return CourierStats(info.Env(), *courier_);
 }
 
-// releaseBatch(buffer): JS is done with a batch. Its memory is detached (any view still held by
-// mistake reads as empty rather than as later records) and goes back to the pool at once, not
-// when V8 collects the Buffer and node runs its finalizer on a later turn of the event loop:
-// under load hundreds of MiB of released batches waited for that while new ones were made.
+// releaseBatch(buffer): JS is done with a batch (see ReleaseBatch in courier.h).
 void BpfSession::ReleaseBatch(const Napi::CallbackInfo &info)
 {
-	if (!info[0].IsBuffer())
-		ThrowBpfError(info.Env(), "releaseBatch", EINVAL, "expected a batch Buffer");
-	Napi::Buffer<uint8_t> batch = info[0].As<Napi::Buffer<uint8_t>>();
-	Napi::ArrayBuffer memory = batch.ArrayBuffer();
-	if (memory.IsDetached())
-		return;
-	// A batch is a whole external ArrayBuffer; refuse a slice of anything else.
-	if (batch.ByteOffset() != 0 || batch.ByteLength() != memory.ByteLength())
-		ThrowBpfError(info.Env(), "releaseBatch", EINVAL, "not a batch this session delivered");
-	const void *data = memory.Data();
-	auto bytes = static_cast<int64_t>(memory.ByteLength());
-	memory.Detach();
-	// Back to the pool now, for the poller's next batch (after close(), the finalizer does it).
-	if (courier_ && courier_->pool()->Return(data))
-		Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -bytes);
+	tlstap::ReleaseBatch(info.Env(), info[0], courier_.get());
 }
 
 // sumPercpuArray(map) -> bigint[]: each key's value summed over every possible CPU.

@@ -234,6 +234,25 @@ void Courier::GetStats(Stats *out)
 	tlstap_spill_get_stats(spill_, &out->spill);
 	out->direct_batches = direct_batches_.load();
 	out->spilled_batches = spilled_batches_.load();
+	out->batches_made = pool_->made();
+}
+
+void ReleaseBatch(Napi::Env env, Napi::Value value, Courier *courier)
+{
+	if (!value.IsBuffer())
+		ThrowBpfError(env, "releaseBatch", EINVAL, "expected a batch Buffer");
+	Napi::Buffer<uint8_t> batch = value.As<Napi::Buffer<uint8_t>>();
+	Napi::ArrayBuffer memory = batch.ArrayBuffer();
+	if (memory.IsDetached())
+		return;
+	// A batch is a whole external ArrayBuffer; refuse a slice of anything else.
+	if (batch.ByteOffset() != 0 || batch.ByteLength() != memory.ByteLength())
+		ThrowBpfError(env, "releaseBatch", EINVAL, "not a batch this session delivered");
+	const void *data = memory.Data();
+	auto bytes = static_cast<int64_t>(memory.ByteLength());
+	memory.Detach();
+	if (courier && courier->Return(data)) // else its Buffer's finalizer gives it back
+		Napi::MemoryManagement::AdjustExternalMemory(env, -bytes);
 }
 
 Napi::Object CourierStats(Napi::Env env, Courier &courier)
@@ -257,6 +276,7 @@ Napi::Object CourierStats(Napi::Env env, Courier &courier)
 		out.Set("fileError", Napi::String::New(env, strerror(st.file_error)));
 	num("directBatches", static_cast<double>(stats.direct_batches));
 	num("spilledBatches", static_cast<double>(stats.spilled_batches));
+	num("batchesMade", static_cast<double>(stats.batches_made));
 	return out;
 }
 

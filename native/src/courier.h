@@ -69,10 +69,11 @@ public:
 		struct tlstap_spill_stats spill;
 		uint64_t direct_batches;  // handed to JS as they were filled
 		uint64_t spilled_batches; // that went through the spill
+		uint64_t batches_made;    // batches allocated (the pool reuses them)
 	};
 	void GetStats(Stats *out);
-	// The pool batches are lent to JS from: releaseBatch returns them there, also after the courier ended.
-	const SharedBatchPool &pool() const { return pool_; }
+	// JS thread: the batch JS held at `data` back into the pool; false if it is not one lent by this courier.
+	bool Return(const void *data) { return pool_->Return(data); }
 
 private:
 	void DeliverLoop();
@@ -107,7 +108,15 @@ private:
 };
 
 // {bytes, fileBytes, peakBytes, peakFileBytes, delayMs, maxDelayMs, fullWaits, lostBlocks, lostBytes,
-// lostRecords, fileError?, directBatches, spilledBatches} for JS (SpillStats in src/events/types.ts).
+// lostRecords, fileError?, directBatches, spilledBatches, batchesMade} for JS (SpillStats in src/events/types.ts).
 Napi::Object CourierStats(Napi::Env env, Courier &courier);
+
+// JS thread: JS is done with `batch`, a Buffer that `courier` delivered (null once the courier is
+// gone). Its memory is detached (a view still held by mistake reads as empty, not as later
+// records) and goes back to the pool at once. Without that it came back only when V8 collected
+// the Buffer and node ran its finalizer on a later turn of the event loop: under load hundreds of
+// MiB of released batches waited for it while new ones were made. Throws a BpfError for anything
+// but a whole batch.
+void ReleaseBatch(Napi::Env env, Napi::Value batch, Courier *courier);
 
 } // namespace tlstap

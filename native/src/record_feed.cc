@@ -64,6 +64,14 @@ Napi::Value FeedRecords(const Napi::CallbackInfo &info)
 	};
 	auto *feed = new Feed(env);
 	Napi::Promise promise = feed->done.Promise();
+	// releaseBatches: each batch is released once onBatch returned, as the capture pipeline does.
+	if (opts.Get("releaseBatches").ToBoolean().Value()) {
+		auto callback = std::make_shared<Napi::FunctionReference>(Napi::Persistent(on_batch));
+		on_batch = Napi::Function::New(env, [callback, feed](const Napi::CallbackInfo &call) {
+			callback->Call({call[0], call[1], call[2]});
+			ReleaseBatch(call.Env(), call[0], feed->courier.get());
+		});
+	}
 	feed->courier = std::make_unique<Courier>(env, on_batch, options, [feed](Napi::Env env) {
 		feed->producer.join();
 		feed->done.Resolve(CourierStats(env, *feed->courier));

@@ -187,6 +187,8 @@ export interface SpillStats {
   /** Batches handed to the outputs straight from the poller, and those that went through the spill. */
   directBatches?: number;
   spilledBatches?: number;
+  /** Batches the addon allocated: a steady capture makes a few and reuses them. */
+  batchesMade?: number;
 }
 
 /** Totals for the end-of-run summary; every loss has its own count. */

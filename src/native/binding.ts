@@ -102,6 +102,8 @@ export interface RecordFeedPlan {
   pollIntervalUs: number;
   spillMemoryBytes: number;
   spillFileBytes: number;
+  /** Each batch is released (as by releaseBatch) once onBatch returned, as the capture pipeline does. */
+  releaseBatches?: boolean;
 }
 
 /** The addon's whole interface. */
