@@ -14,6 +14,8 @@ export interface LoadgenResult {
   read_calls: number;
   writer_pid: number;
   reader_pid: number;
+  /** The writer's and the reader's CPU seconds (user + system), handshakes included. */
+  cpu_seconds: number;
 }
 
 /** Runs `loadgen ARGS` (the binary at `path`, e.g. a copy under a name of its own) and parses its JSON line. */

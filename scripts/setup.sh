@@ -77,8 +77,8 @@ bash test/support/build-nss-client.sh
 bash fixtures/go/build.sh
 
 case "$action" in
-"") echo "setup: done. Try: node dist/src/cli.js demo" ;;
-demo) exec node dist/src/cli.js demo ;;
+"") echo "setup: done. Try: bin/tlstap.js demo" ;;
+demo) exec bin/tlstap.js demo ;;
 test) exec npm test --silent ;;
 *) echo "setup: unknown action '$action' (expected: demo, test)" >&2; exit 2 ;;
 esac
