@@ -98,7 +98,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Long enough for a slow, busy machine; a hang fails the test instead of stalling the run. */
 const TIMEOUT = { timeout: 180_000 };
 
-/** Every tlstap a test starts, killed at the end if a failed assertion left it running. */
 /** When (Date.now()) `p`'s stderr first matches `pattern`; rejects after `timeoutMs`, or when `p` exits without it. */
 async function stderrMatches(p: TlstapProcess, pattern: RegExp, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
@@ -110,6 +109,7 @@ async function stderrMatches(p: TlstapProcess, pattern: RegExp, timeoutMs: numbe
   }
 }
 
+/** Every tlstap a test starts, killed at the end if a failed assertion left it running. */
 class Started {
   private readonly all: TlstapProcess[] = [];
 

@@ -151,8 +151,9 @@ interface CallTail {
   fileName: string | undefined;
   ssl: bigint;
   bytes: Buffer;
-  /** `,"truncated":0,"lost":0` and `bytes`: a call that lost nothing. */
-  whole: Buffer;
+  /** `,"truncated":0,"lost":0`, `bytes` and the payload's key: the rest of a call that lost nothing. */
+  wholeText: Buffer;
+  wholeBase64: Buffer;
   /** The middle part of this connection's latest read and write lines. */
   read?: CallMiddle;
   write?: CallMiddle;
@@ -166,13 +167,6 @@ interface CallMiddle {
   comm: string;
   func: string;
   bytes: Buffer;
-  /**
-   * Everything from `middle` to the payload for a call that lost nothing: `bytes`, the length,
-   * `whole` and the payload's key; made again when the length or the payload's kind changes.
-   */
-  rest?: Buffer;
-  restLen?: number;
-  restText?: boolean;
 }
 
 /** `jsonl`: every captured byte of every call, as `text` when valid UTF-8 without NUL, else `base64`. */
@@ -220,21 +214,20 @@ export class JsonlFormat implements CallEncoder {
     if (second !== this.second) this.newSecond(second);
     const tail = this.tail(call);
     const middle = this.middle(call, tail);
-    // Most calls lose nothing and repeat their connection's latest length and payload kind: one copy from the middle on.
-    const rest = call.truncated === 0 && call.lost === 0 ? this.rest(middle, call.totalLen, text, tail) : undefined;
-    target.reserve(HEAD_ROOM + this.lineOpen.length + (rest ?? middle.bytes).length + tail.whole.length);
+    target.reserve(HEAD_ROOM + this.lineOpen.length + middle.bytes.length + tail.wholeBase64.length);
     const buf = target.buf;
     let pos = target.pos;
     pos = putBytes(buf, pos, this.lineOpen);
     pos = putDigits(buf, pos, us - second * 1e6, 6);
     pos = putBytes(buf, pos, TS_NS);
     pos = putBigInt(buf, pos, call.tsNs);
-    if (rest !== undefined) {
-      target.pos = putBytes(buf, pos, rest);
-      return;
-    }
     pos = putBytes(buf, pos, middle.bytes);
     pos = putNumber(buf, pos, call.totalLen);
+    // Most calls lose nothing: the rest of their head is made once per connection.
+    if (call.truncated === 0 && call.lost === 0) {
+      target.pos = putBytes(buf, pos, text ? tail.wholeText : tail.wholeBase64);
+      return;
+    }
     pos = putNumberField(buf, pos, TRUNCATED, call.truncated);
     pos = putNumberField(buf, pos, LOST, call.lost);
     pos = putBytes(buf, pos, tail.bytes);
@@ -258,7 +251,15 @@ export class JsonlFormat implements CallEncoder {
     if (tail === undefined || tail.fileIndex !== call.fileIndex || tail.fileName !== fileName || tail.ssl !== call.ssl) {
       const json = `,"file":${this.file(call.fileIndex)},"ssl":"0x${call.ssl.toString(16)}","conn":${conn ? connectionJson(conn) : 'null'},`;
       const bytes = Buffer.from(json, 'utf8');
-      tail = { fileIndex: call.fileIndex, fileName, ssl: call.ssl, bytes, whole: Buffer.from(NOTHING_MISSING + json, 'utf8') };
+      const whole = NOTHING_MISSING + json;
+      tail = {
+        fileIndex: call.fileIndex,
+        fileName,
+        ssl: call.ssl,
+        bytes,
+        wholeText: Buffer.concat([Buffer.from(whole, 'utf8'), TEXT_OPEN]),
+        wholeBase64: Buffer.concat([Buffer.from(whole, 'utf8'), BASE64_OPEN]),
+      };
       if (conn) this.tails.set(conn, tail);
       else this.tailWithoutConn = tail;
     }
@@ -276,21 +277,6 @@ export class JsonlFormat implements CallEncoder {
     if (call.dir === 'write') tail.write = middle;
     else tail.read = middle;
     return middle;
-  }
-
-  /** `middle`'s bytes, the length, `tail.whole` and `"text":"` or `"base64":"`, kept for the next call like it. */
-  private rest(middle: CallMiddle, len: number, text: boolean, tail: CallTail): Buffer {
-    if (middle.rest !== undefined && middle.restLen === len && middle.restText === text) return middle.rest;
-    const open = text ? TEXT_OPEN : BASE64_OPEN;
-    const rest = Buffer.allocUnsafe(middle.bytes.length + MAX_NUMBER_TEXT + tail.whole.length + open.length);
-    let pos = putBytes(rest, 0, middle.bytes);
-    pos = putNumber(rest, pos, len);
-    pos = putBytes(rest, pos, tail.whole);
-    pos = putBytes(rest, pos, open);
-    middle.rest = rest.subarray(0, pos);
-    middle.restLen = len;
-    middle.restText = text;
-    return middle.rest;
   }
 
   /** A connection's `open` or `close` record. */
