@@ -181,7 +181,7 @@ static int push(struct tlstap_spill *spill, void *data, size_t len, size_t charg
 	b->len = len;
 	b->tag = tag;
 	pthread_mutex_lock(&spill->lock);
-	int err = 0;
+	int err = 0, held;
 	// Memory while it has room, else the file; the queue keeps the order across both.
 	if (owner && spill->memory_bytes + charge <= spill->limits.memory_bytes) {
 		b->data = data;
@@ -210,9 +210,11 @@ static int push(struct tlstap_spill *spill, void *data, size_t len, size_t charg
 	spill->stats.bytes += len;
 	if (spill->stats.bytes > spill->stats.peak_bytes)
 		spill->stats.peak_bytes = spill->stats.bytes;
+	/* Read before the unlock: the delivery thread may take (and free) b at once after it. */
+	held = b->owner != NULL;
 	pthread_cond_signal(&spill->ready);
 	pthread_mutex_unlock(&spill->lock);
-	return b->owner ? 1 : 0;
+	return held;
 }
 
 int tlstap_spill_push(struct tlstap_spill *spill, const void *data, size_t len, uint32_t tag)

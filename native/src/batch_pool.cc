@@ -7,7 +7,7 @@ BatchPool::~BatchPool()
 	for (Batch *batch : idle_)
 		delete batch;
 	for (auto &lent : lent_)
-		delete lent.second;
+		delete lent.second.batch;
 }
 
 Batch *BatchPool::Take()
@@ -44,21 +44,33 @@ bool BatchPool::KeepLocked(Batch *batch)
 	return true;
 }
 
-void BatchPool::Lend(Batch *batch)
+uint64_t BatchPool::Lend(Batch *batch)
 {
 	std::lock_guard<std::mutex> lock(mutex_);
-	lent_.emplace(batch->data(), batch);
+	uint64_t token = ++next_token_;
+	lent_[batch->data()] = Lent{batch, token};
+	return token;
 }
 
 bool BatchPool::Return(const void *data)
+{
+	return ReturnIf(data, nullptr);
+}
+
+bool BatchPool::Return(const void *data, uint64_t token)
+{
+	return ReturnIf(data, &token);
+}
+
+bool BatchPool::ReturnIf(const void *data, const uint64_t *token)
 {
 	Batch *batch;
 	{
 		std::lock_guard<std::mutex> lock(mutex_);
 		auto lent = lent_.find(data);
-		if (lent == lent_.end())
+		if (lent == lent_.end() || (token && lent->second.token != *token))
 			return false;
-		batch = lent->second;
+		batch = lent->second.batch;
 		lent_.erase(lent);
 		if (KeepLocked(batch))
 			return true;

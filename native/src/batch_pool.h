@@ -53,23 +53,32 @@ public:
 	Batch *Take();
 	// Back to the pool, or freed when the pool holds enough. Any thread.
 	void Give(Batch *batch);
-	// The batch is lent to JS as a Buffer over its memory. It comes back once, by Return: from JS's
-	// releaseBatch, or else from the Buffer's finalizer, which node runs only on a later turn of
-	// the event loop (under load hundreds of released batches waited for it, and new ones were
-	// allocated meanwhile).
-	void Lend(Batch *batch);
-	// The lent batch whose memory is at data, back into the pool; false if none is lent there (it
-	// came back already, or belongs to another pool). Any thread.
+	// The batch is lent to JS as a Buffer over its memory; the token names this lending. It comes
+	// back once: from JS's releaseBatch, or else from the Buffer's finalizer, which node runs only
+	// on a later turn of the event loop (under load hundreds of released batches waited for it,
+	// and new ones were made meanwhile).
+	uint64_t Lend(Batch *batch);
+	// The lent batch whose memory is at data back into the pool (JS thread, its Buffer still
+	// alive); false if none is lent there. Any thread.
 	bool Return(const void *data);
+	// The same from the Buffer's finalizer: only if that lending (token) is still the batch's, not
+	// a later one of the same memory after JS released it and the producer took it again.
+	bool Return(const void *data, uint64_t token);
 
 private:
 	bool KeepLocked(Batch *batch); // with mutex_ held: false when the pool holds enough (the caller frees it)
+	bool ReturnIf(const void *data, const uint64_t *token);
 
 	const size_t capacity_;
 	const size_t keep_;
 	std::mutex mutex_;
 	std::vector<Batch *> idle_;
-	std::unordered_map<const void *, Batch *> lent_;
+	struct Lent {
+		Batch *batch;
+		uint64_t token;
+	};
+	std::unordered_map<const void *, Lent> lent_;
+	uint64_t next_token_ = 0;
 	std::atomic<uint64_t> made_{0};
 };
 

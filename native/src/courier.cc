@@ -52,11 +52,11 @@ void CallJs(Napi::Env env, Napi::Function callback, Delivery *d)
 	// Lent to JS from here: it comes back to the pool when JS releases it (releaseBatch), or else
 	// when V8 collects the Buffer, whichever is first (BatchPool::Return).
 	Delivery *owner = delivery.release();
-	owner->pool->Lend(owner->batch);
+	uint64_t token = owner->pool->Lend(owner->batch);
 	Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
 		env, owner->batch->data(), owner->batch->size(),
-		[external](Napi::Env env, uint8_t *data, Delivery *owned) {
-			if (owned->pool->Return(data))
+		[external, token](Napi::Env env, uint8_t *data, Delivery *owned) {
+			if (owned->pool->Return(data, token))
 				Napi::MemoryManagement::AdjustExternalMemory(env, -external);
 			delete owned;
 		},

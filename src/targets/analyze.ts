@@ -1,5 +1,5 @@
 // Looks inside one file: which TLS functions it defines, where, and which library they come from.
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ElfFile } from '../elf/index.js';
 import { PROBED_FUNCTIONS, TLS_FUNCTIONS } from '../events/types.js';
@@ -87,8 +87,21 @@ async function analyzeSymbols(c: Candidate, store: AnalysisStore | undefined): P
   const stored = store?.get(c);
   if (stored !== undefined) return stored;
   const analysis = await (await elfReader()).withElfFile(c.openPath, (elf) => analyzeElfSymbols(elf));
-  store?.set(c, analysis);
+  if (store !== undefined && (await stillTheSameFile(c))) store.set(c, analysis);
   return analysis;
+}
+
+/**
+ * Whether `c.openPath` is still the file whose identity `c` holds: a file renamed over it (a
+ * package upgrade) between that stat and the open was analysed instead, and its offsets must not
+ * be stored under the old file's identity, which running processes may still map.
+ */
+async function stillTheSameFile(c: Candidate): Promise<boolean> {
+  const now = await stat(c.openPath, { bigint: true }).catch(() => undefined);
+  return (
+    now !== undefined &&
+    identityKey({ dev: now.dev, ino: now.ino, size: now.size, mtimeNs: now.mtimeNs, ctimeNs: now.ctimeNs }) === identityKey(c)
+  );
 }
 
 /**
