@@ -80,8 +80,7 @@ export function parseTiming(stderr: string): { milestones: Record<string, number
 /** Runs `rounds` starts in each environment, alternating, each stopped with SIGINT once capturing. */
 export async function runStartBench(opts: { rounds: number; log: (s: string) => void }): Promise<StartBenchResult> {
   const asSet: NodeJS.ProcessEnv = { ...process.env, TLSTAP_TIMING: '1' };
-  const without = { ...asSet };
-  delete without.NODE_EXTRA_CA_CERTS;
+  const without: NodeJS.ProcessEnv = { ...commandNodeEnv(), TLSTAP_TIMING: '1' };
   const bin = [TLSTAP_BIN];
   const cli = [process.execPath, CLI];
   // nodeEnv: the environment node itself starts in (the `tlstap` command starts it without the bundle).

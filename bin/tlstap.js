@@ -14,9 +14,10 @@ fi
 exec node "$0" "$@"
 */
 // Run by node (through the lines above, or as `node bin/tlstap.js`): the variable back, then the CLI.
+// Run as `node bin/tlstap.js` with the variable set, the user's own value stays.
 const held = process.env.TLSTAP_NODE_EXTRA_CA_CERTS;
 if (held !== undefined) {
-  process.env.NODE_EXTRA_CA_CERTS = held;
+  process.env.NODE_EXTRA_CA_CERTS ??= held;
   delete process.env.TLSTAP_NODE_EXTRA_CA_CERTS;
 }
 await import('../dist/src/cli.js');

@@ -318,13 +318,6 @@ long tlstap_spill_pop_ref(struct tlstap_spill *spill, void *dst, size_t cap, uin
 	return ret;
 }
 
-long tlstap_spill_pop(struct tlstap_spill *spill, void *dst, size_t cap, uint32_t *tag)
-{
-	void *owner;
-	// Without tlstap_spill_push_ref, no block has an owner.
-	return tlstap_spill_pop_ref(spill, dst, cap, tag, &owner);
-}
-
 void tlstap_spill_close(struct tlstap_spill *spill)
 {
 	pthread_mutex_lock(&spill->lock);

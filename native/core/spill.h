@@ -49,13 +49,11 @@ int tlstap_spill_push(struct tlstap_spill *spill, const void *data, size_t len, 
 int tlstap_spill_push_ref(struct tlstap_spill *spill, void *data, size_t len, size_t charge, void *owner, uint32_t tag);
 // Waits up to timeout_ms for a block and returns its length (0: none came, or closed and empty).
 size_t tlstap_spill_wait(struct tlstap_spill *spill, int timeout_ms);
-// Takes the oldest block into dst (cap bytes at least tlstap_spill_wait's length; one thread at a
-// time takes blocks out, and the copy is made without holding up the producer): its length,
-// 0 when empty, or -errno when the file could not be read (the block is then lost, and counted
-// in the stats' lost_* fields).
-long tlstap_spill_pop(struct tlstap_spill *spill, void *dst, size_t cap, uint32_t *tag);
-// tlstap_spill_pop, but a block held by reference comes back without a copy: *owner is its owner
-// (dst is not used) and the result its length; for any other block *owner is NULL.
+// Takes the oldest block: its length, 0 when empty, or -errno when the file could not be read
+// (the block is then lost, and counted in the stats' lost_* fields). A block held by reference
+// comes back without a copy: *owner is its owner (dst is not used). Any other block is copied into
+// dst (cap bytes at least tlstap_spill_wait's length; one thread at a time takes blocks out, and
+// the copy is made without holding up the producer), and *owner is NULL.
 long tlstap_spill_pop_ref(struct tlstap_spill *spill, void *dst, size_t cap, uint32_t *tag, void **owner);
 // No more pushes: waiters wake, and tlstap_spill_wait returns 0 once the spill is empty.
 void tlstap_spill_close(struct tlstap_spill *spill);

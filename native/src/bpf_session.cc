@@ -17,8 +17,6 @@ namespace tlstap {
 
 namespace {
 
-// What OnSample returns to end a consume call early (the core stops at a negative return).
-constexpr int kStopConsuming = -ECANCELED;
 // Spill limits when startPolling is given none: memory, then the file.
 constexpr double kSpillMemoryBytes = 16.0 * (1 << 20);
 constexpr double kSpillFileBytes = 4.0 * (1 << 30);
@@ -272,13 +270,13 @@ void BpfSession::PollLoop()
 	RaisePollerPriority();
 	while (!stop_.load(std::memory_order_relaxed)) {
 		int ret = tlstap_core_poll(core_, poll_timeout_ms_);
-		if (ret < 0 && ret != -EINTR && ret != kStopConsuming) {
+		if (ret < 0 && ret != -EINTR) {
 			poll_error_ = -ret;
 			break;
 		}
 		// The program wakes us only for a backlog; what came in quietly is read on the timer.
 		ret = tlstap_core_consume(core_);
-		if (ret < 0 && ret != kStopConsuming) {
+		if (ret < 0) {
 			poll_error_ = -ret;
 			break;
 		}

@@ -344,14 +344,16 @@ async function configure(native: BpfBackendSession, settings: KernelSettings, mu
   // Programs a path does not use are not loaded: a kernel may lack what they call.
   await native.setAutoload(ENTRY_PROGRAM, paths.attachCookies);
   for (const name of FUNC_ENTRY_PROGRAMS) await native.setAutoload(name, !paths.attachCookies);
-  for (const name of Object.values(GO_PROGRAMS)) await native.setAutoload(name, paths.attachCookies && settings.goPrograms === true);
+  // Go's programs need attach cookies (5.15).
+  const goLoaded = paths.attachCookies && settings.goPrograms === true;
+  for (const name of Object.values(GO_PROGRAMS)) await native.setAutoload(name, goLoaded);
   for (const name of SYSCALL_PROGRAMS) await native.setAutoload(name, paths.syscallHooks === 'syscalls');
   await native.setAutoload(RAW_SYSCALL_PROGRAM, paths.syscallHooks === 'raw_syscalls');
   await native.setGlobal('.rodata', 'nr_cpus', u32(cpus));
   if (multi) await native.useUprobeMulti([ENTRY_PROGRAM, RETURN_PROGRAM]);
   // Maps no loaded program fills get one entry: the kernel allocates a hash map's entries up front,
   // a few ms of every start for each (Go's without Go's programs; probe_sites with attach cookies).
-  if (!(paths.attachCookies && settings.goPrograms === true)) for (const map of GO_MAPS) await shrinkUnusedMap(native, map);
+  if (!goLoaded) for (const map of GO_MAPS) await shrinkUnusedMap(native, map);
   if (paths.attachCookies) await shrinkUnusedMap(native, 'probe_sites');
 }
 

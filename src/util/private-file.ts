@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, createWriteStream, fstatSync, lstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, constants, createWriteStream, fstatSync, lstatSync, openSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
-import type { WriteStream } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 /** An output file that cannot be opened as asked, with what to do about it. */
@@ -115,7 +114,7 @@ export class FileWriteStream extends Writable {
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
     try {
-      for (const { chunk } of chunks) for (let done = 0; done < chunk.length; ) done += writeSync(this.fd, chunk, done, chunk.length - done);
+      for (const { chunk } of chunks) this.writeNow(chunk);
     } catch (err) {
       callback(err as Error);
       return;
@@ -131,10 +130,6 @@ export class FileWriteStream extends Writable {
       return;
     }
     callback(error);
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    callback();
   }
 }
 
